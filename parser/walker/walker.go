@@ -1,0 +1,663 @@
+// Package walker is a tolerant streaming MIME walker: it turns a raw message into a sequence
+// of entities (header, then body as a stream) without ever holding a whole part in memory.
+//
+// It is built for hostile and broken mail, where go-message's multipart reader gives up and
+// enmime reads everything into memory first. Three choices make that work:
+//
+//   - One line scanner serves the whole message, and one stack holds the boundaries of every
+//     open multipart. A boundary line of any enclosing multipart ends the current part, so an
+//     inner multipart that is never closed cannot swallow the rest of the message.
+//   - The walk is iterative (an explicit stack), so nesting depth costs heap, not goroutine
+//     stack, and is capped by Options.MaxDepth.
+//   - Nothing is fatal. Every repair is reported as an Anomaly with the part's path, and every
+//     cap that cuts something short is reported through Options.Limit.
+//
+// Paths follow IMAP section numbers (RFC 3501 §6.4.5): children of the top-level multipart
+// are "1", "2", ...; the body of a single-part message is "1"; the entities inside a
+// message/rfc822 part "2" are "2.1", "2.2", ... The top-level header has the empty path.
+package walker
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Kind says how an entity's body is walked.
+type Kind uint8
+
+const (
+	// Leaf bodies are read as a stream through Walker.Body.
+	Leaf Kind = iota
+	// Multipart bodies are split into parts; the parts come from the following calls to Next.
+	Multipart
+	// Message bodies are an encapsulated message (message/rfc822 or message/global, not
+	// transfer-encoded); its root entity comes from the next call to Next.
+	Message
+)
+
+// Part is one MIME entity.
+type Part struct {
+	Path        string
+	Depth       int // 0 for the top-level entity; children are one deeper than their parent
+	Header      Header
+	MediaType   string            // lowercased; the RFC 2045/2046 default when absent or unparseable
+	Params      map[string]string // Content-Type parameters, names lowercased
+	Encoding    string            // Content-Transfer-Encoding, lowercased and trimmed; "" when absent
+	Kind        Kind
+	MessageRoot bool // the root entity of a message: the top-level one, or that of a message/rfc822 part
+	DefaultType bool // MediaType is the default, not what the header said
+}
+
+// Anomaly is a repair the walker made. Detail never carries body bytes.
+type Anomaly struct {
+	Code   string
+	Path   string
+	Detail string
+}
+
+// Options bound the walk. Zero means the default.
+type Options struct {
+	MaxDepth       int // deepest entity that is still walked into; default 64
+	MaxParts       int // entities per message; default 10000; the rest of the input is skipped
+	MaxHeaderBytes int // stored header bytes per entity; default 1 MiB; later fields are dropped
+	BufferSize     int // read buffer, and the longest line fragment handed out; default 64 KiB
+
+	Report func(Anomaly)     // receives each repair; nil drops them
+	Limit  func(name string) // receives the name of each limit that cut something short
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = 64
+	}
+	if o.MaxParts <= 0 {
+		o.MaxParts = 10000
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 1 << 20
+	}
+	if o.BufferSize <= 0 {
+		o.BufferSize = 64 << 10
+	}
+	if o.BufferSize < 1024 {
+		o.BufferSize = 1024
+	}
+	return o
+}
+
+type state uint8
+
+const (
+	stateHeader state = iota // the next line starts an entity's header
+	stateBody                // inside a leaf body
+	stateSkip                // in a preamble or epilogue: skip to the next boundary
+	stateEOF
+)
+
+// frame is an open multipart.
+type frame struct {
+	boundary []byte
+	path     string
+	depth    int
+	children int
+	digest   bool // multipart/digest: parts default to message/rfc822
+}
+
+// spec describes the entity whose header comes next.
+type spec struct {
+	path        string
+	depth       int
+	messageRoot bool
+	digest      bool
+}
+
+// Walker walks one message. It is not safe for concurrent use.
+type Walker struct {
+	sc     *scanner
+	opts   Options
+	frames []frame
+	state  state
+	next   spec
+	parts  int
+	err    error // sticky error from the underlying reader
+
+	prevEOL  [3]byte // end-of-line of the previous line, held back until we know the next
+	prevEOLn int     // line is not a boundary (RFC 2046 §5.1.1: that CRLF belongs to it)
+
+	body bodyReader
+	taps []*tap
+}
+
+// New returns a walker over the raw message r.
+func New(r io.Reader, opts Options) *Walker {
+	opts = opts.withDefaults()
+	w := &Walker{
+		sc:    newScanner(r, opts.BufferSize),
+		opts:  opts,
+		state: stateHeader,
+		next:  spec{messageRoot: true},
+	}
+	w.body.w = w
+	w.body.done = true
+	return w
+}
+
+// Next returns the next entity in depth-first order, skipping whatever the caller left unread
+// of the previous leaf's body. It returns io.EOF after the last one, and the reader's error
+// (wrapped) if reading the message failed.
+func (w *Walker) Next() (*Part, error) {
+	if w.state == stateBody {
+		w.body.drain()
+	}
+	for {
+		if w.err != nil {
+			return nil, w.err
+		}
+		switch w.state {
+		case stateHeader:
+			return w.readEntity()
+		case stateSkip:
+			w.skip()
+		default:
+			return nil, io.EOF
+		}
+	}
+}
+
+// Body returns the raw (still transfer-encoded) body of the leaf that Next just returned. It
+// ends at the next boundary line of any open multipart, or at the end of the input.
+func (w *Walker) Body() io.Reader {
+	return &w.body
+}
+
+// Tap copies the raw bytes of the message encapsulated in the Message part that Next just
+// returned to dst, from its first header byte to its last body byte, and calls done when it
+// has ended. Nothing is buffered: dst sees the bytes as the walk reads them.
+func (w *Walker) Tap(dst io.Writer, done func()) {
+	w.taps = append(w.taps, &tap{dst: dst, done: done, level: len(w.frames)})
+}
+
+// Consumed returns the number of input bytes read so far.
+func (w *Walker) Consumed() int64 { return w.sc.consumed }
+
+// LineEndings returns how many lines ended in CRLF, in a bare LF and in a bare CR.
+func (w *Walker) LineEndings() (crlf, lf, cr int64) { return w.sc.crlf, w.sc.lf, w.sc.cr }
+
+func (w *Walker) report(code, path, detail string) {
+	if w.opts.Report != nil {
+		w.opts.Report(Anomaly{Code: code, Path: path, Detail: detail})
+	}
+}
+
+func (w *Walker) limit(name string) {
+	if w.opts.Limit != nil {
+		w.opts.Limit(name)
+	}
+}
+
+// lineInfo is one line fragment with what the walker knows about it.
+type lineInfo struct {
+	data, eol []byte
+	start     bool
+	bidx      int // index in w.frames of the multipart whose boundary this line is; -1 if none
+	closing   bool
+	prev      [3]byte // end-of-line of the line before
+	prevN     int
+}
+
+// nextLine reads one line fragment, recognises boundary lines and feeds the raw taps. Every
+// byte of the input passes through here.
+func (w *Walker) nextLine() (li lineInfo, err error) {
+	li.bidx = -1
+	li.prev, li.prevN = w.prevEOL, w.prevEOLn
+	line, eol, start, err := w.sc.next()
+	if err != nil {
+		if err != io.EOF && w.err == nil {
+			w.err = &ReadError{Err: err}
+		}
+		w.endTaps(li.prev[:li.prevN])
+		w.prevEOLn = 0
+		return li, err
+	}
+	li.data, li.eol, li.start = line, eol, start
+	if start && len(w.frames) > 0 && len(line) >= 2 && line[0] == '-' && line[1] == '-' {
+		li.bidx, li.closing = w.matchBoundary(line)
+	}
+	if len(w.taps) > 0 {
+		w.feedTaps(&li)
+	}
+	w.prevEOLn = copy(w.prevEOL[:], eol)
+	return li, nil
+}
+
+// ReadError is a failure of the underlying reader: the message did not arrive whole. It is the
+// only error the walker returns besides io.EOF.
+type ReadError struct{ Err error }
+
+func (e *ReadError) Error() string { return "reading message: " + e.Err.Error() }
+func (e *ReadError) Unwrap() error { return e.Err }
+
+func (w *Walker) matchBoundary(line []byte) (int, bool) {
+	rest := line[2:]
+	// Trailing whitespace is transport padding (RFC 2046 §5.1.1).
+	for len(rest) > 0 && (rest[len(rest)-1] == ' ' || rest[len(rest)-1] == '\t') {
+		rest = rest[:len(rest)-1]
+	}
+	for i := len(w.frames) - 1; i >= 0; i-- {
+		b := w.frames[i].boundary
+		if len(rest) < len(b) || !bytes.Equal(rest[:len(b)], b) {
+			continue
+		}
+		tail := rest[len(b):]
+		if len(tail) == 0 {
+			return i, false
+		}
+		if len(tail) == 2 && tail[0] == '-' && tail[1] == '-' {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// onBoundary acts on a boundary line of frame i.
+func (w *Walker) onBoundary(i int, closing bool) {
+	for j := len(w.frames) - 1; j > i; j-- {
+		w.report("unclosed_multipart", w.frames[j].path, "ended by an enclosing multipart's boundary")
+	}
+	w.frames = w.frames[:i+1]
+	f := &w.frames[i]
+	if closing {
+		if f.children == 0 {
+			w.report("empty_multipart", f.path, "closing boundary before any part")
+		}
+		w.frames = w.frames[:i]
+		w.state = stateSkip
+		return
+	}
+	f.children++
+	w.next = spec{path: joinPath(f.path, f.children), depth: f.depth + 1, digest: f.digest}
+	w.state = stateHeader
+}
+
+func (w *Walker) atEOF() {
+	for j := len(w.frames) - 1; j >= 0; j-- {
+		f := w.frames[j]
+		if f.children == 0 {
+			w.report("boundary_not_found", f.path, "no line matched the declared boundary")
+		} else {
+			w.report("unclosed_multipart", f.path, "ended by the end of the message")
+		}
+	}
+	w.frames = nil
+	w.state = stateEOF
+}
+
+// skip reads a preamble or epilogue up to the next boundary.
+func (w *Walker) skip() {
+	for {
+		li, err := w.nextLine()
+		if err != nil {
+			w.atEOF()
+			return
+		}
+		if li.bidx >= 0 {
+			w.onBoundary(li.bidx, li.closing)
+			return
+		}
+	}
+}
+
+type headerEnd struct {
+	kind    uint8 // endBlank, endBoundary or endEOF
+	bidx    int
+	closing bool
+}
+
+const (
+	endBlank uint8 = iota
+	endBoundary
+	endEOF
+)
+
+func (w *Walker) readEntity() (*Part, error) {
+	sp := w.next
+	w.parts++
+	if w.parts > w.opts.MaxParts {
+		w.limit("parts")
+		w.state = stateSkip
+		w.frames = nil // nothing can match: skip reads to the end
+		w.skip()
+		if w.err != nil {
+			return nil, w.err
+		}
+		return nil, io.EOF
+	}
+	p := &Part{Path: sp.path, Depth: sp.depth, MessageRoot: sp.messageRoot}
+	end, held := w.readHeader(&p.Header, sp.path, sp.messageRoot && sp.depth == 0)
+	if w.err != nil {
+		return nil, w.err
+	}
+	w.classify(p, sp)
+
+	if end.kind != endBlank {
+		// The header was cut short by a boundary or the end of input: there is no body.
+		w.report("header_unterminated", p.Path, "no blank line after the header")
+		p.Kind = Leaf
+		w.body = bodyReader{w: w, done: true}
+		w.state = stateBody
+		if end.kind == endBoundary {
+			w.onBoundary(end.bidx, end.closing)
+		} else {
+			w.atEOF()
+		}
+		return p, nil
+	}
+	switch p.Kind {
+	case Multipart:
+		w.frames = append(w.frames, frame{
+			boundary: []byte(strings.TrimRight(p.Params["boundary"], " \t")),
+			path:     p.Path,
+			depth:    p.Depth,
+			digest:   p.MediaType == "multipart/digest",
+		})
+		w.state = stateSkip
+	case Message:
+		w.next = spec{path: p.Path, depth: p.Depth + 1, messageRoot: true}
+		w.state = stateHeader
+	default:
+		w.body = bodyReader{w: w, first: true}
+		if held != nil {
+			w.body.rem = held
+			w.body.first = false
+		}
+		w.state = stateBody
+	}
+	return p, nil
+}
+
+// classify sets the media type, encoding, kind and final path of p from its header.
+func (w *Walker) classify(p *Part, sp spec) {
+	ct := p.Header.Get("Content-Type")
+	mt, params, problems := ParseMediaType(ct)
+	for _, pr := range problems {
+		w.report("bad_content_type", sp.path, pr)
+	}
+	if mt == "" || strings.Count(mt, "/") != 1 || strings.HasPrefix(mt, "/") || strings.HasSuffix(mt, "/") {
+		if strings.TrimSpace(ct) != "" {
+			w.report("bad_content_type", sp.path, "unparseable Content-Type, using the default")
+		}
+		mt = "text/plain"
+		if sp.digest {
+			mt = "message/rfc822" // RFC 2046 §5.1.5
+		}
+		p.DefaultType = true
+	}
+	if params == nil {
+		params = map[string]string{}
+	}
+	p.MediaType, p.Params = mt, params
+	p.Encoding = strings.ToLower(strings.TrimSpace(p.Header.Get("Content-Transfer-Encoding")))
+
+	p.Kind = Leaf
+	deeper := p.Depth+1 <= w.opts.MaxDepth
+	switch {
+	case strings.HasPrefix(mt, "multipart/"):
+		switch {
+		case strings.TrimRight(params["boundary"], " \t") == "":
+			w.report("multipart_without_boundary", sp.path, "read as a single part")
+		case !identityEncoding(p.Encoding):
+			w.report("encoded_multipart", sp.path, "multipart with Content-Transfer-Encoding "+p.Encoding)
+		case !deeper:
+			w.limit("depth")
+		default:
+			p.Kind = Multipart
+		}
+	case mt == "message/rfc822" || mt == "message/global":
+		switch {
+		case !identityEncoding(p.Encoding):
+			// Not walkable in line; the caller may decode it and walk the result.
+		case !deeper:
+			w.limit("depth")
+		default:
+			p.Kind = Message
+		}
+	}
+	p.Path = sp.path
+	if sp.messageRoot && p.Kind != Multipart {
+		// A single-part message's body is section 1 of that message.
+		p.Path = joinPath(sp.path, 1)
+	}
+}
+
+func identityEncoding(e string) bool {
+	switch e {
+	case "", "7bit", "8bit", "binary":
+		return true
+	}
+	return false
+}
+
+// readHeader reads header lines into h up to the blank line, a boundary line or the end of
+// input. When the entity turns out to have no header at all, the first body line is returned
+// as held (a copy) so the body reader can hand it out first.
+func (w *Walker) readHeader(h *Header, path string, top bool) (end headerEnd, held []byte) {
+	var cur []byte // the field being assembled: "Name: value" unfolded
+	have, dropping, first := false, false, true
+	stored := 0
+	flush := func() {
+		if have {
+			h.Fields = append(h.Fields, makeField(cur))
+			have, cur = false, cur[:0]
+		}
+	}
+	add := func(b []byte) {
+		if stored+len(b) > w.opts.MaxHeaderBytes {
+			if !dropping {
+				w.limit("header_bytes")
+				w.report("header_truncated", path, "header fields past "+strconv.Itoa(w.opts.MaxHeaderBytes)+" bytes dropped")
+			}
+			dropping, have, cur = true, false, cur[:0]
+			return
+		}
+		stored += len(b)
+		cur = append(cur, b...)
+	}
+	for {
+		li, err := w.nextLine()
+		if err != nil {
+			flush()
+			return headerEnd{kind: endEOF}, nil
+		}
+		if li.bidx >= 0 {
+			flush()
+			return headerEnd{kind: endBoundary, bidx: li.bidx, closing: li.closing}, nil
+		}
+		line := li.data
+		if !li.start { // the rest of a line longer than the buffer
+			if have && !dropping {
+				add(line)
+			}
+			continue
+		}
+		if len(line) == 0 {
+			flush()
+			return headerEnd{kind: endBlank}, nil
+		}
+		if dropping {
+			continue
+		}
+		if first {
+			first = false
+			if top && bytes.HasPrefix(line, []byte("From ")) {
+				w.report("mbox_from_line", path, "leading mbox From_ line skipped")
+				continue
+			}
+			if line[0] != ' ' && line[0] != '\t' && bytes.IndexByte(line, ':') < 0 {
+				w.report("missing_header", path, "entity starts with body text")
+				return headerEnd{kind: endBlank}, append([]byte(nil), line...)
+			}
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if have {
+				add(line) // folded continuation: keep the whitespace, drop the line break
+				continue
+			}
+			w.report("header_leading_whitespace", path, "first header line starts with whitespace")
+			line = bytes.TrimLeft(line, " \t")
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !validFieldName(bytes.TrimRight(line[:colon], " \t")) {
+			if have {
+				// QUIRK: RFC 5322 §2.2 requires folded lines to start with whitespace; some
+				// mailers forget, so join the line to the previous field as enmime does.
+				w.report("header_line_without_colon", path, "unindented continuation joined to the previous field")
+				add([]byte{' '})
+				add(line)
+			} else {
+				w.report("header_line_without_colon", path, "line skipped")
+			}
+			continue
+		}
+		flush()
+		add(line)
+		have = !dropping
+	}
+}
+
+func makeField(raw []byte) Field {
+	colon := bytes.IndexByte(raw, ':')
+	return Field{
+		Name:  string(bytes.TrimRight(raw[:colon], " \t")),
+		Value: string(bytes.TrimSpace(raw[colon+1:])),
+	}
+}
+
+func joinPath(parent string, n int) string {
+	if parent == "" {
+		return strconv.Itoa(n)
+	}
+	return parent + "." + strconv.Itoa(n)
+}
+
+// bodyReader streams the raw body of the current leaf.
+type bodyReader struct {
+	w     *Walker
+	done  bool
+	first bool    // the next line is the body's first: the line end before it belongs to the header
+	eol   [3]byte // a line end waiting to be handed out before rem
+	eolN  int
+	rem   []byte // the rest of the current line (in the scanner's buffer, or a held copy)
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if b.eolN > 0 {
+			c := copy(p[n:], b.eol[:b.eolN])
+			copy(b.eol[:], b.eol[c:b.eolN])
+			b.eolN -= c
+			n += c
+			continue
+		}
+		if len(b.rem) > 0 {
+			c := copy(p[n:], b.rem)
+			b.rem = b.rem[c:]
+			n += c
+			continue
+		}
+		if b.done {
+			break
+		}
+		b.pull()
+	}
+	if n == 0 && b.done {
+		if b.w.err != nil {
+			return 0, b.w.err
+		}
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// pull reads the next line into the output queue, or ends the body.
+func (b *bodyReader) pull() {
+	w := b.w
+	li, err := w.nextLine()
+	if err != nil {
+		b.done = true
+		if !b.first {
+			// Nothing follows the last line, so its line end is body.
+			b.eolN = copy(b.eol[:], li.prev[:li.prevN])
+		}
+		w.atEOF()
+		return
+	}
+	if li.bidx >= 0 {
+		b.done = true
+		w.onBoundary(li.bidx, li.closing)
+		return
+	}
+	if !b.first {
+		b.eolN = copy(b.eol[:], li.prev[:li.prevN])
+	}
+	b.first = false
+	b.rem = li.data
+}
+
+func (b *bodyReader) drain() {
+	for !b.done {
+		b.pull()
+		b.rem, b.eolN = nil, 0
+	}
+}
+
+// tap copies the raw bytes of one encapsulated message.
+type tap struct {
+	dst     io.Writer
+	done    func()
+	level   int // the message ends at a boundary of w.frames[:level], or at the end of input
+	started bool
+}
+
+func (w *Walker) feedTaps(li *lineInfo) {
+	kept := w.taps[:0]
+	for _, t := range w.taps {
+		if li.bidx >= 0 && li.bidx < t.level {
+			t.end()
+			continue
+		}
+		if t.started {
+			t.write(li.prev[:li.prevN])
+		}
+		t.started = true
+		t.write(li.data)
+		kept = append(kept, t)
+	}
+	clear(w.taps[len(kept):])
+	w.taps = kept
+}
+
+// endTaps ends every tap at the end of input; the last line end is part of the message.
+func (w *Walker) endTaps(lastEOL []byte) {
+	for _, t := range w.taps {
+		if t.started {
+			t.write(lastEOL)
+		}
+		t.end()
+	}
+	w.taps = nil
+}
+
+func (t *tap) write(b []byte) {
+	if len(b) > 0 {
+		_, _ = t.dst.Write(b) // taps are hashers; a hash.Hash never fails
+	}
+}
+
+func (t *tap) end() {
+	if t.done != nil {
+		t.done()
+	}
+}

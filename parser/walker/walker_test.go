@@ -1,0 +1,431 @@
+package walker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// walked is what a test sees of one entity.
+type walked struct {
+	path, kind, mtype, body string
+}
+
+func (x walked) String() string {
+	path := x.path
+	if path == "" {
+		path = "top"
+	}
+	return fmt.Sprintf("%s %s %s %q", path, x.kind, x.mtype, x.body)
+}
+
+type result struct {
+	parts     []walked
+	anomalies []string // "code@path"
+	limits    []string
+	taps      map[string]string // message part path → raw bytes of the encapsulated message
+	consumed  int64
+}
+
+func walk(t *testing.T, r io.Reader, opts Options) result {
+	t.Helper()
+	var res result
+	res.taps = map[string]string{}
+	opts.Report = func(a Anomaly) { res.anomalies = append(res.anomalies, a.Code+"@"+a.Path) }
+	opts.Limit = func(n string) { res.limits = append(res.limits, n) }
+	w := New(r, opts)
+	for {
+		p, err := w.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		x := walked{path: p.Path, mtype: p.MediaType}
+		switch p.Kind {
+		case Leaf:
+			x.kind = "leaf"
+			b, err := io.ReadAll(w.Body())
+			if err != nil {
+				t.Fatalf("body of %s: %v", p.Path, err)
+			}
+			x.body = string(b)
+		case Multipart:
+			x.kind = "multipart"
+		case Message:
+			x.kind = "message"
+			var buf bytes.Buffer
+			path := p.Path
+			w.Tap(&buf, func() { res.taps[path] = buf.String() })
+		}
+		res.parts = append(res.parts, x)
+	}
+	res.consumed = w.Consumed()
+	return res
+}
+
+func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+func checkParts(t *testing.T, got []walked, want ...string) {
+	t.Helper()
+	var g []string
+	for _, x := range got {
+		g = append(g, x.String())
+	}
+	if strings.Join(g, "\n") != strings.Join(want, "\n") {
+		t.Errorf("parts:\n got: %s\nwant: %s", strings.Join(g, "\n      "), strings.Join(want, "\n      "))
+	}
+}
+
+func TestSinglePartBodyIsExact(t *testing.T) {
+	msg := crlf("From: a@example.com\nSubject: hi\n\nline one\nline two\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	// The body runs to the end of input, so the final CRLF is body.
+	checkParts(t, res.parts, `1 leaf text/plain "line one\r\nline two\r\n"`)
+	if res.consumed != int64(len(msg)) {
+		t.Errorf("consumed %d of %d bytes", res.consumed, len(msg))
+	}
+	if len(res.anomalies) != 0 {
+		t.Errorf("anomalies: %v", res.anomalies)
+	}
+}
+
+const nested = `From: a@example.com
+Content-Type: multipart/mixed; boundary="outer"
+
+preamble, skipped
+--outer
+Content-Type: multipart/alternative; boundary="outer-alt"
+
+--outer-alt
+Content-Type: text/plain
+
+plain
+--outer-alt
+Content-Type: text/html
+
+<p>html</p>
+--outer-alt--
+--outer
+Content-Type: application/pdf
+Content-Transfer-Encoding: base64
+
+JVBERi0=
+--outer--
+epilogue, skipped
+`
+
+func TestMultipartTreeAndBoundaryPrefix(t *testing.T) {
+	// "outer-alt" starts with "outer": a line "--outer-alt" must match the inner boundary
+	// only, and the CRLF before each boundary line belongs to the boundary.
+	res := walk(t, strings.NewReader(crlf(nested)), Options{})
+	checkParts(t, res.parts,
+		`top multipart multipart/mixed ""`,
+		`1 multipart multipart/alternative ""`,
+		`1.1 leaf text/plain "plain"`,
+		`1.2 leaf text/html "<p>html</p>"`,
+		`2 leaf application/pdf "JVBERi0="`,
+	)
+	if len(res.anomalies) != 0 {
+		t.Errorf("anomalies: %v", res.anomalies)
+	}
+}
+
+func TestLineEndingsGiveTheSameTree(t *testing.T) {
+	for name, conv := range map[string]func(string) string{
+		"lf":    func(s string) string { return s },
+		"cr":    func(s string) string { return strings.ReplaceAll(s, "\n", "\r") },
+		"crcr":  func(s string) string { return strings.ReplaceAll(s, "\n", "\r\r\n") },
+		"mixed": func(s string) string { return strings.Replace(crlf(s), "\r\n", "\n", 5) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			msg := conv(nested)
+			res := walk(t, strings.NewReader(msg), Options{})
+			var paths []string
+			for _, p := range res.parts {
+				paths = append(paths, p.path+" "+p.mtype)
+			}
+			want := " multipart/mixed|1 multipart/alternative|1.1 text/plain|1.2 text/html|2 application/pdf"
+			if got := strings.Join(paths, "|"); got != want {
+				t.Errorf("got %s\nwant %s", got, want)
+			}
+			if res.parts[4].body != "JVBERi0=" {
+				t.Errorf("pdf body %q", res.parts[4].body)
+			}
+			if res.consumed != int64(len(msg)) {
+				t.Errorf("consumed %d of %d", res.consumed, len(msg))
+			}
+		})
+	}
+}
+
+func TestUnclosedInnerMultipartDoesNotHideLaterParts(t *testing.T) {
+	msg := crlf(`Content-Type: multipart/mixed; boundary=A
+
+--A
+Content-Type: multipart/alternative; boundary=B
+
+--B
+Content-Type: text/plain
+
+inner
+--A
+Content-Type: image/png
+
+PNG
+--A--
+`)
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts,
+		`top multipart multipart/mixed ""`,
+		`1 multipart multipart/alternative ""`,
+		`1.1 leaf text/plain "inner"`,
+		`2 leaf image/png "PNG"`,
+	)
+	if got := strings.Join(res.anomalies, ","); got != "unclosed_multipart@1" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+func TestNeverClosedAndMissingBoundary(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\nContent-Type: text/plain\n\ntruncated")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 leaf text/plain "truncated"`)
+	if got := strings.Join(res.anomalies, ","); got != "unclosed_multipart@" {
+		t.Errorf("anomalies %s", got)
+	}
+
+	msg = crlf("Content-Type: multipart/mixed; boundary=A\n\n--Z\nContent-Type: text/plain\n\nx\n")
+	res = walk(t, strings.NewReader(msg), Options{})
+	if got := strings.Join(res.anomalies, ","); got != "boundary_not_found@" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+func TestMultipartWithoutBoundaryIsOnePart(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed\n\nhello\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `1 leaf multipart/mixed "hello\r\n"`)
+	if got := strings.Join(res.anomalies, ","); got != "multipart_without_boundary@" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+const withMessage = `Content-Type: multipart/mixed; boundary=A
+
+--A
+Content-Type: text/plain
+
+cover
+--A
+Content-Type: message/rfc822
+
+From: inner@example.com
+Content-Type: multipart/mixed; boundary=B
+
+--B
+Content-Type: text/plain
+
+inner text
+--B
+Content-Type: application/zip
+
+UEsDBA==
+--B--
+
+--A--
+`
+
+func TestEncapsulatedMessagePathsAndTap(t *testing.T) {
+	msg := crlf(withMessage)
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts,
+		`top multipart multipart/mixed ""`,
+		`1 leaf text/plain "cover"`,
+		`2 message message/rfc822 ""`,
+		`2 multipart multipart/mixed ""`,
+		`2.1 leaf text/plain "inner text"`,
+		`2.2 leaf application/zip "UEsDBA=="`,
+	)
+	// The tap holds the encapsulated message from its first header byte to the byte before
+	// the CRLF that precedes "--A--", including the inner boundaries and the blank line
+	// after "--B--".
+	start := strings.Index(msg, "From: inner@")
+	end := strings.Index(msg, "\r\n--A--")
+	if got, want := res.taps["2"], msg[start:end]; got != want {
+		t.Errorf("tap:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestSinglePartEncapsulatedMessageAndDigestDefault(t *testing.T) {
+	msg := crlf(`Content-Type: multipart/digest; boundary=D
+
+--D
+
+Subject: first
+
+one
+--D
+Content-Type: text/plain
+
+not a message
+--D--
+`)
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts,
+		`top multipart multipart/digest ""`,
+		`1 message message/rfc822 ""`,
+		`1.1 leaf text/plain "one"`,
+		`2 leaf text/plain "not a message"`,
+	)
+	if got, want := res.taps["1"], "Subject: first\r\n\r\none"; got != want {
+		t.Errorf("tap %q, want %q", got, want)
+	}
+}
+
+func TestTapAtEndOfInputKeepsFinalLineEnd(t *testing.T) {
+	msg := "Content-Type: message/rfc822\n\nSubject: x\n\nbody\n"
+	res := walk(t, strings.NewReader(msg), Options{})
+	if got, want := res.taps["1"], "Subject: x\n\nbody\n"; got != want {
+		t.Errorf("tap %q, want %q", got, want)
+	}
+}
+
+func TestHeaderRepairs(t *testing.T) {
+	msg := crlf("From sender@example.com Mon Jan  1 00:00:00 2024\n" +
+		"Subject: folded\n\tsubject\n" +
+		"X-Broken: first\nunindented continuation\n" +
+		"Bad Name: dropped into previous\n" +
+		"Content-Type : text/plain\n" +
+		"\nbody\n")
+	var got []Field
+	var anomalies []string
+	w := New(strings.NewReader(msg), Options{Report: func(a Anomaly) { anomalies = append(anomalies, a.Code) }})
+	p, err := w.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = p.Header.Fields
+	want := []Field{
+		{"Subject", "folded\tsubject"},
+		{"X-Broken", "first unindented continuation Bad Name: dropped into previous"},
+		{"Content-Type", "text/plain"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("fields\n got %q\nwant %q", got, want)
+	}
+	if strings.Join(anomalies, ",") != "mbox_from_line,header_line_without_colon,header_line_without_colon" {
+		t.Errorf("anomalies %v", anomalies)
+	}
+}
+
+func TestPartWithoutHeaderStartsWithBody(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\nno header here\nsecond line\n--A--\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 leaf text/plain "no header here\r\nsecond line"`)
+	if got := strings.Join(res.anomalies, ","); got != "missing_header@1" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+func TestHeaderCutShortByBoundary(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\nContent-Type: text/plain\n--A\nContent-Type: text/html\n\n<b>\n--A--\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 leaf text/plain ""`, `2 leaf text/html "<b>"`)
+	if got := strings.Join(res.anomalies, ","); got != "header_unterminated@1" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+func TestLongLinesComeInFragmentsAndBoundariesStillMatch(t *testing.T) {
+	long := strings.Repeat("x", 5000) + "\r" + strings.Repeat("y", 3000) // a lone CR inside
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\n\n") + long + crlf("\n--A\nContent-Type: text/html\n\nz\n--A--\n")
+	res := walk(t, strings.NewReader(msg), Options{BufferSize: 1024})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`,
+		fmt.Sprintf(`1 leaf text/plain %q`, long), `2 leaf text/html "z"`)
+	if res.consumed != int64(len(msg)) {
+		t.Errorf("consumed %d of %d", res.consumed, len(msg))
+	}
+}
+
+func TestOneByteReadsGiveTheSameResult(t *testing.T) {
+	for _, msg := range []string{crlf(nested), crlf(withMessage), strings.ReplaceAll(nested, "\n", "\r")} {
+		a := walk(t, strings.NewReader(msg), Options{})
+		b := walk(t, iotest.OneByteReader(strings.NewReader(msg)), Options{BufferSize: 1024})
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("one-byte reads differ:\n%v\n%v", a, b)
+		}
+	}
+}
+
+func TestLimits(t *testing.T) {
+	t.Run("parts", func(t *testing.T) {
+		var b strings.Builder
+		b.WriteString("Content-Type: multipart/mixed; boundary=A\r\n\r\n")
+		for range 50 {
+			b.WriteString("--A\r\n\r\nx\r\n")
+		}
+		b.WriteString("--A--\r\n")
+		res := walk(t, strings.NewReader(b.String()), Options{MaxParts: 10})
+		if len(res.parts) != 10 { // MaxParts counts entities: the top-level one and 9 parts
+			t.Errorf("got %d entities", len(res.parts))
+		}
+		if strings.Join(res.limits, ",") != "parts" {
+			t.Errorf("limits %v", res.limits)
+		}
+		if res.consumed != int64(b.Len()) {
+			t.Errorf("consumed %d of %d", res.consumed, b.Len())
+		}
+	})
+	t.Run("depth", func(t *testing.T) {
+		var b strings.Builder
+		for i := range 100 {
+			fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i)
+		}
+		b.WriteString("\r\ndeep\r\n")
+		res := walk(t, strings.NewReader(b.String()), Options{MaxDepth: 5})
+		last := res.parts[len(res.parts)-1]
+		if last.kind != "leaf" || last.path != "1.1.1.1.1" || !strings.HasSuffix(last.body, "deep\r\n") {
+			t.Errorf("last part %v", last)
+		}
+		if strings.Join(res.limits, ",") != "depth" {
+			t.Errorf("limits %v", res.limits)
+		}
+	})
+	t.Run("header bytes", func(t *testing.T) {
+		msg := "Subject: " + strings.Repeat("s", 2000) + "\r\nX-A: 1\r\n\r\nbody"
+		var fields []Field
+		w := New(strings.NewReader(msg), Options{MaxHeaderBytes: 1000, Limit: func(string) {}})
+		p, err := w.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields = p.Header.Fields
+		body, _ := io.ReadAll(w.Body())
+		if len(fields) != 0 || string(body) != "body" {
+			t.Errorf("fields %d, body %q", len(fields), body)
+		}
+	})
+}
+
+func TestReadErrorIsReturned(t *testing.T) {
+	boom := errors.New("connection reset")
+	r := io.MultiReader(strings.NewReader("Subject: x\r\n\r\npartial"), iotest.ErrReader(boom))
+	w := New(r, Options{})
+	if _, err := w.Next(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := io.ReadAll(w.Body())
+	var re *ReadError
+	if !errors.As(err, &re) || !errors.Is(err, boom) {
+		t.Fatalf("body error %v, want a ReadError wrapping %v", err, boom)
+	}
+	if _, err := w.Next(); !errors.Is(err, boom) {
+		t.Fatalf("Next error %v", err)
+	}
+}
