@@ -1,0 +1,291 @@
+package uploader
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/journalsensor/sensor/uploader/spool"
+)
+
+// httpSender POSTs batches to {URL}/v1/records.
+type httpSender struct {
+	u        *Uploader
+	endpoint string
+	token    string
+	client   *http.Client
+}
+
+var _ sender = (*httpSender)(nil)
+
+func newHTTPSender(u *Uploader, p *url.URL) (*httpSender, error) {
+	var errs []error
+	bad := func(field string, err error) { errs = append(errs, fmt.Errorf("uploader: %s: %w", field, err)) }
+	if p.Host == "" {
+		bad("URL", errors.New("no host"))
+	}
+	if p.User != nil {
+		// Credentials in a URL end up in logs and error messages; the token file is the place.
+		bad("URL", errors.New("must not carry user info; use the token"))
+	}
+	if p.RawQuery != "" || p.Fragment != "" {
+		bad("URL", errors.New("must not have a query or fragment"))
+	}
+	token := strings.TrimSpace(u.cfg.Token)
+	if strings.ContainsFunc(token, func(r rune) bool { return r < 0x21 || r == 0x7f || r >= utf8.RuneSelf }) {
+		bad("Token", errors.New("contains characters not allowed in an HTTP header"))
+	}
+
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if u.cfg.CAFile != "" {
+		pem, err := os.ReadFile(u.cfg.CAFile)
+		if err != nil {
+			bad("CAFile", err)
+		} else {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				bad("CAFile", fmt.Errorf("%s: no PEM certificate found", u.cfg.CAFile))
+			}
+			tlsCfg.RootCAs = pool
+		}
+	}
+	switch {
+	case u.cfg.ClientCertFile != "" && u.cfg.ClientKeyFile != "":
+		cert, err := tls.LoadX509KeyPair(u.cfg.ClientCertFile, u.cfg.ClientKeyFile)
+		if err != nil {
+			bad("ClientCertFile", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{cert}
+	case u.cfg.ClientCertFile != "":
+		bad("ClientKeyFile", errors.New("needed with ClientCertFile"))
+	case u.cfg.ClientKeyFile != "":
+		bad("ClientCertFile", errors.New("needed with ClientKeyFile"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	tr := cleanhttp.DefaultPooledTransport() // keep-alive, proxy from the environment
+	tr.TLSClientConfig = tlsCfg
+	tr.ForceAttemptHTTP2 = true // a custom TLSClientConfig turns HTTP/2 off unless asked for
+	client := &http.Client{
+		Transport: tr,
+		Timeout:   u.cfg.RequestTimeout,
+		// A redirect could lead the records to another host, or to plain http; a pipeline has
+		// no business redirecting uploads, so the 3xx is treated as a failure and logged.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	ep := *p
+	ep.Path = strings.TrimSuffix(p.Path, "/") + "/v1/records"
+	ep.RawPath = ""
+	return &httpSender{u: u, endpoint: ep.String(), token: token, client: client}, nil
+}
+
+// class is what a response means for the batch.
+type class int
+
+const (
+	classDelivered class = iota
+	classRetry           // the pipeline or the path to it is not ready: try again
+	classAuth            // our credentials are wrong: keep everything, try again slowly
+	classPoison          // the batch itself is refused: retrying cannot help
+)
+
+func classify(status int) class {
+	switch {
+	case status >= 200 && status < 300:
+		return classDelivered
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return classAuth
+	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests:
+		return classRetry
+	case status >= 400 && status < 500:
+		return classPoison
+	default:
+		// 5xx, and anything a pipeline should not answer (1xx, 3xx): nothing is lost by trying
+		// again, and giving up would lose the batch.
+		return classRetry
+	}
+}
+
+func (h *httpSender) send(ctx context.Context, b spool.Batch) (verdict, error) {
+	a := &attempts{h: h, b: b}
+	rc := &retryablehttp.Client{
+		HTTPClient: h.client,
+		// Never give up while ctx lives: the spool holds the batch, and the pipeline will be back.
+		RetryMax:       math.MaxInt,
+		CheckRetry:     a.checkRetry,
+		Backoff:        a.backoff,
+		RequestLogHook: a.starting,
+	}
+	// Each attempt reopens the spool file, and net/http closes it when the request is done,
+	// so an upload body is never held in memory.
+	body := retryablehttp.ReaderFunc(func() (io.Reader, error) {
+		f, err := h.u.sp.OpenBatch(b.ID)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	})
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, h.endpoint, body)
+	if err != nil {
+		return verdict{}, err
+	}
+	req.ContentLength = b.Size // retryablehttp cannot know the length of an *os.File
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Idempotency-Key", b.ID)
+	req.Header.Set("User-Agent", h.u.cfg.UserAgent)
+	if h.token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.token)
+	}
+
+	resp, err := rc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return verdict{}, ctx.Err()
+		}
+		return verdict{}, err
+	}
+	defer drain(resp.Body)
+	if classify(resp.StatusCode) == classDelivered {
+		return verdict{delivered: true, status: resp.StatusCode}, nil
+	}
+	// checkRetry retries every other class, so this is poison.
+	return verdict{status: resp.StatusCode, reason: a.reason}, nil
+}
+
+// drain reads what is left of a response (bounded) so the connection can be reused.
+func drain(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	_ = body.Close()
+}
+
+// attempts follows the delivery of one batch through retryablehttp: it counts, logs and
+// classifies each attempt and picks the wait before the next.
+type attempts struct {
+	h      *httpSender
+	b      spool.Batch
+	n      int
+	start  time.Time
+	reason string // the last refusal, from the status and the start of the response body
+}
+
+func (a *attempts) starting(_ retryablehttp.Logger, _ *http.Request, _ int) {
+	a.start = time.Now()
+}
+
+func (a *attempts) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	a.n++
+	u := a.h.u
+	u.update(func(s *Stats) { s.Attempts++ })
+	attrs := []any{"batch", a.b.ID, "records", a.b.Records, "bytes", a.b.Bytes, "size", a.b.Size, "attempt", a.n,
+		"duration", time.Since(a.start).Round(time.Millisecond)}
+	if err != nil {
+		// Network and TLS errors alike, an untrusted certificate included: the operator may be
+		// fixing the CA file or the pipeline its certificate, and the batch must wait for that.
+		u.noteFailure(err)
+		u.log.Warn("upload attempt failed", append(attrs, "error", err)...)
+		return true, nil
+	}
+	attrs = append(attrs, "status", resp.StatusCode)
+	switch classify(resp.StatusCode) {
+	case classDelivered:
+		u.log.Info("pipeline accepted batch", attrs...)
+		return false, nil
+	case classPoison:
+		a.reason = refusal(resp)
+		u.noteFailure(errors.New(a.reason))
+		return false, nil
+	case classAuth:
+		a.reason = refusal(resp)
+		u.noteFailure(errors.New(a.reason))
+		u.update(func(s *Stats) { s.AuthFailing = true })
+		u.log.Error("pipeline rejected our credentials; keeping the batch and retrying",
+			append(attrs, "reason", a.reason)...)
+		return true, nil
+	default:
+		a.reason = refusal(resp)
+		u.noteFailure(errors.New(a.reason))
+		level := slog.LevelWarn
+		if resp.StatusCode < 400 {
+			level = slog.LevelError // a redirect or stray status is a misconfiguration, not an outage
+		}
+		u.log.Log(context.Background(), level, "pipeline not ready; will retry", append(attrs, "reason", a.reason)...)
+		return true, nil
+	}
+}
+
+// backoff picks the wait before the next attempt. attempt counts from 0.
+func (a *attempts) backoff(_, _ time.Duration, attempt int, resp *http.Response) time.Duration {
+	cfg := a.h.u.cfg
+	if resp != nil {
+		if classify(resp.StatusCode) == classAuth {
+			return cfg.MaxBackoff // slow: a human has to fix the token
+		}
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			// The server knows best when it will be back, but a 0 must not become a hot loop,
+			// and retryablehttp would otherwise wait as long as any server says.
+			return min(max(d, cfg.MinBackoff), cfg.MaxRetryAfter)
+		}
+	}
+	return a.h.u.backoff(attempt)
+}
+
+// retryAfter parses a Retry-After value: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		if n > int64(math.MaxInt64/time.Second) {
+			return time.Duration(math.MaxInt64), true
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}
+
+// refusal describes a non-2xx response for logs and Stats: the status and the start of the
+// body, which is where a pipeline says what it disliked.
+func refusal(resp *http.Response) string {
+	buf := make([]byte, 256)
+	n, _ := io.ReadFull(resp.Body, buf)
+	text := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, string(buf[:n]))
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return "HTTP " + resp.Status
+	}
+	return "HTTP " + resp.Status + ": " + text
+}

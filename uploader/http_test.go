@@ -1,0 +1,431 @@
+package uploader
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+const testToken = "s3cr3t-token-value"
+
+func TestDeliversOverHTTPS(t *testing.T) {
+	f := newFixture(t)
+	p := &pipeline{}
+	srv, ca := startPipeline(t, p, true)
+	cfg := f.config(srv.URL + "/pipe/")
+	cfg.Token = testToken + "\n" // as read from a token file
+	cfg.CAFile = ca
+	cfg.UserAgent = "journal-sensor/test"
+	u := f.newUploader(cfg)
+
+	lines := f.commit(3)
+	f.run(u)
+	waitFor(t, "the batch to be delivered and deleted", func() bool {
+		s := u.Stats()
+		return s.BatchesDelivered == 1 && s.PendingBatches == 0 && s.PendingRecords == 0
+	})
+
+	reqs, _ := p.seen()
+	if len(reqs) != 1 {
+		t.Fatalf("pipeline saw %d requests, want 1", len(reqs))
+	}
+	r := reqs[0]
+	if r.method != http.MethodPost || r.path != "/pipe/v1/records" {
+		t.Errorf("request = %s %s, want POST /pipe/v1/records", r.method, r.path)
+	}
+	if r.proto != 2 {
+		t.Errorf("request used HTTP/%d, want HTTP/2 when the server offers it", r.proto)
+	}
+	key := r.header.Get("Idempotency-Key")
+	for name, want := range map[string]string{
+		"Content-Type":     "application/x-ndjson",
+		"Content-Encoding": "gzip",
+		"Authorization":    "Bearer " + testToken,
+		"User-Agent":       "journal-sensor/test",
+	} {
+		if got := r.header.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if _, err := ulid.ParseStrict(key); err != nil {
+		t.Errorf("Idempotency-Key %q is not a ULID: %v", key, err)
+	}
+	if r.gzipName != key+".ndjson" {
+		t.Errorf("Idempotency-Key %q is not the batch id (gzip name %q)", key, r.gzipName)
+	}
+	if r.length <= 0 || r.length != int64(r.raw) {
+		t.Errorf("Content-Length = %d, body was %d bytes; want the file size announced", r.length, r.raw)
+	}
+	if r.err != nil {
+		t.Fatalf("body is not gzip NDJSON: %v", r.err)
+	}
+	if !slices.Equal(r.lines, lines) {
+		t.Errorf("uploaded lines = %q\nwant %q", r.lines, lines)
+	}
+	if left := entries(t, filepath.Join(f.dir, "batches")); len(left) != 0 {
+		t.Errorf("batches/ after a 2xx = %v, want empty", left)
+	}
+	s := u.Stats()
+	if s.RecordsDelivered != 3 || s.Attempts != 1 || s.Failures != 0 || s.AuthFailing {
+		t.Errorf("stats = %+v", s)
+	}
+	if logs := f.logs.String(); strings.Contains(logs, testToken) {
+		t.Errorf("the token appears in the log:\n%s", logs)
+	}
+}
+
+func TestLeftoverBatchesGoFirst(t *testing.T) {
+	f := newFixture(t)
+	old := f.commit(2)
+	pending, err := f.sp.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftover, err := f.sp.FormBatch(pending) // as if an earlier run had batched them and died
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := f.commit(1)
+
+	p := &pipeline{}
+	srv, ca := startPipeline(t, p, false)
+	cfg := f.config(srv.URL)
+	cfg.CAFile = ca
+	u := f.newUploader(cfg)
+	f.run(u)
+	waitFor(t, "both batches", func() bool { return u.Stats().BatchesDelivered == 2 })
+
+	reqs, _ := p.seen()
+	if len(reqs) != 2 {
+		t.Fatalf("pipeline saw %d requests, want 2", len(reqs))
+	}
+	if k := reqs[0].header.Get("Idempotency-Key"); k != leftover.ID {
+		t.Errorf("first upload was %s, want the leftover batch %s", k, leftover.ID)
+	}
+	if !slices.Equal(reqs[0].lines, old) || !slices.Equal(reqs[1].lines, newer) {
+		t.Errorf("uploads = %q then %q, want %q then %q", reqs[0].lines, reqs[1].lines, old, newer)
+	}
+	if reqs[0].header.Get("Authorization") != "" {
+		t.Error("Authorization sent with no token configured")
+	}
+}
+
+func TestRetries503ThenDelivers(t *testing.T) {
+	f := newFixture(t)
+	p := &pipeline{answer: func(n int, w http.ResponseWriter) {
+		if n < 2 {
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+		}
+	}}
+	srv, ca := startPipeline(t, p, false)
+	cfg := f.config(srv.URL)
+	cfg.CAFile = ca
+	u := f.newUploader(cfg)
+	lines := f.commit(2)
+	f.run(u)
+	waitFor(t, "delivery", func() bool { return u.Stats().BatchesDelivered == 1 })
+
+	reqs, _ := p.seen()
+	if len(reqs) != 3 {
+		t.Fatalf("pipeline saw %d requests, want 3", len(reqs))
+	}
+	for i, r := range reqs {
+		if r.header.Get("Idempotency-Key") != reqs[0].header.Get("Idempotency-Key") {
+			t.Errorf("attempt %d has another Idempotency-Key", i)
+		}
+		if !slices.Equal(r.lines, lines) {
+			t.Errorf("attempt %d body = %q, want the whole batch again", i, r.lines)
+		}
+	}
+	s := u.Stats()
+	if s.Attempts != 3 || s.Failures != 2 || !strings.Contains(s.LastError, "503") {
+		t.Errorf("stats = %+v, want 3 attempts, 2 failures, last error naming the 503", s)
+	}
+	if s.PendingBatches != 0 || s.RecordsDelivered != 2 {
+		t.Errorf("stats = %+v, want everything delivered", s)
+	}
+}
+
+func TestHonoursRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		retryAfter    string
+		maxRetryAfter time.Duration
+		atLeast       time.Duration
+		below         time.Duration
+	}{
+		{"seconds", "1", 5 * time.Second, 950 * time.Millisecond, 3 * time.Second},
+		{"capped", "3600", 150 * time.Millisecond, 140 * time.Millisecond, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			p := &pipeline{answer: func(n int, w http.ResponseWriter) {
+				if n == 0 {
+					w.Header().Set("Retry-After", tc.retryAfter)
+					w.WriteHeader(http.StatusTooManyRequests)
+				}
+			}}
+			srv, ca := startPipeline(t, p, false)
+			cfg := f.config(srv.URL)
+			cfg.CAFile = ca
+			cfg.MaxRetryAfter = tc.maxRetryAfter
+			u := f.newUploader(cfg)
+			f.commit(1)
+			f.run(u)
+			waitFor(t, "delivery", func() bool { return u.Stats().BatchesDelivered == 1 })
+
+			_, at := p.seen()
+			if len(at) != 2 {
+				t.Fatalf("pipeline saw %d requests, want 2", len(at))
+			}
+			if gap := at[1].Sub(at[0]); gap < tc.atLeast || gap >= tc.below {
+				t.Errorf("retried after %v, want within [%v, %v)", gap, tc.atLeast, tc.below)
+			}
+		})
+	}
+}
+
+func TestRetryAfterParsing(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"120", 2 * time.Minute, true},
+		{" 0 ", 0, true},
+		{"Sun, 01 Mar 2026 12:00:30 GMT", 30 * time.Second, true},
+		{"Sunday, 01-Mar-26 12:01:00 GMT", time.Minute, true},
+		{"Sun, 01 Mar 2026 11:00:00 GMT", 0, true}, // in the past: now
+		{"99999999999999999999", 0, false},
+		{"-5", 0, false},
+		{"soon", 0, false},
+		{"", 0, false},
+	} {
+		got, ok := retryAfter(tc.in, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+	if d, ok := retryAfter("9223372036854775807", now); !ok || d <= 0 {
+		t.Errorf("huge Retry-After = %v, %v; want a positive duration (capped later)", d, ok)
+	}
+}
+
+func TestUnauthorizedKeepsBatchAndSaysSo(t *testing.T) {
+	f := newFixture(t)
+	p := &pipeline{answer: func(n int, w http.ResponseWriter) {
+		http.Error(w, "token expired", http.StatusUnauthorized)
+	}}
+	srv, ca := startPipeline(t, p, false)
+	cfg := f.config(srv.URL)
+	cfg.CAFile = ca
+	cfg.Token = testToken
+	u := f.newUploader(cfg)
+	lines := f.commit(2)
+	f.run(u)
+	waitFor(t, "three refused attempts", func() bool { return p.count() >= 3 })
+
+	s := u.Stats()
+	if !s.AuthFailing || s.PendingBatches != 1 || s.BatchesDeadLettered != 0 {
+		t.Errorf("stats = %+v, want auth failing and the batch kept", s)
+	}
+	_, at := p.seen()
+	if gap := at[2].Sub(at[1]); gap < cfg.MaxBackoff {
+		t.Errorf("retried after %v, want the slow MaxBackoff %v", gap, cfg.MaxBackoff)
+	}
+	logs := f.logs.String()
+	if n := strings.Count(logs, "level=ERROR msg=\"pipeline rejected our credentials"); n < 2 {
+		t.Errorf("%d ERROR lines about credentials, want one per refused attempt:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, "token expired") {
+		t.Error("the log does not carry the pipeline's reason")
+	}
+	if strings.Contains(logs, testToken) {
+		t.Error("the token appears in the log")
+	}
+
+	p.setAnswer(nil) // the operator fixed the token
+	waitFor(t, "delivery", func() bool { return u.Stats().BatchesDelivered == 1 })
+	if s := u.Stats(); s.AuthFailing {
+		t.Error("AuthFailing still set after a 2xx")
+	}
+	reqs, _ := p.seen()
+	if last := reqs[len(reqs)-1]; !slices.Equal(last.lines, lines) {
+		t.Errorf("delivered %q, want %q", last.lines, lines)
+	}
+}
+
+func TestBadRequestDeadLettersBatch(t *testing.T) {
+	f := newFixture(t)
+	p := &pipeline{answer: func(n int, w http.ResponseWriter) {
+		if n == 0 {
+			http.Error(w, "record 2: schema violation", http.StatusBadRequest)
+		}
+	}}
+	srv, ca := startPipeline(t, p, false)
+	cfg := f.config(srv.URL)
+	cfg.CAFile = ca
+	u := f.newUploader(cfg)
+	f.commit(3)
+	f.run(u)
+	waitFor(t, "dead letter", func() bool { return u.Stats().BatchesDeadLettered == 1 })
+
+	dead := entries(t, filepath.Join(f.dir, "deadletter"))
+	if len(dead) != 1 || !strings.HasSuffix(dead[0], ".ndjson.gz") {
+		t.Errorf("deadletter/ = %v, want the batch", dead)
+	}
+	if left := entries(t, filepath.Join(f.dir, "batches")); len(left) != 0 {
+		t.Errorf("batches/ = %v, want empty", left)
+	}
+	s := u.Stats()
+	if s.RecordsDeadLettered != 3 || s.DeadLetters != 1 || s.BatchesDelivered != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+	if !strings.Contains(f.logs.String(), "schema violation") {
+		t.Error("the log does not carry the pipeline's reason")
+	}
+
+	// The refused batch is not retried, and later records still flow.
+	f.commit(1)
+	waitFor(t, "the next batch", func() bool { return u.Stats().BatchesDelivered == 1 })
+	if n := p.count(); n != 2 {
+		t.Errorf("pipeline saw %d requests, want the refused one and the next one", n)
+	}
+}
+
+func TestDeliversEverythingAfterOutage(t *testing.T) {
+	f := newFixture(t)
+	p := &pipeline{}
+	down := func(n int, w http.ResponseWriter) {
+		if n%2 == 0 {
+			// A dropped connection: a network error, not an HTTP answer.
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
+		http.Error(w, "down", http.StatusBadGateway)
+	}
+	p.setAnswer(down)
+	srv, ca := startPipeline(t, p, false)
+	cfg := f.config(srv.URL)
+	cfg.CAFile = ca
+	cfg.BatchMaxRecords = 10
+	u := f.newUploader(cfg)
+	f.run(u)
+
+	var want []string
+	want = append(want, f.commit(5)...)
+	waitFor(t, "failed attempts", func() bool { return u.Stats().Failures >= 4 })
+	want = append(want, f.commit(20)...)
+	time.Sleep(20 * time.Millisecond)
+	want = append(want, f.commit(5)...)
+	if s := u.Stats(); s.RecordsDelivered != 0 {
+		t.Fatalf("delivered %d records while the pipeline was down", s.RecordsDelivered)
+	}
+
+	p.setAnswer(nil)
+	waitFor(t, "everything delivered", func() bool {
+		s := u.Stats()
+		return s.RecordsDelivered >= int64(len(want)) && s.PendingRecords == 0 && s.PendingBatches == 0
+	})
+
+	got := map[string]bool{}
+	reqs, _ := p.seen()
+	for _, r := range reqs {
+		if r.err != nil {
+			continue
+		}
+		if len(r.lines) > cfg.BatchMaxRecords {
+			t.Errorf("a batch of %d records, want at most %d", len(r.lines), cfg.BatchMaxRecords)
+		}
+		for _, l := range r.lines {
+			got[l] = true
+		}
+	}
+	for _, l := range want {
+		if !got[l] {
+			t.Errorf("record never delivered: %s", l)
+		}
+	}
+}
+
+func TestUntrustedCertificateIsRefused(t *testing.T) {
+	f := newFixture(t)
+	p := &pipeline{}
+	srv, _ := startPipeline(t, p, false)
+	cfg := f.config(srv.URL)
+	cfg.CAFile = otherCA(t)
+	u := f.newUploader(cfg)
+	f.commit(1)
+	stop := f.run(u)
+	waitFor(t, "retried attempts", func() bool { return u.Stats().Attempts >= 3 })
+	stop()
+
+	if n := p.count(); n != 0 {
+		t.Errorf("the server got %d requests through an untrusted certificate", n)
+	}
+	s := u.Stats()
+	if !strings.Contains(s.LastError, "certificate") {
+		t.Errorf("last error = %q, want it to name the certificate problem", s.LastError)
+	}
+	if left := entries(t, filepath.Join(f.dir, "batches")); len(left) != 1 {
+		t.Errorf("batches/ = %v, want the batch kept", left)
+	}
+	if s.BatchesDelivered != 0 || s.BatchesDeadLettered != 0 {
+		t.Errorf("stats = %+v, want the batch neither delivered nor dead-lettered", s)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.txt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Config)
+		field string
+	}{
+		{"empty URL", func(c *Config) { c.URL = "" }, "URL"},
+		{"plain http", func(c *Config) { c.URL = "http://pipeline.example" }, "URL"},
+		{"unknown scheme", func(c *Config) { c.URL = "ftp://pipeline.example" }, "URL"},
+		{"no host", func(c *Config) { c.URL = "https:///v1" }, "URL"},
+		{"credentials in URL", func(c *Config) { c.URL = "https://u:p@pipeline.example" }, "URL"},
+		{"relative file URL", func(c *Config) { c.URL = "file://sensor-data/outbox" }, "URL"},
+		{"missing CA file", func(c *Config) { c.CAFile = filepath.Join(dir, "nope.pem") }, "CAFile"},
+		{"CA file without PEM", func(c *Config) { c.CAFile = notPEM }, "CAFile"},
+		{"cert without key", func(c *Config) { c.ClientCertFile = notPEM }, "ClientKeyFile"},
+		{"unreadable client cert", func(c *Config) { c.ClientCertFile, c.ClientKeyFile = notPEM, notPEM }, "ClientCertFile"},
+		{"token with newline inside", func(c *Config) { c.Token = "a\nb" }, "Token"},
+		{"backoff upside down", func(c *Config) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Second }, "MinBackoff"},
+		{"negative batch size", func(c *Config) { c.BatchMaxRecords = -1 }, "BatchMaxRecords"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{URL: "https://pipeline.example"}
+			tc.edit(&cfg)
+			_, err := New(cfg, f.sp)
+			if err == nil {
+				t.Fatal("New succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), tc.field+":") {
+				t.Errorf("error %q does not name the field %s", err, tc.field)
+			}
+		})
+	}
+	for _, ok := range []string{"https://pipeline.example", "https://pipeline.example:8443/prefix/", "file:///" + dir[1:] + "/outbox"} {
+		if _, err := New(Config{URL: ok}, f.sp); err != nil {
+			t.Errorf("New(%q) = %v, want it accepted", ok, err)
+		}
+	}
+}

@@ -1,0 +1,531 @@
+// Package spool is the sensor's durable record store: a record is committed here, fsync'd,
+// before the SMTP session answers 250, and stays here until the pipeline has it.
+//
+// Everything is plain files, so an operator can inspect it with ls, zcat and jq. Under the
+// spool directory (normally <data-dir>/spool):
+//
+//	tmp/                          files being written; Open deletes whatever a crash left here
+//	records/<id>.json             one committed record: one JSON object and "\n"; <id> is the
+//	                              record's ULID, so `ls` order is arrival order
+//	records/<name>.broken         a record file Open (or batching) could not read or parse,
+//	                              set aside and counted instead of blocking the spool
+//	batches/<batch-id>.ndjson.gz  records gathered for one upload: gzip of their NDJSON lines;
+//	                              <batch-id> is a ULID and the upload's Idempotency-Key, and the
+//	                              gzip header comment says "records=N bytes=M" (uncompressed)
+//	deadletter/<batch-id>.ndjson.gz  batches the pipeline refused for good; kept, never deleted
+//
+// Directories are 0700 and files 0600. Every file appears by the same sequence: write a temp
+// file in tmp/, fsync it, rename it into place, fsync the directory. Forming a batch writes
+// the batch that way first and only then removes its record files, so a crash in between can
+// send a record twice (the pipeline deduplicates by record id) but never lose one.
+package spool
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/oklog/ulid/v2"
+)
+
+const (
+	dirTmp        = "tmp"
+	dirRecords    = "records"
+	dirBatches    = "batches"
+	dirDeadLetter = "deadletter"
+
+	recordExt    = ".json"
+	batchExt     = ".ndjson.gz"
+	brokenSuffix = ".broken"
+
+	dirPerm = 0o700
+)
+
+// Spool is a spool directory opened for use. Its methods are safe for concurrent use: many
+// SMTP sessions Commit while one uploader forms and removes batches.
+type Spool struct {
+	dir    string
+	log    *slog.Logger
+	fs     fsys
+	notify chan struct{}
+
+	mu    sync.Mutex
+	usage Usage
+}
+
+// Usage is what the spool holds, for the spool budget and the status page.
+type Usage struct {
+	Records     int   // committed records not yet in a batch
+	RecordBytes int64 // their size on disk (uncompressed NDJSON)
+	Batches     int   // batches waiting for delivery
+	BatchBytes  int64 // their size on disk (compressed)
+	Broken      int   // *.broken record files set aside
+	DeadLetters int   // files in deadletter/
+}
+
+// Bytes is the disk the spool uses for what it still has to deliver.
+func (u Usage) Bytes() int64 { return u.RecordBytes + u.BatchBytes }
+
+// Entry is one pending record file.
+type Entry struct {
+	ID    string
+	Bytes int64 // size of its NDJSON line, "\n" included
+}
+
+// Batch is one batch file waiting for delivery.
+type Batch struct {
+	ID      string // ULID; the Idempotency-Key
+	Records int    // -1 when the gzip header could not be read
+	Bytes   int64  // uncompressed NDJSON bytes; -1 when unknown
+	Size    int64  // bytes on disk (compressed): the request body's length
+}
+
+// Open opens the spool in dir, creating it if needed, and recovers from a crash: it deletes
+// temp files and sets aside record files it cannot parse as <name>.broken. A broken entry is
+// logged and counted; it never stops the spool from opening.
+func Open(dir string, logger *slog.Logger) (*Spool, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Spool{
+		dir:    dir,
+		log:    logger,
+		fs:     osFS{},
+		notify: make(chan struct{}, 1),
+	}
+	for _, sub := range []string{"", dirTmp, dirRecords, dirBatches, dirDeadLetter} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), dirPerm); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	if err := s.cleanTmp(); err != nil {
+		return nil, err
+	}
+	if err := s.scanRecords(); err != nil {
+		return nil, err
+	}
+	if err := s.scanBatches(); err != nil {
+		return nil, err
+	}
+	dead, err := os.ReadDir(s.path(dirDeadLetter))
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	s.usage.DeadLetters = len(dead)
+	u := s.usage
+	s.log.Info("spool opened", "dir", dir, "records", u.Records, "record_bytes", u.RecordBytes,
+		"batches", u.Batches, "batch_bytes", u.BatchBytes, "broken", u.Broken, "dead_letters", u.DeadLetters)
+	return s, nil
+}
+
+func (s *Spool) path(elem ...string) string {
+	return filepath.Join(append([]string{s.dir}, elem...)...)
+}
+
+func (s *Spool) cleanTmp() error {
+	tmp := s.path(dirTmp)
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	for _, e := range entries {
+		// Anything here is a write that never reached its rename: nobody was told it is durable.
+		if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
+			return fmt.Errorf("spool: remove crash leftover: %w", err)
+		}
+	}
+	if len(entries) > 0 {
+		s.log.Warn("spool: removed unfinished writes left by a crash", "count", len(entries))
+	}
+	return nil
+}
+
+func (s *Spool) scanRecords() error {
+	dir := s.path(dirRecords)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	renamed := 0
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, brokenSuffix) {
+			s.usage.Broken++
+			continue
+		}
+		if _, ok := recordID(name); ok && e.Type().IsRegular() {
+			line, err := os.ReadFile(filepath.Join(dir, name))
+			if err == nil && validLine(line) {
+				s.usage.Records++
+				s.usage.RecordBytes += int64(len(line))
+				continue
+			}
+			s.log.Error("spool: unreadable record file", "file", name, "error", errOrInvalid(err))
+		} else {
+			s.log.Error("spool: unexpected entry in records directory", "file", name)
+		}
+		if s.setAside(name) {
+			renamed++
+		}
+	}
+	if renamed > 0 {
+		if err := syncDir(dir); err != nil {
+			// The renames may be forgotten by a crash; the next Open redoes them.
+			s.log.Warn("spool: could not make broken-file renames durable", "error", err)
+		}
+	}
+	return nil
+}
+
+func errOrInvalid(err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.New("not one JSON object followed by a newline")
+}
+
+// setAside renames a record file to *.broken so it stops blocking batches but stays for an
+// operator to look at. It reports whether the rename happened.
+func (s *Spool) setAside(name string) bool {
+	dir := s.path(dirRecords)
+	if err := os.Rename(filepath.Join(dir, name), filepath.Join(dir, name+brokenSuffix)); err != nil {
+		s.log.Error("spool: could not set aside broken record file", "file", name, "error", err)
+		return false
+	}
+	s.usage.Broken++
+	s.log.Warn("spool: set aside broken record file", "file", name+brokenSuffix)
+	return true
+}
+
+func (s *Spool) scanBatches() error {
+	batches, err := s.listBatches()
+	if err != nil {
+		return err
+	}
+	for _, b := range batches {
+		s.usage.Batches++
+		s.usage.BatchBytes += b.Size
+	}
+	return nil
+}
+
+// recordID returns the id in a record file name, if the name is one Commit would write.
+func recordID(name string) (string, bool) {
+	id, ok := strings.CutSuffix(name, recordExt)
+	return id, ok && validID(id)
+}
+
+// validID accepts only canonical ULIDs: anything else could escape the directory, or sort out
+// of arrival order.
+func validID(id string) bool {
+	u, err := ulid.ParseStrict(id)
+	return err == nil && u.String() == id
+}
+
+// validLine reports whether b is exactly one JSON object followed by "\n", which is what a
+// line of NDJSON must be.
+func validLine(b []byte) bool {
+	body, ok := bytes.CutSuffix(b, []byte("\n"))
+	return ok && len(body) > 0 && body[0] == '{' && !bytes.ContainsAny(body, "\r\n") && json.Valid(body)
+}
+
+// Commit makes one record durable: when it returns nil, records/<id>.json is on disk and
+// fsync'd, and the SMTP session may answer 250. id must be a canonical ULID and line one JSON
+// object on one line (a trailing "\n" is added if missing). On error nothing of the record is
+// left in the spool.
+func (s *Spool) Commit(id string, line []byte) error {
+	if !validID(id) {
+		return fmt.Errorf("spool: commit: record id %q is not a ULID", id)
+	}
+	if !bytes.HasSuffix(line, []byte("\n")) {
+		line = append(line[:len(line):len(line)], '\n')
+	}
+	if !validLine(line) {
+		return fmt.Errorf("spool: commit %s: not one JSON object on one line", id)
+	}
+	dst := s.path(dirRecords, id+recordExt)
+	err := writeAtomic(s.fs, s.path(dirTmp), id+".*", dst, func(w io.Writer) error {
+		_, err := w.Write(line)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("spool: commit %s: %w", id, err)
+	}
+	s.mu.Lock()
+	s.usage.Records++
+	s.usage.RecordBytes += int64(len(line))
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default: // a wake-up is already pending; the uploader will see this record too
+	}
+	return nil
+}
+
+// Notify returns a channel that receives after records are committed. Signals coalesce: one
+// receive can stand for many commits, so the receiver lists what is pending.
+func (s *Spool) Notify() <-chan struct{} { return s.notify }
+
+// Usage returns what the spool currently holds.
+func (s *Spool) Usage() Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usage
+}
+
+// Pending lists committed records not yet in a batch, oldest first.
+func (s *Spool) Pending() ([]Entry, error) {
+	dir := s.path(dirRecords)
+	entries, err := os.ReadDir(dir) // sorted by name, and names are ULIDs: arrival order
+	if err != nil {
+		return nil, fmt.Errorf("spool: list records: %w", err)
+	}
+	var out []Entry
+	for _, e := range entries {
+		id, ok := recordID(e.Name())
+		if !ok {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spool: list records: %w", err)
+		}
+		out = append(out, Entry{ID: id, Bytes: info.Size()})
+	}
+	return out, nil
+}
+
+// FormBatch gathers the given pending records into a new batch file and removes them from
+// records/. Records that vanished are skipped; records that no longer parse are set aside as
+// *.broken. It returns a zero Batch if none of the records could be used.
+//
+// The batch is durable before any record file is removed. Removing them is then best effort:
+// a record left behind is sent again in a later batch, a duplicate the pipeline drops, so a
+// failure there is logged rather than returned.
+func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
+	id := ulid.Make().String()
+	dir := s.path(dirRecords)
+	var used, broken []Entry
+	var bytesIn int64
+
+	body := func(w io.Writer) error {
+		// The lines are gathered first because the gzip header, which carries the count, is
+		// written before the data. The caller bounds a batch's bytes, so this buffer is bounded.
+		var buf bytes.Buffer
+		for _, e := range entries {
+			line, err := os.ReadFile(filepath.Join(dir, e.ID+recordExt))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err == nil && !validLine(line) {
+				err = errOrInvalid(nil)
+			}
+			if err != nil {
+				s.log.Error("spool: unreadable record file", "record", e.ID, "error", err)
+				broken = append(broken, e)
+				continue
+			}
+			buf.Write(line)
+			used = append(used, Entry{ID: e.ID, Bytes: int64(len(line))})
+			bytesIn += int64(len(line))
+		}
+		if len(used) == 0 {
+			return errEmpty
+		}
+		zw := gzip.NewWriter(w)
+		zw.Name = id + ".ndjson" // what `gunzip -N` restores it as
+		zw.Comment = fmt.Sprintf("records=%d bytes=%d", len(used), bytesIn)
+		if _, err := zw.Write(buf.Bytes()); err != nil {
+			return err
+		}
+		return zw.Close()
+	}
+	dst := s.path(dirBatches, id+batchExt)
+	err := writeAtomic(s.fs, s.path(dirTmp), id+".*", dst, body)
+
+	s.mu.Lock()
+	for _, e := range broken {
+		if s.setAside(e.ID + recordExt) {
+			s.usage.Records--
+			s.usage.RecordBytes -= e.Bytes
+		}
+	}
+	s.mu.Unlock()
+
+	if errors.Is(err, errEmpty) {
+		return Batch{}, nil
+	}
+	if err != nil {
+		return Batch{}, fmt.Errorf("spool: form batch: %w", err)
+	}
+	info, err := os.Stat(dst)
+	if err != nil {
+		return Batch{}, fmt.Errorf("spool: form batch: %w", err)
+	}
+	b := Batch{ID: id, Records: len(used), Bytes: bytesIn, Size: info.Size()}
+
+	removed, removedBytes := 0, int64(0)
+	for _, e := range used {
+		if err := s.fs.remove(filepath.Join(dir, e.ID+recordExt)); err != nil {
+			s.log.Warn("spool: batched record not removed; it will be sent twice", "record", e.ID, "batch", id, "error", err)
+			continue
+		}
+		removed++
+		removedBytes += e.Bytes
+	}
+	if err := s.fs.syncDir(dir); err != nil {
+		s.log.Warn("spool: record removals not durable; a crash would send them twice", "batch", id, "error", err)
+	}
+
+	s.mu.Lock()
+	s.usage.Records -= removed
+	s.usage.RecordBytes -= removedBytes
+	s.usage.Batches++
+	s.usage.BatchBytes += b.Size
+	s.mu.Unlock()
+	return b, nil
+}
+
+var errEmpty = errors.New("no usable records")
+
+// Batches lists the batches waiting for delivery, oldest first, so leftovers from an earlier
+// run go out before anything newer.
+func (s *Spool) Batches() ([]Batch, error) {
+	return s.listBatches()
+}
+
+func (s *Spool) listBatches() ([]Batch, error) {
+	dir := s.path(dirBatches)
+	entries, err := os.ReadDir(dir) // sorted by name: ULIDs, so oldest first
+	if err != nil {
+		return nil, fmt.Errorf("spool: list batches: %w", err)
+	}
+	var out []Batch
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), batchExt)
+		if !ok || !validID(id) {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spool: list batches: %w", err)
+		}
+		b := Batch{ID: id, Records: -1, Bytes: -1, Size: info.Size()}
+		s.readHeader(&b)
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// readHeader fills in the counts from the gzip header comment. A batch whose header cannot be
+// read is still listed: delivering it is what tells whether it is poison.
+func (s *Spool) readHeader(b *Batch) {
+	f, err := os.Open(s.path(dirBatches, b.ID+batchExt))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		s.log.Warn("spool: batch has no readable gzip header", "batch", b.ID, "error", err)
+		return
+	}
+	for _, kv := range strings.Fields(zr.Comment) {
+		k, v, _ := strings.Cut(kv, "=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "records":
+			b.Records = int(n)
+		case "bytes":
+			b.Bytes = n
+		}
+	}
+}
+
+// OpenBatch opens a batch's gzip file for reading. Each upload attempt opens it afresh, so no
+// upload body is ever held in memory.
+func (s *Spool) OpenBatch(id string) (*os.File, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("spool: batch id %q is not a ULID", id)
+	}
+	f, err := os.Open(s.path(dirBatches, id+batchExt))
+	if err != nil {
+		return nil, fmt.Errorf("spool: open batch: %w", err)
+	}
+	return f, nil
+}
+
+// DeleteBatch removes a delivered batch.
+func (s *Spool) DeleteBatch(id string) error {
+	if !validID(id) {
+		return fmt.Errorf("spool: batch id %q is not a ULID", id)
+	}
+	dir := s.path(dirBatches)
+	name := filepath.Join(dir, id+batchExt)
+	info, err := os.Stat(name)
+	if err != nil {
+		return fmt.Errorf("spool: delete batch: %w", err)
+	}
+	if err := s.fs.remove(name); err != nil {
+		return fmt.Errorf("spool: delete batch: %w", err)
+	}
+	s.mu.Lock()
+	s.usage.Batches--
+	s.usage.BatchBytes -= info.Size()
+	s.mu.Unlock()
+	// Not durable until the directory is synced: a crash could resend it, which the pipeline
+	// tolerates (same Idempotency-Key), so the error is still worth reporting, not worth undoing.
+	if err := s.fs.syncDir(dir); err != nil {
+		return fmt.Errorf("spool: delete batch: %w", err)
+	}
+	return nil
+}
+
+// DeadLetter moves a batch the pipeline will never accept to deadletter/, where it stays for an
+// operator.
+func (s *Spool) DeadLetter(id string) error {
+	if !validID(id) {
+		return fmt.Errorf("spool: batch id %q is not a ULID", id)
+	}
+	src := s.path(dirBatches, id+batchExt)
+	info, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("spool: dead-letter batch: %w", err)
+	}
+	dst := s.path(dirDeadLetter, id+batchExt)
+	if err := s.fs.rename(src, dst); err != nil {
+		return fmt.Errorf("spool: dead-letter batch: %w", err)
+	}
+	s.mu.Lock()
+	s.usage.Batches--
+	s.usage.BatchBytes -= info.Size()
+	s.usage.DeadLetters++
+	s.mu.Unlock()
+	// The new name first: if only the old directory's entry were durable, a crash could lose
+	// the file from both places.
+	if err := s.fs.syncDir(filepath.Dir(dst)); err != nil {
+		return fmt.Errorf("spool: dead-letter batch: %w", err)
+	}
+	if err := s.fs.syncDir(filepath.Dir(src)); err != nil {
+		return fmt.Errorf("spool: dead-letter batch: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,555 @@
+package spool
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/oklog/ulid/v2"
+)
+
+func openTest(t *testing.T, dir string) (*Spool, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	s, err := Open(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s, &logs
+}
+
+func commitN(t *testing.T, s *Spool, n int) (ids []string, lines []string) {
+	t.Helper()
+	for i := range n {
+		id := ulid.Make().String()
+		line := fmt.Sprintf(`{"id":%q,"n":%d}`, id, i)
+		if err := s.Commit(id, []byte(line)); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		ids = append(ids, id)
+		lines = append(lines, line+"\n")
+	}
+	return ids, lines
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func mode(t *testing.T, name string) os.FileMode {
+	t.Helper()
+	info, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Mode().Perm()
+}
+
+func TestCommitWritesOneLinePerRecord(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	s, _ := openTest(t, dir)
+	ids, lines := commitN(t, s, 2)
+
+	for _, sub := range []string{"", "tmp", "records", "batches", "deadletter"} {
+		if m := mode(t, filepath.Join(dir, sub)); m != 0o700 {
+			t.Errorf("dir %q mode %v, want 0700", sub, m)
+		}
+	}
+	for i, id := range ids {
+		name := filepath.Join(dir, "records", id+".json")
+		got, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != lines[i] {
+			t.Errorf("record %s = %q, want %q", id, got, lines[i])
+		}
+		if m := mode(t, name); m != 0o600 {
+			t.Errorf("record mode %v, want 0600", m)
+		}
+	}
+	if got := names(t, filepath.Join(dir, "tmp")); len(got) != 0 {
+		t.Errorf("tmp/ not empty after commit: %v", got)
+	}
+	u := s.Usage()
+	if u.Records != 2 || u.RecordBytes != int64(len(lines[0])+len(lines[1])) {
+		t.Errorf("usage = %+v, want 2 records of %d bytes", u, len(lines[0])+len(lines[1]))
+	}
+	pending, err := s.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Entry{{ids[0], int64(len(lines[0]))}, {ids[1], int64(len(lines[1]))}}
+	if !slices.Equal(pending, want) {
+		t.Errorf("Pending = %v, want %v", pending, want)
+	}
+}
+
+func TestCommitKeepsTrailingNewline(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	id := ulid.Make().String()
+	if err := s.Commit(id, []byte("{\"a\":1}\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "records", id+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "{\"a\":1}\n" {
+		t.Errorf("record = %q, want one line with one newline", got)
+	}
+}
+
+func TestCommitRejectsWhatWouldCorruptTheSpool(t *testing.T) {
+	good := ulid.Make().String()
+	for _, tc := range []struct {
+		name, id, line string
+	}{
+		{"lowercase id sorts out of order", strings.ToLower(good), `{}`},
+		{"path in id", "../" + good, `{}`},
+		{"empty id", "", `{}`},
+		{"not json", good, `hello`},
+		{"not an object", good, `[1,2]`},
+		{"two lines", good, "{\"a\":\n1}"},
+		{"two objects", good, "{}\n{}"},
+		{"empty", good, ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, _ := openTest(t, dir)
+			if err := s.Commit(tc.id, []byte(tc.line)); err == nil {
+				t.Fatal("Commit succeeded, want an error")
+			}
+			if got := names(t, filepath.Join(dir, "records")); len(got) != 0 {
+				t.Errorf("records/ = %v, want empty", got)
+			}
+			select {
+			case <-s.Notify():
+				t.Error("Notify signalled for a failed commit")
+			default:
+			}
+		})
+	}
+}
+
+func TestNotifyCoalesces(t *testing.T) {
+	s, _ := openTest(t, t.TempDir())
+	select {
+	case <-s.Notify():
+		t.Fatal("signal before any commit")
+	default:
+	}
+	commitN(t, s, 3) // must not block although nobody receives
+	select {
+	case <-s.Notify():
+	default:
+		t.Fatal("no signal after commits")
+	}
+	select {
+	case <-s.Notify():
+		t.Fatal("three commits gave more than one pending signal")
+	default:
+	}
+}
+
+func TestOpenRecoversFromCrash(t *testing.T) {
+	dir := t.TempDir()
+	for _, sub := range []string{"tmp/half-dir", "records", "batches"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := ulid.Make().String()
+	truncated := ulid.Make().String()
+	garbage := ulid.Make().String()
+	noNewline := ulid.Make().String()
+	files := map[string]string{
+		"tmp/" + good + ".123":              `{"half`,
+		"tmp/half-dir/x":                    "x",
+		"records/" + good + ".json":         "{\"ok\":true}\n",
+		"records/" + truncated + ".json":    `{"cut":`,
+		"records/" + garbage + ".json":      "\x00\x01\x02",
+		"records/" + noNewline + ".json":    `{"a":1}`,
+		"records/not-a-ulid.json":           "{}\n",
+		"records/" + good + "1.json.broken": "from an earlier run",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s, logs := openTest(t, dir)
+
+	if got := names(t, filepath.Join(dir, "tmp")); len(got) != 0 {
+		t.Errorf("tmp/ = %v, want crash leftovers deleted", got)
+	}
+	wantRecords := []string{
+		good + ".json",
+		garbage + ".json.broken",
+		noNewline + ".json.broken",
+		truncated + ".json.broken",
+		good + "1.json.broken",
+		"not-a-ulid.json.broken",
+	}
+	slices.Sort(wantRecords)
+	if got := names(t, filepath.Join(dir, "records")); !slices.Equal(got, wantRecords) {
+		t.Errorf("records/ = %v\nwant %v", got, wantRecords)
+	}
+	u := s.Usage()
+	if u.Records != 1 || u.Broken != 5 {
+		t.Errorf("usage = %+v, want 1 record and 5 broken", u)
+	}
+	if !strings.Contains(logs.String(), truncated) {
+		t.Errorf("log does not name the broken file %s:\n%s", truncated, logs)
+	}
+	if p, err := s.Pending(); err != nil || len(p) != 1 || p[0].ID != good {
+		t.Errorf("Pending = %v, %v; want only %s", p, err, good)
+	}
+}
+
+func TestOpenCountsWhatAnEarlierRunLeft(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	ids, _ := commitN(t, s, 3)
+	pending, err := s.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.FormBatch(pending[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s2, _ := openTest(t, dir)
+	u := s2.Usage()
+	if u.Records != 1 || u.Batches != 1 || u.BatchBytes != b.Size {
+		t.Errorf("reopened usage = %+v, want 1 record and 1 batch of %d bytes", u, b.Size)
+	}
+	if p, err := s2.Pending(); err != nil || len(p) != 1 || p[0].ID != ids[2] {
+		t.Errorf("Pending after reopen = %v, %v; want %s", p, err, ids[2])
+	}
+	bs, err := s2.Batches()
+	if err != nil || len(bs) != 1 || bs[0] != b {
+		t.Errorf("Batches after reopen = %+v, %v; want %+v", bs, err, b)
+	}
+}
+
+func readBatch(t *testing.T, name string) (lines []string, header gzip.Header) {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.SplitAfter(string(data), "\n")[:strings.Count(string(data), "\n")], zr.Header
+}
+
+func TestFormBatchThenDeliver(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	_, lines := commitN(t, s, 3)
+	pending, err := s.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.FormBatch(pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(len(strings.Join(lines, "")))
+	if b.Records != 3 || b.Bytes != total || !validID(b.ID) {
+		t.Errorf("batch = %+v, want 3 records, %d bytes, ULID id", b, total)
+	}
+
+	name := filepath.Join(dir, "batches", b.ID+".ndjson.gz")
+	got, hdr := readBatch(t, name)
+	if !slices.Equal(got, lines) {
+		t.Errorf("batch lines = %q\nwant %q", got, lines)
+	}
+	if want := fmt.Sprintf("records=3 bytes=%d", total); hdr.Comment != want {
+		t.Errorf("gzip comment = %q, want %q", hdr.Comment, want)
+	}
+	if m := mode(t, name); m != 0o600 {
+		t.Errorf("batch mode %v, want 0600", m)
+	}
+	if left := names(t, filepath.Join(dir, "records")); len(left) != 0 {
+		t.Errorf("records/ after batching = %v, want empty", left)
+	}
+	if u := s.Usage(); u.Records != 0 || u.RecordBytes != 0 || u.Batches != 1 || u.BatchBytes != b.Size {
+		t.Errorf("usage = %+v, want only the batch", u)
+	}
+	listed, err := s.Batches()
+	if err != nil || len(listed) != 1 || listed[0] != b {
+		t.Errorf("Batches = %+v, %v; want [%+v]", listed, err, b)
+	}
+
+	if err := s.DeleteBatch(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if left := names(t, filepath.Join(dir, "batches")); len(left) != 0 {
+		t.Errorf("batches/ after delete = %v", left)
+	}
+	if u := s.Usage(); u.Batches != 0 || u.BatchBytes != 0 {
+		t.Errorf("usage after delete = %+v", u)
+	}
+}
+
+func TestBatchesOldestFirst(t *testing.T) {
+	s, _ := openTest(t, t.TempDir())
+	var want []string
+	for range 3 {
+		commitN(t, s, 1)
+		p, err := s.Pending()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.FormBatch(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b.ID)
+	}
+	bs, err := s.Batches()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range bs {
+		got = append(got, b.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Batches order = %v, want formation order %v", got, want)
+	}
+}
+
+func TestFormBatchSetsAsideARecordBrokenOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	ids, lines := commitN(t, s, 2)
+	if err := os.WriteFile(filepath.Join(dir, "records", ids[0]+".json"), []byte("{bitrot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.FormBatch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readBatch(t, filepath.Join(dir, "batches", b.ID+".ndjson.gz"))
+	if !slices.Equal(got, lines[1:]) {
+		t.Errorf("batch lines = %q, want only the good record", got)
+	}
+	if u := s.Usage(); u.Broken != 1 || u.Records != 0 {
+		t.Errorf("usage = %+v, want 1 broken and nothing pending", u)
+	}
+	if left := names(t, filepath.Join(dir, "records")); !slices.Equal(left, []string{ids[0] + ".json.broken"}) {
+		t.Errorf("records/ = %v", left)
+	}
+}
+
+func TestFormBatchOfNothingUsable(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	b, err := s.FormBatch([]Entry{{ID: ulid.Make().String(), Bytes: 3}})
+	if err != nil || b.ID != "" {
+		t.Errorf("FormBatch(vanished) = %+v, %v; want zero batch, nil", b, err)
+	}
+	if left := names(t, filepath.Join(dir, "batches")); len(left) != 0 {
+		t.Errorf("batches/ = %v, want empty", left)
+	}
+	if left := names(t, filepath.Join(dir, "tmp")); len(left) != 0 {
+		t.Errorf("tmp/ = %v, want empty", left)
+	}
+}
+
+func TestDeadLetterKeepsTheBatch(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	_, lines := commitN(t, s, 2)
+	p, err := s.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.FormBatch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeadLetter(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readBatch(t, filepath.Join(dir, "deadletter", b.ID+".ndjson.gz"))
+	if !slices.Equal(got, lines) {
+		t.Errorf("dead-lettered lines = %q, want %q", got, lines)
+	}
+	if left := names(t, filepath.Join(dir, "batches")); len(left) != 0 {
+		t.Errorf("batches/ = %v, want empty", left)
+	}
+	if u := s.Usage(); u.Batches != 0 || u.DeadLetters != 1 {
+		t.Errorf("usage = %+v, want 0 batches, 1 dead letter", u)
+	}
+}
+
+// faultFS fails one step of the atomic write sequence.
+type faultFS struct {
+	osFS
+	step string
+}
+
+var errInjected = errors.New("injected fault")
+
+func (f faultFS) createTemp(dir, pattern string) (tempFile, error) {
+	if f.step == "create" {
+		return nil, errInjected
+	}
+	tf, err := f.osFS.createTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return faultFile{tf, f.step}, nil
+}
+
+func (f faultFS) rename(oldpath, newpath string) error {
+	if f.step == "rename" {
+		return errInjected
+	}
+	return f.osFS.rename(oldpath, newpath)
+}
+
+func (f faultFS) syncDir(dir string) error {
+	if f.step == "syncdir" {
+		return errInjected
+	}
+	return f.osFS.syncDir(dir)
+}
+
+type faultFile struct {
+	tempFile
+	step string
+}
+
+func (f faultFile) Write(p []byte) (int, error) {
+	if f.step == "write" {
+		return 0, errInjected
+	}
+	return f.tempFile.Write(p)
+}
+
+func (f faultFile) Sync() error {
+	if f.step == "fsync" {
+		return errInjected
+	}
+	return f.tempFile.Sync()
+}
+
+func TestCommitFailureLeavesNothing(t *testing.T) {
+	for _, step := range []string{"create", "write", "fsync", "rename", "syncdir"} {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			s, _ := openTest(t, dir)
+			s.fs = faultFS{step: step}
+
+			err := s.Commit(ulid.Make().String(), []byte(`{"a":1}`))
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("Commit = %v, want the injected %s failure", err, step)
+			}
+			for _, sub := range []string{"records", "tmp"} {
+				if left := names(t, filepath.Join(dir, sub)); len(left) != 0 {
+					t.Errorf("%s/ = %v after a failed commit, want empty", sub, left)
+				}
+			}
+			if u := s.Usage(); u.Records != 0 || u.RecordBytes != 0 {
+				t.Errorf("usage = %+v after a failed commit", u)
+			}
+			select {
+			case <-s.Notify():
+				t.Error("Notify signalled for a failed commit")
+			default:
+			}
+
+			s.fs = osFS{}
+			if err := s.Commit(ulid.Make().String(), []byte(`{"a":1}`)); err != nil {
+				t.Errorf("Commit after the fault cleared: %v", err)
+			}
+		})
+	}
+}
+
+func TestFormBatchFailureKeepsTheRecords(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	ids, _ := commitN(t, s, 2)
+	p, err := s.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.fs = faultFS{step: "fsync"}
+	if _, err := s.FormBatch(p); !errors.Is(err, errInjected) {
+		t.Fatalf("FormBatch = %v, want the injected failure", err)
+	}
+	want := []string{ids[0] + ".json", ids[1] + ".json"}
+	if left := names(t, filepath.Join(dir, "records")); !slices.Equal(left, want) {
+		t.Errorf("records/ = %v, want both records kept", left)
+	}
+	for _, sub := range []string{"batches", "tmp"} {
+		if left := names(t, filepath.Join(dir, sub)); len(left) != 0 {
+			t.Errorf("%s/ = %v, want empty", sub, left)
+		}
+	}
+	if u := s.Usage(); u.Records != 2 || u.Batches != 0 {
+		t.Errorf("usage = %+v, want 2 records, no batch", u)
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "out.ndjson")
+	if err := WriteFileAtomic(dir, ".out.*", dst, func(w io.Writer) error {
+		_, err := io.WriteString(w, "{}\n")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(dst); err != nil || string(got) != "{}\n" {
+		t.Errorf("dst = %q, %v", got, err)
+	}
+	fillErr := errors.New("fill failed")
+	err := WriteFileAtomic(dir, ".other.*", filepath.Join(dir, "other"), func(w io.Writer) error {
+		_, _ = io.WriteString(w, "partial")
+		return fillErr
+	})
+	if !errors.Is(err, fillErr) {
+		t.Errorf("WriteFileAtomic = %v, want the fill error", err)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{"out.ndjson"}) {
+		t.Errorf("dir = %v, want only the first file", got)
+	}
+}

@@ -1,0 +1,425 @@
+// Package uploader moves committed records from the spool to the scoring pipeline: it gathers
+// them into gzip'd NDJSON batches and delivers each batch, oldest first, until the pipeline has
+// it. Delivery is an HTTPS POST (see DESIGN.md, "Upload protocol") or, for a file:// pipeline,
+// an NDJSON file in a local outbox directory.
+//
+// Nothing is deleted before it is delivered: a batch leaves the spool on a 2xx (or once its
+// outbox file is durable), or moves to the spool's dead-letter folder when the pipeline refuses
+// it for good.
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/journalsensor/sensor/uploader/spool"
+)
+
+// Config says where and how to deliver. Zero values mean the documented default.
+type Config struct {
+	// URL is "https://host[:port][/prefix]" (batches go to {URL}/v1/records) or
+	// "file:///absolute/dir" (the outbox).
+	URL string
+	// Token is the bearer token; empty sends no Authorization header. Surrounding white space
+	// (a token file's trailing newline) is ignored. It is never logged.
+	Token string
+	// CAFile is a PEM bundle of the CAs that sign the pipeline's certificate; empty means the
+	// system roots.
+	CAFile string
+	// ClientCertFile and ClientKeyFile, both or neither, enable mutual TLS.
+	ClientCertFile, ClientKeyFile string
+
+	// BatchMaxRecords caps the records in one batch. Default 500.
+	BatchMaxRecords int
+	// BatchMaxBytes caps a batch's uncompressed NDJSON size; a single larger record still goes,
+	// alone. Default 4 MiB.
+	BatchMaxBytes int64
+	// BatchLinger is how long to wait for more records before sending a batch that is not full.
+	// Default 50ms; negative means do not wait. The product promises a message reaches the
+	// pipeline within a second of its 250, so keep it well under that.
+	BatchLinger time.Duration
+
+	// RequestTimeout bounds one HTTP attempt. Default 30s.
+	RequestTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the jittered exponential wait between attempts.
+	// Defaults 500ms and 1m.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxRetryAfter caps the wait a server asks for with Retry-After. Default 5m.
+	MaxRetryAfter time.Duration
+
+	UserAgent string // default "journal-sensor"
+	Logger    *slog.Logger
+}
+
+const (
+	defaultBatchMaxRecords = 500
+	defaultBatchMaxBytes   = 4 << 20
+	defaultBatchLinger     = 50 * time.Millisecond
+	defaultRequestTimeout  = 30 * time.Second
+	defaultMinBackoff      = 500 * time.Millisecond
+	defaultMaxBackoff      = time.Minute
+	defaultMaxRetryAfter   = 5 * time.Minute
+	defaultUserAgent       = "journal-sensor"
+)
+
+func (c Config) withDefaults() Config {
+	setDefault(&c.BatchMaxRecords, defaultBatchMaxRecords)
+	setDefault(&c.BatchMaxBytes, defaultBatchMaxBytes)
+	setDefault(&c.BatchLinger, defaultBatchLinger)
+	if c.BatchLinger < 0 {
+		c.BatchLinger = 0
+	}
+	setDefault(&c.RequestTimeout, defaultRequestTimeout)
+	setDefault(&c.MinBackoff, defaultMinBackoff)
+	setDefault(&c.MaxBackoff, defaultMaxBackoff)
+	setDefault(&c.MaxRetryAfter, defaultMaxRetryAfter)
+	setDefault(&c.UserAgent, defaultUserAgent)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// validate reports every problem at once, each naming its field.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("uploader: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.BatchMaxRecords < 0 {
+		bad("BatchMaxRecords", "must not be negative")
+	}
+	if c.BatchMaxBytes < 0 {
+		bad("BatchMaxBytes", "must not be negative")
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"RequestTimeout", c.RequestTimeout}, {"MinBackoff", c.MinBackoff},
+		{"MaxBackoff", c.MaxBackoff}, {"MaxRetryAfter", c.MaxRetryAfter},
+	} {
+		if d.v < 0 {
+			bad(d.field, "must not be negative")
+		}
+	}
+	if c.MinBackoff > c.MaxBackoff {
+		bad("MinBackoff", "%v is more than MaxBackoff %v", c.MinBackoff, c.MaxBackoff)
+	}
+	return errors.Join(errs...)
+}
+
+// sender delivers one batch. It returns delivered when the batch can be deleted, rejected when
+// the pipeline will never take it as it is, and an error when it should be tried again later
+// (after ctx is done, always an error). A sender retries by itself as far as it can; an error
+// makes the uploader back off and start over from the spool.
+type sender interface {
+	send(ctx context.Context, b spool.Batch) (verdict, error)
+}
+
+type verdict struct {
+	delivered bool
+	status    int    // HTTP status, 0 for the outbox
+	reason    string // why it was rejected, for the log
+}
+
+func newSender(u *Uploader) (sender, error) {
+	if u.cfg.URL == "" {
+		return nil, errors.New("uploader: URL: empty")
+	}
+	p, err := url.Parse(u.cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("uploader: URL: %w", err)
+	}
+	switch p.Scheme {
+	case "https":
+		return newHTTPSender(u, p)
+	case "file":
+		return newOutbox(u, p)
+	default:
+		// Plain http is refused on purpose: records carry addresses and subjects, and the
+		// design promises TLS verification always on.
+		return nil, fmt.Errorf("uploader: URL: scheme %q: want https or file", p.Scheme)
+	}
+}
+
+// Uploader delivers the spool's records to the pipeline.
+type Uploader struct {
+	cfg    Config
+	sp     *spool.Spool
+	log    *slog.Logger
+	sender sender
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// Stats are the counters an admin endpoint exposes.
+type Stats struct {
+	RecordsDelivered    int64
+	BatchesDelivered    int64
+	RecordsDeadLettered int64 // records in the batches the pipeline refused
+	BatchesDeadLettered int64
+	Attempts            int64 // delivery attempts, HTTP requests or outbox writes
+	Failures            int64 // attempts that did not deliver, and local spool errors
+	LastError           string
+	LastErrorAt         time.Time
+	LastDeliveryAt      time.Time
+	AuthFailing         bool // the pipeline answered 401/403 and has not accepted a batch since
+
+	PendingRecords int   // committed, not yet batched
+	PendingBatches int   // batched, not yet delivered
+	PendingBytes   int64 // spool disk for both
+	BrokenRecords  int
+	DeadLetters    int
+}
+
+// New checks cfg and prepares delivery. Errors name the Config field at fault.
+func New(cfg Config, sp *spool.Spool) (*Uploader, error) {
+	if sp == nil {
+		return nil, errors.New("uploader: nil spool")
+	}
+	cfg = cfg.withDefaults()
+	err := cfg.validate()
+	u := &Uploader{cfg: cfg, sp: sp, log: cfg.Logger}
+	s, serr := newSender(u)
+	if err := errors.Join(err, serr); err != nil {
+		return nil, err
+	}
+	u.sender = s
+	return u, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (u *Uploader) Stats() Stats {
+	u.mu.Lock()
+	s := u.stats
+	u.mu.Unlock()
+	us := u.sp.Usage()
+	s.PendingRecords = us.Records
+	s.PendingBatches = us.Batches
+	s.PendingBytes = us.Bytes()
+	s.BrokenRecords = us.Broken
+	s.DeadLetters = us.DeadLetters
+	return s
+}
+
+func (u *Uploader) update(f func(*Stats)) {
+	u.mu.Lock()
+	f(&u.stats)
+	u.mu.Unlock()
+}
+
+func (u *Uploader) noteFailure(err error) {
+	u.update(func(s *Stats) {
+		s.Failures++
+		s.LastError = err.Error()
+		s.LastErrorAt = time.Now()
+	})
+}
+
+// Run delivers until ctx is done, then returns nil. It wakes when the spool signals a commit,
+// and every MaxBackoff regardless. Whatever is not delivered when it returns stays in the
+// spool for the next run. Only one Run may use a spool at a time.
+func (u *Uploader) Run(ctx context.Context) error {
+	failures := 0
+	idle := time.NewTimer(u.cfg.MaxBackoff)
+	defer idle.Stop()
+	for {
+		err := u.cycle(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			// A spool or outbox error: the disk may be full or read-only. Keep trying, more
+			// slowly each time, since giving up would stall delivery for good.
+			u.noteFailure(err)
+			u.log.Error("upload cycle failed", "error", err, "consecutive", failures+1)
+			wait := u.backoff(failures)
+			failures++
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			continue
+		}
+		failures = 0
+		idle.Reset(u.cfg.MaxBackoff) // since Go 1.23 a Reset timer never delivers a stale tick
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-u.sp.Notify():
+		case <-idle.C:
+			// A safety net: anything that reached the spool without a signal is picked up.
+		}
+	}
+}
+
+// cycle delivers the batches on disk, then batches and delivers pending records, until the
+// spool is empty.
+func (u *Uploader) cycle(ctx context.Context) error {
+	for {
+		batches, err := u.sp.Batches()
+		if err != nil {
+			return err
+		}
+		for _, b := range batches {
+			if err := u.deliver(ctx, b); err != nil {
+				return err
+			}
+		}
+		if u.sp.Usage().Records > 0 {
+			u.linger(ctx)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		pending, err := u.sp.Pending()
+		if err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		formed := 0
+		for _, chunk := range chunks(pending, u.cfg.BatchMaxRecords, u.cfg.BatchMaxBytes) {
+			b, err := u.sp.FormBatch(chunk)
+			if err != nil {
+				return err
+			}
+			if b.ID != "" {
+				formed++
+				u.log.Debug("batch formed", "batch", b.ID, "records", b.Records, "bytes", b.Bytes, "size", b.Size)
+			}
+		}
+		if formed == 0 {
+			return nil // every pending record turned out broken, and the spool set it aside
+		}
+	}
+}
+
+// linger waits up to BatchLinger for the pending records to fill a batch, so a burst of mail
+// goes out in one request rather than one request per message.
+func (u *Uploader) linger(ctx context.Context) {
+	if u.cfg.BatchLinger <= 0 {
+		return
+	}
+	t := time.NewTimer(u.cfg.BatchLinger)
+	defer t.Stop()
+	for !u.full() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-u.sp.Notify():
+		}
+	}
+}
+
+func (u *Uploader) full() bool {
+	us := u.sp.Usage()
+	return us.Records >= u.cfg.BatchMaxRecords || us.RecordBytes >= u.cfg.BatchMaxBytes
+}
+
+// chunks splits pending records, in order, into batches of at most maxRecords records and
+// maxBytes bytes. A record larger than maxBytes makes a batch of its own rather than never
+// going out.
+func chunks(pending []spool.Entry, maxRecords int, maxBytes int64) [][]spool.Entry {
+	var out [][]spool.Entry
+	start, size := 0, int64(0)
+	for i, e := range pending {
+		n := i - start
+		if n > 0 && (n >= maxRecords || size+e.Bytes > maxBytes) {
+			out = append(out, pending[start:i:i])
+			start, size = i, 0
+		}
+		size += e.Bytes
+	}
+	if start < len(pending) {
+		out = append(out, pending[start:])
+	}
+	return out
+}
+
+// deliver sends one batch and settles it: deleted when delivered, dead-lettered when rejected.
+func (u *Uploader) deliver(ctx context.Context, b spool.Batch) error {
+	v, err := u.sender.send(ctx, b)
+	if err != nil {
+		return fmt.Errorf("deliver batch %s: %w", b.ID, err)
+	}
+	if !v.delivered {
+		return u.reject(b, v)
+	}
+	// If the delete fails the batch stays and is sent again under the same Idempotency-Key,
+	// which the pipeline ignores; it still counts as delivered, and the error makes Run back
+	// off, since the disk is in trouble.
+	err = u.sp.DeleteBatch(b.ID)
+	u.update(func(s *Stats) {
+		s.BatchesDelivered++
+		if b.Records > 0 {
+			s.RecordsDelivered += int64(b.Records)
+		}
+		s.LastDeliveryAt = time.Now()
+		s.AuthFailing = false
+	})
+	return err
+}
+
+// reject handles a batch the pipeline refused for good. The whole batch goes to the dead-letter
+// folder; this is the one place to split it instead and resend the halves, so that only the
+// record that is actually poison ends up there.
+func (u *Uploader) reject(b spool.Batch, v verdict) error {
+	u.log.Error("pipeline refused batch; moving it to the dead-letter folder",
+		"batch", b.ID, "records", b.Records, "bytes", b.Bytes, "status", v.status, "reason", v.reason)
+	if err := u.sp.DeadLetter(b.ID); err != nil {
+		return err
+	}
+	u.update(func(s *Stats) {
+		s.BatchesDeadLettered++
+		if b.Records > 0 {
+			s.RecordsDeadLettered += int64(b.Records)
+		}
+	})
+	return nil
+}
+
+// backoff returns the wait before retry number attempt+1: exponential from MinBackoff, capped
+// at MaxBackoff, with the upper half jittered so that sensors restarted together do not retry
+// in step.
+func (u *Uploader) backoff(attempt int) time.Duration {
+	d := u.cfg.MinBackoff
+	for i := 0; i < attempt && d < u.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, u.cfg.MaxBackoff)
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// sleep waits for d or until ctx is done; it reports whether the full wait elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
