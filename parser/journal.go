@@ -1,0 +1,100 @@
+package parser
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/journalsensor/sensor/api"
+)
+
+// isExchangeJournal reports whether a top-level header marks an Exchange (2007 and later,
+// including Exchange Online) journal report. The header's value is empty; only its presence
+// counts. X-MS-Exchange-Organization-Journal-Report is the same marker as it appears inside
+// an Exchange organisation, before the public name is stamped.
+func isExchangeJournal(has func(string) bool) bool {
+	return has("X-MS-Journal-Report") || has("X-MS-Exchange-Organization-Journal-Report")
+}
+
+// readJournalSummary reads the envelope summary of a journal report (the first text/plain
+// part) line by line into j. Lines longer than the buffer are skipped whole: no valid
+// summary line is that long, and skipping keeps memory bounded. It returns only read errors.
+func readJournalSummary(r io.Reader, j *api.Journal, maxRecipients int, limit func(string)) error {
+	br := bufio.NewReaderSize(r, 16<<10)
+	skipping := false
+	for {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			skipping = true
+			continue
+		case skipping:
+			skipping = false
+		default:
+			if len(j.Recipients) < maxRecipients {
+				parseJournalLine(string(bytes.TrimRight(line, "\r\n")), j)
+			} else if len(line) > 0 {
+				limit("journal_recipients")
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// parseJournalLine applies one summary line. The grammar (Exchange 2007 and later):
+//
+//	Sender: addr
+//	Subject: text
+//	Message-Id: <id>
+//	On-Behalf-Of: addr
+//	To|Cc|Bcc|Recipient: addr[, Expanded: group][, Forwarded: addr]
+//
+// Keywords are matched without regard to case. Unknown lines are ignored: later Exchange
+// versions add lines, and they are not evidence we score.
+func parseJournalLine(line string, j *api.Journal) {
+	key, val, ok := strings.Cut(line, ":")
+	if !ok {
+		return
+	}
+	key = strings.ToLower(strings.TrimSpace(key))
+	val = strings.TrimSpace(val)
+	switch key {
+	case "sender":
+		j.Sender = bareAddress(val)
+	case "subject":
+		j.Subject, _ = decodeHeaderValue(val)
+	case "message-id":
+		j.MessageID = val
+	case "on-behalf-of":
+		j.OnBehalfOf = bareAddress(val)
+	case "to", "cc", "bcc", "recipient":
+		rcpt := api.JournalRecipient{Type: key}
+		fields := strings.Split(val, ",")
+		rcpt.Address = bareAddress(fields[0])
+		for _, f := range fields[1:] {
+			k, v, _ := strings.Cut(f, ":")
+			switch strings.ToLower(strings.TrimSpace(k)) {
+			case "expanded":
+				rcpt.ExpandedFrom = bareAddress(v)
+			case "forwarded":
+				rcpt.ForwardedFrom = bareAddress(v)
+			}
+		}
+		if rcpt.Address != "" {
+			j.Recipients = append(j.Recipients, rcpt)
+		}
+	}
+}
+
+// bareAddress strips the angle brackets and whitespace some Exchange versions put around
+// summary addresses.
+func bareAddress(s string) string {
+	return strings.TrimSpace(strings.Trim(strings.TrimSpace(s), "<>"))
+}

@@ -1,0 +1,672 @@
+// Package parser turns a raw message into an api.Record as a stream: envelope-independent
+// metadata, attachment hashes and types, and URLs. Body text is read for URLs and dropped;
+// no body byte is kept, logged or returned.
+//
+// The parser is total: any byte sequence yields a record. Malformed MIME becomes anomalies,
+// and a panic is recovered into a degraded record. The only errors Parse returns are the
+// input failing (the message did not arrive whole) and, in content mode, the blob sink
+// failing — both mean the copy must not be acknowledged.
+package parser
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/gabriel-vasile/mimetype"
+
+	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser/urls"
+	"github.com/journalsensor/sensor/parser/walker"
+)
+
+// AttachmentMode says how much of each attachment the record keeps.
+type AttachmentMode uint8
+
+const (
+	// AttachmentsMetadata keeps hashes, types and sizes. It is the zero value.
+	AttachmentsMetadata AttachmentMode = iota
+	// AttachmentsOff lists no attachments.
+	AttachmentsOff
+	// AttachmentsContent also streams each attachment's decoded bytes to Options.Blobs.
+	AttachmentsContent
+)
+
+// ParseAttachmentMode reads "off", "metadata" or "content".
+func ParseAttachmentMode(s string) (AttachmentMode, error) {
+	switch s {
+	case "metadata":
+		return AttachmentsMetadata, nil
+	case "off":
+		return AttachmentsOff, nil
+	case "content":
+		return AttachmentsContent, nil
+	}
+	return 0, fmt.Errorf("attachments mode %q: want off, metadata or content", s)
+}
+
+func (m AttachmentMode) String() string {
+	return [...]string{"metadata", "off", "content"}[m]
+}
+
+// BlobSink stores attachment bytes in content mode. It is the spool's blob writer in the
+// sensor; the parser never decides where bytes go.
+type BlobSink interface {
+	Create() (BlobWriter, error)
+}
+
+// BlobWriter receives one attachment's decoded bytes.
+type BlobWriter interface {
+	io.Writer
+	// Commit makes the blob durable under its SHA-256 (lowercase hex).
+	Commit(sha256 string) error
+	// Abort discards a blob that will not be committed.
+	Abort()
+}
+
+// Options configure a Parser. Zero limits mean the default.
+type Options struct {
+	Attachments AttachmentMode
+	NoURLs      bool
+	Blobs       BlobSink // required in content mode
+	// CRLFInput says the input came over SMTP, where every line ends in CRLF, so a bare LF
+	// is worth an anomaly (a smuggling attempt, or a broken relay). Files on disk usually
+	// use LF, so `sensor parse` leaves this off.
+	CRLFInput bool
+	Logger    *slog.Logger
+
+	MaxDepth             int // default 64
+	MaxParts             int // default 10000
+	MaxHeaderBytes       int // per entity, default 1 MiB
+	MaxURLs              int // default 10000
+	MaxURLLength         int // default 8192
+	MaxAnomalies         int // default 1000
+	MaxJournalRecipients int // default 100000
+	MaxStructureBytes    int // default 4096
+}
+
+func (o Options) withDefaults() Options {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxDepth, 64)
+	def(&o.MaxParts, 10000)
+	def(&o.MaxHeaderBytes, 1<<20)
+	def(&o.MaxURLs, 10000)
+	def(&o.MaxURLLength, 8192)
+	def(&o.MaxAnomalies, 1000)
+	def(&o.MaxJournalRecipients, 100000)
+	def(&o.MaxStructureBytes, 4096)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Parser parses messages. It is safe for concurrent use; each Parse call has its own state.
+type Parser struct {
+	opts Options
+}
+
+// New returns a parser. In content mode opts.Blobs must be set.
+func New(opts Options) (*Parser, error) {
+	opts = opts.withDefaults()
+	if opts.Attachments == AttachmentsContent && opts.Blobs == nil {
+		return nil, errors.New("parser: content mode needs a blob sink")
+	}
+	return &Parser{opts: opts}, nil
+}
+
+// LocalError is a failure on our side during parsing (the blob sink failed). The copy must
+// be refused with a temporary error.
+type LocalError struct{ Err error }
+
+func (e *LocalError) Error() string { return "storing attachment: " + e.Err.Error() }
+func (e *LocalError) Unwrap() error { return e.Err }
+
+// Parse reads r to its end and returns the record. The caller sets ID, ReceivedAt, Sensor
+// and Envelope. An error is either a *walker.ReadError (the input failed) or a *LocalError;
+// in both cases the record must not be acknowledged.
+func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
+	in := &rawReader{r: r, h: sha256.New()}
+	st := newState(&p.opts)
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		p.opts.Logger.Error("parser panic recovered; record is degraded",
+			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		st.anomaly("parser_panic", "", "parser failed; record holds what was extracted before")
+		st.abortBlobs()
+		// Read the rest so the SMTP session stays in step with the client.
+		if _, derr := io.Copy(io.Discard, in); derr != nil {
+			rec, err = nil, &walker.ReadError{Err: derr}
+			return
+		}
+		rec, err = st.record(in), nil
+	}()
+
+	w := walker.New(in, walker.Options{
+		MaxDepth:       p.opts.MaxDepth,
+		MaxParts:       p.opts.MaxParts,
+		MaxHeaderBytes: p.opts.MaxHeaderBytes,
+		Report: func(a walker.Anomaly) {
+			st.anomaly(a.Code, a.Path, a.Detail)
+		},
+		Limit: st.limit,
+	})
+	for {
+		part, err := w.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			st.abortBlobs()
+			return nil, err
+		}
+		if err := st.entity(w, part); err != nil {
+			st.abortBlobs()
+			return nil, err
+		}
+	}
+	st.lineEndings(w.LineEndings())
+	if err := st.commitBlobs(); err != nil {
+		return nil, err
+	}
+	return st.record(in), nil
+}
+
+// rawReader hashes and counts every input byte, for the size and SHA-256 of the message.
+type rawReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (r *rawReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	return n, err
+}
+
+// role is what a message inside the input is to the record.
+type role uint8
+
+const (
+	roleScored  role = iota // the message the record describes
+	roleWrapper             // a journal report wrapping the scored message
+	roleNested              // a message attached to another: its parts are attachments
+)
+
+// msgCtx is a message being walked: the top-level one or one inside a message/rfc822 part.
+type msgCtx struct {
+	depth int    // Depth of its root entity
+	path  string // path of the message/rfc822 part that holds it; "" at top level
+	role  role
+	root  *node
+	// summaryDone is set once a journal wrapper's summary part has been read.
+	summaryDone bool
+}
+
+// node is one entity in the structure tree.
+type node struct {
+	mtype    string
+	children []*node
+}
+
+type state struct {
+	opts *Options
+
+	source  api.Source
+	journal *api.Journal
+	msg     api.Message
+	scored  *msgCtx
+	// scoredRaw hashes a journal's original as the walk passes through it.
+	scoredRaw *hashes
+
+	ctxs  []*msgCtx
+	nodes []*node // the current node at each depth
+
+	attachments []api.Attachment
+	blobs       []BlobWriter // written, not yet committed
+	blobSums    []string
+	urls        *urls.Collector
+	anomalies   []api.Anomaly
+	limits      []string
+
+	head []byte // sniffing buffer
+	buf  []byte // copy buffer
+}
+
+func newState(o *Options) *state {
+	return &state{
+		opts:   o,
+		source: api.Source{Kind: api.SourceDirect},
+		urls:   urls.NewCollector(urls.Options{MaxURLs: o.MaxURLs, MaxURLLength: o.MaxURLLength}),
+		head:   make([]byte, 4096),
+		buf:    make([]byte, 64<<10),
+	}
+}
+
+func (st *state) anomaly(code, path, detail string) {
+	if len(st.anomalies) >= st.opts.MaxAnomalies {
+		st.limit("anomalies")
+		return
+	}
+	st.anomalies = append(st.anomalies, api.Anomaly{Code: code, Path: path, Detail: detail})
+}
+
+func (st *state) limit(name string) {
+	for _, l := range st.limits {
+		if l == name {
+			return
+		}
+	}
+	st.limits = append(st.limits, name)
+}
+
+// entity handles one entity from the walker.
+func (st *state) entity(w *walker.Walker, p *walker.Part) error {
+	for len(st.ctxs) > 0 && st.ctxs[len(st.ctxs)-1].depth >= p.Depth {
+		st.ctxs = st.ctxs[:len(st.ctxs)-1]
+	}
+	n := st.addNode(p)
+	if p.MessageRoot {
+		st.enterMessage(p, n)
+	}
+	ctx := st.ctxs[len(st.ctxs)-1]
+	switch p.Kind {
+	case walker.Multipart:
+		return nil
+	case walker.Message:
+		st.messagePart(w, p, ctx)
+		return nil
+	}
+	return st.leaf(w, p, ctx)
+}
+
+func (st *state) addNode(p *walker.Part) *node {
+	n := &node{mtype: p.MediaType}
+	if p.Depth > len(st.nodes) { // cannot happen: the walker descends one level at a time
+		p.Depth = len(st.nodes)
+	}
+	st.nodes = st.nodes[:p.Depth]
+	if p.Depth > 0 {
+		parent := st.nodes[p.Depth-1]
+		parent.children = append(parent.children, n)
+	}
+	st.nodes = append(st.nodes, n)
+	return n
+}
+
+func (st *state) enterMessage(p *walker.Part, n *node) {
+	ctx := &msgCtx{depth: p.Depth, root: n}
+	if len(st.ctxs) == 0 {
+		if isExchangeJournal(p.Header.Has) {
+			ctx.role = roleWrapper
+			st.source.Kind = api.SourceExchangeJournal
+			st.journal = &api.Journal{}
+		} else {
+			ctx.role = roleScored
+		}
+	} else {
+		parent := st.ctxs[len(st.ctxs)-1]
+		ctx.path = parentMessagePath(p)
+		ctx.role = roleNested
+		if parent.role == roleWrapper && st.scored == nil {
+			ctx.role = roleScored
+		}
+	}
+	if ctx.role == roleScored {
+		st.scored = ctx
+		st.describe(p)
+	}
+	st.ctxs = append(st.ctxs, ctx)
+}
+
+// parentMessagePath returns the path of the message/rfc822 part a nested root belongs to:
+// the root itself when it is a multipart, else its parent (the single-part body is P.1).
+func parentMessagePath(p *walker.Part) string {
+	if p.Kind == walker.Multipart {
+		return p.Path
+	}
+	if i := strings.LastIndexByte(p.Path, '.'); i >= 0 {
+		return p.Path[:i]
+	}
+	return ""
+}
+
+// messagePart handles a message/rfc822 part: a journal's original, or an attached message
+// that is itself an attachment (its raw bytes hashed as it streams past).
+func (st *state) messagePart(w *walker.Walker, p *walker.Part, ctx *msgCtx) {
+	if ctx.role == roleWrapper && st.scored == nil {
+		h := newHashes()
+		st.scoredRaw = h
+		w.Tap(h, nil)
+		return
+	}
+	if st.opts.Attachments == AttachmentsOff {
+		return
+	}
+	a := st.attachmentMeta(p, ctx)
+	a.DetectedType = p.MediaType
+	st.attachments = append(st.attachments, a)
+	i := len(st.attachments) - 1
+	h := newHashes()
+	w.Tap(h, func() { h.fill(&st.attachments[i]) })
+}
+
+// leaf reads one leaf body: the journal summary, body text (URLs only) or an attachment.
+func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
+	dec, known := newDecoder(p.Encoding, w.Body())
+	if !known {
+		st.anomaly("unknown_transfer_encoding", p.Path, p.Encoding)
+	}
+	defer func() {
+		if n := dec.repairs(); n > 0 {
+			code := "bad_" + strings.ReplaceAll(p.Encoding, "-", "_") // bad_base64, bad_quoted_printable
+			st.anomaly(code, p.Path, strconv.FormatInt(n, 10)+" bytes skipped or kept undecoded")
+		}
+	}()
+	isText := p.MediaType == "text/plain" || p.MediaType == "text/html"
+
+	if ctx.role == roleWrapper && !ctx.summaryDone && p.MediaType == "text/plain" {
+		ctx.summaryDone = true
+		cr, _ := charsetReader(p.Params["charset"], dec)
+		if err := readJournalSummary(cr, st.journal, st.opts.MaxJournalRecipients, st.limit); err != nil {
+			return readFailure(err)
+		}
+		return st.drain(dec)
+	}
+
+	disp, dparams, _ := walker.ParseMediaType(p.Header.Get("Content-Disposition"))
+	filename := dparams["filename"]
+	if filename == "" {
+		filename = p.Params["name"]
+	}
+	if ctx.role == roleScored && isText && filename == "" && disp != "attachment" {
+		if !st.opts.NoURLs {
+			src := api.URLSourceText
+			if p.MediaType == "text/html" {
+				src = api.URLSourceHTML
+			}
+			if err := st.scanText(dec, p, src); err != nil {
+				return err
+			}
+		}
+		return st.drain(dec)
+	}
+
+	urlSource := api.URLSourceAttachment
+	if ctx.role == roleNested && filename == "" && disp != "attachment" {
+		// The body text of an attached message: its links are the message's links.
+		urlSource = api.URLSourceText
+		if p.MediaType == "text/html" {
+			urlSource = api.URLSourceHTML
+		}
+	}
+	if st.opts.Attachments == AttachmentsOff {
+		if isText && !st.opts.NoURLs {
+			if err := st.scanText(dec, p, urlSource); err != nil {
+				return err
+			}
+		}
+		return st.drain(dec)
+	}
+	return st.attachment(p, ctx, dec, isText, urlSource)
+}
+
+func (st *state) scanText(r io.Reader, p *walker.Part, source string) error {
+	cr, ok := charsetReader(p.Params["charset"], r)
+	if !ok {
+		st.anomaly("unknown_charset", p.Path, p.Params["charset"])
+	}
+	var err error
+	if p.MediaType == "text/html" {
+		err = st.urls.ScanHTML(cr, source)
+	} else {
+		err = st.urls.ScanText(cr, source)
+	}
+	return readFailure(err)
+}
+
+// readFailure passes on input failures and drops anything else: a scanner's trouble with
+// the text is never a reason to refuse the copy.
+func readFailure(err error) error {
+	var re *walker.ReadError
+	if errors.As(err, &re) {
+		return re
+	}
+	var le *LocalError
+	if errors.As(err, &le) {
+		return le
+	}
+	return nil
+}
+
+// drain reads the rest of r so the hashes and the walker see every byte.
+func (st *state) drain(r io.Reader) error {
+	for {
+		_, err := r.Read(st.buf)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return readFailure(err)
+		}
+	}
+}
+
+func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
+	disp, dparams, _ := walker.ParseMediaType(p.Header.Get("Content-Disposition"))
+	filename := dparams["filename"]
+	if filename == "" {
+		filename = p.Params["name"]
+	}
+	filename, fixed := decodeHeaderValue(filename)
+	if fixed {
+		st.anomaly("8bit_filename", p.Path, "read as Windows-1252")
+	}
+	a := api.Attachment{
+		Path:        p.Path,
+		Filename:    filename,
+		ContentType: p.MediaType,
+		Disposition: disp,
+		ContentID:   strings.Trim(p.Header.Get("Content-ID"), "<> \t"),
+	}
+	if ctx.role == roleNested {
+		a.Container = &api.Container{Kind: "message", Path: ctx.path}
+	}
+	return a
+}
+
+func (st *state) attachment(p *walker.Part, ctx *msgCtx, dec io.Reader, isText bool, urlSource string) error {
+	a := st.attachmentMeta(p, ctx)
+	h := newHashes()
+	var sink io.Writer = h
+	var blob BlobWriter
+	if st.opts.Attachments == AttachmentsContent {
+		var err error
+		if blob, err = st.opts.Blobs.Create(); err != nil {
+			return &LocalError{Err: err}
+		}
+		st.blobs = append(st.blobs, blob)
+		sink = io.MultiWriter(h, localWriter{blob})
+	}
+	tee := io.TeeReader(dec, sink)
+	n, err := io.ReadFull(tee, st.head)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return readFailure(err)
+	}
+	head := st.head[:n]
+	a.DetectedType, _, _ = strings.Cut(mimetype.Detect(head).String(), ";")
+	if isText && !st.opts.NoURLs {
+		if err := st.scanText(io.MultiReader(bytes.NewReader(head), tee), p, urlSource); err != nil {
+			return err
+		}
+	}
+	if err := st.drain(tee); err != nil {
+		return err
+	}
+	h.fill(&a)
+	if blob != nil {
+		a.Blob = a.SHA256
+		st.blobSums = append(st.blobSums, a.SHA256)
+	}
+	st.attachments = append(st.attachments, a)
+	return nil
+}
+
+// localWriter marks blob write failures as ours, so they are not mistaken for input trouble.
+type localWriter struct{ w io.Writer }
+
+func (l localWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if err != nil {
+		return n, &LocalError{Err: err}
+	}
+	return n, nil
+}
+
+func (st *state) commitBlobs() error {
+	for i, b := range st.blobs {
+		if err := b.Commit(st.blobSums[i]); err != nil {
+			for _, rest := range st.blobs[i+1:] {
+				rest.Abort()
+			}
+			st.blobs = nil
+			return &LocalError{Err: err}
+		}
+	}
+	st.blobs = nil
+	return nil
+}
+
+func (st *state) abortBlobs() {
+	for _, b := range st.blobs {
+		b.Abort()
+	}
+	st.blobs = nil
+}
+
+// hashes computes size, MD5, SHA-1 and SHA-256 in one pass.
+type hashes struct {
+	n                 int64
+	md5, sha1, sha256 hash.Hash
+}
+
+func newHashes() *hashes {
+	return &hashes{md5: md5.New(), sha1: sha1.New(), sha256: sha256.New()}
+}
+
+func (h *hashes) Write(p []byte) (int, error) {
+	h.n += int64(len(p))
+	h.md5.Write(p)
+	h.sha1.Write(p)
+	h.sha256.Write(p)
+	return len(p), nil
+}
+
+func (h *hashes) fill(a *api.Attachment) {
+	a.Size = h.n
+	a.MD5 = hex.EncodeToString(h.md5.Sum(nil))
+	a.SHA1 = hex.EncodeToString(h.sha1.Sum(nil))
+	a.SHA256 = hex.EncodeToString(h.sha256.Sum(nil))
+}
+
+func (st *state) lineEndings(crlf, lf, cr int64) {
+	if st.opts.CRLFInput && lf > 0 {
+		st.anomaly("bare_lf", "", strconv.FormatInt(lf, 10)+" lines end in LF alone")
+	}
+	if cr > 0 {
+		st.anomaly("bare_cr", "", strconv.FormatInt(cr, 10)+" lines end in CR alone")
+	}
+	if !st.opts.CRLFInput && crlf > 0 && lf > 0 {
+		st.anomaly("mixed_line_endings", "", fmt.Sprintf("%d CRLF and %d LF", crlf, lf))
+	}
+}
+
+// record assembles the record from what the walk found.
+func (st *state) record(in *rawReader) *api.Record {
+	rec := &api.Record{
+		Schema:      api.SchemaV1,
+		Source:      st.source,
+		Journal:     st.journal,
+		Attachments: st.attachments,
+	}
+	switch {
+	case st.scored == nil:
+		if st.journal != nil {
+			st.anomaly("journal_original_missing", "", "journal report without an attached original")
+		}
+	case st.scored.depth == 0:
+		st.msg.Size = in.n
+		st.msg.SHA256 = hex.EncodeToString(in.h.Sum(nil))
+	case st.scoredRaw != nil:
+		st.msg.Size = st.scoredRaw.n
+		st.msg.SHA256 = hex.EncodeToString(st.scoredRaw.sha256.Sum(nil))
+	}
+	if st.scored != nil {
+		var b strings.Builder
+		st.structure(&b, st.scored.root)
+		st.msg.Structure = b.String()
+	}
+	rec.Message = st.msg
+	rec.URLs = st.urls.URLs()
+	for _, l := range st.urls.LimitsHit() {
+		st.limit(l)
+	}
+	rec.Anomalies = st.anomalies
+	rec.LimitsHit = st.limits
+	return rec
+}
+
+// structure renders the tree below n as "multipart/mixed(text/plain,application/pdf)",
+// cut at MaxStructureBytes.
+func (st *state) structure(b *strings.Builder, n *node) {
+	type item struct {
+		n     *node
+		close bool
+		comma bool
+	}
+	stack := []item{{n: n}}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if b.Len() > st.opts.MaxStructureBytes {
+			st.limit("structure")
+			b.WriteString("…")
+			return
+		}
+		if it.close {
+			b.WriteByte(')')
+			continue
+		}
+		if it.comma {
+			b.WriteByte(',')
+		}
+		b.WriteString(it.n.mtype)
+		if len(it.n.children) == 0 {
+			continue
+		}
+		b.WriteByte('(')
+		stack = append(stack, item{close: true})
+		for i := len(it.n.children) - 1; i >= 0; i-- {
+			stack = append(stack, item{n: it.n.children[i], comma: i > 0})
+		}
+	}
+}
