@@ -1,0 +1,134 @@
+package sensor
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/journalsensor/sensor/uploader"
+)
+
+// Metrics are the SMTP side's counters. One value is shared by the server and the admin
+// endpoint; it is passed in, never global.
+type Metrics struct {
+	messagesStarted  atomic.Int64
+	messagesAccepted atomic.Int64
+	messagesFailed   atomic.Int64
+	bytesAccepted    atomic.Int64
+}
+
+// UploadStats is what the admin server needs of the uploader.
+type UploadStats interface {
+	Stats() uploader.Stats
+}
+
+// Admin serves /healthz (alive), /readyz (ready to take mail and deliver it), /metrics
+// (Prometheus text format) and /status (the same facts as JSON, for `sensor healthcheck`
+// and people).
+type Admin struct {
+	Metrics *Metrics
+	Uploads UploadStats
+	Started time.Time
+	Version string
+	// Listening reports whether the SMTP listener is up.
+	Listening func() bool
+}
+
+// Handler returns the admin HTTP handler.
+func (a *Admin) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if problem := a.notReady(); problem != "" {
+			http.Error(w, "not ready: "+problem, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		a.writeMetrics(w)
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(a.status())
+	})
+	return mux
+}
+
+// notReady says why the sensor should not get traffic, or "" when it should.
+func (a *Admin) notReady() string {
+	if a.Listening != nil && !a.Listening() {
+		return "SMTP listener is not up"
+	}
+	if a.Uploads != nil && a.Uploads.Stats().AuthFailing {
+		// Mail is still accepted and kept, but an operator must fix the token: make it loud.
+		return "the pipeline rejects our credentials (401/403); check --pipeline-token-file"
+	}
+	return ""
+}
+
+type status struct {
+	Version          string         `json:"version"`
+	UptimeSeconds    int64          `json:"uptime_seconds"`
+	Ready            bool           `json:"ready"`
+	NotReadyReason   string         `json:"not_ready_reason,omitempty"`
+	MessagesAccepted int64          `json:"messages_accepted"`
+	MessagesFailed   int64          `json:"messages_failed"`
+	Uploads          uploader.Stats `json:"uploads"`
+}
+
+func (a *Admin) status() status {
+	s := status{
+		Version:          a.Version,
+		UptimeSeconds:    int64(time.Since(a.Started).Seconds()),
+		MessagesAccepted: a.Metrics.messagesAccepted.Load(),
+		MessagesFailed:   a.Metrics.messagesFailed.Load(),
+	}
+	if a.Uploads != nil {
+		s.Uploads = a.Uploads.Stats()
+	}
+	s.NotReadyReason = a.notReady()
+	s.Ready = s.NotReadyReason == ""
+	return s
+}
+
+func (a *Admin) writeMetrics(w io.Writer) {
+	m := a.Metrics
+	metric := func(name, kind, help string, v any) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, kind, name, v)
+	}
+	metric("sensor_smtp_messages_started_total", "counter", "DATA/BDAT transactions begun.", m.messagesStarted.Load())
+	metric("sensor_smtp_messages_accepted_total", "counter", "Messages answered 250 after their record was durable.", m.messagesAccepted.Load())
+	metric("sensor_smtp_messages_failed_total", "counter", "Transactions refused or failed (4xx/5xx).", m.messagesFailed.Load())
+	metric("sensor_smtp_bytes_accepted_total", "counter", "Message bytes accepted.", m.bytesAccepted.Load())
+	if a.Uploads == nil {
+		return
+	}
+	s := a.Uploads.Stats()
+	metric("sensor_upload_records_delivered_total", "counter", "Records the pipeline accepted.", s.RecordsDelivered)
+	metric("sensor_upload_batches_delivered_total", "counter", "Batches the pipeline accepted.", s.BatchesDelivered)
+	metric("sensor_upload_attempts_total", "counter", "Delivery attempts.", s.Attempts)
+	metric("sensor_upload_failures_total", "counter", "Delivery attempts that failed.", s.Failures)
+	metric("sensor_upload_records_deadlettered_total", "counter", "Records moved to the dead-letter folder.", s.RecordsDeadLettered)
+	metric("sensor_upload_auth_failing", "gauge", "1 while the pipeline rejects our credentials.", boolInt(s.AuthFailing))
+	metric("sensor_spool_pending_records", "gauge", "Records committed and not yet batched.", s.PendingRecords)
+	metric("sensor_spool_pending_batches", "gauge", "Batches waiting for delivery.", s.PendingBatches)
+	metric("sensor_spool_pending_bytes", "gauge", "Spool bytes waiting for delivery.", s.PendingBytes)
+	metric("sensor_spool_broken_entries", "gauge", "Spool entries quarantined as *.broken at start-up.", s.BrokenRecords)
+	if !s.LastDeliveryAt.IsZero() {
+		metric("sensor_upload_last_delivery_timestamp_seconds", "gauge", "When the pipeline last accepted a batch.", s.LastDeliveryAt.Unix())
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
