@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/journalsensor/sensor/api"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestFlagBeatsEnvBeatsFileBeatsDefault(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := writeFile(t, dir, "sensor.yaml", `
+smtp-listen: "127.0.0.1:2600"
+admin-listen: "127.0.0.1:9100"
+data-dir: /var/lib/from-file
+idle-timeout: 90s
+max-message-bytes: 50MiB
+urls: off
+`)
+	env := map[string]string{
+		"SENSOR_ADMIN_LISTEN": "127.0.0.1:9200",
+		"SENSOR_DATA_DIR":     "/var/lib/from-env",
+	}
+	c, err := loadServeConfig([]string{"--config", cfgFile, "--data-dir", "/var/lib/from-flag"}, io.Discard,
+		func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct{ name, got, want string }{
+		{"smtp-listen (file)", c.smtpListen, "127.0.0.1:2600"},
+		{"admin-listen (env beats file)", c.adminListen, "127.0.0.1:9200"},
+		{"data-dir (flag beats env and file)", c.dataDir, "/var/lib/from-flag"},
+		{"idle-timeout (file)", c.idleTimeout.String(), (90 * time.Second).String()},
+		{"max-message-bytes (file)", c.maxMessageBytes.String(), "50MiB"},
+		{"urls (file)", c.urls.String(), "off"},
+		{"attachments (default)", c.attachments, "metadata"},
+		{"pipeline-url (derived default)", c.pipelineURL, "file:///var/lib/from-flag/outbox"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %q, want %q", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestConfigFileFromEnvironment(t *testing.T) {
+	cfgFile := writeFile(t, t.TempDir(), "s.yaml", "smtp-listen: \":2525\"\n")
+	c, err := loadServeConfig(nil, io.Discard, func(k string) string {
+		if k == "SENSOR_CONFIG" {
+			return cfgFile
+		}
+		return ""
+	})
+	if err != nil || c.smtpListen != ":2525" {
+		t.Fatalf("%v %+v", err, c)
+	}
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := writeFile(t, dir, "bad.yaml", `
+smtp-listen: "nonsense"
+pipeline-url: "http://plain.example"
+attachments: everything
+max-message-bytes: lots
+smtp-listne: ":25"
+`)
+	_, err := loadServeConfig([]string{"--config", cfgFile, "--pipeline-token-file", filepath.Join(dir, "missing")}, io.Discard,
+		func(string) string { return "" })
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`unknown key "smtp-listne"`, `key "max-message-bytes" value "lots"`,
+		"--smtp-listen:", "--pipeline-url:", "--attachments:", "--pipeline-token-file:",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not mention %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestContentModeIsRefusedClearly(t *testing.T) {
+	_, err := loadServeConfig([]string{"--attachments", "content"}, io.Discard, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "not available") {
+		t.Errorf("content mode: %v", err)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{
+		"200MiB": 200 << 20, "10GiB": 10 << 30, "512KB": 512_000, "1048576": 1 << 20, "1.5MiB": 3 << 19, "64k": 64 << 10,
+	} {
+		got, err := parseBytes(in)
+		if err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "lots", "-5MiB", "MiB"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Errorf("parseBytes(%q) accepted", bad)
+		}
+	}
+}
+
+func TestParseCommandPrintsOneValidRecordPerInput(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.eml", "From: a@example.org\r\nSubject: first\r\n\r\nhello https://a.example/\r\n")
+	b := writeFile(t, dir, "b.eml", "Subject: second\n\nbody\n")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"parse", a, "-", b, filepath.Join(dir, "missing.eml")},
+		strings.NewReader("Subject: from stdin\r\n\r\nx\r\n"), &stdout, &stderr, func(string) string { return "" })
+	if code != 1 {
+		t.Errorf("exit %d with one unreadable input, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "missing.eml") {
+		t.Errorf("stderr does not name the bad file: %s", stderr.String())
+	}
+	v, err := api.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subjects []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if err := v.Validate([]byte(line)); err != nil {
+			t.Errorf("record fails the schema: %v", err)
+		}
+		var r api.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		subjects = append(subjects, r.Message.Subject)
+	}
+	if got := strings.Join(subjects, ","); got != "first,from stdin,second" {
+		t.Errorf("subjects %s", got)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run([]string{"frobnicate"}, nil, io.Discard, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), "unknown command") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}

@@ -1,0 +1,69 @@
+// Command sensor is Journal Sensor: an SMTP sink for journal and BCC copies that keeps only
+// what threat analysis needs and delivers it to a scoring pipeline.
+//
+//	sensor serve    [--config FILE] [flags]          run the sensor
+//	sensor parse    [--attachments MODE] [--urls on|off] FILE... | -
+//	sensor receiver --listen ADDR --out DIR [--token-file F] [--tls-cert F --tls-key F]
+//	sensor config check --config FILE
+//	sensor healthcheck [--admin ADDR]
+//	sensor version
+//
+// This file only dispatches; each command lives in its own file.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time: go build -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `Journal Sensor: an SMTP sink for journal and BCC copies.
+
+Usage:
+  sensor serve    [--config FILE] [flags]     run the sensor (see: sensor serve --help)
+  sensor parse    [--attachments MODE] [--urls on|off] FILE... | -
+                                              print one record (a JSON line) per message
+  sensor receiver --listen ADDR --out DIR [--token-file F] [--tls-cert F --tls-key F]
+                                              run the reference pipeline endpoint
+  sensor config check --config FILE           report every problem in a config file
+  sensor healthcheck [--admin ADDR]           exit 0 when the running sensor is ready
+  sensor version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serveCmd(args[1:], stderr, getenv)
+	case "parse":
+		return parseCmd(args[1:], stdin, stdout, stderr)
+	case "receiver":
+		return receiverCmd(args[1:], stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprintln(stderr, "usage: sensor config check --config FILE")
+			return 2
+		}
+		return configCheckCmd(args[2:], stdout, stderr, getenv)
+	case "healthcheck":
+		return healthcheckCmd(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "sensor", version)
+		return 0
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sensor: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

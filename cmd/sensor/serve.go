@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/journalsensor/sensor/parser"
+	"github.com/journalsensor/sensor/sensor"
+	"github.com/journalsensor/sensor/uploader"
+	"github.com/journalsensor/sensor/uploader/spool"
+)
+
+// serveConfig is everything `sensor serve` takes, after layering flags, env and file.
+type serveConfig struct {
+	configFile        string
+	smtpListen        string
+	adminListen       string
+	dataDir           string
+	pipelineURL       string
+	pipelineTokenFile string
+	pipelineCAFile    string
+	clientCertFile    string
+	clientKeyFile     string
+	attachments       string
+	urls              onOff
+	maxMessageBytes   byteSize
+	idleTimeout       time.Duration
+	logFormat         string
+	logLevel          string
+
+	// Derived by check.
+	mode  parser.AttachmentMode
+	token string
+}
+
+func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("sensor serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.configFile, "config", "", "YAML config file; its keys are spelled like these flags (smtp-listen: \":2525\")")
+	fs.StringVar(&c.smtpListen, "smtp-listen", "127.0.0.1:2525", "SMTP address the journal rule delivers to")
+	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9025", "address for /healthz, /readyz, /metrics and /status")
+	fs.StringVar(&c.dataDir, "data-dir", "./sensor-data", "directory for the spool and the default outbox")
+	fs.StringVar(&c.pipelineURL, "pipeline-url", "", "https://... scoring pipeline, or file://DIR (default file://<data-dir>/outbox)")
+	fs.StringVar(&c.pipelineTokenFile, "pipeline-token-file", "", "file holding the pipeline's bearer token")
+	fs.StringVar(&c.pipelineCAFile, "pipeline-ca-file", "", "PEM bundle of the CAs that sign the pipeline's certificate (default: system roots)")
+	fs.StringVar(&c.clientCertFile, "pipeline-client-cert", "", "client certificate for mutual TLS with the pipeline")
+	fs.StringVar(&c.clientKeyFile, "pipeline-client-key", "", "key of --pipeline-client-cert")
+	fs.StringVar(&c.attachments, "attachments", "metadata", "off or metadata (hashes, types, sizes); content (also upload the bytes) is not available yet")
+	c.urls = true
+	fs.Var(&c.urls, "urls", "extract URLs: on or off")
+	c.maxMessageBytes = 200 << 20
+	fs.Var(&c.maxMessageBytes, "max-message-bytes", "largest message accepted (SIZE); bigger ones get 552 5.3.4")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 5*time.Minute, "close a connection that sends nothing for this long")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	return fs
+}
+
+// loadServeConfig parses args, layers env and the config file, and checks the result.
+func loadServeConfig(args []string, stderr io.Writer, getenv func(string) string) (*serveConfig, error) {
+	c := &serveConfig{}
+	fs := serveFlags(c, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	}
+	if c.configFile == "" {
+		c.configFile = getenv("SENSOR_CONFIG")
+	}
+	layerErr := layer(fs, c.configFile, getenv)
+	return c, errors.Join(layerErr, c.check())
+}
+
+// check validates every setting and reports all problems at once, each naming its flag.
+func (c *serveConfig) check() error {
+	var errs []error
+	bad := func(flag, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, a...)))
+	}
+	var err error
+	if c.mode, err = parser.ParseAttachmentMode(c.attachments); err != nil {
+		bad("attachments", "%v", err)
+	} else if c.mode == parser.AttachmentsContent {
+		bad("attachments", "content mode (uploading attachment bytes) is not available in this version; use metadata")
+	}
+	for flag, addr := range map[string]string{"smtp-listen": c.smtpListen, "admin-listen": c.adminListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(flag, "%q is not host:port (%v)", addr, err)
+		}
+	}
+	if c.dataDir == "" {
+		bad("data-dir", "must not be empty")
+	}
+	if c.pipelineURL == "" {
+		abs, err := filepath.Abs(filepath.Join(c.dataDir, "outbox"))
+		if err != nil {
+			bad("data-dir", "%v", err)
+		}
+		c.pipelineURL = "file://" + abs
+	}
+	if u, err := url.Parse(c.pipelineURL); err != nil || (u.Scheme != "https" && u.Scheme != "file") {
+		bad("pipeline-url", "%q: want https://host[:port][/prefix] or file:///dir (TLS is not optional)", c.pipelineURL)
+	}
+	if c.pipelineTokenFile != "" {
+		b, err := os.ReadFile(c.pipelineTokenFile)
+		switch {
+		case err != nil:
+			bad("pipeline-token-file", "%v", err)
+		case strings.TrimSpace(string(b)) == "":
+			bad("pipeline-token-file", "%s is empty", c.pipelineTokenFile)
+		default:
+			c.token = strings.TrimSpace(string(b))
+		}
+	}
+	for flag, f := range map[string]string{"pipeline-ca-file": c.pipelineCAFile, "pipeline-client-cert": c.clientCertFile, "pipeline-client-key": c.clientKeyFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			bad(flag, "%v", err)
+		}
+	}
+	if (c.clientCertFile == "") != (c.clientKeyFile == "") {
+		bad("pipeline-client-cert", "--pipeline-client-cert and --pipeline-client-key go together")
+	}
+	if c.maxMessageBytes <= 0 {
+		bad("max-message-bytes", "must be positive")
+	}
+	if c.idleTimeout <= 0 {
+		bad("idle-timeout", "must be positive")
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		bad("log-format", "%q: want text or json", c.logFormat)
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		bad("log-level", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	l, _ := parseLevel(level)
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serveCmd(args []string, stderr io.Writer, getenv func(string) string) int {
+	c, err := loadServeConfig(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sensor serve: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, c.logFormat, c.logLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, c, log, nil); err != nil {
+		log.Error("sensor stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func configCheckCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	_, err := loadServeConfig(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "config OK")
+	return 0
+}
+
+// serve runs the sensor until ctx is done (SIGINT or SIGTERM). ready, when set, is told the
+// bound addresses once mail is being accepted.
+func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smtp, admin net.Addr)) error {
+	hostname, _ := os.Hostname()
+	sp, err := spool.Open(filepath.Join(c.dataDir, "spool"), log.With("component", "spool"))
+	if err != nil {
+		return fmt.Errorf("opening the spool under --data-dir %s: %w", c.dataDir, err)
+	}
+	up, err := uploader.New(uploader.Config{
+		URL:            c.pipelineURL,
+		Token:          c.token,
+		CAFile:         c.pipelineCAFile,
+		ClientCertFile: c.clientCertFile,
+		ClientKeyFile:  c.clientKeyFile,
+		UserAgent:      "journal-sensor/" + version,
+		Logger:         log.With("component", "uploader"),
+	}, sp)
+	if err != nil {
+		return fmt.Errorf("pipeline settings: %w", err)
+	}
+	p, err := parser.New(parser.Options{
+		Attachments: c.mode,
+		NoURLs:      !bool(c.urls),
+		CRLFInput:   true,
+		Logger:      log.With("component", "parser"),
+	})
+	if err != nil {
+		return err
+	}
+	metrics := &sensor.Metrics{}
+	smtpSrv := sensor.NewSMTPServer(sensor.SMTPConfig{
+		Domain:          hostname,
+		MaxMessageBytes: int64(c.maxMessageBytes),
+		IdleTimeout:     c.idleTimeout,
+		SensorID:        hostname,
+		Version:         version,
+		Logger:          log.With("component", "smtp"),
+	}, p, sp, metrics)
+
+	smtpLn, err := net.Listen("tcp", c.smtpListen)
+	if err != nil {
+		return fmt.Errorf("--smtp-listen: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", c.adminListen)
+	if err != nil {
+		smtpLn.Close()
+		return fmt.Errorf("--admin-listen: %w", err)
+	}
+
+	var listening atomic.Bool
+	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Started: time.Now(), Version: version, Listening: listening.Load}
+	adminSrv := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server failed", "error", err)
+		}
+	}()
+
+	upCtx, stopUploads := context.WithCancel(context.Background())
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		if err := up.Run(upCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("uploader stopped", "error", err)
+		}
+	}()
+
+	smtpDone := make(chan error, 1)
+	listening.Store(true)
+	go func() { smtpDone <- smtpSrv.Serve(smtpLn) }()
+	log.Info("sensor ready",
+		"version", version,
+		"smtp", smtpLn.Addr().String(),
+		"admin", adminLn.Addr().String(),
+		"data_dir", c.dataDir,
+		"pipeline", redactURL(c.pipelineURL),
+		"attachments", c.mode.String(),
+		"urls", c.urls.String(),
+	)
+	if ready != nil {
+		ready(smtpLn.Addr(), adminLn.Addr())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: no new connections; flushing uploads")
+	case runErr = <-smtpDone:
+		log.Error("SMTP server failed", "error", runErr)
+	}
+	listening.Store(false)
+	if err := smtpSrv.Close(); err != nil {
+		log.Warn("closing SMTP server", "error", err)
+	}
+	flushUploads(up, 10*time.Second, log)
+	stopUploads()
+	<-upDone
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = adminSrv.Shutdown(shutdownCtx)
+	log.Info("sensor stopped")
+	return runErr
+}
+
+// flushUploads gives the uploader a bounded time to deliver what is pending. Whatever is
+// left stays in the spool and goes out after the next start.
+func flushUploads(up *uploader.Uploader, bound time.Duration, log *slog.Logger) {
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) {
+		s := up.Stats()
+		if s.PendingRecords == 0 && s.PendingBatches == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s := up.Stats()
+	log.Warn("uploads not flushed before shutdown; they stay in the spool",
+		"pending_records", s.PendingRecords, "pending_batches", s.PendingBatches)
+}
+
+// redactURL drops any user info from a URL before it is logged.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable)"
+	}
+	u.User = nil
+	return u.String()
+}
