@@ -10,70 +10,14 @@ import (
 	"testing"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/internal/testkit"
 )
-
-// corpusDir finds the shared corpus: $SENSOR_CORPUS, else ../shared/corpus beside the
-// checkout. Tests that need it skip with a message saying where they looked.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("SENSOR_CORPUS"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	c := filepath.Join(dir, "..", "shared", "corpus")
-	if _, err := os.Stat(c); err != nil {
-		t.Skipf("shared corpus not found at %s (set SENSOR_CORPUS to its path)", c)
-	}
-	return c
-}
-
-// corpusFiles lists every message of the corpus (mail/ and formats/, not docs or licences).
-func corpusFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	var files []string
-	for _, sub := range []string{"mail", "formats"} {
-		err := filepath.WalkDir(filepath.Join(dir, sub), func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if d.Name() == "_licenses" {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			switch filepath.Ext(path) {
-			case ".md", ".tsv":
-				return nil
-			}
-			files = append(files, path)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return files
-}
 
 // TestWholeCorpusParses: every message yields exactly one record, no panic, and the record is
 // valid against the schema the pipeline enforces.
 func TestWholeCorpusParses(t *testing.T) {
-	dir := corpusDir(t)
-	files := corpusFiles(t, dir)
+	dir := testkit.CorpusDir(t)
+	files := testkit.CorpusMessages(t, dir)
 	if len(files) < 290 {
 		t.Fatalf("found only %d corpus messages under %s", len(files), dir)
 	}
@@ -129,7 +73,7 @@ type golden struct {
 
 // TestGoldens compares records with hand-written expectations (testdata/golden/README.md).
 func TestGoldens(t *testing.T) {
-	dir := corpusDir(t)
+	dir := testkit.CorpusDir(t)
 	goldens, err := filepath.Glob("testdata/golden/*.json")
 	if err != nil || len(goldens) == 0 {
 		t.Fatalf("no goldens: %v", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/internal/testkit"
 	"github.com/journalsensor/sensor/parser"
 )
 
@@ -59,25 +60,7 @@ func (m *memSpool) count() int {
 type testServer struct {
 	addr  string
 	spool *memSpool
-	log   *syncBuffer
-}
-
-// syncBuffer collects log output from server goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log   *testkit.LogBuffer
 }
 
 // startServer runs a real SMTP server with the real parser on a loopback port.
@@ -87,7 +70,7 @@ func startServer(t *testing.T, cfg SMTPConfig) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{spool: &memSpool{}, log: &syncBuffer{}}
+	ts := &testServer{spool: &memSpool{}, log: &testkit.LogBuffer{}}
 	cfg.Logger = slog.New(slog.NewTextHandler(ts.log, nil))
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = 10 << 20

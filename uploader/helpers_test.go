@@ -27,26 +27,12 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/journalsensor/sensor/internal/testkit"
 	"github.com/journalsensor/sensor/uploader/spool"
 )
 
 // logBuffer collects log output written from Run's goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = testkit.LogBuffer
 
 type fixture struct {
 	t    *testing.T

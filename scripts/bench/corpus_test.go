@@ -8,11 +8,11 @@ package bench
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/jhillyerd/enmime/v2"
 
+	"github.com/journalsensor/sensor/internal/testkit"
 	"github.com/journalsensor/sensor/parser"
 )
 
@@ -20,34 +20,15 @@ import (
 // parsing and not the disk.
 func loadCorpus(b *testing.B) ([][]byte, int64) {
 	b.Helper()
-	dir := os.Getenv("SENSOR_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
 	var msgs [][]byte
 	var total int64
-	for _, sub := range []string{"mail", "formats"} {
-		err := filepath.WalkDir(filepath.Join(dir, sub), func(p string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if d.Name() == "_licenses" {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if ext := filepath.Ext(p); ext == ".md" || ext == ".tsv" {
-				return nil
-			}
-			data, err := os.ReadFile(p)
-			msgs = append(msgs, data)
-			total += int64(len(data))
-			return err
-		})
+	for _, f := range testkit.CorpusMessages(b, testkit.CorpusDir(b)) {
+		data, err := os.ReadFile(f)
 		if err != nil {
-			b.Skipf("shared corpus not readable at %s (set SENSOR_CORPUS): %v", dir, err)
+			b.Fatal(err)
 		}
+		msgs = append(msgs, data)
+		total += int64(len(data))
 	}
 	return msgs, total
 }
