@@ -393,12 +393,9 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 		return st.drain(dec)
 	}
 
-	disp, dparams, _ := walker.ParseMediaType(p.Header.Get("Content-Disposition"))
-	filename := dparams["filename"]
-	if filename == "" {
-		filename = p.Params["name"]
-	}
-	if ctx.role == roleScored && isText && filename == "" && disp != "attachment" {
+	a := st.attachmentMeta(p, ctx)
+	named := a.Filename != "" || a.Disposition == "attachment"
+	if ctx.role == roleScored && isText && !named {
 		if !st.opts.NoURLs {
 			src := api.URLSourceText
 			if p.MediaType == "text/html" {
@@ -412,7 +409,7 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 	}
 
 	urlSource := api.URLSourceAttachment
-	if ctx.role == roleNested && filename == "" && disp != "attachment" {
+	if ctx.role == roleNested && !named {
 		// The body text of an attached message: its links are the message's links.
 		urlSource = api.URLSourceText
 		if p.MediaType == "text/html" {
@@ -427,7 +424,7 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 		}
 		return st.drain(dec)
 	}
-	return st.attachment(p, ctx, dec, isText, urlSource)
+	return st.attachment(p, a, dec, isText, urlSource)
 }
 
 func (st *state) scanText(r io.Reader, p *walker.Part, source string) error {
@@ -494,8 +491,7 @@ func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
 	return a
 }
 
-func (st *state) attachment(p *walker.Part, ctx *msgCtx, dec io.Reader, isText bool, urlSource string) error {
-	a := st.attachmentMeta(p, ctx)
+func (st *state) attachment(p *walker.Part, a api.Attachment, dec io.Reader, isText bool, urlSource string) error {
 	h := newHashes()
 	var sink io.Writer = h
 	var blob BlobWriter

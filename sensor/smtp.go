@@ -143,27 +143,26 @@ func (s *SMTPServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 type session struct {
-	srv      *SMTPServer
-	conn     *smtp.Conn
-	cid      string
-	log      *slog.Logger
-	ip       string
-	port     int
-	helo     string
-	from     string
-	rcpts    []string
-	haveMail bool
+	srv   *SMTPServer
+	conn  *smtp.Conn
+	cid   string
+	log   *slog.Logger
+	ip    string
+	port  int
+	helo  string
+	from  string
+	rcpts []string
 }
 
 func (s *session) Reset() {
-	s.from, s.rcpts, s.haveMail = "", nil, false
+	s.from, s.rcpts = "", nil
 }
 
 func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	s.Reset()
-	s.from, s.haveMail = from, true
+	s.from = from
 	return nil
 }
 

@@ -66,7 +66,7 @@ func receiverCmd(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sensor receiver: --listen: %v\n", err)
 		return 1
 	}
-	srv := &http.Server{Handler: rcv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	srv := &http.Server{Handler: rcv, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)

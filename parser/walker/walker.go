@@ -47,7 +47,6 @@ type Part struct {
 	Encoding    string            // Content-Transfer-Encoding, lowercased and trimmed; "" when absent
 	Kind        Kind
 	MessageRoot bool // the root entity of a message: the top-level one, or that of a message/rfc822 part
-	DefaultType bool // MediaType is the default, not what the header said
 }
 
 // Anomaly is a repair the walker made. Detail never carries body bytes.
@@ -392,7 +391,6 @@ func (w *Walker) classify(p *Part, sp spec) {
 		if sp.digest {
 			mt = "message/rfc822" // RFC 2046 §5.1.5
 		}
-		p.DefaultType = true
 	}
 	if params == nil {
 		params = map[string]string{}
