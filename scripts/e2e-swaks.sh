@@ -54,18 +54,19 @@ admin=$(grep -o ' admin=[0-9.:]*' sensor.log | head -1 | cut -d= -f2)
 ./sensor healthcheck --admin "$admin" >/dev/null || fail "healthcheck says the sensor is not ready"
 echo "e2e-swaks: sensor on $smtp, receiver on https://$rcv"
 
+record() { grep "\"id\":\"$1\"" out/records.ndjson; }
 # await ID: wait for the record to reach the receiver; prints the milliseconds it took.
 await() {
   local start; start=$(now_ms)
   for _ in $(seq 1 1000); do
-    if [ -f out/records.ndjson ] && grep -q "\"id\":\"$1\"" out/records.ndjson; then
+    # jq accepts only a whole line: the receiver may be mid-append.
+    if [ -f out/records.ndjson ] && record "$1" | jq -e .id >/dev/null 2>&1; then
       echo $(( $(now_ms) - start )); return 0
     fi
     sleep 0.01
   done
   fail "record $1 never reached the receiver"
 }
-record() { grep "\"id\":\"$1\"" out/records.ndjson; }
 queued_id() { grep -o 'queued as [0-9A-Z]*' | awk '{print $3}'; }
 
 # 1. A plain message with an attachment and a sentence in the body.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -156,21 +155,20 @@ func (e *e2e) send(from string, to []string, msg string) (id string, port int) {
 	return m[1], port
 }
 
-// await polls the receiver's output until the record arrives.
+// await polls the receiver's output until the record arrives. Only complete lines count: the
+// receiver may be in the middle of appending the one we want.
 func (e *e2e) await(id string) (rec map[string]any, raw []byte, took time.Duration) {
 	e.t.Helper()
 	start := time.Now()
 	for time.Since(start) < 15*time.Second {
-		f, err := os.Open(filepath.Join(e.outDir, "records.ndjson"))
+		data, err := os.ReadFile(filepath.Join(e.outDir, "records.ndjson"))
 		if err == nil {
-			sc := bufio.NewScanner(f)
-			sc.Buffer(nil, 16<<20)
-			for sc.Scan() {
-				if bytes.Contains(sc.Bytes(), []byte(`"id":"`+id+`"`)) {
-					raw = append([]byte(nil), sc.Bytes()...)
+			complete := data[:bytes.LastIndexByte(data, '\n')+1]
+			for _, line := range bytes.Split(complete, []byte("\n")) {
+				if bytes.Contains(line, []byte(`"id":"`+id+`"`)) {
+					raw = line
 				}
 			}
-			f.Close()
 		}
 		if raw != nil {
 			if err := json.Unmarshal(raw, &rec); err != nil {
