@@ -26,6 +26,20 @@ func openTest(t *testing.T, dir string) (*Spool, *bytes.Buffer) {
 	return s, &logs
 }
 
+// batchAll forms one batch of everything pending.
+func batchAll(t *testing.T, s *Spool) Batch {
+	t.Helper()
+	pending, err := s.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.FormBatch(pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func commitN(t *testing.T, s *Spool, n int) (ids []string, lines []string) {
 	t.Helper()
 	for i := range n {
@@ -275,14 +289,7 @@ func TestFormBatchThenDeliver(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := openTest(t, dir)
 	_, lines := commitN(t, s, 3)
-	pending, err := s.Pending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.FormBatch(pending)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := batchAll(t, s)
 	total := int64(len(strings.Join(lines, "")))
 	if b.Records != 3 || b.Bytes != total || !validID(b.ID) {
 		t.Errorf("batch = %+v, want 3 records, %d bytes, ULID id", b, total)
@@ -326,14 +333,7 @@ func TestBatchesOldestFirst(t *testing.T) {
 	var want []string
 	for range 3 {
 		commitN(t, s, 1)
-		p, err := s.Pending()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := s.FormBatch(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := batchAll(t, s)
 		want = append(want, b.ID)
 	}
 	bs, err := s.Batches()
@@ -356,14 +356,7 @@ func TestFormBatchSetsAsideARecordBrokenOnDisk(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "records", ids[0]+".json"), []byte("{bitrot"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.Pending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.FormBatch(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := batchAll(t, s)
 	got, _ := readBatch(t, filepath.Join(dir, "batches", b.ID+".ndjson.gz"))
 	if !slices.Equal(got, lines[1:]) {
 		t.Errorf("batch lines = %q, want only the good record", got)
@@ -395,14 +388,7 @@ func TestDeadLetterKeepsTheBatch(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := openTest(t, dir)
 	_, lines := commitN(t, s, 2)
-	p, err := s.Pending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.FormBatch(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := batchAll(t, s)
 	if err := s.DeadLetter(b.ID); err != nil {
 		t.Fatal(err)
 	}
