@@ -168,19 +168,9 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 		},
 		Limit: st.limit,
 	})
-	for {
-		part, err := w.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			st.abortBlobs()
-			return nil, err
-		}
-		if err := st.entity(w, part); err != nil {
-			st.abortBlobs()
-			return nil, err
-		}
+	if err := st.walk(w, false, "", 0); err != nil {
+		st.abortBlobs()
+		return nil, err
 	}
 	st.lineEndings(w.LineEndings())
 	if err := st.commitBlobs(); err != nil {
@@ -240,6 +230,7 @@ type state struct {
 
 	ctxs  []*msgCtx
 	nodes []*node // the current node at each depth
+	parts int     // entities seen, across nested walkers
 
 	attachments []api.Attachment
 	blobs       []BlobWriter // written, not yet committed
@@ -293,10 +284,121 @@ func (st *state) entity(w *walker.Walker, p *walker.Part) error {
 	case walker.Multipart:
 		return nil
 	case walker.Message:
-		st.messagePart(w, p, ctx)
+		if h, done := st.messageSink(p, ctx); h != nil {
+			w.Tap(h, done)
+		}
 		return nil
 	}
+	if multipart, ok := st.encodedContainer(p); ok {
+		return st.walkEncoded(w, p, ctx, multipart)
+	}
 	return st.leaf(w, p, ctx)
+}
+
+// walk hands every entity of w to entity. A walker over a decoded container (walkEncoded)
+// numbers its entities from its own root; skipRoot, base and offset map them into the
+// enclosing message's paths and depths.
+func (st *state) walk(w *walker.Walker, skipRoot bool, base string, offset int) error {
+	for first := true; ; first = false {
+		p, err := w.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if first && skipRoot {
+			continue
+		}
+		st.parts++
+		if offset > 0 || base != "" {
+			if st.parts > st.opts.MaxParts {
+				st.limit("parts")
+				return nil // the caller drains the rest
+			}
+			p.Path = subPath(base, p.Path)
+			p.Depth += offset
+		}
+		if err := st.entity(w, p); err != nil {
+			return err
+		}
+	}
+}
+
+// subPath maps a path inside a decoded container onto the container's path.
+func subPath(base, sub string) string {
+	switch {
+	case sub == "":
+		return base
+	case base == "":
+		return sub
+	}
+	return base + "." + sub
+}
+
+// encodedContainer reports whether a leaf is really a multipart or a message that was
+// transfer-encoded. RFC 2045 §6.4 forbids that, but mailers do it (base64 multiparts from
+// webmail, quoted-printable multipart/signed), and hiding the parts inside would hide
+// attachments, so they are decoded and walked like any other.
+func (st *state) encodedContainer(p *walker.Part) (multipart, ok bool) {
+	if walker.IdentityEncoding(p.Encoding) {
+		return false, false
+	}
+	multipart = strings.HasPrefix(p.MediaType, "multipart/")
+	if multipart {
+		ok = strings.TrimSpace(p.Params["boundary"]) != ""
+	} else {
+		ok = walker.IsMessage(p.MediaType, p.Params)
+	}
+	if ok && p.Depth+2 > st.opts.MaxDepth {
+		st.limit("depth")
+		return false, false
+	}
+	return multipart, ok
+}
+
+// walkEncoded decodes an encoded multipart or message and walks it with a second walker.
+// For a multipart the walker is given the part's own Content-Type as a one-line header, so
+// the decoded bytes read as the multipart's body.
+func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, multipart bool) error {
+	dec, _ := newDecoder(p.Encoding, w.Body())
+	defer st.decodeRepairs(dec, p)
+	var in io.Reader = dec
+	base, offset := p.Path, p.Depth+1
+	if multipart {
+		if p.MessageRoot {
+			// The walker numbered it as a single-part body ("1" or "P.1"); as a multipart it
+			// is its message's own path.
+			base = strings.TrimSuffix(strings.TrimSuffix(p.Path, "1"), ".")
+		}
+		offset = p.Depth
+		ct := strings.NewReplacer("\r", " ", "\n", " ").Replace(p.Header.Get("Content-Type"))
+		in = io.MultiReader(strings.NewReader("Content-Type: "+ct+"\r\n\r\n"), dec)
+	} else if h, done := st.messageSink(p, ctx); h != nil {
+		in = io.TeeReader(dec, h)
+		defer done()
+	}
+	sub := walker.New(in, walker.Options{
+		MaxDepth:       st.opts.MaxDepth - offset,
+		MaxParts:       max(st.opts.MaxParts-st.parts, 1),
+		MaxHeaderBytes: st.opts.MaxHeaderBytes,
+		Report: func(a walker.Anomaly) {
+			st.anomaly(a.Code, subPath(base, a.Path), a.Detail)
+		},
+		Limit: st.limit,
+	})
+	if err := st.walk(sub, multipart, base, offset); err != nil {
+		return err
+	}
+	return st.drain(in)
+}
+
+// decodeRepairs records how much of a body was not valid in its transfer encoding.
+func (st *state) decodeRepairs(dec decoder, p *walker.Part) {
+	if n := dec.repairs(); n > 0 {
+		code := "bad_" + strings.ReplaceAll(p.Encoding, "-", "_") // bad_base64, bad_quoted_printable
+		st.anomaly(code, p.Path, strconv.FormatInt(n, 10)+" bytes skipped or kept undecoded")
+	}
 }
 
 func (st *state) addNode(p *walker.Part) *node {
@@ -350,24 +452,66 @@ func parentMessagePath(p *walker.Part) string {
 	return ""
 }
 
-// messagePart handles a message/rfc822 part: a journal's original, or an attached message
-// that is itself an attachment (its raw bytes hashed as it streams past).
-func (st *state) messagePart(w *walker.Walker, p *walker.Part, ctx *msgCtx) {
+// messageSink returns where the raw bytes of a message/rfc822 part go, and what to call
+// when they end: the hash of a journal's original, or the hashes of an attached message that
+// is itself an attachment. A nil writer means nobody needs them.
+func (st *state) messageSink(p *walker.Part, ctx *msgCtx) (io.Writer, func()) {
+	st.messageFacts(p)
 	if ctx.role == roleWrapper && st.scored == nil {
 		h := newHashes()
 		st.scoredRaw = h
-		w.Tap(h, nil)
-		return
+		return h, func() {}
 	}
 	if st.opts.Attachments == AttachmentsOff {
-		return
+		return nil, nil
 	}
 	a := st.attachmentMeta(p, ctx)
 	a.DetectedType = p.MediaType
 	st.attachments = append(st.attachments, a)
 	i := len(st.attachments) - 1
 	h := newHashes()
-	w.Tap(h, func() { h.fill(&st.attachments[i]) })
+	return h, func() { h.fill(&st.attachments[i]) }
+}
+
+// messageFacts records what the message types other than message/rfc822 say by themselves:
+// a fragment of a larger message (a way to slip content past scanners that see one
+// fragment at a time), or a reference to content held elsewhere.
+func (st *state) messageFacts(p *walker.Part) {
+	switch p.MediaType {
+	case "message/partial":
+		st.anomaly("message_partial", p.Path, "fragment "+p.Params["number"]+" of "+p.Params["total"])
+	case "message/external-body":
+		if st.opts.NoURLs {
+			return
+		}
+		if u := externalURL(p.Params); u != "" {
+			st.urls.Add(u, api.URLSourceAttachment)
+		}
+	}
+}
+
+// externalURL turns message/external-body access parameters (RFC 2046 §5.2.3, RFC 2017)
+// into the URL they reference, when they reference one over the network.
+func externalURL(params map[string]string) string {
+	switch strings.ToLower(params["access-type"]) {
+	case "url":
+		return strings.Join(strings.Fields(params["url"]), "")
+	case "anon-ftp", "ftp", "tftp":
+		site := params["site"]
+		if site == "" || params["name"] == "" {
+			return ""
+		}
+		scheme := "ftp://"
+		if strings.EqualFold(params["access-type"], "tftp") {
+			scheme = "tftp://"
+		}
+		path := strings.Trim(params["directory"], "/")
+		if path != "" {
+			path += "/"
+		}
+		return scheme + site + "/" + path + strings.TrimLeft(params["name"], "/")
+	}
+	return ""
 }
 
 // leaf reads one leaf body: the journal summary, body text (URLs only) or an attachment.
@@ -376,12 +520,7 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 	if !known {
 		st.anomaly("unknown_transfer_encoding", p.Path, p.Encoding)
 	}
-	defer func() {
-		if n := dec.repairs(); n > 0 {
-			code := "bad_" + strings.ReplaceAll(p.Encoding, "-", "_") // bad_base64, bad_quoted_printable
-			st.anomaly(code, p.Path, strconv.FormatInt(n, 10)+" bytes skipped or kept undecoded")
-		}
-	}()
+	defer st.decodeRepairs(dec, p)
 	isText := p.MediaType == "text/plain" || p.MediaType == "text/html"
 
 	if ctx.role == roleWrapper && !ctx.summaryDone && p.MediaType == "text/plain" {

@@ -2,8 +2,11 @@ package walker
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2/mediatype"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/htmlindex"
 )
 
 // Field is one header field. Value is unfolded (line breaks removed, the whitespace that
@@ -59,7 +62,7 @@ func ParseMediaType(v string) (mtype string, params map[string]string, problems 
 	if strings.TrimSpace(v) == "" {
 		return "", nil, nil
 	}
-	mt, ps, invalid, err := mediatype.Parse(v)
+	mt, ps, invalid, err := mediatype.Parse(reencode2231(v))
 	if err != nil {
 		return "", nil, []string{err.Error()}
 	}
@@ -81,4 +84,154 @@ func validFieldName(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// reencode2231 rewrites RFC 2231 extended parameters (name*=charset'lang'%XX..., and their
+// name*1*= continuations) from any charset into UTF-8. Go's mime package, under enmime's
+// parser, only understands UTF-8 and US-ASCII there and silently drops every other value,
+// so without this a filename*=iso-8859-1'fr'caf%E9 attachment would have no filename at all.
+// Unknown charsets are read as UTF-8 when the bytes are valid UTF-8, else as Windows-1252,
+// the same fallback the parser uses for raw 8-bit header bytes.
+func reencode2231(v string) string {
+	if !strings.Contains(v, "*=") || !strings.Contains(v, "'") {
+		return v
+	}
+	charsets := map[string]string{} // parameter base name -> charset of its first segment
+	segs := splitParams(v)
+	changed := false
+	for i, seg := range segs {
+		if out, ok := reencodeParam(seg, charsets); ok {
+			segs[i] = out
+			changed = true
+		}
+	}
+	if !changed {
+		return v
+	}
+	return strings.Join(segs, ";")
+}
+
+// splitParams splits v at the semicolons outside quoted strings.
+func splitParams(v string) []string {
+	var segs []string
+	start, inQuote := 0, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"':
+			inQuote = !inQuote
+		case c == '\\' && inQuote:
+			i++
+		case c == ';' && !inQuote:
+			segs = append(segs, v[start:i])
+			start = i + 1
+		}
+	}
+	return append(segs, v[min(start, len(v)):])
+}
+
+// reencodeParam converts one "name*=..." or "name*N*=..." parameter to UTF-8.
+func reencodeParam(seg string, charsets map[string]string) (string, bool) {
+	eq := strings.IndexByte(seg, '=')
+	if eq < 0 {
+		return seg, false
+	}
+	key := strings.ToLower(strings.TrimSpace(seg[:eq]))
+	val := strings.TrimSpace(seg[eq+1:])
+	if !strings.HasSuffix(key, "*") || strings.HasPrefix(val, `"`) {
+		return seg, false
+	}
+	base := strings.TrimSuffix(key, "*")
+	first := true
+	if j := strings.IndexByte(base, '*'); j >= 0 {
+		first = base[j+1:] == "0"
+		base = base[:j]
+	}
+	var cs, lang, data string
+	if first {
+		parts := strings.SplitN(val, "'", 3)
+		if len(parts) != 3 {
+			return seg, false
+		}
+		cs, lang, data = strings.ToLower(strings.TrimSpace(parts[0])), parts[1], parts[2]
+		charsets[base] = cs
+	} else {
+		cs, data = charsets[base], val
+	}
+	switch cs {
+	case "", "utf-8", "utf8", "us-ascii":
+		return seg, false
+	}
+	raw, ok := percentDecode(data)
+	if !ok {
+		return seg, false
+	}
+	text := toUTF8(cs, raw)
+	var b strings.Builder
+	b.WriteString(seg[:eq+1])
+	if first {
+		b.WriteString("utf-8'" + lang + "'")
+	}
+	percentEncode(&b, text)
+	return b.String(), true
+}
+
+func toUTF8(charset string, raw []byte) string {
+	if enc, err := htmlindex.Get(charset); err == nil {
+		if out, err := enc.NewDecoder().Bytes(raw); err == nil {
+			return string(out)
+		}
+	}
+	if utf8.Valid(raw) {
+		return string(raw)
+	}
+	out, _ := charmap.Windows1252.NewDecoder().Bytes(raw)
+	return string(out)
+}
+
+func percentDecode(s string) ([]byte, bool) {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			if i+2 >= len(s) {
+				return nil, false
+			}
+			hi, lo := unhex(s[i+1]), unhex(s[i+2])
+			if hi < 0 || lo < 0 {
+				return nil, false
+			}
+			out = append(out, byte(hi<<4|lo))
+			i += 2
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, true
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// percentEncode writes s with every byte outside RFC 2231's attribute-char set escaped.
+func percentEncode(b *strings.Builder, s string) {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c > ' ' && c < 0x7f && !strings.ContainsRune("*'%()<>@,;:\\\"/[]?={}", rune(c)) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
 }

@@ -105,6 +105,16 @@ func (s *scanner) take(n, e int) (line, eol []byte, start bool, err error) {
 	return line, eol, start, nil
 }
 
+// peek returns up to n of the next bytes without consuming them (fewer at the end of the
+// input, and never more than the buffer holds).
+func (s *scanner) peek(n int) []byte {
+	n = min(n, len(s.buf))
+	for s.end-s.start < n && s.err == nil {
+		s.fill()
+	}
+	return s.buf[s.start:min(s.end, s.start+n)]
+}
+
 func (s *scanner) fill() {
 	if s.start > 0 {
 		copy(s.buf, s.buf[s.start:s.end])

@@ -32,8 +32,8 @@ const (
 	Leaf Kind = iota
 	// Multipart bodies are split into parts; the parts come from the following calls to Next.
 	Multipart
-	// Message bodies are an encapsulated message (message/rfc822 or message/global, not
-	// transfer-encoded); its root entity comes from the next call to Next.
+	// Message bodies are an encapsulated message (see IsMessage), not transfer-encoded; its
+	// root entity comes from the next call to Next.
 	Message
 )
 
@@ -405,16 +405,22 @@ func (w *Walker) classify(p *Part, sp spec) {
 		switch {
 		case strings.TrimRight(params["boundary"], " \t") == "":
 			w.report("multipart_without_boundary", sp.path, "read as a single part")
-		case !identityEncoding(p.Encoding):
+		case !IdentityEncoding(p.Encoding) && !w.boundaryAhead(params["boundary"]):
 			w.report("encoded_multipart", sp.path, "multipart with Content-Transfer-Encoding "+p.Encoding)
 		case !deeper:
+			w.limit("depth")
+		case !IdentityEncoding(p.Encoding):
+			// Declared encoded, but its boundary is right there in plain text: the
+			// declaration is wrong (seen from mailers that copy the parts' encoding up).
+			w.report("encoded_multipart", sp.path, "declared "+p.Encoding+" but not encoded; walked as is")
+			p.Kind = Multipart
 			w.limit("depth")
 		default:
 			p.Kind = Multipart
 		}
-	case mt == "message/rfc822" || mt == "message/global":
+	case IsMessage(mt, params):
 		switch {
-		case !identityEncoding(p.Encoding):
+		case !IdentityEncoding(p.Encoding):
 			// Not walkable in line; the caller may decode it and walk the result.
 		case !deeper:
 			w.limit("depth")
@@ -429,7 +435,54 @@ func (w *Walker) classify(p *Part, sp spec) {
 	}
 }
 
-func identityEncoding(e string) bool {
+// boundaryAhead reports whether a delimiter line for boundary starts within the first few
+// KiB of what is left of the input.
+//
+// A boundary that an enclosing multipart also uses proves nothing (its delimiter lines are
+// the enclosing part's), and an encoded multipart may legally reuse it, since its lines are
+// hidden by the encoding.
+func (w *Walker) boundaryAhead(boundary string) bool {
+	boundary = strings.TrimRight(boundary, " \t")
+	for _, f := range w.frames {
+		if string(f.boundary) == boundary {
+			return false
+		}
+	}
+	delim := "--" + boundary
+	data := w.sc.peek(16 << 10)
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte(delim))
+		if j < 0 {
+			return false
+		}
+		j += i
+		if j == 0 || data[j-1] == '\n' || data[j-1] == '\r' {
+			return true
+		}
+		i = j + 1
+	}
+}
+
+// IsMessage reports whether an entity of this media type holds an encapsulated message
+// that is walked like message/rfc822:
+//   - message/rfc822 and message/global (RFC 6532);
+//   - message/partial number=1, whose body starts with the header of the fragmented
+//     message, so its first fragment's parts are visible (later fragments are leaves);
+//   - message/external-body, whose body is the header of the external entity (RFC 2046
+//     §5.2.3) followed by a phantom body.
+func IsMessage(mt string, params map[string]string) bool {
+	switch mt {
+	case "message/rfc822", "message/global", "message/external-body":
+		return true
+	case "message/partial":
+		return strings.TrimSpace(params["number"]) == "1"
+	}
+	return false
+}
+
+// IdentityEncoding reports whether a Content-Transfer-Encoding leaves the bytes as they
+// are, so that a multipart or message body can be walked in line.
+func IdentityEncoding(e string) bool {
 	switch e {
 	case "", "7bit", "8bit", "binary":
 		return true

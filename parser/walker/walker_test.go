@@ -429,3 +429,24 @@ func TestReadErrorIsReturned(t *testing.T) {
 		t.Fatalf("Next error %v", err)
 	}
 }
+
+func TestRFC2231Charsets(t *testing.T) {
+	cases := []struct{ in, param, want string }{
+		// %E9 is é in ISO-8859-1; Go's mime package alone drops this parameter.
+		{`attachment; filename*=iso-8859-1''caf%E9.txt`, "filename", "café.txt"},
+		// Continuations carry the first segment's charset (RFC 2231 §4.1).
+		{`attachment; filename*0*=iso-8859-1''na%EFve; filename*1*=%20r%E9sum%E9.pdf`, "filename", "naïve résumé.pdf"},
+		// KOI8-R: F3 D0 C9 D3 CF CB is "Список".
+		{`application/msword; name*=koi8-r'ru'%F3%D0%C9%D3%CF%CB.doc`, "name", "Список.doc"},
+		// An unknown charset falls back to Windows-1252 for bytes that are not UTF-8.
+		{`attachment; filename*=x-unknown''%E9t%E9.txt`, "filename", "été.txt"},
+		// UTF-8 is left to the mime package, with quoted ';' in other parameters intact.
+		{`attachment; x="a;b"; filename*=utf-8''%E2%82%AC.txt`, "filename", "€.txt"},
+	}
+	for _, c := range cases {
+		_, params, _ := ParseMediaType(c.in)
+		if got := params[c.param]; got != c.want {
+			t.Errorf("ParseMediaType(%q)[%s] = %q, want %q", c.in, c.param, got, c.want)
+		}
+	}
+}
