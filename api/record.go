@@ -93,6 +93,9 @@ type Journal struct {
 	MessageID  string             `json:"message_id,omitempty"`
 	OnBehalfOf string             `json:"on_behalf_of,omitempty"`
 	Recipients []JournalRecipient `json:"recipients,omitempty"`
+	// DecryptedCopy is the path of the clear copy Exchange attaches, after the original,
+	// when journal report decryption is on and the original was rights-protected.
+	DecryptedCopy string `json:"decrypted_copy,omitempty"`
 }
 
 // Journal recipient types, from the summary line's keyword.

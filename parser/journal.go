@@ -19,10 +19,11 @@ func isExchangeJournal(has func(string) bool) bool {
 }
 
 // readJournalSummary reads the envelope summary of a journal report (the first text/plain
-// part) line by line into j. Lines longer than the buffer are skipped whole: no valid
-// summary line is that long, and skipping keeps memory bounded. It returns only read errors.
+// part) line by line into j. Lines longer than the buffer are skipped whole, which keeps
+// memory bounded; the buffer is large enough for an Exchange 2003 Recipients: line of a few
+// thousand addresses. It returns only read errors.
 func readJournalSummary(r io.Reader, j *api.Journal, maxRecipients int, limit func(string)) error {
-	br := bufio.NewReaderSize(r, 16<<10)
+	br := bufio.NewReaderSize(r, 256<<10)
 	skipping := false
 	for {
 		line, err := br.ReadSlice('\n')
@@ -36,6 +37,10 @@ func readJournalSummary(r io.Reader, j *api.Journal, maxRecipients int, limit fu
 			if len(j.Recipients) < maxRecipients {
 				parseJournalLine(string(bytes.TrimRight(line, "\r\n")), j)
 			} else if len(line) > 0 {
+				limit("journal_recipients")
+			}
+			if len(j.Recipients) > maxRecipients { // one Exchange 2003 line can hold many
+				j.Recipients = j.Recipients[:maxRecipients]
 				limit("journal_recipients")
 			}
 		}
@@ -56,6 +61,10 @@ func readJournalSummary(r io.Reader, j *api.Journal, maxRecipients int, limit fu
 //	On-Behalf-Of: addr
 //	To|Cc|Bcc|Recipient: addr[, Expanded: group][, Forwarded: addr]
 //
+// Exchange 2003 envelope journaling lists the recipients on one line instead:
+//
+//	Recipients: addr, addr, ...
+//
 // Keywords are matched without regard to case. Unknown lines are ignored: later Exchange
 // versions add lines, and they are not evidence we score.
 func parseJournalLine(line string, j *api.Journal) {
@@ -74,6 +83,13 @@ func parseJournalLine(line string, j *api.Journal) {
 		j.MessageID = val
 	case "on-behalf-of":
 		j.OnBehalfOf = bareAddress(val)
+	case "recipients":
+		// Exchange 2003: one line listing every envelope recipient.
+		for _, a := range strings.Split(val, ",") {
+			if a = bareAddress(a); a != "" {
+				j.Recipients = append(j.Recipients, api.JournalRecipient{Address: a, Type: api.RecipientRecipient})
+			}
+		}
 	case "to", "cc", "bcc", "recipient":
 		rcpt := api.JournalRecipient{Type: key}
 		fields := strings.Split(val, ",")

@@ -64,12 +64,12 @@ func TestJournalSummaryRecipientCap(t *testing.T) {
 }
 
 func TestJournalSummarySkipsOverlongLines(t *testing.T) {
-	in := "To: " + strings.Repeat("a", 100_000) + "@example.com\nTo: ok@example.com\n"
+	in := "To: " + strings.Repeat("a", 1_000_000) + "@example.com\nTo: ok@example.com\n"
 	var j api.Journal
 	if err := readJournalSummary(strings.NewReader(in), &j, 100, func(string) {}); err != nil {
 		t.Fatal(err)
 	}
 	if len(j.Recipients) != 1 || j.Recipients[0].Address != "ok@example.com" {
-		t.Errorf("recipients %+v", j.Recipients)
+		t.Errorf("got %d recipients, want only ok@example.com", len(j.Recipients))
 	}
 }

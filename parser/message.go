@@ -7,6 +7,11 @@ import (
 	"github.com/journalsensor/sensor/parser/walker"
 )
 
+// maxTraceFields caps the Received and Authentication-Results entries parsed per message.
+// Real chains are a few dozen long; a message with thousands of trace fields is an attack
+// on the pipeline's storage, and every field is still listed in headers.
+const maxTraceFields = 500
+
 // describe fills the record's message fields from the scored message's header.
 func (st *state) describe(p *walker.Part) {
 	m := &st.msg
@@ -46,6 +51,17 @@ func (st *state) describe(p *walker.Part) {
 	}
 	if v := h.Get("Return-Path"); v != "" {
 		m.ReturnPath = bareAddress(v)
+	}
+	for _, v := range h.Values("Authentication-Results") {
+		if len(m.AuthenticationResults) >= maxTraceFields {
+			st.limit("trace_fields")
+			break
+		}
+		if ar, ok := parseAuthResults(v); ok {
+			m.AuthenticationResults = append(m.AuthenticationResults, ar)
+		} else {
+			st.anomaly("bad_authentication_results", path, clip(v, 200))
+		}
 	}
 	m.InReplyTo = strings.TrimSpace(h.Get("In-Reply-To"))
 	if v := h.Get("References"); v != "" {

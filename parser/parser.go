@@ -418,24 +418,40 @@ func (st *state) addNode(p *walker.Part) *node {
 func (st *state) enterMessage(p *walker.Part, n *node) {
 	ctx := &msgCtx{depth: p.Depth, root: n}
 	if len(st.ctxs) == 0 {
-		if isExchangeJournal(p.Header.Has) {
+		switch {
+		case isExchangeJournal(p.Header.Has):
 			ctx.role = roleWrapper
 			st.source.Kind = api.SourceExchangeJournal
 			st.journal = &api.Journal{}
-		} else {
+		case isExchange2003Journal(&p.Header):
+			ctx.role = roleWrapper
+			st.source.Kind = api.SourceExchange2003Journal
+			st.journal = &api.Journal{}
+		default:
 			ctx.role = roleScored
 		}
+		st.noteSource(&p.Header)
 	} else {
 		parent := st.ctxs[len(st.ctxs)-1]
 		ctx.path = parentMessagePath(p)
 		ctx.role = roleNested
-		if parent.role == roleWrapper && st.scored == nil {
-			ctx.role = roleScored
+		if parent.role == roleWrapper {
+			if st.scored == nil {
+				ctx.role = roleScored
+			} else if st.journal.DecryptedCopy == "" {
+				// Exchange's journal report decryption attaches a clear copy of a
+				// rights-protected original as the report's second message. Its parts are
+				// listed like any attached message's; the record says which one it is.
+				st.journal.DecryptedCopy = ctx.path
+			}
 		}
 	}
 	if ctx.role == roleScored {
 		st.scored = ctx
 		st.describe(p)
+		if len(st.ctxs) > 0 {
+			st.noteSource(&p.Header)
+		}
 	}
 	st.ctxs = append(st.ctxs, ctx)
 }
