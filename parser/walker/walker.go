@@ -125,8 +125,9 @@ type Walker struct {
 	prevEOL  [3]byte // end-of-line of the previous line, held back until we know the next
 	prevEOLn int     // line is not a boundary (RFC 2046 §5.1.1: that CRLF belongs to it)
 
-	body bodyReader
-	taps []*tap
+	body   bodyReader
+	taps   []*tap
+	tapEOL [3]byte
 }
 
 // New returns a walker over the raw message r.
@@ -216,7 +217,8 @@ func (w *Walker) nextLine() (li lineInfo, err error) {
 		if err != io.EOF && w.err == nil {
 			w.err = &ReadError{Err: err}
 		}
-		w.endTaps(li.prev[:li.prevN])
+		w.tapEOL = li.prev
+		w.endTaps(w.tapEOL[:li.prevN])
 		w.prevEOLn = 0
 		return li, err
 	}
@@ -673,6 +675,9 @@ type tap struct {
 }
 
 func (w *Walker) feedTaps(li *lineInfo) {
+	// The previous line end goes out through w.tapEOL, a field of the walker: slicing li's
+	// own array would make li escape, costing one heap allocation per line.
+	w.tapEOL = li.prev
 	kept := w.taps[:0]
 	for _, t := range w.taps {
 		if li.bidx >= 0 && li.bidx < t.level {
@@ -680,7 +685,7 @@ func (w *Walker) feedTaps(li *lineInfo) {
 			continue
 		}
 		if t.started {
-			t.write(li.prev[:li.prevN])
+			t.write(w.tapEOL[:li.prevN])
 		}
 		t.started = true
 		t.write(li.data)
