@@ -14,15 +14,23 @@ import (
 //   - comments are removed first: the library splits on spaces and would read
 //     "(sender IP is 192.0.2.1)" as four broken parameters;
 //   - Microsoft 365 omits the authserv-id ("spf=pass ... ; dkim=none ..."), which the
-//     library would take for an unsupported version; an empty id is put in front.
+//     library would take for an unsupported version; an empty id is put in front;
+//   - Microsoft 365 also scatters bare domains between results ("header.d=none;corp.com;
+//     dmarc=..."), on which the library stops; segments without a method=result go.
 //
 // ok is false when nothing could be read. Results parsed before a malformed one are kept.
 func parseAuthResults(v string) (ar api.AuthResult, ok bool) {
-	v = stripComments(v)
-	if first, _, _ := strings.Cut(v, ";"); strings.Contains(first, "=") {
-		v = ";" + v
+	segs := strings.Split(stripComments(v), ";")
+	kept := segs[:1]
+	if strings.Contains(segs[0], "=") {
+		kept = []string{"", segs[0]}
 	}
-	id, results, _ := authres.Parse(v)
+	for _, s := range segs[1:] {
+		if strings.Contains(s, "=") {
+			kept = append(kept, s)
+		}
+	}
+	id, results, _ := authres.Parse(strings.Join(kept, ";"))
 	ar.AuthServID = id
 	for _, r := range results {
 		ar.Results = append(ar.Results, methodResult(r))

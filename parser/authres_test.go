@@ -20,6 +20,14 @@ func TestParseAuthResults(t *testing.T) {
 				{Method: "dmarc", Result: "pass", Props: map[string]string{"header.from": "example.com"}},
 			}},
 		},
+		{ // Microsoft 365 as journaled (formats/exo-journal-report-single-rcpt.eml, line 50)
+			"spf=none (sender IP is 207.211.31.81)\r\n smtp.mailfrom=someothercompany.com; company.com; dkim=none (message not\r\n signed) header.d=none;company.com; dmarc=none action=none\r\n header.from=someothercompany.com;",
+			api.AuthResult{Results: []api.AuthMethodResult{
+				{Method: "spf", Result: "none", Props: map[string]string{"smtp.mailfrom": "someothercompany.com"}},
+				{Method: "dkim", Result: "none", Props: map[string]string{"header.d": "none"}},
+				{Method: "dmarc", Result: "none", Props: map[string]string{"header.from": "someothercompany.com"}},
+			}},
+		},
 		{ // Microsoft 365: no authserv-id, comments everywhere, compauth is not a registered method
 			`spf=fail (sender IP is 203.0.113.9) smtp.mailfrom=evil.example; dkim=none (message not signed) header.d=none;dmarc=fail action=quarantine header.from=bank.example;compauth=fail reason=001`,
 			api.AuthResult{Results: []api.AuthMethodResult{

@@ -10,8 +10,6 @@ package parser
 
 import (
 	"bytes"
-	"crypto/md5"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -648,6 +646,8 @@ func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
 
 func (st *state) attachment(p *walker.Part, a api.Attachment, dec io.Reader, isText bool, urlSource string) error {
 	h := newHashes()
+	h.mayFork = true
+	defer h.close()
 	var sink io.Writer = h
 	var blob BlobWriter
 	if st.opts.Attachments == AttachmentsContent {
@@ -712,31 +712,6 @@ func (st *state) abortBlobs() {
 		b.Abort()
 	}
 	st.blobs = nil
-}
-
-// hashes computes size, MD5, SHA-1 and SHA-256 in one pass.
-type hashes struct {
-	n                 int64
-	md5, sha1, sha256 hash.Hash
-}
-
-func newHashes() *hashes {
-	return &hashes{md5: md5.New(), sha1: sha1.New(), sha256: sha256.New()}
-}
-
-func (h *hashes) Write(p []byte) (int, error) {
-	h.n += int64(len(p))
-	h.md5.Write(p)
-	h.sha1.Write(p)
-	h.sha256.Write(p)
-	return len(p), nil
-}
-
-func (h *hashes) fill(a *api.Attachment) {
-	a.Size = h.n
-	a.MD5 = hex.EncodeToString(h.md5.Sum(nil))
-	a.SHA1 = hex.EncodeToString(h.sha1.Sum(nil))
-	a.SHA256 = hex.EncodeToString(h.sha256.Sum(nil))
 }
 
 func (st *state) lineEndings(crlf, lf, cr int64) {
