@@ -86,6 +86,8 @@ type Options struct {
 	MaxDepth             int // default 64
 	MaxParts             int // default 10000
 	MaxHeaderBytes       int // per entity, default 1 MiB
+	MaxLineLength        int // one header field, default 256 KiB
+	MaxMessageDepth      int // messages inside messages, default 8
 	MaxURLs              int // default 10000
 	MaxURLLength         int // default 8192
 	MaxAnomalies         int // default 1000
@@ -102,6 +104,8 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxDepth, 64)
 	def(&o.MaxParts, 10000)
 	def(&o.MaxHeaderBytes, 1<<20)
+	def(&o.MaxLineLength, 256<<10)
+	def(&o.MaxMessageDepth, 8)
 	def(&o.MaxURLs, 10000)
 	def(&o.MaxURLLength, 8192)
 	def(&o.MaxAnomalies, 1000)
@@ -161,6 +165,7 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 		MaxDepth:       p.opts.MaxDepth,
 		MaxParts:       p.opts.MaxParts,
 		MaxHeaderBytes: p.opts.MaxHeaderBytes,
+		MaxLineLength:  p.opts.MaxLineLength,
 		Report: func(a walker.Anomaly) {
 			st.anomaly(a.Code, a.Path, a.Detail)
 		},
@@ -278,6 +283,12 @@ func (st *state) entity(w *walker.Walker, p *walker.Part) error {
 		st.enterMessage(p, n)
 	}
 	ctx := st.ctxs[len(st.ctxs)-1]
+	if len(st.ctxs) > st.opts.MaxMessageDepth {
+		// Messages nested this deep are listed as attachments down to the cap (each one
+		// hashed whole by its parent's tap); what is inside them is not walked for more.
+		st.limit("message_depth")
+		return nil
+	}
 	switch p.Kind {
 	case walker.Multipart:
 		return nil
@@ -380,6 +391,7 @@ func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, mult
 		MaxDepth:       st.opts.MaxDepth - offset,
 		MaxParts:       max(st.opts.MaxParts-st.parts, 1),
 		MaxHeaderBytes: st.opts.MaxHeaderBytes,
+		MaxLineLength:  st.opts.MaxLineLength,
 		Report: func(a walker.Anomaly) {
 			st.anomaly(a.Code, subPath(base, a.Path), a.Detail)
 		},

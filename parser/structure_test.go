@@ -208,3 +208,23 @@ func hasLimit(rec *api.Record, name string) bool {
 	}
 	return false
 }
+
+func TestNestedMessageDepthCap(t *testing.T) {
+	msg := "Content-Type: application/octet-stream; name=deepest.bin\r\n\r\nx\r\n"
+	for range 6 {
+		msg = "Content-Type: message/rfc822\r\n\r\n" + msg
+	}
+	rec := parseString(t, Options{MaxMessageDepth: 3}, msg)
+	if !hasLimit(rec, "message_depth") {
+		t.Errorf("limits_hit = %v, want message_depth", rec.LimitsHit)
+	}
+	for _, a := range rec.Attachments {
+		if a.Filename == "deepest.bin" {
+			t.Errorf("a part beyond the message depth cap was listed: %+v", a)
+		}
+	}
+	rec = parseString(t, Options{}, msg)
+	if hasLimit(rec, "message_depth") || len(rec.Attachments) == 0 || rec.Attachments[len(rec.Attachments)-1].Filename != "deepest.bin" {
+		t.Errorf("within the default cap: limits %v attachments %s", rec.LimitsHit, listAttachments(rec))
+	}
+}

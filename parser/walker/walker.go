@@ -61,6 +61,7 @@ type Options struct {
 	MaxDepth       int // deepest entity that is still walked into; default 64
 	MaxParts       int // entities per message; default 10000; the rest of the input is skipped
 	MaxHeaderBytes int // stored header bytes per entity; default 1 MiB; later fields are dropped
+	MaxLineLength  int // bytes of one header field, unfolded; default 256 KiB; the rest is cut
 	BufferSize     int // read buffer, and the longest line fragment handed out; default 64 KiB
 
 	Report func(Anomaly)     // receives each repair; nil drops them
@@ -76,6 +77,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 1 << 20
+	}
+	if o.MaxLineLength <= 0 {
+		o.MaxLineLength = 256 << 10
 	}
 	if o.BufferSize <= 0 {
 		o.BufferSize = 64 << 10
@@ -497,15 +501,25 @@ func IdentityEncoding(e string) bool {
 // as held (a copy) so the body reader can hand it out first.
 func (w *Walker) readHeader(h *Header, path string, top bool) (end headerEnd, held []byte) {
 	var cur []byte // the field being assembled: "Name: value" unfolded
-	have, dropping, first := false, false, true
+	have, dropping, first, cut := false, false, true, false
 	stored := 0
 	flush := func() {
 		if have {
 			h.Fields = append(h.Fields, makeField(cur))
 			have, cur = false, cur[:0]
 		}
+		cut = false
 	}
 	add := func(b []byte) {
+		if cut {
+			return
+		}
+		if room := w.opts.MaxLineLength - len(cur); len(b) > room {
+			// One field this long is no header anyone wrote: keep its start as evidence.
+			w.limit("line_length")
+			w.report("header_field_truncated", path, "field cut at "+strconv.Itoa(w.opts.MaxLineLength)+" bytes")
+			b, cut = b[:max(room, 0)], true
+		}
 		if stored+len(b) > w.opts.MaxHeaderBytes {
 			if !dropping {
 				w.limit("header_bytes")

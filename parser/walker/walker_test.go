@@ -450,3 +450,25 @@ func TestRFC2231Charsets(t *testing.T) {
 		}
 	}
 }
+
+func TestHeaderFieldLengthCap(t *testing.T) {
+	long := strings.Repeat("x", 5000)
+	msg := "Subject: " + long + "\r\n continued " + long + "\r\nTo: a@example.com\r\n\r\nbody\r\n"
+	var limits []string
+	w := New(strings.NewReader(msg), Options{MaxLineLength: 4096, BufferSize: 1024, Limit: func(n string) { limits = append(limits, n) }})
+	p, err := w.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := p.Header.Get("Subject")
+	// "Subject: " is 9 bytes of the 4096; TrimSpace leaves the x's.
+	if len(subj) != 4096-len("Subject: ") || strings.Trim(subj, "x") != "" {
+		t.Errorf("Subject is %d bytes, want %d x's", len(subj), 4096-len("Subject: "))
+	}
+	if p.Header.Get("To") != "a@example.com" {
+		t.Errorf("the field after the cut one is lost: %+v", p.Header.Fields)
+	}
+	if len(limits) == 0 || limits[0] != "line_length" {
+		t.Errorf("limits = %v, want line_length", limits)
+	}
+}
