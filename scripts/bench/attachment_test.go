@@ -101,40 +101,54 @@ func BenchmarkBigAttachmentRaw(b *testing.B) {
 // process's peak resident set size (target: at most 64 MiB).
 func BenchmarkParse150MiBPeakRSS(b *testing.B) {
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "sensor")
-	build := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSensor(b, dir)
 	msg, _ := bigMessage(150 << 20 * 3 / 4) // base64 grows it by 4/3: about 150 MiB on disk
 	file := filepath.Join(dir, "big.eml")
 	if err := os.WriteFile(file, msg, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	var peak int64
 	b.SetBytes(int64(len(msg)))
+	var peak int64
 	for b.Loop() {
-		cmd := exec.Command(bin, "parse", file)
-		var out bytes.Buffer
-		cmd.Stdout = &out
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		done := make(chan struct{})
-		hwm := make(chan int64)
-		go func() { hwm <- pollHWM(cmd.Process.Pid, done) }()
-		err := cmd.Wait()
-		close(done)
-		peak = max(peak, <-hwm)
-		if err != nil {
-			b.Fatalf("sensor parse: %v", err)
-		}
-		if !strings.Contains(out.String(), `"big.bin"`) {
-			b.Fatalf("record lacks the attachment: %.300s", out.String())
+		out, hwm := runParse(b, bin, file)
+		peak = max(peak, hwm)
+		if !strings.Contains(out, `"big.bin"`) {
+			b.Fatalf("record lacks the attachment: %.300s", out)
 		}
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
 	b.ReportMetric(float64(len(msg))/(1<<20), "message-MiB")
+}
+
+func buildSensor(b *testing.B, dir string) string {
+	b.Helper()
+	bin := filepath.Join(dir, "sensor")
+	build := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runParse runs `sensor parse file` and returns its output and peak RSS in bytes.
+func runParse(b *testing.B, bin, file string) (string, int64) {
+	b.Helper()
+	cmd := exec.Command(bin, "parse", file)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	hwm := make(chan int64)
+	go func() { hwm <- pollHWM(cmd.Process.Pid, done) }()
+	err := cmd.Wait()
+	close(done)
+	peak := <-hwm
+	if err != nil {
+		b.Fatalf("sensor parse %s: %v", file, err)
+	}
+	return out.String(), peak
 }
 
 // pollHWM samples the process's VmHWM (its own peak RSS) until done is closed. The
