@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser/received"
 	"github.com/journalsensor/sensor/parser/walker"
 )
 
@@ -51,6 +52,14 @@ func (st *state) describe(p *walker.Part) {
 	}
 	if v := h.Get("Return-Path"); v != "" {
 		m.ReturnPath = bareAddress(v)
+	}
+	for _, v := range h.Values("Received") {
+		if len(m.Received) >= maxTraceFields {
+			st.limit("trace_fields")
+			break
+		}
+		v, _ = decodeHeaderValue(v)
+		m.Received = append(m.Received, received.Parse(v))
 	}
 	for _, v := range h.Values("Authentication-Results") {
 		if len(m.AuthenticationResults) >= maxTraceFields {

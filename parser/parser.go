@@ -9,7 +9,6 @@
 package parser
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -21,9 +20,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gabriel-vasile/mimetype"
-
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser/textfile"
 	"github.com/journalsensor/sensor/parser/urls"
 	"github.com/journalsensor/sensor/parser/walker"
 )
@@ -242,8 +240,8 @@ type state struct {
 	anomalies   []api.Anomaly
 	limits      []string
 
-	head []byte // sniffing buffer
-	buf  []byte // copy buffer
+	heads [][]byte // a sniffing buffer for each level of containers
+	buf   []byte   // copy buffer
 }
 
 func newState(o *Options) *state {
@@ -251,7 +249,6 @@ func newState(o *Options) *state {
 		opts:   o,
 		source: api.Source{Kind: api.SourceDirect},
 		urls:   urls.NewCollector(urls.Options{MaxURLs: o.MaxURLs, MaxURLLength: o.MaxURLLength}),
-		head:   make([]byte, 4096),
 		buf:    make([]byte, 64<<10),
 	}
 }
@@ -593,6 +590,14 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 }
 
 func (st *state) scanText(r io.Reader, p *walker.Part, source string) error {
+	if p.MediaType == "text/plain" {
+		// uuencoded and yEnc files ride inside plain text. The scanner sees the bytes
+		// before any charset conversion, which would corrupt yEnc's 8-bit data.
+		tf := textfile.NewScanner(&textFiles{st: st, path: p.Path, cur: -1}, textfile.Limits{})
+		defer tf.Close()
+		r = io.TeeReader(r, tf)
+		defer st.drain(r) // the tee must see every byte, whatever the URL scanner read
+	}
 	cr, ok := charsetReader(p.Params["charset"], r)
 	if !ok {
 		st.anomaly("unknown_charset", p.Path, p.Params["charset"])
@@ -657,40 +662,29 @@ func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
 }
 
 func (st *state) attachment(p *walker.Part, a api.Attachment, dec io.Reader, isText bool, urlSource string) error {
-	h := newHashes()
-	h.mayFork = true
-	defer h.close()
-	var sink io.Writer = h
 	var blob BlobWriter
+	var extra io.Writer
 	if st.opts.Attachments == AttachmentsContent {
 		var err error
 		if blob, err = st.opts.Blobs.Create(); err != nil {
 			return &LocalError{Err: err}
 		}
 		st.blobs = append(st.blobs, blob)
-		sink = io.MultiWriter(h, localWriter{blob})
+		extra = localWriter{blob}
 	}
-	tee := io.TeeReader(dec, sink)
-	n, err := io.ReadFull(tee, st.head)
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return readFailure(err)
-	}
-	head := st.head[:n]
-	a.DetectedType, _, _ = strings.Cut(mimetype.Detect(head).String(), ";")
+	var inspect func(io.Reader) error
 	if isText && !st.opts.NoURLs {
-		if err := st.scanText(io.MultiReader(bytes.NewReader(head), tee), p, urlSource); err != nil {
-			return err
-		}
+		inspect = func(r io.Reader) error { return st.scanText(r, p, urlSource) }
 	}
-	if err := st.drain(tee); err != nil {
+	i := len(st.attachments)
+	st.attachments = append(st.attachments, a)
+	if err := st.content(dec, i, extra, 0, inspect); err != nil {
 		return err
 	}
-	h.fill(&a)
 	if blob != nil {
-		a.Blob = a.SHA256
-		st.blobSums = append(st.blobSums, a.SHA256)
+		st.attachments[i].Blob = st.attachments[i].SHA256
+		st.blobSums = append(st.blobSums, st.attachments[i].SHA256)
 	}
-	st.attachments = append(st.attachments, a)
 	return nil
 }
 

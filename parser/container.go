@@ -1,0 +1,158 @@
+package parser
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/gabriel-vasile/mimetype"
+
+	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser/textfile"
+	"github.com/journalsensor/sensor/parser/tnef"
+)
+
+// maxContainerDepth bounds containers inside containers (a zip in a TNEF in a zip...).
+// Each level holds a 4 KiB sniffing buffer and a decoder's state; the archive and TNEF
+// decoders have their own depth caps for their own kinds of nesting.
+const maxContainerDepth = 4
+
+// content reads one attachment's decoded bytes into st.attachments[i]: size and hashes
+// in one pass, the type sniffed from the first 4 KiB, and, for a container (TNEF, zip),
+// the files inside as attachments of their own, listed after it. inspect, when set, reads
+// the bytes instead (text attachments are scanned for URLs). extra receives a copy of the
+// bytes (the blob in content mode). It always reads r to its end.
+func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspect func(io.Reader) error) error {
+	h := newHashes()
+	h.mayFork = true
+	defer h.close()
+	var sink io.Writer = h
+	if extra != nil {
+		sink = io.MultiWriter(h, extra)
+	}
+	tee := io.TeeReader(r, sink)
+	for len(st.heads) <= depth {
+		st.heads = append(st.heads, make([]byte, 4096))
+	}
+	n, err := io.ReadFull(tee, st.heads[depth])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return readFailure(err)
+	}
+	err = nil
+	head := st.heads[depth][:n]
+	st.attachments[i].DetectedType, _, _ = strings.Cut(mimetype.Detect(head).String(), ";")
+	body := io.MultiReader(bytes.NewReader(head), tee)
+	switch {
+	case inspect != nil:
+		err = inspect(body)
+	case depth >= maxContainerDepth:
+		if isTNEF(head) {
+			st.limit("container_depth")
+		}
+	case isTNEF(head):
+		err = st.tnef(body, i, depth)
+	}
+	if err != nil {
+		return err
+	}
+	if err := st.drain(tee); err != nil {
+		return err
+	}
+	h.fill(&st.attachments[i])
+	return nil
+}
+
+// isTNEF checks for the TNEF signature 0x223E9F78 (little-endian), which winmail.dat
+// files carry whatever their declared type.
+func isTNEF(head []byte) bool {
+	return len(head) >= 4 && binary.LittleEndian.Uint32(head) == 0x223E9F78
+}
+
+// memberPath names the n-th (from 1) file inside the container attachment at path.
+func memberPath(container string, n int) string {
+	return container + "/" + strconv.Itoa(n)
+}
+
+// tnef lists the files inside a TNEF stream (winmail.dat) as attachments.
+func (st *state) tnef(r io.Reader, i, depth int) error {
+	cpath := st.attachments[i].Path
+	res, err := tnef.Decode(r, tnef.Limits{}, func(data io.Reader) (any, error) {
+		j := len(st.attachments)
+		st.attachments = append(st.attachments, api.Attachment{
+			Path:      memberPath(cpath, j-i),
+			Container: &api.Container{Kind: "tnef", Path: cpath},
+		})
+		return j, st.content(data, j, nil, depth+1, nil)
+	})
+	if res != nil {
+		for _, f := range res.Files {
+			j, ok := f.Data.(int)
+			if !ok {
+				continue // an embedded message: its files follow on their own
+			}
+			a := &st.attachments[j]
+			a.Filename = f.Name()
+			a.ContentType = strings.ToLower(f.MIMEType)
+			a.ContentID = strings.Trim(f.ContentID, "<> ")
+		}
+		for _, an := range res.Anomalies {
+			st.anomaly("tnef_"+an.Code, cpath, an.Detail)
+		}
+		for _, l := range res.LimitsHit {
+			st.limit(l)
+		}
+	}
+	return readFailure(err)
+}
+
+// textFiles turns uuencoded and yEnc blocks found in a text part into attachments. It is
+// the textfile.Handler for one text part.
+type textFiles struct {
+	st   *state
+	path string // the text part's path
+	cur  int    // index of the open block's attachment, -1 when none
+	n    int    // blocks begun so far
+	h    *hashes
+	head []byte
+}
+
+func (t *textFiles) Begin(kind, name string) io.Writer {
+	st := t.st
+	if st.opts.Attachments == AttachmentsOff {
+		return nil
+	}
+	t.cur = len(st.attachments)
+	t.n++
+	st.attachments = append(st.attachments, api.Attachment{
+		Path:      memberPath(t.path, t.n),
+		Filename:  name,
+		Container: &api.Container{Kind: kind, Path: t.path},
+	})
+	t.h, t.head = newHashes(), t.head[:0]
+	return t
+}
+
+func (t *textFiles) Write(p []byte) (int, error) {
+	if room := 4096 - len(t.head); room > 0 {
+		t.head = append(t.head, p[:min(room, len(p))]...)
+	}
+	return t.h.Write(p)
+}
+
+func (t *textFiles) End(b textfile.Block) {
+	if t.cur < 0 || t.h == nil {
+		return
+	}
+	a := &t.st.attachments[t.cur]
+	t.h.fill(a)
+	a.DetectedType, _, _ = strings.Cut(mimetype.Detect(t.head).String(), ";")
+	if !b.Complete {
+		t.st.anomaly("encoded_file_incomplete", a.Path, b.Kind+" block ended without its end line")
+	}
+	for _, an := range b.Anomalies {
+		t.st.anomaly("encoded_file_damaged", a.Path, b.Kind+": "+an)
+	}
+	t.cur, t.h = -1, nil
+}

@@ -1,0 +1,55 @@
+package parser
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/journalsensor/sensor/internal/testkit"
+)
+
+// A winmail.dat lists the files inside it. Expected values from the Debian tnef tool:
+// `tnef -C out uponu-umlaute.tnef; sha256sum out/*` gives one file, "Dog with öäü.jpg"
+// with combining diaereses (o U+0308 ...), 59561 bytes, sha256 68180ecf...
+func TestTNEFFilesAreAttachments(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testkit.CorpusDir(t), "formats", "tnef", "uponu-umlaute.tnef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee attached\n--b\n"+
+		"Content-Type: application/ms-tnef; name=winmail.dat\nContent-Transfer-Encoding: base64\n\n") +
+		wrap76(base64.StdEncoding.EncodeToString(data)) + crlf("--b--\n")
+	rec := parseString(t, Options{}, msg)
+	w := attachmentAt(t, rec, "2")
+	if w.Filename != "winmail.dat" || w.Size != int64(len(data)) || w.SHA256 != sha256Hex(data) {
+		t.Errorf("winmail.dat = %+v", w)
+	}
+	f := attachmentAt(t, rec, "2/1")
+	want := "Dog with o\u0308a\u0308u\u0308.jpg"
+	if f.Filename != want || f.Size != 59561 || f.ContentType != "image/jpeg" || f.DetectedType != "image/jpeg" ||
+		f.SHA256 != "68180ecf3aa5f71f523b0c219042b91d9556542d605d2a1f24237ea273b9cced" {
+		t.Errorf("file in TNEF = %+v, want %q of 59561 bytes", f, want)
+	}
+	if f.Container == nil || f.Container.Kind != "tnef" || f.Container.Path != "2" {
+		t.Errorf("container = %+v, want tnef at 2", f.Container)
+	}
+}
+
+// uuencoded and yEnc blocks in plain text become attachments. The uuencoded bytes are
+// "hello\n" (the line &:&5L;&\* : length 6, then 6-bit groups plus 32, checked with
+// Python's binascii.b2a_uu);
+// the yEnc bytes are "abc": each byte plus 42 gives 0x8b 0x8c 0x8d.
+func TestEncodedFilesInText(t *testing.T) {
+	msg := crlf("Content-Type: text/plain\n\nSee below.\nbegin 644 hello.txt\n&:&5L;&\\*\n`\nend\n") +
+		"=ybegin line=128 size=3 name=abc.bin\r\n\x8b\x8c\x8d\r\n=yend size=3\r\n"
+	rec := parseString(t, Options{}, msg)
+	u := attachmentAt(t, rec, "1/1")
+	if u.Filename != "hello.txt" || u.Size != 6 || u.SHA256 != sha256Hex([]byte("hello\n")) || u.Container.Kind != "uuencode" {
+		t.Errorf("uuencoded = %+v", u)
+	}
+	y := attachmentAt(t, rec, "1/2")
+	if y.Filename != "abc.bin" || y.Size != 3 || y.SHA256 != sha256Hex([]byte("abc")) || y.Container.Kind != "yenc" {
+		t.Errorf("yEnc = %+v", y)
+	}
+}
