@@ -135,6 +135,33 @@ type Message struct {
 	Size                  int64        `json:"size"`
 	SHA256                string       `json:"sha256,omitempty"`
 	Structure             string       `json:"structure,omitempty"`
+	// Crypto lists the S/MIME and OpenPGP layers found, one per kind and message (the
+	// scored one, or an attached one named by its path).
+	Crypto []Crypto `json:"crypto,omitempty"`
+}
+
+// Crypto is what a message's S/MIME or OpenPGP parts say: whether it is signed or
+// encrypted, and who holds the keys. Nothing is verified or decrypted.
+type Crypto struct {
+	Kind         string        `json:"kind"` // "smime" or "pgp"
+	Path         string        `json:"path"` // the first part that showed it
+	Signed       bool          `json:"signed,omitempty"`
+	Encrypted    bool          `json:"encrypted,omitempty"`
+	Certificates []Certificate `json:"certificates,omitempty"`
+	// KeyIDs are the OpenPGP signers' and recipients' key IDs or fingerprints.
+	KeyIDs []string `json:"key_ids,omitempty"`
+}
+
+// Certificate is an X.509 certificate carried in an S/MIME signature.
+type Certificate struct {
+	SHA256    string `json:"sha256"` // of the DER bytes
+	SHA1      string `json:"sha1,omitempty"`
+	Subject   string `json:"subject,omitempty"` // RFC 4514
+	Issuer    string `json:"issuer,omitempty"`
+	Serial    string `json:"serial,omitempty"` // lowercase hex
+	NotBefore string `json:"not_before,omitempty"`
+	NotAfter  string `json:"not_after,omitempty"`
+	Signer    bool   `json:"signer,omitempty"` // a SignerInfo names it
 }
 
 // Address is one mailbox from an address header.

@@ -53,3 +53,36 @@ func TestEncodedFilesInText(t *testing.T) {
 		t.Errorf("yEnc = %+v", y)
 	}
 }
+
+// A signed message gets its crypto layer with the signer's certificate hashed. Expected
+// values are openssl's, from parser/smime/testdata/corpus-oracle.tsv (the signature part
+// decoded, `openssl pkcs7 -inform DER -print_certs`, each certificate's DER through
+// sha256sum).
+func TestSignedMessageCrypto(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testkit.CorpusDir(t), "mail", "flanker", "signed.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := parseString(t, Options{}, string(data))
+	if len(rec.Message.Crypto) != 1 {
+		t.Fatalf("crypto = %+v, want one S/MIME layer", rec.Message.Crypto)
+	}
+	c := rec.Message.Crypto[0]
+	if c.Kind != "smime" || !c.Signed || c.Encrypted || c.Path != "" || len(c.Certificates) != 1 {
+		t.Fatalf("crypto = %+v", c)
+	}
+	cert := c.Certificates[0]
+	if cert.SHA256 != "bed659c8b4044a839c5aa8a05301fc196ddb6d68ef1d709de119b5f4e57ec109" || !cert.Signer ||
+		cert.Serial != "9b8dd753c2803742" || cert.NotAfter != "2010-06-20T18:28:45Z" {
+		t.Errorf("certificate = %+v", cert)
+	}
+}
+
+// Inline PGP in a text body is flagged too.
+func TestInlinePGPSigned(t *testing.T) {
+	msg := crlf("Content-Type: text/plain\n\n-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nhello\n-----BEGIN PGP SIGNATURE-----\n\nnot really a signature\n-----END PGP SIGNATURE-----\n")
+	rec := parseString(t, Options{}, msg)
+	if len(rec.Message.Crypto) != 1 || rec.Message.Crypto[0].Kind != "pgp" || rec.Message.Crypto[0].Path != "1" {
+		t.Errorf("crypto = %+v, want one pgp layer at 1", rec.Message.Crypto)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser/smime"
 	"github.com/journalsensor/sensor/parser/textfile"
 	"github.com/journalsensor/sensor/parser/urls"
 	"github.com/journalsensor/sensor/parser/walker"
@@ -233,6 +234,9 @@ type state struct {
 	nodes []*node // the current node at each depth
 	parts int     // entities seen, across nested walkers
 
+	crypto    []api.Crypto
+	cryptoCtx []*msgCtx // the message each crypto layer belongs to
+
 	attachments []api.Attachment
 	blobs       []BlobWriter // written, not yet committed
 	blobSums    []string
@@ -288,6 +292,7 @@ func (st *state) entity(w *walker.Walker, p *walker.Part) error {
 	}
 	switch p.Kind {
 	case walker.Multipart:
+		st.noteCrypto(smime.Classify(p.MediaType, p.Params, ""), ctx, p.Path) // multipart/signed, /encrypted
 		return nil
 	case walker.Message:
 		if h, done := st.messageSink(p, ctx); h != nil {
@@ -563,7 +568,7 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 			if p.MediaType == "text/html" {
 				src = api.URLSourceHTML
 			}
-			if err := st.scanText(dec, p, src); err != nil {
+			if err := st.scanText(dec, p, ctx, src); err != nil {
 				return err
 			}
 		}
@@ -580,22 +585,28 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 	}
 	if st.opts.Attachments == AttachmentsOff {
 		if isText && !st.opts.NoURLs {
-			if err := st.scanText(dec, p, urlSource); err != nil {
+			if err := st.scanText(dec, p, ctx, urlSource); err != nil {
 				return err
 			}
 		}
 		return st.drain(dec)
 	}
-	return st.attachment(p, a, dec, isText, urlSource)
+	return st.attachment(p, ctx, a, dec, isText, urlSource)
 }
 
-func (st *state) scanText(r io.Reader, p *walker.Part, source string) error {
+func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source string) error {
 	if p.MediaType == "text/plain" {
 		// uuencoded and yEnc files ride inside plain text. The scanner sees the bytes
 		// before any charset conversion, which would corrupt yEnc's 8-bit data.
 		tf := textfile.NewScanner(&textFiles{st: st, path: p.Path, cur: -1}, textfile.Limits{})
 		defer tf.Close()
-		r = io.TeeReader(r, tf)
+		pgp := smime.NewInline(smime.Options{}) // inline PGP: -----BEGIN PGP SIGNED MESSAGE-----
+		defer func() {
+			if info := pgp.Info(); info.Kind != "" {
+				st.mergeCrypto(st.cryptoLayer(info.Kind, ctx, p.Path), info)
+			}
+		}()
+		r = io.TeeReader(r, io.MultiWriter(tf, pgp))
 		defer st.drain(r) // the tee must see every byte, whatever the URL scanner read
 	}
 	cr, ok := charsetReader(p.Params["charset"], r)
@@ -661,7 +672,7 @@ func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
 	return a
 }
 
-func (st *state) attachment(p *walker.Part, a api.Attachment, dec io.Reader, isText bool, urlSource string) error {
+func (st *state) attachment(p *walker.Part, ctx *msgCtx, a api.Attachment, dec io.Reader, isText bool, urlSource string) error {
 	var blob BlobWriter
 	var extra io.Writer
 	if st.opts.Attachments == AttachmentsContent {
@@ -673,8 +684,12 @@ func (st *state) attachment(p *walker.Part, a api.Attachment, dec io.Reader, isT
 		extra = localWriter{blob}
 	}
 	var inspect func(io.Reader) error
-	if isText && !st.opts.NoURLs {
-		inspect = func(r io.Reader) error { return st.scanText(r, p, urlSource) }
+	c := smime.Classify(p.MediaType, p.Params, a.Filename)
+	switch e := st.noteCrypto(c, ctx, p.Path); {
+	case e != nil && c.Feed != smime.FeedNone:
+		inspect = func(r io.Reader) error { return st.readCrypto(r, c.Feed, e, p.Path) }
+	case isText && !st.opts.NoURLs:
+		inspect = func(r io.Reader) error { return st.scanText(r, p, ctx, urlSource) }
 	}
 	i := len(st.attachments)
 	st.attachments = append(st.attachments, a)
@@ -757,6 +772,7 @@ func (st *state) record(in *rawReader) *api.Record {
 		st.structure(&b, st.scored.root)
 		st.msg.Structure = b.String()
 	}
+	st.msg.Crypto = st.crypto
 	rec.Message = st.msg
 	rec.URLs = st.urls.URLs()
 	for _, l := range st.urls.LimitsHit() {

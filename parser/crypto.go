@@ -1,0 +1,91 @@
+package parser
+
+import (
+	"io"
+
+	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser/smime"
+)
+
+// maxCryptoItems caps certificates and key IDs kept per layer: a real signature carries a
+// chain of three or four, and each one costs the record a few hundred bytes.
+const maxCryptoItems = 32
+
+// cryptoLayer returns the record's entry for this kind of layer in the message being
+// walked, creating it at path.
+func (st *state) cryptoLayer(kind smime.Kind, ctx *msgCtx, path string) *api.Crypto {
+	for i := range st.crypto {
+		if st.crypto[i].Kind == string(kind) && st.cryptoCtx[i] == ctx {
+			return &st.crypto[i]
+		}
+	}
+	st.crypto = append(st.crypto, api.Crypto{Kind: string(kind), Path: path})
+	st.cryptoCtx = append(st.cryptoCtx, ctx)
+	return &st.crypto[len(st.crypto)-1]
+}
+
+// noteCrypto records what a part's labels say (multipart/signed, application/pkcs7-mime,
+// smime.p7s, ...). It returns the layer, or nil when the part is neither S/MIME nor PGP.
+func (st *state) noteCrypto(c smime.Class, ctx *msgCtx, path string) *api.Crypto {
+	if c.Kind == "" {
+		return nil
+	}
+	e := st.cryptoLayer(c.Kind, ctx, path)
+	e.Signed = e.Signed || c.Signed
+	e.Encrypted = e.Encrypted || c.Encrypted
+	return e
+}
+
+// readCrypto reads a signature or encrypted body and adds what the bytes say to e. A
+// body that does not parse is an anomaly, never a reason to refuse the copy.
+func (st *state) readCrypto(r io.Reader, feed smime.Feed, e *api.Crypto, path string) error {
+	var info smime.Info
+	var err error
+	if feed == smime.FeedCMS {
+		info, err = smime.ReadCMS(r, smime.Options{})
+	} else {
+		info, err = smime.ReadPGP(r, smime.Options{})
+	}
+	st.mergeCrypto(e, info)
+	if err != nil {
+		if rerr := readFailure(err); rerr != nil {
+			return rerr
+		}
+		st.anomaly("bad_"+e.Kind, path, clip(err.Error(), 200))
+	}
+	return nil
+}
+
+func (st *state) mergeCrypto(e *api.Crypto, info smime.Info) {
+	e.Signed = e.Signed || info.Signed
+	e.Encrypted = e.Encrypted || info.Encrypted
+	for _, c := range info.Certificates {
+		if len(e.Certificates) >= maxCryptoItems {
+			st.limit("crypto_items")
+			break
+		}
+		e.Certificates = append(e.Certificates, api.Certificate{
+			SHA256: c.SHA256, SHA1: c.SHA1, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial,
+			NotBefore: c.NotBefore, NotAfter: c.NotAfter, Signer: c.Signer,
+		})
+	}
+	if info.Kind != smime.PGP {
+		return
+	}
+	for _, ids := range [][]smime.ID{info.Signers, info.Recipients} {
+		for _, id := range ids {
+			k := id.Fingerprint
+			if k == "" {
+				k = id.KeyID
+			}
+			if k == "" {
+				continue
+			}
+			if len(e.KeyIDs) >= maxCryptoItems {
+				st.limit("crypto_items")
+				return
+			}
+			e.KeyIDs = append(e.KeyIDs, k)
+		}
+	}
+}
