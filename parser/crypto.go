@@ -1,10 +1,12 @@
 package parser
 
 import (
+	"errors"
 	"io"
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/parser/smime"
+	"github.com/journalsensor/sensor/parser/walker"
 )
 
 // maxCryptoItems caps certificates and key IDs kept per layer: a real signature carries a
@@ -88,4 +90,59 @@ func (st *state) mergeCrypto(e *api.Crypto, info smime.Info) {
 			e.KeyIDs = append(e.KeyIDs, k)
 		}
 	}
+}
+
+var errAbandoned = errors.New("parser: walk of signed content abandoned")
+
+// readOpaque reads an application/pkcs7-mime body. When it is opaque-signed data, the
+// signed MIME entity inside is the real message (its text, its attachments), so it is
+// walked as part of the message that holds it, at paths below the part's own. The CMS
+// reader runs on a goroutine and hands the content over a pipe to the walk here, which is
+// the only goroutine that touches st.
+func (st *state) readOpaque(r io.Reader, e *api.Crypto, p *walker.Part) error {
+	pr, pw := io.Pipe()
+	var info smime.Info
+	var cmsErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		info, cmsErr = smime.ReadCMS(r, smime.Options{Content: pw})
+		pw.CloseWithError(cmsErr) // nil closes cleanly
+	}()
+	// Whatever happens below (an error, a panic), the reader must stop before anyone else
+	// reads r: closing the pipe fails its next write.
+	defer func() {
+		pr.CloseWithError(errAbandoned)
+		<-done
+	}()
+	sub := walker.New(pr, walker.Options{
+		MaxDepth:       max(st.opts.MaxDepth-p.Depth-1, 1),
+		MaxParts:       max(st.opts.MaxParts-st.parts, 1),
+		MaxHeaderBytes: st.opts.MaxHeaderBytes,
+		MaxLineLength:  st.opts.MaxLineLength,
+		Report: func(a walker.Anomaly) {
+			st.anomaly(a.Code, subPath(p.Path, a.Path), a.Detail)
+		},
+		Limit: st.limit,
+	})
+	st.inherit = true
+	walkErr := st.walk(sub, false, p.Path, p.Depth+1)
+	st.inherit = false
+	if _, err := io.Copy(io.Discard, pr); err != nil && walkErr == nil {
+		walkErr = err
+	}
+	pr.CloseWithError(errAbandoned)
+	<-done
+	st.mergeCrypto(e, info)
+	if cmsErr != nil {
+		if rerr := readFailure(cmsErr); rerr != nil {
+			return rerr
+		}
+		st.anomaly("bad_smime", p.Path, clip(cmsErr.Error(), 200))
+		return nil
+	}
+	if walkErr != nil && !errors.Is(walkErr, errAbandoned) {
+		return readFailure(walkErr)
+	}
+	return nil
 }

@@ -234,6 +234,7 @@ type state struct {
 	nodes []*node // the current node at each depth
 	parts int     // entities seen, across nested walkers
 
+	inherit   bool // the next message root continues the current message (opaque S/MIME)
 	crypto    []api.Crypto
 	cryptoCtx []*msgCtx // the message each crypto layer belongs to
 
@@ -429,6 +430,14 @@ func (st *state) addNode(p *walker.Part) *node {
 
 func (st *state) enterMessage(p *walker.Part, n *node) {
 	ctx := &msgCtx{depth: p.Depth, root: n}
+	if st.inherit && len(st.ctxs) > 0 {
+		// The signed content of an opaque-signed part: the same message, one layer in.
+		st.inherit = false
+		parent := st.ctxs[len(st.ctxs)-1]
+		ctx.role, ctx.path, ctx.root = parent.role, parent.path, parent.root
+		st.ctxs = append(st.ctxs, ctx)
+		return
+	}
 	if len(st.ctxs) == 0 {
 		switch {
 		case isExchangeJournal(p.Header.Has):
@@ -686,6 +695,8 @@ func (st *state) attachment(p *walker.Part, ctx *msgCtx, a api.Attachment, dec i
 	var inspect func(io.Reader) error
 	c := smime.Classify(p.MediaType, p.Params, a.Filename)
 	switch e := st.noteCrypto(c, ctx, p.Path); {
+	case e != nil && c.Feed == smime.FeedCMS && strings.HasSuffix(p.MediaType, "pkcs7-mime"):
+		inspect = func(r io.Reader) error { return st.readOpaque(r, e, p) }
 	case e != nil && c.Feed != smime.FeedNone:
 		inspect = func(r io.Reader) error { return st.readCrypto(r, c.Feed, e, p.Path) }
 	case isText && !st.opts.NoURLs:
