@@ -10,6 +10,7 @@ import (
 	"github.com/gabriel-vasile/mimetype"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser/archive"
 	"github.com/journalsensor/sensor/parser/textfile"
 	"github.com/journalsensor/sensor/parser/tnef"
 )
@@ -48,11 +49,13 @@ func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspect
 	case inspect != nil:
 		err = inspect(body)
 	case depth >= maxContainerDepth:
-		if isTNEF(head) {
+		if isTNEF(head) || archive.IsZip(head) {
 			st.limit("container_depth")
 		}
 	case isTNEF(head):
 		err = st.tnef(body, i, depth)
+	case archive.IsZip(head) && st.opts.Attachments != AttachmentsOff:
+		err = st.zip(body, i)
 	}
 	if err != nil {
 		return err
@@ -155,4 +158,57 @@ func (t *textFiles) End(b textfile.Block) {
 		t.st.anomaly("encoded_file_damaged", a.Path, b.Kind+": "+an)
 	}
 	t.cur, t.h = -1, nil
+}
+
+// zip lists the members of a zip attachment (and of zips inside it) as attachments in a
+// zip container. The archive package inflates and hashes members itself, within the
+// message's decompressed-bytes budget; members past it are listed unhashed.
+func (st *state) zip(r io.Reader, i int) error {
+	if st.budget == nil {
+		st.budget = archive.NewBudget(st.opts.MaxArchiveBytes)
+	}
+	cpath := st.attachments[i].Path
+	res, err := archive.List(r, st.budget, archive.Options{
+		MaxMembers: st.opts.MaxArchiveMembers,
+		Sniff: func(head []byte) string {
+			t, _, _ := strings.Cut(mimetype.Detect(head).String(), ";")
+			return t
+		},
+	})
+	if res == nil {
+		return readFailure(err)
+	}
+	first := len(st.attachments)
+	for _, m := range res.Members {
+		if m.Dir {
+			continue
+		}
+		container := cpath
+		if m.Parent >= 0 {
+			container = cpath + "/" + res.Members[m.Parent].Path
+		}
+		a := api.Attachment{
+			Path:         cpath + "/" + m.Path,
+			Filename:     m.Name,
+			DetectedType: m.Type,
+			Size:         max(m.Size, 0), // -1: neither header said, and it was not inflated
+			Encrypted:    m.Encrypted,
+			Container:    &api.Container{Kind: "zip", Path: container},
+		}
+		if m.Hashed {
+			a.MD5, a.SHA1, a.SHA256 = m.MD5, m.SHA1, m.SHA256
+		}
+		if len(st.attachments)-first >= st.opts.MaxArchiveMembers {
+			st.limit(archive.LimitMembers)
+			break
+		}
+		st.attachments = append(st.attachments, a)
+	}
+	for _, an := range res.Anomalies {
+		st.anomaly("zip_"+an.Code, cpath+"/"+an.Path, an.Detail)
+	}
+	for _, l := range res.LimitsHit {
+		st.limit(l)
+	}
+	return readFailure(err)
 }

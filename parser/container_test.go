@@ -1,11 +1,15 @@
 package parser
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 
+	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
 )
 
@@ -85,4 +89,48 @@ func TestInlinePGPSigned(t *testing.T) {
 	if len(rec.Message.Crypto) != 1 || rec.Message.Crypto[0].Kind != "pgp" || rec.Message.Crypto[0].Path != "1" {
 		t.Errorf("crypto = %+v, want one pgp layer at 1", rec.Message.Crypto)
 	}
+}
+
+// Zip members are attachments in a zip container, nested zips included; hashes are of the
+// member bytes the test wrote.
+func TestZipMembersAreAttachments(t *testing.T) {
+	inner := zipOf(t, map[string][]byte{"payload.js": []byte("WScript.Shell")})
+	doc := []byte("%PDF-1.7 invoice")
+	outer := zipOf(t, map[string][]byte{"invoice.pdf": doc, "more.zip": inner})
+	msg := crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/zip; name=files.zip\n"+
+		"Content-Transfer-Encoding: base64\n\n") + wrap76(base64.StdEncoding.EncodeToString(outer)) + crlf("--b--\n")
+	rec := parseString(t, Options{}, msg)
+	byName := map[string]api.Attachment{}
+	for _, a := range rec.Attachments {
+		byName[a.Filename] = a
+	}
+	pdf, js := byName["invoice.pdf"], byName["payload.js"]
+	if pdf.SHA256 != sha256Hex(doc) || pdf.Container == nil || pdf.Container.Kind != "zip" || pdf.Container.Path != "1" {
+		t.Errorf("invoice.pdf = %+v", pdf)
+	}
+	if js.SHA256 != sha256Hex([]byte("WScript.Shell")) || js.Container == nil || js.Container.Path != byName["more.zip"].Path {
+		t.Errorf("payload.js = %+v, want it in the container more.zip (%s)", js, byName["more.zip"].Path)
+	}
+}
+
+func zipOf(t *testing.T, files map[string][]byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w, err := zw.Create(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(files[n])
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

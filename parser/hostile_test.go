@@ -11,7 +11,7 @@ import (
 // scripts/bench's BenchmarkHostile, not here.
 func TestHostileMessages(t *testing.T) {
 	p := newTestParser(t, Options{})
-	for _, h := range testkit.HostileMessages(nil) {
+	for _, h := range testkit.HostileMessages() {
 		t.Run(h.Name, func(t *testing.T) {
 			rec, err := p.Parse(h.New())
 			if err != nil {

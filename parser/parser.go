@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser/archive"
 	"github.com/journalsensor/sensor/parser/smime"
 	"github.com/journalsensor/sensor/parser/textfile"
 	"github.com/journalsensor/sensor/parser/urls"
@@ -82,16 +83,18 @@ type Options struct {
 	CRLFInput bool
 	Logger    *slog.Logger
 
-	MaxDepth             int // default 64
-	MaxParts             int // default 10000
-	MaxHeaderBytes       int // per entity, default 1 MiB
-	MaxLineLength        int // one header field, default 256 KiB
-	MaxMessageDepth      int // messages inside messages, default 8
-	MaxURLs              int // default 10000
-	MaxURLLength         int // default 8192
-	MaxAnomalies         int // default 1000
-	MaxJournalRecipients int // default 100000
-	MaxStructureBytes    int // default 4096
+	MaxDepth             int   // default 64
+	MaxParts             int   // default 10000
+	MaxHeaderBytes       int   // per entity, default 1 MiB
+	MaxLineLength        int   // one header field, default 256 KiB
+	MaxMessageDepth      int   // messages inside messages, default 8
+	MaxArchiveMembers    int   // zip members listed per archive, nested ones included; default 10000
+	MaxArchiveBytes      int64 // decompressed bytes per message, across all archives; default 64 MiB
+	MaxURLs              int   // default 10000
+	MaxURLLength         int   // default 8192
+	MaxAnomalies         int   // default 1000
+	MaxJournalRecipients int   // default 100000
+	MaxStructureBytes    int   // default 4096
 }
 
 func (o Options) withDefaults() Options {
@@ -105,6 +108,10 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxHeaderBytes, 1<<20)
 	def(&o.MaxLineLength, 256<<10)
 	def(&o.MaxMessageDepth, 8)
+	def(&o.MaxArchiveMembers, 10000)
+	if o.MaxArchiveBytes <= 0 {
+		o.MaxArchiveBytes = 64 << 20
+	}
 	def(&o.MaxURLs, 10000)
 	def(&o.MaxURLLength, 8192)
 	def(&o.MaxAnomalies, 1000)
@@ -234,7 +241,8 @@ type state struct {
 	nodes []*node // the current node at each depth
 	parts int     // entities seen, across nested walkers
 
-	inherit   bool // the next message root continues the current message (opaque S/MIME)
+	budget    *archive.Budget // decompressed bytes left for this message's archives
+	inherit   bool            // the next message root continues the current message (opaque S/MIME)
 	crypto    []api.Crypto
 	cryptoCtx []*msgCtx // the message each crypto layer belongs to
 

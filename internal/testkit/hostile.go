@@ -16,10 +16,8 @@ type Hostile struct {
 }
 
 // HostileMessages returns the hostile inputs, each generated as a stream so that building
-// one costs no more memory than parsing it should. zipBomb, when not nil, returns the zip
-// file to attach as the zip bomb case (the archive package builds it; testkit stays free
-// of archive code).
-func HostileMessages(zipBomb func() io.Reader) []Hostile {
+// one costs no more memory than parsing it should.
+func HostileMessages() []Hostile {
 	hs := []Hostile{
 		{"100k-parts", "parts", func() io.Reader {
 			var b bytes.Buffer
@@ -61,14 +59,13 @@ func HostileMessages(zipBomb func() io.Reader) []Hostile {
 			return &b
 		}},
 	}
-	if zipBomb != nil {
-		hs = append(hs, Hostile{"zip-bomb-2GiB", "archive_bytes", func() io.Reader {
-			return io.MultiReader(
-				strings.NewReader("Content-Type: application/zip; name=bomb.zip\r\nContent-Transfer-Encoding: base64\r\n\r\n"),
-				base64Lines(zipBomb()),
-				strings.NewReader("\r\n"))
-		}})
-	}
+	bomb := ZipBomb()
+	hs = append(hs, Hostile{"zip-bomb-2GiB", "archive_bytes", func() io.Reader {
+		return io.MultiReader(
+			strings.NewReader("Content-Type: application/zip; name=bomb.zip\r\nContent-Transfer-Encoding: base64\r\n\r\n"),
+			base64Lines(bytes.NewReader(bomb)),
+			strings.NewReader("\r\n"))
+	}})
 	return hs
 }
 

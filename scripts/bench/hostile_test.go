@@ -15,7 +15,7 @@ import (
 func BenchmarkHostile(b *testing.B) {
 	dir := b.TempDir()
 	bin := buildSensor(b, dir)
-	for _, h := range testkit.HostileMessages(zipBomb) {
+	for _, h := range testkit.HostileMessages() {
 		file := filepath.Join(dir, h.Name+".eml")
 		f, err := os.Create(file)
 		if err != nil {
