@@ -80,10 +80,10 @@ func (c *Collector) scanTag(z *html.Tokenizer, tt html.TokenType, source string)
 		key, val, more = z.TagAttr()
 		switch string(key) {
 		case "href", "src", "action", "formaction", "background", "poster", "xlink:href":
-			c.add(val, source)
+			c.add(val, source, false)
 		case "data":
 			if tag == "object" {
-				c.add(val, source)
+				c.add(val, source, false)
 			}
 		case "srcset":
 			c.scanSrcset(val, source)
@@ -101,7 +101,7 @@ func (c *Collector) scanTag(z *html.Tokenizer, tt html.TokenType, source string)
 		}
 	}
 	if refresh {
-		c.add(refreshURL(content), source)
+		c.add(refreshURL(content), source, false)
 	}
 	return tt == html.StartTagToken && tag == "style"
 }
@@ -124,10 +124,10 @@ func (c *Collector) scanSrcset(v []byte, source string) {
 		}
 		u := v[start:i]
 		if u[len(u)-1] == ',' {
-			c.add(bytes.TrimRight(u, ","), source)
+			c.add(bytes.TrimRight(u, ","), source, false)
 			continue
 		}
-		c.add(u, source)
+		c.add(u, source, false)
 		depth := 0
 	descriptors:
 		for ; i < len(v); i++ {
@@ -187,7 +187,7 @@ func (c *Collector) scanCSS(b []byte, source string) {
 		c.scanBlock(b[:k], source)
 		var v []byte
 		v, b = cssURLValue(b[k+len("url("):])
-		c.add(v, source)
+		c.add(v, source, false)
 	}
 	c.scanBlock(b, source)
 }

@@ -71,6 +71,29 @@ var htmlCases = []struct {
 	{"base href kept", `<base href="http://base.example/">`, []string{"http://base.example/"}},
 	{"srcdoc scanned as text", `<iframe srcdoc="&lt;a href='http://srcdoc.example/'&gt;"></iframe>`,
 		[]string{"http://srcdoc.example/"}},
+	// Every kind of attribute is entity-decoded before it is read as a URL.
+	{"entities in every URL attribute", `<img src="http://s.example/?a=1&amp;b=2">` +
+		`<form action="http://f.example/?a=1&#38;b=2"></form><table background="http://b.example/?a&#x26;b">` +
+		`<img srcset="http://ss.example/1.png?a=1&amp;b=2 1x, http://ss.example/2.png?c&amp;d 2x">` +
+		`<meta http-equiv="refresh" content="0;url=http://r.example/?a=1&amp;b=2">` +
+		`<div style="background:url(http://c.example/?a=1&amp;b=2)">x</div>` +
+		`<video poster="http://p.example/?a&amp;b"></video><button formaction="http://fa.example/?a&amp;b">b</button>`,
+		[]string{"http://s.example/?a=1&b=2", "http://f.example/?a=1&b=2", "http://b.example/?a&b",
+			"http://ss.example/1.png?a=1&b=2", "http://ss.example/2.png?c&d", "http://r.example/?a=1&b=2",
+			"http://c.example/?a=1&b=2", "http://p.example/?a&b", "http://fa.example/?a&b"}},
+	{"entity-encoded scheme and host", `<a href="h&#116;tp&#58;//&#101;vil.example/">x</a>`,
+		[]string{"http://evil.example/"}},
+	{"entity-encoded meta refresh", `<meta http-equiv="refresh" content="0;url=&quot;http://q.example/&quot;">`,
+		[]string{"http://q.example/"}},
+	// A style element is raw text: HTML does not decode entities in it, and neither do we.
+	{"style element keeps entities", `<style>div{background:url(http://st.example/?a&amp;b)}</style>`,
+		[]string{"http://st.example/?a&amp;b"}},
+	// A wrapped href is unwrapped after entity decoding; its data= is never mistaken for part
+	// of url=.
+	{"wrapped href", `<a href="https://nam.safelinks.protection.outlook.com/?url=http%3A%2F%2Fa.example%2F&amp;data=05%7Cjane%40corp.example&amp;reserved=0">x</a>`,
+		[]string{"http://a.example/"}},
+	{"schemeless and de-fanged text", `<p>www.example.com and hxxp://evil[.]example/x</p><a href="www.example.org">w</a>`,
+		[]string{"http://www.example.com", "http://evil.example/x"}},
 	{"malformed markup", `<a href="http://unterminated.example/ <p <<>> </a`, nil},
 	{"empty document", ``, nil},
 }

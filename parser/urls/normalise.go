@@ -12,6 +12,17 @@ import (
 // span is a byte range of the normalised URL.
 type span struct{ start, end int }
 
+// normaliser holds the scratch space normalise reuses, so that a message with many links does
+// not allocate per link.
+type normaliser struct {
+	maxLen  int    // bytes per URL; longer ones are cut
+	cut     bool   // set when normalise cut a URL; the caller clears it
+	clean   []byte // candidate with tabs and newlines removed
+	host    []byte // host with invalid UTF-8 escaped
+	hostDec []byte // host percent-decoded
+	norm    []byte // the normalised URL
+}
+
 // idnaProfile converts hosts the way browsers do (WHATWG URL "domain to ASCII"): UTS 46
 // non-transitional mapping, '_' and odd hyphens allowed, bidi and joiner rules checked. A
 // stricter profile would fail on hosts phishing mail really uses, and a failed host is one we
@@ -34,16 +45,17 @@ var idnaProfile = idna.New(
 // a browser, while net/url fails on it and a parser that splits at the '@' sees bank.example.
 // So every candidate gets the host a click would reach, even one net/url cannot parse.
 //
-// The result lives in c.norm until the next call.
-func (c *Collector) normalise(raw []byte) (u []byte, host span, ok bool) {
+// The result lives in n.norm until the next call. A URL longer than the limit is cut, and
+// n.cut set, rather than dropped: its start is the evidence.
+func (n *normaliser) normalise(raw []byte) (u []byte, host span, ok bool) {
 	s := bytes.TrimFunc(raw, isURLSpace)
 	s = unenclose(s)
 	if bytes.ContainsAny(s, "\t\n\r") {
 		// QUIRK: WHATWG URL, basic URL parser: every tab and newline is removed before
 		// parsing, so href="ht&#10;tp://evil.example" still leads to evil.example. Header
 		// folding leaves the same marks in a URL handed to Add.
-		c.clean = appendWithout(c.clean[:0], s, "\t\n\r")
-		s = c.clean
+		n.clean = appendWithout(n.clean[:0], s, "\t\n\r")
+		s = n.clean
 	}
 
 	var scheme string
@@ -81,7 +93,7 @@ func (c *Collector) normalise(raw []byte) (u []byte, host span, ok bool) {
 
 	a := authorityEnd(s)
 	auth, rest := s[:a], s[a:]
-	out := append(c.norm[:0], scheme...)
+	out := append(n.norm[:0], scheme...)
 	out = append(out, "://"...)
 	if at := bytes.LastIndexByte(auth, '@'); at >= 0 {
 		out = appendEscaped(out, auth[:at+1])
@@ -89,7 +101,7 @@ func (c *Collector) normalise(raw []byte) (u []byte, host span, ok bool) {
 	}
 	h, port, hasPort := splitHostPort(auth)
 	host.start = len(out)
-	out = c.appendHost(out, h)
+	out = n.appendHost(out, h)
 	host.end = len(out)
 	if host.end-host.start >= 2 && out[host.start] == '[' && out[host.end-1] == ']' {
 		// Host carries the address alone, as net/url's Hostname does.
@@ -108,9 +120,9 @@ func (c *Collector) normalise(raw []byte) (u []byte, host span, ok bool) {
 	}
 	out = appendEscaped(out, rest)
 
-	if limit := c.opts.MaxURLLength; len(out) > limit {
-		out = out[:cutPoint(out, limit)]
-		c.limit(LimitURLLength)
+	if len(out) > n.maxLen {
+		out = out[:cutPoint(out, n.maxLen)]
+		n.cut = true
 	}
 	// Dropping the fragment or cutting can leave white space or a control character at the
 	// end, which a second pass would trim: trim it now so the result is stable.
@@ -119,20 +131,20 @@ func (c *Collector) normalise(raw []byte) (u []byte, host span, ok bool) {
 		return nil, span{}, false // "http://#" is a bare scheme too
 	}
 	host.start, host.end = min(host.start, len(out)), min(host.end, len(out))
-	c.norm = out
+	n.norm = out
 	return out, host, true
 }
 
 // appendHost appends h as a browser would look it up: percent-decoded, lower-cased, IDNA ASCII.
 // A host that will not convert is kept lower-cased rather than dropped: it is still evidence.
 // Invalid UTF-8 is escaped first, so that normalising the result again changes nothing.
-func (c *Collector) appendHost(out, h []byte) []byte {
+func (n *normaliser) appendHost(out, h []byte) []byte {
 	if len(h) == 0 {
 		return out
 	}
 	if !utf8.Valid(h) {
-		c.host = appendEscaped(c.host[:0], h)
-		h = c.host
+		n.host = appendEscaped(n.host[:0], h)
+		h = n.host
 	}
 	if h[0] == '[' {
 		return appendLower(out, h)
@@ -140,8 +152,8 @@ func (c *Collector) appendHost(out, h []byte) []byte {
 	if bytes.IndexByte(h, '%') >= 0 {
 		// QUIRK: WHATWG URL, host parser: the host is percent-decoded before lookup, so
 		// "http://%65vil.example" goes to evil.example.
-		if d, ok := percentDecodeHost(c.hostDec[:0], h); ok {
-			c.hostDec = d
+		if d, ok := percentDecodeHost(n.hostDec[:0], h); ok {
+			n.hostDec = d
 			h = d
 		}
 	}

@@ -2,33 +2,48 @@ package urls
 
 import (
 	"bytes"
-	"strings"
 )
 
-// redactTokens drops the query parameters that rewriting gateways use to carry the
-// recipient's identity, so that those identifiers are never uploaded in the clear (DESIGN.md,
-// security rules). It works in place on the normalised URL u, whose host is u[host.start:
-// host.end], and returns the shortened URL.
+// redactTokens drops the parts of a rewritten link that carry the recipient's identity, so that
+// those identifiers are never uploaded in the clear (DESIGN.md, security rules). It works in
+// place on the normalised URL u, whose host is u[host.start:host.end], and returns the
+// shortened URL.
 //
 //   - Safe Links (*.safelinks.protection.outlook.com): data (the recipient's address and tenant),
 //     sdata and reserved.
 //   - Proofpoint URL Defense v1 and v2 (urldefense.proofpoint.com/v1/, /v2/): r, the
 //     per-recipient token.
+//   - Proofpoint URL Defense v3 (urldefense.com/v3/__URL__;BUFFER!CUSTOMER!SIGNATURE$):
+//     everything after the '!' that ends BUFFER.
+//   - Cisco Secure Email (secure-web.cisco.com): the fragment, which holds the recipient's
+//     address in base64.
 //
 // Everything else in the URL is kept: the wrapped target is evidence, and unwrapping happens
 // on what is left.
 func redactTokens(u []byte, host span) []byte {
-	h := string(u[host.start:host.end])
-	var drop func(name string) bool
+	h := u[host.start:host.end]
+	var drop func(name []byte) bool
 	switch {
-	case strings.HasSuffix(h, ".safelinks.protection.outlook.com"):
-		drop = func(n string) bool { return n == "data" || n == "sdata" || n == "reserved" }
-	case h == "urldefense.proofpoint.com":
-		path := u[host.end:]
+	case under(h, "safelinks.protection.outlook.com"), under(h, "safelinks.protection.office365.us"):
+		drop = func(n []byte) bool {
+			return equalFoldASCII(n, "data") || equalFoldASCII(n, "sdata") || equalFoldASCII(n, "reserved")
+		}
+	case isProofpointHost(h):
+		p := splitParts(u, host)
+		path := u[p.path:p.pathEnd()]
+		if bytes.HasPrefix(u[p.path:], []byte("/v3/__")) {
+			rest := u[p.path+len("/v3/__"):]
+			if t, end := v3Trailer(rest); t >= 0 && end < len(rest) {
+				return u[:len(u)-len(rest)+end+1] // keep the '!' that ends BUFFER
+			}
+			return u
+		}
 		if !bytes.HasPrefix(path, []byte("/v1/")) && !bytes.HasPrefix(path, []byte("/v2/")) {
 			return u
 		}
-		drop = func(n string) bool { return n == "r" }
+		drop = func(n []byte) bool { return equalFoldASCII(n, "r") }
+	case string(h) == "secure-web.cisco.com":
+		return bytes.TrimRightFunc(u[:splitParts(u, host).frag], isURLSpace)
 	default:
 		return u
 	}
@@ -43,9 +58,14 @@ func redactTokens(u []byte, host span) []byte {
 	}
 	kept := u[:q+1]
 	first := true
-	for _, param := range bytes.Split(u[q+1:end], []byte("&")) {
+	for rest, more := u[q+1:end], true; more; {
+		var param []byte
+		param, rest, more = bytes.Cut(rest, []byte("&"))
 		name, _, _ := bytes.Cut(param, []byte("="))
-		if drop(strings.ToLower(string(name))) {
+		// A name behind an "amp;" is the same parameter, from a link copied out of HTML
+		// source, and so is one with white space around it; its token is no less the
+		// recipient's.
+		if drop(paramName(bytes.TrimFunc(name, isURLSpace))) {
 			continue
 		}
 		if !first {
@@ -57,6 +77,8 @@ func redactTokens(u []byte, host span) []byte {
 	if first { // nothing left after '?'
 		kept = kept[:q]
 	}
-	// kept shares u's backing array and never outruns the bytes it has already read.
-	return append(kept, u[end:]...)
+	// kept shares u's backing array and never outruns the bytes it has already read. What
+	// was before a dropped last parameter may end in white space, which normalising trims:
+	// trim it here so that the result normalises to itself.
+	return bytes.TrimRightFunc(append(kept, u[end:]...), isURLSpace)
 }

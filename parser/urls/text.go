@@ -3,6 +3,7 @@ package urls
 import (
 	"bytes"
 	"io"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -14,16 +15,15 @@ const (
 	// of exactly the maximum followed by a full stop is kept whole rather than cut.
 	slack = 16
 
-	// tailKeep is how many unscanned bytes can still begin a URL whose "://" has not arrived:
-	// an opener, "https" and the ":/" of a split "://".
-	tailKeep = 1 + len("https") + len(":/")
+	// tailKeep is how many unscanned bytes can still begin a URL whose separator has not
+	// arrived: an opener, "hxxps" and the "[:]/" of a split "[:]//". It also covers the
+	// boundary byte and "www[" of a schemeless link whose dot has not arrived.
+	tailKeep = 1 + len("hxxps") + len("[:]/")
 
 	// maxEmptyReads mirrors bufio: a reader that keeps returning nothing is broken, and
 	// spinning on it would hang the message.
 	maxEmptyReads = 100
 )
-
-var schemeSep = []byte("://")
 
 // textStop marks the ASCII bytes that end a URL in running text.
 var textStop = func() (t [utf8.RuneSelf]bool) {
@@ -36,11 +36,14 @@ var textStop = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
-// ScanText reads plain text from r and collects the http, https and ftp URLs in it. Memory
-// stays bounded by twice MaxURLLength plus one 32 KiB chunk, whatever the size of r. Only a
-// read error from r is returned; what was read before it is still scanned.
+// ScanText reads plain text from r and collects the http, https and ftp URLs in it, the
+// schemeless ones that start with "www." (recorded as http://www...), and de-fanged ones
+// (hxxp://, [.], [:]//, ...), made whole and marked Obfuscated. Memory stays bounded by twice
+// MaxURLLength plus one 32 KiB chunk, whatever the size of r. Only a read error from r is
+// returned; what was read before it is still scanned.
 func (c *Collector) ScanText(r io.Reader, source string) error {
 	c.skipping = false
+	c.before = -1
 	defer func() { c.skipping = false }()
 
 	buf := c.buf[:0]
@@ -58,6 +61,9 @@ func (c *Collector) ScanText(r io.Reader, source string) error {
 		buf = buf[:len(buf)+n]
 		atEOF := err != nil
 		keep := c.scanText(buf, atEOF, source)
+		if keep > 0 {
+			c.before = int(buf[keep-1])
+		}
 		if atEOF {
 			if err == io.EOF {
 				return nil
@@ -93,6 +99,7 @@ func readFull(r io.Reader, p []byte) (int, error) {
 // the block ends a URL in it.
 func (c *Collector) scanBlock(b []byte, source string) {
 	c.skipping = false
+	c.before = -1
 	c.scanText(b, true, source)
 	c.skipping = false
 }
@@ -111,28 +118,62 @@ func (c *Collector) scanText(b []byte, atEOF bool, source string) (keep int) {
 		}
 		c.skipping = false
 	}
-	lo := from // no scheme may start inside a URL already taken
+	lo := from // no link may start inside a URL already taken
+	// The next candidate of each kind is kept until the scan passes it, so that a run of
+	// rejected candidates of one kind does not make the other kind's search start over.
+	sc, wc := candidate{marker: -1}, candidate{marker: -1}
 	for {
-		k := bytes.Index(b[from:], schemeSep)
-		if k < 0 {
-			break
+		if sc.marker != none && (sc.marker < from || sc.s < lo) {
+			sc = nextScheme(b, from, lo)
 		}
-		sep := from + k
-		s := schemeStart(b, sep, lo)
-		if s < 0 {
-			from = sep + 1
-			continue
+		if wc.marker != none && (wc.marker < from || wc.s < lo) {
+			wc = nextWWW(b, from, lo, c.before)
 		}
+		var cd candidate
+		switch {
+		case sc.marker == none && wc.marker == none:
+			if atEOF {
+				return len(b)
+			}
+			return max(len(b)-tailKeep, lo)
+		case wc.marker == none || sc.marker != none && sc.s < wc.s:
+			cd = sc
+		default:
+			cd = wc
+		}
+		s, start := cd.s, cd.body
 		var opener, closer byte
 		if s > 0 {
 			opener = b[s-1]
 			closer = closerOf(opener)
 		}
-		start := sep + len(schemeSep)
 		end, depth := -1, 0
+		if cd.www {
+			hEnd, reach, obf, ok, more := wwwHost(b, s, min(maxScan, maxWWWHost), atEOF)
+			if more {
+				return max(s-1, 0)
+			}
+			if !ok {
+				// Any other "www." in the host just read is glued to it ('.', a dot marker or
+				// a letter comes before it), so the search goes on after it. Rescanning
+				// from each would be quadratic in a run like "www.a(.)www.a(.)...".
+				from = max(cd.marker+1, reach)
+				continue
+			}
+			cd.obf = cd.obf || obf
+			start = hEnd
+			// Without a scheme to vouch for it, a link goes past its host only into a
+			// path, query, fragment or port: "www.example.com,next" is prose.
+			switch goesOn, more := pastHost(b, hEnd, atEOF); {
+			case more:
+				return max(s-1, 0)
+			case !goesOn:
+				end = hEnd
+			}
+		}
 		j := start
 	scan:
-		for j < len(b) {
+		for end < 0 && j < len(b) {
 			if j-s >= maxScan {
 				break
 			}
@@ -172,7 +213,7 @@ func (c *Collector) scanText(b []byte, atEOF bool, source string) (keep int) {
 			// rest, so nothing inside it is mistaken for a link of its own.
 			cut := runeStart(b, s+maxLen, s)
 			c.limit(LimitURLLength)
-			c.add(b[s:cut], source)
+			c.addCandidate(b[s:cut], cd, source)
 			next, done := skipURL(b, j, atEOF)
 			if !done {
 				c.skipping = true
@@ -186,28 +227,348 @@ func (c *Collector) scanText(b []byte, atEOF bool, source string) (keep int) {
 			// The URL may go on in the next chunk; keep it with its opener.
 			return max(s-1, 0)
 		}
-		if e := s + trimTail(b[s:end], start-s); e > start {
-			c.add(b[s:e], source)
+		e := s + trimTail(b[s:end], start-s)
+		if e > start || cd.www && e == start {
+			c.addCandidate(b[s:e], cd, source)
 		}
 		lo, from = end, end
 	}
-	if atEOF {
-		return len(b)
-	}
-	return max(len(b)-tailKeep, lo)
 }
 
-// schemeStart returns where the http, https or ftp scheme ending at sep begins, or -1. The
-// scheme may not begin before lo.
-func schemeStart(b []byte, sep, lo int) int {
-	for _, scheme := range []string{"https", "http", "ftp"} {
-		s := sep - len(scheme)
-		if s >= lo && equalFoldASCII(b[s:sep], scheme) {
-			return s
+// none marks a candidate search that found nothing up to the end of the buffer.
+const none = -2
+
+// candidate is where a link may start in text.
+type candidate struct {
+	marker int  // the ':' of the scheme separator or the '.' after "www"; -1 unknown, or none
+	s      int  // first byte of the link
+	body   int  // first byte after "scheme://", or after "www" for a schemeless link
+	www    bool // a schemeless www. link: "http://" goes in front
+	obf    bool // the link is de-fanged: hxxp://, http[:]//, www[.]
+}
+
+// nextScheme finds the first "scheme://" whose ':' is at or after from. The separator may be
+// de-fanged as "[:]//" or "[://]", the scheme as hxxp or hxxps.
+func nextScheme(b []byte, from, lo int) candidate {
+	for i := from; ; {
+		k := bytes.IndexByte(b[i:], ':')
+		if k < 0 {
+			return candidate{marker: none}
+		}
+		m := i + k
+		i = m + 1
+		sep, body, obf := m, m+len("://"), false
+		switch {
+		case m > 0 && b[m-1] == '[' && (hasAt(b, m, ":]//") || hasAt(b, m, "://]")):
+			sep, body, obf = m-1, m+len(":]//"), true
+		case hasAt(b, m, "://"):
+		default:
+			continue
+		}
+		s, defanged := schemeStart(b, sep, lo)
+		if s < 0 {
+			continue
+		}
+		return candidate{marker: m, s: s, body: body, obf: obf || defanged}
+	}
+}
+
+// nextWWW finds the first "www." (or "www[.]", "www(.)") whose dot is at or after from and
+// that begins a word. before is the byte that came before b[0] in the text, or -1.
+func nextWWW(b []byte, from, lo, before int) candidate {
+	for i := from; ; {
+		k := bytes.IndexByte(b[i:], '.')
+		if k < 0 {
+			return candidate{marker: none}
+		}
+		d := i + k
+		i = d + 1
+		var s int
+		obf := false
+		switch {
+		case d >= 3 && equalFoldASCII(b[d-3:d], "www"):
+			s = d - 3
+		case d >= 4 && d+1 < len(b) && isDotMarker(b[d-1:d+2]) && equalFoldASCII(b[d-4:d-1], "www"):
+			s, obf = d-4, true
+		default:
+			continue
+		}
+		prev := before
+		if s > 0 {
+			prev = int(b[s-1])
+		}
+		if s < lo || prev >= 0 && !wordBoundary(byte(prev)) {
+			continue
+		}
+		return candidate{marker: d, s: s, body: s + len("www"), www: true, obf: obf}
+	}
+}
+
+// maxWWWHost bounds the host of a schemeless link: a name is at most 253 bytes, and this
+// leaves room for de-fanged dots and UTF-8.
+const maxWWWHost = 1024
+
+// wwwHost reads the host of a schemeless link that starts at s and reports whether it looks
+// like a name on the internet: www, then at least two labels, the last one a plausible top
+// level domain. That is what keeps "www.-ish" and "www.foo" in prose from becoming links.
+// end is where the host ends, trailing dots left out, and reach how far it was read; more
+// means b ended first.
+func wwwHost(b []byte, s, limit int, atEOF bool) (end, reach int, obf, ok, more bool) {
+	j := s
+	for j < len(b) {
+		if j-s > limit {
+			return 0, j, false, false, false
+		}
+		ch := b[j]
+		if ch >= utf8.RuneSelf {
+			n, stop, more := wideStop(b[j:], atEOF)
+			if more {
+				return 0, 0, false, false, true
+			}
+			if stop {
+				break
+			}
+			j += n
+			continue
+		}
+		if isAlnum(ch) || ch == '-' || ch == '_' || ch == '.' {
+			j++
+			continue
+		}
+		n, partial := dotMarkerAt(b[j:], atEOF)
+		if partial {
+			return 0, 0, false, false, true
+		}
+		if n == 0 {
+			break
+		}
+		j += n
+		obf = true
+	}
+	if j == len(b) && !atEOF {
+		return 0, 0, false, false, true
+	}
+	reach = j
+	for j > s && b[j-1] == '.' {
+		j--
+	}
+	return j, reach, obf, validWWWHost(b[s:j]), false
+}
+
+// pastHost reports whether the schemeless link whose host ends at i goes on into a path,
+// query, fragment or port.
+func pastHost(b []byte, i int, atEOF bool) (goesOn, more bool) {
+	if i >= len(b) {
+		return false, !atEOF
+	}
+	switch b[i] {
+	case '/', '?', '#':
+		return true, false
+	case ':':
+		if i+1 >= len(b) {
+			return false, !atEOF
+		}
+		return '0' <= b[i+1] && b[i+1] <= '9', false
+	}
+	return false, false
+}
+
+// validWWWHost checks a schemeless host, possibly de-fanged: www, at least two more labels,
+// none empty, the last one letters only (ASCII or not) or an IDNA "xn--" label.
+func validWWWHost(h []byte) bool {
+	labels := 0
+	var last []byte
+	for len(h) > 0 {
+		n := 0
+		for n < len(h) && h[n] != '.' && h[n] != '[' && h[n] != '(' && h[n] != '{' {
+			n++
+		}
+		if n == 0 {
+			return false
+		}
+		last = h[:n]
+		if labels == 0 && !equalFoldASCII(last, "www") {
+			return false
+		}
+		labels++
+		h = h[n:]
+		if len(h) == 0 {
+			break
+		}
+		m, _ := dotMarkerAt(h, true)
+		if m == 0 {
+			if h[0] != '.' {
+				return false
+			}
+			m = 1
+		}
+		h = h[m:]
+		if len(h) == 0 {
+			return false
 		}
 	}
-	return -1
+	if labels < 3 || len(last) < 2 {
+		return false
+	}
+	if len(last) > 4 && equalFoldASCII(last[:4], "xn--") {
+		return true
+	}
+	ascii, other := false, false
+	for _, r := range string(last) {
+		switch {
+		case r < utf8.RuneSelf && isLetter(byte(r)):
+			ascii = true
+		case r >= utf8.RuneSelf && unicode.IsLetter(r):
+			other = true
+		default:
+			return false
+		}
+	}
+	return ascii != other
 }
+
+// dotMarkers are the ways de-fanged links write a dot.
+var dotMarkers = []string{"[.]", "(.)", "{.}", "[dot]", "(dot)", "{dot}"}
+
+// dotMarkerAt returns the length of the dot marker b starts with, or 0. partial means b ends
+// inside what may still become one.
+func dotMarkerAt(b []byte, atEOF bool) (n int, partial bool) {
+	if len(b) == 0 || (b[0] != '[' && b[0] != '(' && b[0] != '{') {
+		return 0, false
+	}
+	for _, m := range dotMarkers {
+		if len(b) >= len(m) {
+			if equalFoldASCII(b[:len(m)], m) {
+				return len(m), false
+			}
+		} else if !atEOF && equalFoldASCII(b, m[:len(b)]) {
+			partial = true
+		}
+	}
+	return 0, partial
+}
+
+// isDotMarker reports whether b, three bytes, is "[.]", "(.)" or "{.}".
+func isDotMarker(b []byte) bool {
+	return len(b) == 3 && b[1] == '.' && closerOfDot(b[0]) != 0 && closerOfDot(b[0]) == b[2]
+}
+
+func closerOfDot(open byte) byte {
+	switch open {
+	case '[':
+		return ']'
+	case '(':
+		return ')'
+	case '{':
+		return '}'
+	}
+	return 0
+}
+
+// wordBoundary reports whether a schemeless link may start after ch. Letters, digits and the
+// characters of addresses and URLs glue "www." to what precedes it: "user@www.example.com"
+// is a mail address, "x.www.example.com" a longer name, "/www.example.com" a path, and
+// "x[.]www.example.com" a de-fanged longer name (a closing bracket counts as the end of a dot
+// marker). Any non-ASCII character is a boundary: Chinese and Japanese text runs into links
+// without a space.
+func wordBoundary(ch byte) bool {
+	if ch >= utf8.RuneSelf {
+		return true
+	}
+	return !isAlnum(ch) && strings.IndexByte(`-_.@/\%=&?#~+$)]}`, ch) < 0
+}
+
+// addCandidate adds the link text raw found for cd, made whole first when it was written
+// without a scheme or de-fanged. A link whose scheme is intact but whose host is de-fanged
+// ("http://evil[.]example/") counts as de-fanged too.
+func (c *Collector) addCandidate(raw []byte, cd candidate, source string) {
+	body := min(cd.body-cd.s, len(raw))
+	obf := cd.obf || hostDefanged(raw[body:])
+	if !cd.www && !obf {
+		c.add(raw, source, false)
+		return
+	}
+	out := c.refang[:0]
+	if cd.www {
+		out = append(out, "http://"...)
+		body = 0
+	} else {
+		// The scheme, lower-cased, with hxxp made http again; then "://" whatever its
+		// spelling was.
+		for _, ch := range raw {
+			if ch == ':' || ch == '[' {
+				break
+			}
+			ch |= 0x20
+			if ch == 'x' {
+				ch = 't'
+			}
+			out = append(out, ch)
+		}
+		out = append(out, "://"...)
+	}
+	if obf {
+		out = appendRefanged(out, raw[body:])
+	} else {
+		out = append(out, raw[body:]...)
+	}
+	c.refang = out
+	c.add(out, source, obf)
+}
+
+// hostDefanged reports whether the host part of rest (what follows "scheme://") holds a dot
+// marker.
+func hostDefanged(rest []byte) bool {
+	for i := 0; i < len(rest); i++ {
+		switch rest[i] {
+		case '/', '\\', '?', '#':
+			return false
+		case '[', '(', '{':
+			if n, _ := dotMarkerAt(rest[i:], true); n > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// appendRefanged appends src with each dot marker made a '.' again and "[:]" a ':'. Only a
+// link already known to be de-fanged comes here: elsewhere a "(.)" is the link's own.
+func appendRefanged(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		if n, _ := dotMarkerAt(src[i:], true); n > 0 {
+			dst = append(dst, '.')
+			i += n
+			continue
+		}
+		if hasAt(src, i, "[:]") {
+			dst = append(dst, ':')
+			i += len("[:]")
+			continue
+		}
+		dst = append(dst, src[i])
+		i++
+	}
+	return dst
+}
+
+// schemeStart returns where the scheme ending at sep begins, or -1: http, https or ftp, or
+// the de-fanged hxxp and hxxps. The scheme may not begin before lo.
+func schemeStart(b []byte, sep, lo int) (s int, defanged bool) {
+	for _, scheme := range []string{"https", "http", "ftp", "hxxps", "hxxp"} {
+		s := sep - len(scheme)
+		if s >= lo && equalFoldASCII(b[s:sep], scheme) {
+			return s, scheme[1] == 'x'
+		}
+	}
+	return -1, false
+}
+
+func hasAt(b []byte, i int, s string) bool {
+	return i >= 0 && i+len(s) <= len(b) && string(b[i:i+len(s)]) == s
+}
+
+func isAlnum(ch byte) bool { return isLetter(ch) || '0' <= ch && ch <= '9' }
 
 // closerOf gives the byte that ends a URL written right after opener. '<' and '"' need no
 // entry: '>' and '"' end every URL anyway.

@@ -60,6 +60,40 @@ var textCases = []struct {
 		[]string{"http://a.example", "https://b.example/x", "ftp://c.example/"}},
 	{"at very end", "last one: http://end.example/z", []string{"http://end.example/z"}},
 	{"empty input", "", nil},
+
+	// Schemeless links: www. at the start of a word, then a name with a plausible TLD.
+	{"schemeless www", "Visit www.example.com today", []string{"http://www.example.com"}},
+	{"schemeless www at start and end", "www.example.com", []string{"http://www.example.com"}},
+	{"schemeless www with path", "see www.example.com/a/b?c=d#e. Next", []string{"http://www.example.com/a/b?c=d#e"}},
+	{"schemeless www upper case", "WWW.Example.COM/X", []string{"http://www.example.com/X"}},
+	{"schemeless www in brackets", "(www.example.com) [www.example.org/x] <www.example.net>",
+		[]string{"http://www.example.com", "http://www.example.org/x", "http://www.example.net"}},
+	{"schemeless www with port", "www.example.com:8080/x and www.example.org:x",
+		[]string{"http://www.example.com:8080/x", "http://www.example.org"}},
+	{"schemeless www ends at prose", "at www.example.com, or www.example.org; and www.example.net!",
+		[]string{"http://www.example.com", "http://www.example.org", "http://www.example.net"}},
+	{"schemeless www after colon", "Web:www.example.com", []string{"http://www.example.com"}},
+	{"schemeless www IDN", "www.bücher.de/k", []string{"http://www.xn--bcher-kva.de/k"}},
+	{"schemeless www after non-ASCII text", "请访问www.example.cn", []string{"http://www.example.cn"}},
+	{"schemeless and full links together", "http://www.example.com/ and www.example.org",
+		[]string{"http://www.example.com/", "http://www.example.org"}},
+	{"prose that is not a link", "the www.-prefix, www.foo, www. alone, a@www.example.com, " +
+		"x.www.example.com, /www.example.com, www..example.com, www.example.c0m, wwww.example.com, " +
+		"www.example.com-, www.1.2, WWW.X, x[.]www.example.com, x(dot)www.example.com", nil},
+
+	// De-fanged links are made whole again.
+	{"hxxp", "hxxp://evil.example/x", []string{"http://evil.example/x"}},
+	{"hxxps and [.]", "hxxps://evil[.]example[.]com/login", []string{"https://evil.example.com/login"}},
+	{"[:]//", "http[:]//evil[.]example/", []string{"http://evil.example/"}},
+	{"[://] and (.)", "hxxps[://]evil(.)example/a", []string{"https://evil.example/a"}},
+	{"[dot]", "http://evil[dot]example/ and http://evil2(DOT)example/",
+		[]string{"http://evil.example/", "http://evil2.example/"}},
+	{"defanged dots in the path too", "hxxp://evil[.]example/a[.]php", []string{"http://evil.example/a.php"}},
+	{"www[.]", "www[.]evil[.]com/x", []string{"http://www.evil.com/x"}},
+	{"upper-case HXXP", "HXXP://EVIL.example", []string{"http://evil.example"}},
+	{"defanged in brackets", "[hxxp://evil[.]example/]", []string{"http://evil.example/"}},
+	{"intact link keeps its own (.)", "http://example.com/a(.)b[.]c", []string{"http://example.com/a(.)b[.]c"}},
+	{"markers in prose", "the pattern [.] or (.) means a dot, hxxp alone too, http[:] and [://]", nil},
 }
 
 func scanText(t *testing.T, c *Collector, in string) {
@@ -234,5 +268,33 @@ func TestScanTextSkipStopsAtSplitSpace(t *testing.T) {
 				"http://long.example/aaaa", "http://next.example/",
 			})
 		}
+	}
+}
+
+func TestScanTextObfuscatedFlag(t *testing.T) {
+	c := NewCollector(Options{})
+	scanText(t, c, "hxxp://evil.example/ then http://plain.example/ then http://evil.example/ www.schemeless.example "+
+		"http://dots[.]example/")
+	var got []string
+	for _, u := range c.URLs() {
+		got = append(got, fmt.Sprintf("%s obfuscated=%v count=%d", u.URL, u.Obfuscated, u.Count))
+	}
+	// Seen de-fanged once is enough.
+	sameList(t, "urls", got, []string{
+		"http://evil.example/ obfuscated=true count=2",
+		"http://plain.example/ obfuscated=false count=1",
+		"http://www.schemeless.example obfuscated=false count=1",
+		"http://dots.example/ obfuscated=true count=1",
+	})
+}
+
+// TestScanTextManyRejectedCandidates: text full of would-be links that are not must stay
+// linear. Each candidate is looked at once; a quadratic scan would take minutes here.
+func TestScanTextManyRejectedCandidates(t *testing.T) {
+	for _, unit := range []string{"(www.", "www.a(.)", "www.aü", ":", "[:]", "hxxp[:]", "(www.x" + strings.Repeat("y", 500)} {
+		in := strings.Repeat(unit, (4<<20)/len(unit)) + " http://end.example/"
+		c := NewCollector(Options{})
+		scanText(t, c, in)
+		sameList(t, unit, urlList(c.URLs()), []string{"http://end.example/"})
 	}
 }

@@ -2,12 +2,17 @@
 // field. Bodies are read and forgotten: a Collector keeps the URLs it found, never the text
 // around them.
 //
+// Links rewritten by mail gateways (Safe Links, Proofpoint, Mimecast, ...) are unwrapped to the
+// target a click reaches, and kept with the chain of wrappers around it; the recipient tokens
+// those wrappers carry are removed first (see redactTokens). Unwrap does the same for one link.
+//
 // Everything here reads hostile input, so every buffer has a cap (Options) and every scan is a
 // single forward pass; what a cap cut short is reported by LimitsHit instead of failing.
 package urls
 
 import (
 	"math"
+	"slices"
 
 	"github.com/journalsensor/sensor/api"
 )
@@ -17,6 +22,9 @@ const (
 	LimitURLs      = "urls"       // MaxURLs distinct URLs were kept; later new ones were dropped
 	LimitURLLength = "url_length" // a URL longer than MaxURLLength was cut
 	LimitHTMLToken = "html_token" // an HTML token outgrew MaxHTMLToken; scanning restarted after it
+	// LimitUnwrapDepth: a link was still wrapped after MaxUnwrapDepth layers; it is kept as
+	// the layer reached.
+	LimitUnwrapDepth = "url_unwrap_depth"
 )
 
 // Options bounds what one Collector may hold. Zero means the default; negative means
@@ -25,12 +33,19 @@ type Options struct {
 	MaxURLs      int // distinct URLs per message; default 10000
 	MaxURLLength int // bytes per URL; default 8192
 	MaxHTMLToken int // bytes the HTML tokenizer may buffer for one token; default 1 MiB, at least 1 KiB
+	// MaxUnwrapDepth is how many wrapper layers (Safe Links, Proofpoint, ...) are taken off one
+	// link; default 8. Negative turns unwrapping off: unlike the other limits it cannot be
+	// lifted, since a link that unwraps to itself would otherwise never finish.
+	MaxUnwrapDepth int
 }
 
 const (
 	defaultMaxURLs      = 10000
 	defaultMaxURLLength = 8192
 	defaultMaxHTMLToken = 1 << 20
+	// Real chains are one or two layers deep (Trend Micro around Safe Links); eight leaves
+	// room for forwarding between organisations while keeping a hostile chain cheap.
+	defaultMaxUnwrapDepth = 8
 
 	// Below this, restarting the tokenizer after every few bytes would cost more than the
 	// buffer it saves.
@@ -47,6 +62,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxURLLength < 0 {
 		// Leaves room for the slack added on top in the text scanner without overflowing.
 		o.MaxURLLength = math.MaxInt / 4
+	}
+	if o.MaxUnwrapDepth == 0 {
+		o.MaxUnwrapDepth = defaultMaxUnwrapDepth
 	}
 	switch {
 	case o.MaxHTMLToken == 0:
@@ -69,17 +87,18 @@ type Collector struct {
 
 	// Scratch space reused across calls so a message with many parts and links does not
 	// allocate per link.
-	buf     []byte // ScanText read buffer: carried tail + fresh chunk
-	clean   []byte // candidate with tabs and newlines removed
-	host    []byte // host with invalid UTF-8 escaped
-	hostDec []byte // host percent-decoded
-	norm    []byte // the normalised URL
+	buf    []byte // ScanText read buffer: carried tail + fresh chunk
+	refang []byte // a de-fanged or schemeless link made whole
+	w      *unwrapper
 
 	// chunk is how many fresh bytes ScanText reads before scanning; tests shrink it to put
 	// chunk boundaries inside URLs.
 	chunk int
 	// skipping is set while the text scanner passes over the rest of a URL it had to cut.
 	skipping bool
+	// before is the byte of the text stream just before the buffer the text scanner looks at,
+	// or -1 at the start: whether "www." begins a word can depend on a byte already passed.
+	before int
 }
 
 // NewCollector returns an empty Collector for one message.
@@ -88,35 +107,46 @@ func NewCollector(opts Options) *Collector {
 	return &Collector{
 		opts:  opts,
 		index: make(map[string]int),
+		w:     newUnwrapper(opts),
 		chunk: defaultChunk,
 	}
 }
 
 // Add records one candidate URL found outside the scanned bodies, such as a header value. It
-// goes through the same normalisation and dedupe as scanned links; anything that is not an
-// http, https, ftp or protocol-relative URL is ignored.
+// goes through the same normalisation, unwrapping and dedupe as scanned links; anything that
+// is not an http, https, ftp or protocol-relative URL is ignored.
 func (c *Collector) Add(raw, source string) {
-	c.add([]byte(raw), source)
+	c.add([]byte(raw), source, false)
 }
 
-// add is the single door every candidate passes through, from every scanner.
-func (c *Collector) add(raw []byte, source string) {
-	u, host, ok := c.normalise(raw)
+// add is the single door every candidate passes through, from every scanner. obfuscated
+// marks a link that was written de-fanged (hxxp://, [.]) and made whole by the text scanner.
+func (c *Collector) add(raw []byte, source string, obfuscated bool) {
+	ch, ok := c.w.unwrap(raw)
 	if !ok {
 		return
 	}
-	u = redactTokens(u, host)
-	// Wrapped-link unwrapping (Safe Links, Proofpoint, ...) belongs here: it will turn u into
-	// its innermost target plus the Wrapped/Wrappers chain before dedupe, so that two
-	// differently wrapped copies of one link count as one.
-	c.record(u, host, source)
+	if ch.cut {
+		c.limit(LimitURLLength)
+	}
+	if ch.deep {
+		c.limit(LimitUnwrapDepth)
+	}
+	c.record(ch, source, obfuscated)
 }
 
-func (c *Collector) record(u []byte, host span, source string) {
+// record counts the link at the end of the chain unwrap left in c.w. Links are deduped on
+// their innermost target, so that differently wrapped copies of one link count as one; the
+// chain kept is the first one seen.
+func (c *Collector) record(ch chainInfo, source string, obfuscated bool) {
+	last := &c.w.layers[ch.n-1]
+	u, host := last.url, last.host
 	// The map lookup with string(u) does not allocate; only a new URL pays for its key.
 	if i, ok := c.index[string(u)]; ok {
 		e := &c.urls[i]
 		e.Count++
+		// Written de-fanged anywhere in the message is worth knowing.
+		e.Obfuscated = e.Obfuscated || obfuscated
 		for _, s := range e.Sources {
 			if s == source {
 				return
@@ -131,11 +161,16 @@ func (c *Collector) record(u []byte, host span, source string) {
 	}
 	key := string(u)
 	c.index[key] = len(c.urls)
+	wrapped, wrappers := c.w.chain(ch)
 	c.urls = append(c.urls, api.URL{
-		URL:     key,
-		Host:    key[host.start:host.end],
-		Sources: []string{source},
-		Count:   1,
+		URL:        key,
+		Host:       key[host.start:host.end],
+		Sources:    []string{source},
+		Count:      1,
+		Wrapped:    wrapped,
+		Wrappers:   wrappers,
+		Unresolved: ch.unresolved,
+		Obfuscated: obfuscated,
 	})
 }
 
@@ -158,6 +193,8 @@ func (c *Collector) URLs() []api.URL {
 	copy(out, c.urls)
 	for i := range out {
 		out[i].Sources = append([]string(nil), out[i].Sources...)
+		out[i].Wrapped = slices.Clone(out[i].Wrapped)
+		out[i].Wrappers = slices.Clone(out[i].Wrappers)
 	}
 	return out
 }

@@ -158,10 +158,12 @@ func TestOptionsDefaults(t *testing.T) {
 	for _, tc := range []struct {
 		in, want Options
 	}{
-		{Options{}, Options{MaxURLs: 10000, MaxURLLength: 8192, MaxHTMLToken: 1 << 20}},
-		{Options{MaxURLs: 5, MaxURLLength: 100, MaxHTMLToken: 5000}, Options{MaxURLs: 5, MaxURLLength: 100, MaxHTMLToken: 5000}},
-		{Options{MaxHTMLToken: 10}, Options{MaxURLs: 10000, MaxURLLength: 8192, MaxHTMLToken: 1024}},
-		{Options{MaxURLs: -1, MaxHTMLToken: -1}, Options{MaxURLs: -1, MaxURLLength: 8192, MaxHTMLToken: 0}},
+		{Options{}, Options{MaxURLs: 10000, MaxURLLength: 8192, MaxHTMLToken: 1 << 20, MaxUnwrapDepth: 8}},
+		{Options{MaxURLs: 5, MaxURLLength: 100, MaxHTMLToken: 5000, MaxUnwrapDepth: 2},
+			Options{MaxURLs: 5, MaxURLLength: 100, MaxHTMLToken: 5000, MaxUnwrapDepth: 2}},
+		{Options{MaxHTMLToken: 10}, Options{MaxURLs: 10000, MaxURLLength: 8192, MaxHTMLToken: 1024, MaxUnwrapDepth: 8}},
+		{Options{MaxURLs: -1, MaxHTMLToken: -1, MaxUnwrapDepth: -1},
+			Options{MaxURLs: -1, MaxURLLength: 8192, MaxHTMLToken: 0, MaxUnwrapDepth: -1}},
 	} {
 		if got := tc.in.withDefaults(); got != tc.want {
 			t.Errorf("%+v.withDefaults() = %+v, want %+v", tc.in, got, tc.want)
