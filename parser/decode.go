@@ -47,15 +47,29 @@ type base64Reader struct {
 	bad   int64
 }
 
-const b64Chunk = 32 << 10
+// Buffers start at b64Start and double, up to b64Chunk, while reads keep filling them:
+// most parts are a few KiB, and a 96 KiB set of buffers for each was most of the parser's
+// allocation on ordinary mail.
+const (
+	b64Start = 4 << 10
+	b64Chunk = 32 << 10
+)
 
 func newBase64Reader(r io.Reader) *base64Reader {
 	return &base64Reader{
 		r:     r,
-		in:    make([]byte, b64Chunk),
-		clean: make([]byte, 0, b64Chunk+4),
-		out:   make([]byte, 0, b64Chunk),
+		in:    make([]byte, b64Start),
+		clean: make([]byte, 0, b64Start+4),
+		out:   make([]byte, 0, b64Start),
 	}
+}
+
+// enlarge doubles the buffers, keeping the carried quantum and the undelivered output.
+func (d *base64Reader) enlarge() {
+	size := 2 * len(d.in)
+	d.in = make([]byte, size)
+	d.clean = append(make([]byte, 0, size+4), d.clean...)
+	d.out = append(make([]byte, 0, size), d.out...)
 }
 
 func (d *base64Reader) repairs() int64 { return d.bad }
@@ -69,6 +83,9 @@ func (d *base64Reader) Read(p []byte) (int, error) {
 		n, err := d.r.Read(d.in)
 		if n > 0 {
 			d.feed(d.in[:n])
+		}
+		if n == len(d.in) && len(d.in) < b64Chunk {
+			d.enlarge()
 		}
 		if err != nil {
 			d.flushTail()

@@ -262,7 +262,7 @@ func newState(o *Options) *state {
 		opts:   o,
 		source: api.Source{Kind: api.SourceDirect},
 		urls:   urls.NewCollector(urls.Options{MaxURLs: o.MaxURLs, MaxURLLength: o.MaxURLLength}),
-		buf:    make([]byte, 64<<10),
+		buf:    make([]byte, 16<<10),
 	}
 }
 

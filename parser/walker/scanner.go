@@ -16,6 +16,7 @@ import (
 type scanner struct {
 	r          io.Reader
 	buf        []byte
+	max        int // buf starts small and doubles up to this while lines or reads need it
 	start, end int
 	err        error // sticky error from r, returned once the buffer is drained
 	lineStart  bool  // the next fragment begins a line
@@ -24,8 +25,20 @@ type scanner struct {
 	crlf, lf, cr int64 // line endings seen, by kind
 }
 
+// scannerStart is the initial buffer: most messages are a few KiB, and a full-size buffer
+// for each was a large share of the parser's allocations.
+const scannerStart = 4 << 10
+
 func newScanner(r io.Reader, size int) *scanner {
-	return &scanner{r: r, buf: make([]byte, size), lineStart: true}
+	return &scanner{r: r, buf: make([]byte, min(scannerStart, size)), max: size, lineStart: true}
+}
+
+// grow doubles the buffer, up to max, keeping the unread bytes.
+func (s *scanner) grow() {
+	nb := make([]byte, min(2*len(s.buf), s.max))
+	s.end = copy(nb, s.buf[s.start:s.end])
+	s.start = 0
+	s.buf = nb
 }
 
 // errNoProgress guards against a reader that keeps returning 0, nil.
@@ -77,6 +90,10 @@ func (s *scanner) next() (line, eol []byte, start bool, err error) {
 			}
 			return s.take(len(data), 0)
 		}
+		if s.start == 0 && s.end == len(s.buf) && len(s.buf) < s.max {
+			s.grow()
+			continue
+		}
 		if s.start == 0 && s.end == len(s.buf) {
 			// A line longer than the buffer: hand out a fragment, holding back a trailing
 			// CR that may be the first half of a CRLF.
@@ -108,6 +125,9 @@ func (s *scanner) take(n, e int) (line, eol []byte, start bool, err error) {
 // peek returns up to n of the next bytes without consuming them (fewer at the end of the
 // input, and never more than the buffer holds).
 func (s *scanner) peek(n int) []byte {
+	for len(s.buf) < min(n, s.max) {
+		s.grow()
+	}
 	n = min(n, len(s.buf))
 	for s.end-s.start < n && s.err == nil {
 		s.fill()
@@ -122,8 +142,14 @@ func (s *scanner) fill() {
 		s.start = 0
 	}
 	for range 100 {
+		free := len(s.buf) - s.end
 		n, err := s.r.Read(s.buf[s.end:])
 		s.end += n
+		if n == free && len(s.buf) < s.max {
+			// The reader had at least a buffer's worth ready: a big message, so read
+			// in bigger pieces from now on.
+			s.grow()
+		}
 		if err != nil {
 			s.err = err
 			return
