@@ -4,6 +4,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/journalsensor/sensor/internal/testkit"
 )
@@ -16,6 +17,9 @@ import (
 func TestPoisonMessagesDoNotBlockTheStream(t *testing.T) {
 	ts := startServer(t, SMTPConfig{MaxMessageBytes: 64 << 20})
 	c := dial(t, ts.addr)
+	// Megabytes of hostile MIME under the race detector on a shared machine: dial's 10 s
+	// deadline is for ordinary conversations.
+	c.conn.SetDeadline(time.Now().Add(3 * time.Minute))
 	c.cmd("EHLO client.test", "250")
 	for _, h := range testkit.HostileMessages() {
 		if h.Name == "line-64MiB" {
