@@ -228,3 +228,36 @@ func TestNestedMessageDepthCap(t *testing.T) {
 		t.Errorf("within the default cap: limits %v attachments %s", rec.LimitsHit, listAttachments(rec))
 	}
 }
+
+// Found in review: the plain-text check for a mislabelled encoded multipart looked past
+// the part's end, so a sibling (or an enclosing boundary with the same prefix) using the
+// same boundary made a real base64 multipart read as plain, hiding its parts.
+func TestEncodedMultipartNotHiddenByALaterBoundary(t *testing.T) {
+	inner := crlf("--a\nContent-Type: application/octet-stream; name=evil.exe\n\nMZevil\n--a--\n")
+	encoded := base64.StdEncoding.EncodeToString([]byte(inner))
+	cases := map[string]string{
+		"sibling": crlf("Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: multipart/mixed; boundary=a\nContent-Transfer-Encoding: base64\n\n") +
+			encoded + crlf("\n--o\nContent-Type: multipart/alternative; boundary=a\n\n--a\nContent-Type: text/plain\n\nhi\n--a--\n--o--\n"),
+		"enclosing prefix": crlf("Content-Type: multipart/mixed; boundary=ab\n\n--ab\nContent-Type: multipart/mixed; boundary=a\nContent-Transfer-Encoding: base64\n\n") +
+			encoded + crlf("\n--ab--\n"),
+	}
+	for name, msg := range cases {
+		rec := parseString(t, Options{}, msg)
+		found := false
+		for _, a := range rec.Attachments {
+			found = found || a.Filename == "evil.exe"
+		}
+		if !found {
+			t.Errorf("%s: evil.exe not listed; have %s", name, listAttachments(rec))
+		}
+	}
+}
+
+// A multipart declared quoted-printable but not encoded is walked, with no limit named.
+func TestMislabelledMultipartNamesNoLimit(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: quoted-printable\n\n--b\nContent-Type: text/plain\n\nx\n--b\nContent-Type: text/plain\n\ny\n--b--\n")
+	rec := parseString(t, Options{}, msg)
+	if len(rec.LimitsHit) != 0 {
+		t.Errorf("limits_hit = %v, want none", rec.LimitsHit)
+	}
+}

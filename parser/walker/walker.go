@@ -420,7 +420,6 @@ func (w *Walker) classify(p *Part, sp spec) {
 			// declaration is wrong (seen from mailers that copy the parts' encoding up).
 			w.report("encoded_multipart", sp.path, "declared "+p.Encoding+" but not encoded; walked as is")
 			p.Kind = Multipart
-			w.limit("depth")
 		default:
 			p.Kind = Multipart
 		}
@@ -441,32 +440,58 @@ func (w *Walker) classify(p *Part, sp spec) {
 	}
 }
 
-// boundaryAhead reports whether a delimiter line for boundary starts within the first few
-// KiB of what is left of the input.
+// boundaryAhead reports whether the multipart's own delimiter line comes next in plain
+// text, within the first few KiB of what is left, before anything that says otherwise: a
+// delimiter of an enclosing multipart (the part has ended), or a line of base64 (the body
+// really is encoded, whatever lines follow it).
 //
 // A boundary that an enclosing multipart also uses proves nothing (its delimiter lines are
 // the enclosing part's), and an encoded multipart may legally reuse it, since its lines are
 // hidden by the encoding.
 func (w *Walker) boundaryAhead(boundary string) bool {
-	boundary = strings.TrimRight(boundary, " \t")
+	b := []byte(strings.TrimRight(boundary, " \t"))
 	for _, f := range w.frames {
-		if string(f.boundary) == boundary {
+		if bytes.Equal(f.boundary, b) {
 			return false
 		}
 	}
-	delim := "--" + boundary
 	data := w.sc.peek(16 << 10)
-	for i := 0; ; {
-		j := bytes.Index(data[i:], []byte(delim))
-		if j < 0 {
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil // possibly cut short by the peek: not trusted either way
+			break
+		}
+		line = bytes.TrimRight(line, " \t")
+		if len(line) >= 2 && line[0] == '-' && line[1] == '-' {
+			rest := line[2:]
+			if bytes.Equal(rest, b) || (len(rest) == len(b)+2 && bytes.HasPrefix(rest, b) && bytes.HasSuffix(rest, []byte("--"))) {
+				return true
+			}
+			if i, _ := w.matchBoundary(line); i >= 0 {
+				return false
+			}
+		}
+		if looksBase64(line) {
 			return false
 		}
-		j += i
-		if j == 0 || data[j-1] == '\n' || data[j-1] == '\r' {
-			return true
-		}
-		i = j + 1
 	}
+	return false
+}
+
+// looksBase64 reports whether a line is a full-width line of base64 text.
+func looksBase64(line []byte) bool {
+	if len(line) < 40 {
+		return false
+	}
+	for _, c := range line {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return false
+		}
+	}
+	return true
 }
 
 // IsMessage reports whether an entity of this media type holds an encapsulated message
