@@ -26,6 +26,9 @@ func parseAuthResults(v string) (ar api.AuthResult, ok bool) {
 		kept = []string{"", segs[0]}
 	}
 	for _, s := range segs[1:] {
+		if len(kept) > maxAuthResults+1 { // one more than the caller keeps, so it sees the cut
+			break
+		}
 		if strings.Contains(s, "=") {
 			kept = append(kept, s)
 		}

@@ -34,15 +34,21 @@ func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspect
 		sink = io.MultiWriter(h, extra)
 	}
 	tee := io.TeeReader(r, sink)
-	for len(st.heads) <= depth {
+	// Each content call in progress holds its own sniffing buffer: a container's head is
+	// still being read while the files inside it (and the signed content of an opaque
+	// S/MIME part) go through content calls of their own.
+	k := st.headsInUse
+	st.headsInUse++
+	defer func() { st.headsInUse-- }()
+	for len(st.heads) <= k {
 		st.heads = append(st.heads, make([]byte, 4096))
 	}
-	n, err := io.ReadFull(tee, st.heads[depth])
+	n, err := io.ReadFull(tee, st.heads[k])
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return readFailure(err)
 	}
 	err = nil
-	head := st.heads[depth][:n]
+	head := st.heads[k][:n]
 	st.attachments[i].DetectedType, _, _ = strings.Cut(mimetype.Detect(head).String(), ";")
 	body := io.MultiReader(bytes.NewReader(head), tee)
 	switch {
@@ -81,10 +87,15 @@ func memberPath(container string, n int) string {
 // tnef lists the files inside a TNEF stream (winmail.dat) as attachments.
 func (st *state) tnef(r io.Reader, i, depth int) error {
 	cpath := st.attachments[i].Path
+	n := 0
 	res, err := tnef.Decode(r, tnef.Limits{}, func(data io.Reader) (any, error) {
+		n++
+		if !st.room() {
+			return nil, st.drain(data)
+		}
 		j := len(st.attachments)
 		st.attachments = append(st.attachments, api.Attachment{
-			Path:      memberPath(cpath, j-i),
+			Path:      memberPath(cpath, n),
 			Container: &api.Container{Kind: "tnef", Path: cpath},
 		})
 		return j, st.content(data, j, nil, depth+1, nil)
@@ -123,7 +134,7 @@ type textFiles struct {
 
 func (t *textFiles) Begin(kind, name string) io.Writer {
 	st := t.st
-	if st.opts.Attachments == AttachmentsOff {
+	if st.opts.Attachments == AttachmentsOff || !st.room() {
 		return nil
 	}
 	t.cur = len(st.attachments)
@@ -200,6 +211,9 @@ func (st *state) zip(r io.Reader, i int) error {
 		}
 		if len(st.attachments)-first >= st.opts.MaxArchiveMembers {
 			st.limit(archive.LimitMembers)
+			break
+		}
+		if !st.room() {
 			break
 		}
 		st.attachments = append(st.attachments, a)

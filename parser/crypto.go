@@ -13,34 +13,37 @@ import (
 // chain of three or four, and each one costs the record a few hundred bytes.
 const maxCryptoItems = 32
 
-// cryptoLayer returns the record's entry for this kind of layer in the message being
-// walked, creating it at path.
-func (st *state) cryptoLayer(kind smime.Kind, ctx *msgCtx, path string) *api.Crypto {
+// cryptoLayer returns the index of the record's entry for this kind of layer in the
+// message being walked, creating it at path. Indexes, not pointers: walking signed
+// content can add layers, which moves the slice.
+func (st *state) cryptoLayer(kind smime.Kind, ctx *msgCtx, path string) int {
 	for i := range st.crypto {
-		if st.crypto[i].Kind == string(kind) && st.cryptoCtx[i] == ctx {
-			return &st.crypto[i]
+		if st.crypto[i].Kind == string(kind) && st.cryptoCtx[i] == ctx.owner {
+			return i
 		}
 	}
 	st.crypto = append(st.crypto, api.Crypto{Kind: string(kind), Path: path})
-	st.cryptoCtx = append(st.cryptoCtx, ctx)
-	return &st.crypto[len(st.crypto)-1]
+	st.cryptoCtx = append(st.cryptoCtx, ctx.owner)
+	return len(st.crypto) - 1
 }
 
 // noteCrypto records what a part's labels say (multipart/signed, application/pkcs7-mime,
-// smime.p7s, ...). It returns the layer, or nil when the part is neither S/MIME nor PGP.
-func (st *state) noteCrypto(c smime.Class, ctx *msgCtx, path string) *api.Crypto {
+// smime.p7s, ...). It returns the layer's index, or -1 when the part is neither S/MIME
+// nor PGP.
+func (st *state) noteCrypto(c smime.Class, ctx *msgCtx, path string) int {
 	if c.Kind == "" {
-		return nil
+		return -1
 	}
-	e := st.cryptoLayer(c.Kind, ctx, path)
+	i := st.cryptoLayer(c.Kind, ctx, path)
+	e := &st.crypto[i]
 	e.Signed = e.Signed || c.Signed
 	e.Encrypted = e.Encrypted || c.Encrypted
-	return e
+	return i
 }
 
-// readCrypto reads a signature or encrypted body and adds what the bytes say to e. A
-// body that does not parse is an anomaly, never a reason to refuse the copy.
-func (st *state) readCrypto(r io.Reader, feed smime.Feed, e *api.Crypto, path string) error {
+// readCrypto reads a signature or encrypted body and adds what the bytes say to layer i.
+// A body that does not parse is an anomaly, never a reason to refuse the copy.
+func (st *state) readCrypto(r io.Reader, feed smime.Feed, i int, path string) error {
 	var info smime.Info
 	var err error
 	if feed == smime.FeedCMS {
@@ -48,17 +51,18 @@ func (st *state) readCrypto(r io.Reader, feed smime.Feed, e *api.Crypto, path st
 	} else {
 		info, err = smime.ReadPGP(r, smime.Options{})
 	}
-	st.mergeCrypto(e, info)
+	st.mergeCrypto(i, info)
 	if err != nil {
 		if rerr := readFailure(err); rerr != nil {
 			return rerr
 		}
-		st.anomaly("bad_"+e.Kind, path, clip(err.Error(), 200))
+		st.anomaly("bad_"+st.crypto[i].Kind, path, clip(err.Error(), 200))
 	}
 	return nil
 }
 
-func (st *state) mergeCrypto(e *api.Crypto, info smime.Info) {
+func (st *state) mergeCrypto(i int, info smime.Info) {
+	e := &st.crypto[i]
 	e.Signed = e.Signed || info.Signed
 	e.Encrypted = e.Encrypted || info.Encrypted
 	for _, c := range info.Certificates {
@@ -94,55 +98,70 @@ func (st *state) mergeCrypto(e *api.Crypto, info smime.Info) {
 
 var errAbandoned = errors.New("parser: walk of signed content abandoned")
 
-// readOpaque reads an application/pkcs7-mime body. When it is opaque-signed data, the
-// signed MIME entity inside is the real message (its text, its attachments), so it is
-// walked as part of the message that holds it, at paths below the part's own. The CMS
-// reader runs on a goroutine and hands the content over a pipe to the walk here, which is
-// the only goroutine that touches st.
-func (st *state) readOpaque(r io.Reader, e *api.Crypto, p *walker.Part) error {
+// readOpaque reads an application/pkcs7-mime body into layer i. When it is opaque-signed
+// data, the signed MIME entity inside is the real message (its text, its attachments), so
+// it is walked as part of the message that holds it, at paths below the part's own.
+//
+// The CMS reader runs on a goroutine and hands the content over a pipe to the walk here.
+// While it runs, it pulls the enclosing walkers, whose callbacks touch the state; park
+// queues those until the reader is done, so the state stays the parsing goroutine's.
+func (st *state) readOpaque(r io.Reader, i int, p *walker.Part) (err error) {
 	pr, pw := io.Pipe()
 	var info smime.Info
 	var cmsErr error
 	done := make(chan struct{})
+	st.mu.Lock()
+	st.parking++
+	st.mu.Unlock()
 	go func() {
 		defer close(done)
 		info, cmsErr = smime.ReadCMS(r, smime.Options{Content: pw})
 		pw.CloseWithError(cmsErr) // nil closes cleanly
 	}()
 	// Whatever happens below (an error, a panic), the reader must stop before anyone else
-	// reads r: closing the pipe fails its next write.
-	defer func() {
+	// reads r: closing the pipe fails its next write. Then the parked callbacks run.
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		pr.CloseWithError(errAbandoned)
 		<-done
-	}()
-	sub := walker.New(pr, walker.Options{
-		MaxDepth:       max(st.opts.MaxDepth-p.Depth-1, 1),
-		MaxParts:       max(st.opts.MaxParts-st.parts, 1),
-		MaxHeaderBytes: st.opts.MaxHeaderBytes,
-		MaxLineLength:  st.opts.MaxLineLength,
-		Report: func(a walker.Anomaly) {
-			st.anomaly(a.Code, subPath(p.Path, a.Path), a.Detail)
-		},
-		Limit: st.limit,
-	})
+		st.mu.Lock()
+		st.parking--
+		var run []func()
+		if st.parking == 0 {
+			run, st.parked = st.parked, nil
+		}
+		st.mu.Unlock()
+		for _, f := range run {
+			f()
+		}
+	}
+	defer stop()
+
+	sub := walker.New(pr, st.walkerOptions(p.Path, max(st.opts.MaxDepth-p.Depth-1, 1), max(st.opts.MaxParts-st.parts, 1)))
 	st.inherit = true
 	walkErr := st.walk(sub, false, p.Path, p.Depth+1)
 	st.inherit = false
 	if _, err := io.Copy(io.Discard, pr); err != nil && walkErr == nil {
 		walkErr = err
 	}
-	pr.CloseWithError(errAbandoned)
-	<-done
-	st.mergeCrypto(e, info)
+	stop()
+	st.mergeCrypto(i, info)
+	// Our own failures (the input, a blob sink) come first: a malformed signature must not
+	// hide them.
+	if walkErr != nil && !errors.Is(walkErr, errAbandoned) {
+		if rerr := readFailure(walkErr); rerr != nil {
+			return rerr
+		}
+	}
 	if cmsErr != nil {
 		if rerr := readFailure(cmsErr); rerr != nil {
 			return rerr
 		}
 		st.anomaly("bad_smime", p.Path, clip(cmsErr.Error(), 200))
-		return nil
-	}
-	if walkErr != nil && !errors.Is(walkErr, errAbandoned) {
-		return readFailure(walkErr)
 	}
 	return nil
 }

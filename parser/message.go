@@ -13,6 +13,10 @@ import (
 // on the pipeline's storage, and every field is still listed in headers.
 const maxTraceFields = 500
 
+// maxAuthResults caps the method results kept from one Authentication-Results field; a
+// real one has a handful (spf, dkim per signature, dmarc, arc, compauth).
+const maxAuthResults = 64
+
 // describe fills the record's message fields from the scored message's header.
 func (st *state) describe(p *walker.Part) {
 	m := &st.msg
@@ -67,6 +71,10 @@ func (st *state) describe(p *walker.Part) {
 			break
 		}
 		if ar, ok := parseAuthResults(v); ok {
+			if len(ar.Results) > maxAuthResults {
+				ar.Results = ar.Results[:maxAuthResults]
+				st.limit("trace_fields")
+			}
 			m.AuthenticationResults = append(m.AuthenticationResults, ar)
 		} else {
 			st.anomaly("bad_authentication_results", path, clip(v, 200))

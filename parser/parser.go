@@ -19,6 +19,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/parser/archive"
@@ -88,6 +89,7 @@ type Options struct {
 	MaxHeaderBytes       int   // per entity, default 1 MiB
 	MaxLineLength        int   // one header field, default 256 KiB
 	MaxMessageDepth      int   // messages inside messages, default 8
+	MaxAttachments       int   // attachments listed per message, from every source; default 10000
 	MaxArchiveMembers    int   // zip members listed per archive, nested ones included; default 10000
 	MaxArchiveBytes      int64 // decompressed bytes per message, across all archives; default 64 MiB
 	MaxURLs              int   // default 10000
@@ -108,6 +110,7 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxHeaderBytes, 1<<20)
 	def(&o.MaxLineLength, 256<<10)
 	def(&o.MaxMessageDepth, 8)
+	def(&o.MaxAttachments, 10000)
 	def(&o.MaxArchiveMembers, 10000)
 	if o.MaxArchiveBytes <= 0 {
 		o.MaxArchiveBytes = 64 << 20
@@ -167,16 +170,7 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 		rec, err = st.record(in), nil
 	}()
 
-	w := walker.New(in, walker.Options{
-		MaxDepth:       p.opts.MaxDepth,
-		MaxParts:       p.opts.MaxParts,
-		MaxHeaderBytes: p.opts.MaxHeaderBytes,
-		MaxLineLength:  p.opts.MaxLineLength,
-		Report: func(a walker.Anomaly) {
-			st.anomaly(a.Code, a.Path, a.Detail)
-		},
-		Limit: st.limit,
-	})
+	w := walker.New(in, st.walkerOptions("", p.opts.MaxDepth, p.opts.MaxParts))
 	if err := st.walk(w, false, "", 0); err != nil {
 		st.abortBlobs()
 		return nil, err
@@ -219,6 +213,10 @@ type msgCtx struct {
 	root  *node
 	// summaryDone is set once a journal wrapper's summary part has been read.
 	summaryDone bool
+	// owner is the message this context describes: itself, or for the signed content of
+	// an opaque S/MIME part (inherited), the message that holds it.
+	owner     *msgCtx
+	inherited bool
 }
 
 // node is one entity in the structure tree.
@@ -241,14 +239,18 @@ type state struct {
 	nodes []*node // the current node at each depth
 	parts int     // entities seen, across nested walkers
 
-	budget    *archive.Budget // decompressed bytes left for this message's archives
-	inherit   bool            // the next message root continues the current message (opaque S/MIME)
-	crypto    []api.Crypto
-	cryptoCtx []*msgCtx // the message each crypto layer belongs to
+	budget  *archive.Budget // decompressed bytes left for this message's archives
+	inherit bool            // the next message root continues the current message (opaque S/MIME)
+
+	mu         sync.Mutex // guards parking and parked, which a CMS reader goroutine reaches
+	parking    int
+	parked     []func()
+	headsInUse int // sniffing buffers held by content calls in progress
+	crypto     []api.Crypto
+	cryptoCtx  []*msgCtx // the message each crypto layer belongs to
 
 	attachments []api.Attachment
-	blobs       []BlobWriter // written, not yet committed
-	blobSums    []string
+	blobs       []pendingBlob // written, not yet committed
 	urls        *urls.Collector
 	anomalies   []api.Anomaly
 	limits      []string
@@ -293,7 +295,7 @@ func (st *state) entity(w *walker.Walker, p *walker.Part) error {
 		st.enterMessage(p, n)
 	}
 	ctx := st.ctxs[len(st.ctxs)-1]
-	if len(st.ctxs) > st.opts.MaxMessageDepth {
+	if st.messageDepth() > st.opts.MaxMessageDepth {
 		// Messages nested this deep are listed as attachments down to the cap (each one
 		// hashed whole by its parent's tap); what is inside them is not walked for more.
 		st.limit("message_depth")
@@ -313,6 +315,17 @@ func (st *state) entity(w *walker.Walker, p *walker.Part) error {
 		return st.walkEncoded(w, p, ctx, multipart)
 	}
 	return st.leaf(w, p, ctx)
+}
+
+// messageDepth counts the messages being walked, not the layers of signed content.
+func (st *state) messageDepth() int {
+	n := 0
+	for _, c := range st.ctxs {
+		if !c.inherited {
+			n++
+		}
+	}
+	return n
 }
 
 // walk hands every entity of w to entity. A walker over a decoded container (walkEncoded)
@@ -390,6 +403,7 @@ func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, mult
 			// The walker numbered it as a single-part body ("1" or "P.1"); as a multipart it
 			// is its message's own path.
 			base = strings.TrimSuffix(strings.TrimSuffix(p.Path, "1"), ".")
+			p.Path = base // for its own anomalies too
 		}
 		offset = p.Depth
 		ct := strings.NewReplacer("\r", " ", "\n", " ").Replace(p.Header.Get("Content-Type"))
@@ -398,20 +412,40 @@ func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, mult
 		in = io.TeeReader(dec, h)
 		defer done()
 	}
-	sub := walker.New(in, walker.Options{
-		MaxDepth:       st.opts.MaxDepth - offset,
-		MaxParts:       max(st.opts.MaxParts-st.parts, 1),
-		MaxHeaderBytes: st.opts.MaxHeaderBytes,
-		MaxLineLength:  st.opts.MaxLineLength,
-		Report: func(a walker.Anomaly) {
-			st.anomaly(a.Code, subPath(base, a.Path), a.Detail)
-		},
-		Limit: st.limit,
-	})
+	sub := walker.New(in, st.walkerOptions(base, st.opts.MaxDepth-offset, max(st.opts.MaxParts-st.parts, 1)))
 	if err := st.walk(sub, multipart, base, offset); err != nil {
 		return err
 	}
 	return st.drain(in)
+}
+
+// walkerOptions configures a walker whose paths are relative to base. Its callbacks go
+// through park: a walker can be pulled by another goroutine (see readOpaque).
+func (st *state) walkerOptions(base string, maxDepth, maxParts int) walker.Options {
+	return walker.Options{
+		MaxDepth:       maxDepth,
+		MaxParts:       maxParts,
+		MaxHeaderBytes: st.opts.MaxHeaderBytes,
+		MaxLineLength:  st.opts.MaxLineLength,
+		Report: func(a walker.Anomaly) {
+			st.park(func() { st.anomaly(a.Code, subPath(base, a.Path), a.Detail) })
+		},
+		Limit: func(name string) { st.park(func() { st.limit(name) }) },
+	}
+}
+
+// park runs f now, or, while a CMS reader goroutine may be pulling a walker (readOpaque),
+// queues it to run on the parsing goroutine when that reader is done. Walker callbacks
+// touch the state, which only the parsing goroutine may do.
+func (st *state) park(f func()) {
+	st.mu.Lock()
+	if st.parking > 0 {
+		st.parked = append(st.parked, f)
+		st.mu.Unlock()
+		return
+	}
+	st.mu.Unlock()
+	f()
 }
 
 // decodeRepairs records how much of a body was not valid in its transfer encoding.
@@ -438,11 +472,13 @@ func (st *state) addNode(p *walker.Part) *node {
 
 func (st *state) enterMessage(p *walker.Part, n *node) {
 	ctx := &msgCtx{depth: p.Depth, root: n}
+	ctx.owner = ctx
 	if st.inherit && len(st.ctxs) > 0 {
 		// The signed content of an opaque-signed part: the same message, one layer in.
 		st.inherit = false
 		parent := st.ctxs[len(st.ctxs)-1]
 		ctx.role, ctx.path, ctx.root = parent.role, parent.path, parent.root
+		ctx.owner, ctx.summaryDone, ctx.inherited = parent.owner, parent.summaryDone, true
 		st.ctxs = append(st.ctxs, ctx)
 		return
 	}
@@ -507,7 +543,7 @@ func (st *state) messageSink(p *walker.Part, ctx *msgCtx) (io.Writer, func()) {
 		st.scoredRaw = h
 		return h, func() {}
 	}
-	if st.opts.Attachments == AttachmentsOff {
+	if st.opts.Attachments == AttachmentsOff || !st.room() {
 		return nil, nil
 	}
 	a := st.attachmentMeta(p, ctx)
@@ -515,7 +551,7 @@ func (st *state) messageSink(p *walker.Part, ctx *msgCtx) (io.Writer, func()) {
 	st.attachments = append(st.attachments, a)
 	i := len(st.attachments) - 1
 	h := newHashes()
-	return h, func() { h.fill(&st.attachments[i]) }
+	return h, func() { st.park(func() { h.fill(&st.attachments[i]) }) }
 }
 
 // messageFacts records what the message types other than message/rfc822 say by themselves:
@@ -601,6 +637,21 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 		}
 	}
 	if st.opts.Attachments == AttachmentsOff {
+		// Nothing is listed, but signatures still say who signed, and opaque-signed
+		// content still holds the message's text.
+		c := smime.Classify(p.MediaType, p.Params, a.Filename)
+		if e := st.noteCrypto(c, ctx, p.Path); e >= 0 && c.Feed != smime.FeedNone {
+			var err error
+			if c.Feed == smime.FeedCMS && strings.HasSuffix(p.MediaType, "pkcs7-mime") {
+				err = st.readOpaque(dec, e, p)
+			} else {
+				err = st.readCrypto(dec, c.Feed, e, p.Path)
+			}
+			if err != nil {
+				return err
+			}
+			return st.drain(dec)
+		}
 		if isText && !st.opts.NoURLs {
 			if err := st.scanText(dec, p, ctx, urlSource); err != nil {
 				return err
@@ -616,7 +667,12 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 		// uuencoded and yEnc files ride inside plain text. The scanner sees the bytes
 		// before any charset conversion, which would corrupt yEnc's 8-bit data.
 		tf := textfile.NewScanner(&textFiles{st: st, path: p.Path, cur: -1}, textfile.Limits{})
-		defer tf.Close()
+		defer func() {
+			tf.Close()
+			if tf.Dropped() > 0 {
+				st.limit("encoded_files") // blocks past the per-part cap were not listed
+			}
+		}()
 		pgp := smime.NewInline(smime.Options{}) // inline PGP: -----BEGIN PGP SIGNED MESSAGE-----
 		defer func() {
 			if info := pgp.Info(); info.Kind != "" {
@@ -690,25 +746,38 @@ func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
 }
 
 func (st *state) attachment(p *walker.Part, ctx *msgCtx, a api.Attachment, dec io.Reader, isText bool, urlSource string) error {
+	var inspect func(io.Reader) error
+	c := smime.Classify(p.MediaType, p.Params, a.Filename)
+	switch e := st.noteCrypto(c, ctx, p.Path); {
+	case e >= 0 && c.Feed == smime.FeedCMS && strings.HasSuffix(p.MediaType, "pkcs7-mime"):
+		inspect = func(r io.Reader) error { return st.readOpaque(r, e, p) }
+	case e >= 0 && c.Feed != smime.FeedNone:
+		inspect = func(r io.Reader) error { return st.readCrypto(r, c.Feed, e, p.Path) }
+	case isText && !st.opts.NoURLs:
+		inspect = func(r io.Reader) error { return st.scanText(r, p, ctx, urlSource) }
+	}
+	if !st.room() {
+		if inspect != nil {
+			if err := inspect(dec); err != nil {
+				return err
+			}
+		}
+		return st.drain(dec)
+	}
 	var blob BlobWriter
 	var extra io.Writer
+	kept := false
 	if st.opts.Attachments == AttachmentsContent {
 		var err error
 		if blob, err = st.opts.Blobs.Create(); err != nil {
 			return &LocalError{Err: err}
 		}
-		st.blobs = append(st.blobs, blob)
+		defer func() { // on an error or a panic the blob is not the attachment's
+			if !kept {
+				blob.Abort()
+			}
+		}()
 		extra = localWriter{blob}
-	}
-	var inspect func(io.Reader) error
-	c := smime.Classify(p.MediaType, p.Params, a.Filename)
-	switch e := st.noteCrypto(c, ctx, p.Path); {
-	case e != nil && c.Feed == smime.FeedCMS && strings.HasSuffix(p.MediaType, "pkcs7-mime"):
-		inspect = func(r io.Reader) error { return st.readOpaque(r, e, p) }
-	case e != nil && c.Feed != smime.FeedNone:
-		inspect = func(r io.Reader) error { return st.readCrypto(r, c.Feed, e, p.Path) }
-	case isText && !st.opts.NoURLs:
-		inspect = func(r io.Reader) error { return st.scanText(r, p, ctx, urlSource) }
 	}
 	i := len(st.attachments)
 	st.attachments = append(st.attachments, a)
@@ -717,9 +786,27 @@ func (st *state) attachment(p *walker.Part, ctx *msgCtx, a api.Attachment, dec i
 	}
 	if blob != nil {
 		st.attachments[i].Blob = st.attachments[i].SHA256
-		st.blobSums = append(st.blobSums, st.attachments[i].SHA256)
+		st.blobs = append(st.blobs, pendingBlob{w: blob, sum: st.attachments[i].SHA256})
+		kept = true
 	}
 	return nil
+}
+
+// pendingBlob is a written attachment blob waiting for the record to be complete.
+type pendingBlob struct {
+	w   BlobWriter
+	sum string
+}
+
+// room reports whether another attachment may be listed, and names the limit when not.
+// One cap covers every source (MIME leaves, attached messages, archive and TNEF members,
+// uuencoded blocks), so no combination of them can multiply the record's size.
+func (st *state) room() bool {
+	if len(st.attachments) < st.opts.MaxAttachments {
+		return true
+	}
+	st.limit("attachments")
+	return false
 }
 
 // localWriter marks blob write failures as ours, so they are not mistaken for input trouble.
@@ -735,9 +822,9 @@ func (l localWriter) Write(p []byte) (int, error) {
 
 func (st *state) commitBlobs() error {
 	for i, b := range st.blobs {
-		if err := b.Commit(st.blobSums[i]); err != nil {
+		if err := b.w.Commit(b.sum); err != nil {
 			for _, rest := range st.blobs[i+1:] {
-				rest.Abort()
+				rest.w.Abort()
 			}
 			st.blobs = nil
 			return &LocalError{Err: err}
@@ -749,9 +836,12 @@ func (st *state) commitBlobs() error {
 
 func (st *state) abortBlobs() {
 	for _, b := range st.blobs {
-		b.Abort()
+		b.w.Abort()
 	}
 	st.blobs = nil
+	for i := range st.attachments { // no blob of this record will exist
+		st.attachments[i].Blob = ""
+	}
 }
 
 func (st *state) lineEndings(crlf, lf, cr int64) {

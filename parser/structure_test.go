@@ -261,3 +261,44 @@ func TestMislabelledMultipartNamesNoLimit(t *testing.T) {
 		t.Errorf("limits_hit = %v, want none", rec.LimitsHit)
 	}
 }
+
+// One cap covers attachments from every source, so uuencoded blocks in thousands of parts
+// cannot multiply the record (found in review: 5.6 MB became 200,000 attachments).
+func TestAttachmentCapCoversEverySource(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n")
+	for range 30 {
+		b.WriteString("--b\r\nContent-Type: text/plain\r\n\r\n")
+		for range 5 {
+			b.WriteString("begin 644 x.bin\r\n!80``\r\n`\r\nend\r\n")
+		}
+	}
+	b.WriteString("--b--\r\n")
+	rec := parseString(t, Options{MaxAttachments: 40}, b.String())
+	if len(rec.Attachments) != 40 || !hasLimit(rec, "attachments") {
+		t.Errorf("%d attachments, limits %v; want 40 and the attachments limit", len(rec.Attachments), rec.LimitsHit)
+	}
+}
+
+// Blocks past the per-part cap of the uuencode scanner are named as a limit.
+func TestEncodedFilesPastTheCapAreNamed(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Content-Type: text/plain\r\n\r\n")
+	for range 101 {
+		b.WriteString("begin 644 x.bin\r\n!80``\r\n`\r\nend\r\n")
+	}
+	rec := parseString(t, Options{}, b.String())
+	if !hasLimit(rec, "encoded_files") {
+		t.Errorf("limits_hit = %v, want encoded_files", rec.LimitsHit)
+	}
+}
+
+// One Authentication-Results field cannot add unbounded results (found in review: 1 MiB of
+// "a=b;" gave 256,000).
+func TestAuthResultsCap(t *testing.T) {
+	rec := parseString(t, Options{}, "Authentication-Results: x; "+strings.Repeat("a=b; ", 10000)+"\r\n\r\nbody\r\n")
+	if len(rec.Message.AuthenticationResults) != 1 || len(rec.Message.AuthenticationResults[0].Results) != maxAuthResults ||
+		!hasLimit(rec, "trace_fields") {
+		t.Errorf("results %d, limits %v", len(rec.Message.AuthenticationResults[0].Results), rec.LimitsHit)
+	}
+}
