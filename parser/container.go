@@ -49,7 +49,7 @@ func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspect
 	}
 	err = nil
 	head := st.heads[k][:n]
-	st.attachments[i].DetectedType, _, _ = strings.Cut(mimetype.Detect(head).String(), ";")
+	st.attachments[i].DetectedType = sniff(head)
 	body := io.MultiReader(bytes.NewReader(head), tee)
 	switch {
 	case inspect != nil:
@@ -71,6 +71,18 @@ func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspect
 	}
 	h.fill(&st.attachments[i])
 	return nil
+}
+
+// sniffBytes is how much of a file's start the type sniffer sees: mimetype's own default
+// read limit. Its JSON and text detectors slow down sharply past it (0.3 ms and 230 KB for
+// 4 KiB of JSON-like bytes, against 48 µs at 3 KiB), which a zip of 10,000 small members
+// turns into seconds.
+const sniffBytes = 3072
+
+// sniff returns the media type the bytes look like, without parameters.
+func sniff(head []byte) string {
+	t, _, _ := strings.Cut(mimetype.Detect(head[:min(len(head), sniffBytes)]).String(), ";")
+	return t
 }
 
 // isTNEF checks for the TNEF signature 0x223E9F78 (little-endian), which winmail.dat
@@ -161,7 +173,7 @@ func (t *textFiles) End(b textfile.Block) {
 	}
 	a := &t.st.attachments[t.cur]
 	t.h.fill(a)
-	a.DetectedType, _, _ = strings.Cut(mimetype.Detect(t.head).String(), ";")
+	a.DetectedType = sniff(t.head)
 	if !b.Complete {
 		t.st.anomaly("encoded_file_incomplete", a.Path, b.Kind+" block ended without its end line")
 	}
@@ -181,10 +193,7 @@ func (st *state) zip(r io.Reader, i int) error {
 	cpath := st.attachments[i].Path
 	res, err := archive.List(r, st.budget, archive.Options{
 		MaxMembers: st.opts.MaxArchiveMembers,
-		Sniff: func(head []byte) string {
-			t, _, _ := strings.Cut(mimetype.Detect(head).String(), ";")
-			return t
-		},
+		Sniff:      sniff,
 	})
 	if res == nil {
 		return readFailure(err)

@@ -242,12 +242,13 @@ type state struct {
 	budget  *archive.Budget // decompressed bytes left for this message's archives
 	inherit bool            // the next message root continues the current message (opaque S/MIME)
 
-	mu         sync.Mutex // guards parking and parked, which a CMS reader goroutine reaches
-	parking    int
-	parked     []func()
-	headsInUse int // sniffing buffers held by content calls in progress
-	crypto     []api.Crypto
-	cryptoCtx  []*msgCtx // the message each crypto layer belongs to
+	mu           sync.Mutex // guards parking and parked, which a CMS reader goroutine reaches
+	parking      int
+	parked       []func()
+	headsInUse   int // sniffing buffers held by content calls in progress
+	encodedDepth int // encoded containers being walked, one inside the other
+	crypto       []api.Crypto
+	cryptoCtx    []*msgCtx // the message each crypto layer belongs to
 
 	attachments []api.Attachment
 	blobs       []pendingBlob // written, not yet committed
@@ -369,6 +370,11 @@ func subPath(base, sub string) string {
 	return base + "." + sub
 }
 
+// maxEncodedDepth caps encoded containers inside encoded containers. Each level decodes
+// every byte below it again, so the cost of a message grows with the depth; real mail has
+// one level, rarely two.
+const maxEncodedDepth = 8
+
 // encodedContainer reports whether a leaf is really a multipart or a message that was
 // transfer-encoded. RFC 2045 §6.4 forbids that, but mailers do it (base64 multiparts from
 // webmail, quoted-printable multipart/signed), and hiding the parts inside would hide
@@ -385,6 +391,10 @@ func (st *state) encodedContainer(p *walker.Part) (multipart, ok bool) {
 	}
 	if ok && p.Depth+2 > st.opts.MaxDepth {
 		st.limit("depth")
+		return false, false
+	}
+	if ok && st.encodedDepth >= maxEncodedDepth {
+		st.limit("encoded_depth")
 		return false, false
 	}
 	return multipart, ok
@@ -413,6 +423,8 @@ func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, mult
 		defer done()
 	}
 	sub := walker.New(in, st.walkerOptions(base, st.opts.MaxDepth-offset, max(st.opts.MaxParts-st.parts, 1)))
+	st.encodedDepth++
+	defer func() { st.encodedDepth-- }()
 	if err := st.walk(sub, multipart, base, offset); err != nil {
 		return err
 	}

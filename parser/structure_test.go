@@ -183,18 +183,26 @@ Content-Type: application/pdf
 
 // Encoded containers nest: every level decodes, and depth stays capped.
 func TestEncodedContainersNestWithinTheDepthCap(t *testing.T) {
-	body := crlf("--b\nContent-Type: application/octet-stream; name=deep.bin\n\nx\n--b--\n")
-	for range 10 {
-		body = crlf("--b\nContent-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: base64\n\n") +
-			wrap76(base64.StdEncoding.EncodeToString([]byte(body))) + crlf("--b--\n")
+	nest := func(levels int) string {
+		body := crlf("--b\nContent-Type: application/octet-stream; name=deep.bin\n\nx\n--b--\n")
+		for range levels {
+			body = crlf("--b\nContent-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: base64\n\n") +
+				wrap76(base64.StdEncoding.EncodeToString([]byte(body))) + crlf("--b--\n")
+		}
+		return crlf("Content-Type: multipart/mixed; boundary=b\n\n") + body
 	}
-	msg := crlf("Content-Type: multipart/mixed; boundary=b\n\n") + body
-	rec := parseString(t, Options{}, msg)
-	want := "1" + strings.Repeat(".1", 10)
+	rec := parseString(t, Options{}, nest(maxEncodedDepth))
+	want := "1" + strings.Repeat(".1", maxEncodedDepth)
 	if a := attachmentAt(t, rec, want); a.Filename != "deep.bin" {
 		t.Errorf("attachment %s = %+v", want, a)
 	}
-	rec = parseString(t, Options{MaxDepth: 5}, msg)
+	// Each level decodes everything below it again: past maxEncodedDepth the rest is one
+	// undecoded leaf, and the limit is named.
+	rec = parseString(t, Options{}, nest(maxEncodedDepth+2))
+	if !hasLimit(rec, "encoded_depth") {
+		t.Errorf("limits_hit = %v, want encoded_depth", rec.LimitsHit)
+	}
+	rec = parseString(t, Options{MaxDepth: 5}, nest(maxEncodedDepth))
 	if !hasLimit(rec, "depth") {
 		t.Errorf("limits_hit = %v, want depth", rec.LimitsHit)
 	}

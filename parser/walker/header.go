@@ -1,6 +1,7 @@
 package walker
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -54,6 +55,9 @@ func (h *Header) Values(name string) []string {
 	return vs
 }
 
+// maxMediaTypeBytes bounds the Content-Type or Content-Disposition value that is parsed.
+const maxMediaTypeBytes = 16 << 10
+
 // ParseMediaType parses a Content-Type or Content-Disposition value with enmime's lenient
 // parser (missing semicolons, repeated and unquoted parameters, RFC 2231 continuations). It
 // returns the lowercased type, its parameters (names lowercased), and a note for each repair
@@ -62,9 +66,19 @@ func ParseMediaType(v string) (mtype string, params map[string]string, problems 
 	if strings.TrimSpace(v) == "" {
 		return "", nil, nil
 	}
+	if len(v) > maxMediaTypeBytes {
+		// enmime's repair of mangled values is quadratic in the number of parameters
+		// (16k parameters took a second); no real Content-Type is this long.
+		cut := strings.LastIndexByte(v[:maxMediaTypeBytes], ';')
+		if cut < 0 {
+			cut = maxMediaTypeBytes
+		}
+		v = v[:cut]
+		problems = append(problems, "parameters past "+strconv.Itoa(maxMediaTypeBytes)+" bytes dropped")
+	}
 	mt, ps, invalid, err := mediatype.Parse(reencode2231(v))
 	if err != nil {
-		return "", nil, []string{err.Error()}
+		return "", nil, append(problems, err.Error())
 	}
 	for _, name := range invalid {
 		problems = append(problems, "parameter without value: "+name)
