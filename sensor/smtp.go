@@ -8,6 +8,7 @@
 package sensor
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +36,11 @@ var (
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 			Message: "Local error, message not accepted; try again later (ref " + id + ")"}
 	}
+	// errShuttingDown: RFC 5321 421 "service not available, closing transmission channel",
+	// RFC 3463 4.3.2 "system not accepting network messages". The sender retries later,
+	// against this sensor's replacement.
+	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
+		Message: "Shutting down; try again later"}
 	// errIncomplete: the message did not arrive whole (the client went away or stalled).
 	errIncomplete = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
 		Message: "Message not received completely; try again"}
@@ -72,6 +79,12 @@ type SMTPServer struct {
 	srv     *smtp.Server
 	metrics *Metrics
 	connSeq atomic.Uint64
+
+	// draining is set by Shutdown: new connections and new transactions get 421, and
+	// transactions already under way (MAIL given) may finish.
+	draining atomic.Bool
+	mu       sync.Mutex
+	inflight int
 }
 
 // NewSMTPServer returns a server that parses with p and commits to c.
@@ -110,7 +123,7 @@ func NewSMTPServer(cfg SMTPConfig, p RecordParser, c Committer, m *Metrics) *SMT
 // Serve accepts connections on l until Close. Each read has its own deadline, so a slow
 // but live sender is never cut off mid-DATA the way go-smtp's ReadTimeout would.
 func (s *SMTPServer) Serve(l net.Listener) error {
-	err := s.srv.Serve(idleListener{Listener: l, timeout: s.cfg.IdleTimeout})
+	err := s.srv.Serve(idleListener{Listener: l, timeout: s.cfg.IdleTimeout, srv: s})
 	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -125,6 +138,37 @@ func (s *SMTPServer) Close() error {
 		return nil
 	}
 	return err
+}
+
+// Shutdown stops the server gracefully: new connections are answered 421 and closed, idle
+// sessions get 421 to their next MAIL, and transactions already under way are given until
+// ctx is done to finish (their 250 still means committed). Then every connection is
+// closed. A transaction cut off at the deadline was not acknowledged, so the sender still
+// owns it. It returns ctx's error if transactions were still running at the deadline.
+func (s *SMTPServer) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	var err error
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.inflightCount() > 0 && err == nil {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			s.log.Warn("shutdown deadline reached; closing transactions still under way",
+				"in_flight", s.inflightCount())
+		case <-tick.C:
+		}
+	}
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *SMTPServer) inflightCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inflight
 }
 
 // NewSession implements smtp.Backend. go-smtp calls it after EHLO/HELO.
@@ -144,6 +188,7 @@ func (s *SMTPServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 
 type session struct {
 	srv   *SMTPServer
+	inTxn bool // counted in srv.inflight, from MAIL to the end of the transaction
 	conn  *smtp.Conn
 	cid   string
 	log   *slog.Logger
@@ -154,14 +199,35 @@ type session struct {
 	rcpts []string
 }
 
+// Reset ends the transaction: go-smtp calls it after DATA, on RSET and before MAIL.
 func (s *session) Reset() {
 	s.from, s.rcpts = "", nil
+	s.endTxn()
 }
 
-func (s *session) Logout() error { return nil }
+func (s *session) Logout() error {
+	s.endTxn()
+	return nil
+}
+
+func (s *session) endTxn() {
+	if s.inTxn {
+		s.inTxn = false
+		s.srv.mu.Lock()
+		s.srv.inflight--
+		s.srv.mu.Unlock()
+	}
+}
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	s.Reset()
+	if s.srv.draining.Load() {
+		return errShuttingDown
+	}
+	s.srv.mu.Lock()
+	s.srv.inflight++
+	s.srv.mu.Unlock()
+	s.inTxn = true
 	s.from = from
 	return nil
 }
@@ -270,18 +336,33 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// idleListener gives every accepted connection a deadline per read.
+// idleListener gives every accepted connection a deadline per read, and while the server
+// drains answers new connections 421 itself.
 type idleListener struct {
 	net.Listener
 	timeout time.Duration
+	srv     *SMTPServer
 }
 
 func (l idleListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.srv.draining.Load() {
+			go refuseConn(c, l.srv.cfg.Domain)
+			continue
+		}
+		return &idleConn{Conn: c, timeout: l.timeout}, nil
 	}
-	return &idleConn{Conn: c, timeout: l.timeout}, nil
+}
+
+// refuseConn greets a connection with 421 and closes it (RFC 5321 §3.1).
+func refuseConn(c net.Conn, domain string) {
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "421 4.3.2 %s Shutting down; try again later\r\n", domain)
+	c.Close()
 }
 
 type idleConn struct {

@@ -59,6 +59,7 @@ func (m *memSpool) count() int {
 
 type testServer struct {
 	addr  string
+	srv   *SMTPServer
 	spool *memSpool
 	log   *testkit.LogBuffer
 }
@@ -77,6 +78,7 @@ func startServer(t *testing.T, cfg SMTPConfig) *testServer {
 	}
 	cfg.Domain, cfg.SensorID, cfg.Version = "sensor.test", "sensor-1", "v-test"
 	srv := NewSMTPServer(cfg, p, ts.spool, &Metrics{})
+	ts.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

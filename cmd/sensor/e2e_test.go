@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ type e2e struct {
 	smtp    string
 	admin   string
 	logs    *testkit.LogBuffer
+	// stop cancels serve's context, as SIGTERM does, and returns what serve returned.
+	stop func() error
 }
 
 // startE2E runs the reference receiver over HTTPS with a bearer token, and `sensor serve`
@@ -89,9 +92,17 @@ func startE2E(t *testing.T) *e2e {
 	case <-time.After(10 * time.Second):
 		t.Fatal("sensor did not become ready")
 	}
+	var once sync.Once
+	var serveErr error
+	e.stop = func() error {
+		once.Do(func() {
+			cancel()
+			serveErr = <-done
+		})
+		return serveErr
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := e.stop(); err != nil {
 			t.Errorf("serve returned %v on shutdown", err)
 		}
 		if t.Failed() {

@@ -39,6 +39,7 @@ type serveConfig struct {
 	urls              onOff
 	maxMessageBytes   byteSize
 	idleTimeout       time.Duration
+	shutdownTimeout   time.Duration
 	logFormat         string
 	logLevel          string
 
@@ -65,6 +66,8 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	c.maxMessageBytes = 200 << 20
 	fs.Var(&c.maxMessageBytes, "max-message-bytes", "largest message accepted (SIZE); bigger ones get 552 5.3.4")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 5*time.Minute, "close a connection that sends nothing for this long")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second,
+		"on SIGTERM, how long messages already being received may take to finish (uploads then get 10s more)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs
@@ -144,6 +147,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.idleTimeout <= 0 {
 		bad("idle-timeout", "must be positive")
+	}
+	if c.shutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be positive")
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		bad("log-format", "%q: want text or json", c.logFormat)
@@ -287,14 +293,18 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	var runErr error
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down: no new connections; flushing uploads")
+		log.Info("shutting down: new connections get 421; finishing messages under way",
+			"bound", c.shutdownTimeout.String())
 	case runErr = <-smtpDone:
 		log.Error("SMTP server failed", "error", runErr)
 	}
 	listening.Store(false)
-	if err := smtpSrv.Close(); err != nil {
-		log.Warn("closing SMTP server", "error", err)
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	if err := smtpSrv.Shutdown(drainCtx); err != nil {
+		log.Warn("SMTP shutdown", "error", err)
 	}
+	cancelDrain()
+	log.Info("SMTP stopped; flushing uploads", "bound", "10s")
 	flushUploads(up, 10*time.Second, log)
 	stopUploads()
 	<-upDone
