@@ -64,13 +64,26 @@ func syncDir(dir string) error {
 // directory. On failure it removes what it created, dst included if the rename happened but the
 // directory fsync failed: the caller is told "not durable", so it must not find the file
 // later and believe otherwise.
-func writeAtomic(fs fsys, tmpDir, pattern, dst string, fill func(io.Writer) error) (err error) {
+func writeAtomic(fs fsys, tmpDir, pattern, dst string, fill func(io.Writer) error) error {
+	if err := writeRename(fs, tmpDir, pattern, dst, fill); err != nil {
+		return err
+	}
+	if err := fs.syncDir(filepath.Dir(dst)); err != nil {
+		return errors.Join(fmt.Errorf("commit %s: %w", dst, err), removeIfExists(fs, dst))
+	}
+	return nil
+}
+
+// writeRename is writeAtomic without the final directory fsync, for callers that share one
+// fsync among many files (Commit's group commit). When it returns nil, dst holds the fsync'd
+// data but its name is not yet durable; on error, the temp file is removed and dst untouched.
+func writeRename(fs fsys, tmpDir, pattern, dst string, fill func(io.Writer) error) (err error) {
 	f, err := fs.createTemp(tmpDir, pattern)
 	if err != nil {
 		return fmt.Errorf("create temp file for %s: %w", dst, err)
 	}
 	tmp := f.Name()
-	closed, renamed := false, false
+	closed := false
 	defer func() {
 		if err == nil {
 			return
@@ -78,11 +91,7 @@ func writeAtomic(fs fsys, tmpDir, pattern, dst string, fill func(io.Writer) erro
 		if !closed {
 			_ = f.Close() // the write already failed; this close only releases the descriptor
 		}
-		if renamed {
-			err = errors.Join(err, removeIfExists(fs, dst))
-		} else {
-			err = errors.Join(err, removeIfExists(fs, tmp))
-		}
+		err = errors.Join(err, removeIfExists(fs, tmp))
 	}()
 
 	bw := bufio.NewWriterSize(f, 64<<10)
@@ -101,10 +110,6 @@ func writeAtomic(fs fsys, tmpDir, pattern, dst string, fill func(io.Writer) erro
 	}
 	if err = fs.rename(tmp, dst); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, dst, err)
-	}
-	renamed = true
-	if err = fs.syncDir(filepath.Dir(dst)); err != nil {
-		return fmt.Errorf("commit %s: %w", dst, err)
 	}
 	return nil
 }

@@ -18,6 +18,18 @@
 // file in tmp/, fsync it, rename it into place, fsync the directory. Forming a batch writes
 // the batch that way first and only then removes its record files, so a crash in between can
 // send a record twice (the pipeline deduplicates by record id) but never lose one.
+//
+// Commits group their directory fsyncs: each record is written, fsync'd and renamed into
+// records/ by its own caller, then concurrent callers share one fsync of records/ that started
+// after all their renames (see groupSync). Until that fsync succeeds the record is not
+// committed: Pending does not list it and Usage does not count it. If it fails, every caller
+// in that round gets the error and removes its record file, so the sender is told to retry and
+// nothing it was told is durable depends on that fsync. A crash (or a failed removal) in that
+// window can still leave the complete file behind; it is then delivered as well as the
+// sender's retry, a duplicate under two record ids, never a loss.
+//
+// The spool budget (SetBudget, Reserve) counts pending records and batches, not tmp/,
+// *.broken or deadletter/.
 package spool
 
 import (
@@ -53,13 +65,17 @@ const (
 // Spool is a spool directory opened for use. Its methods are safe for concurrent use: many
 // SMTP sessions Commit while one uploader forms and removes batches.
 type Spool struct {
-	dir    string
-	log    *slog.Logger
-	fs     fsys
-	notify chan struct{}
+	dir     string
+	log     *slog.Logger
+	fs      fsys
+	notify  chan struct{}
+	recSync *groupSync // the shared fsync of records/
 
-	mu    sync.Mutex
-	usage Usage
+	mu       sync.Mutex
+	usage    Usage
+	maxBytes int64               // spool budget; 0: none
+	reserved int64               // bytes held by outstanding Reserve calls
+	inflight map[string]struct{} // ids renamed into records/ whose directory fsync is pending
 }
 
 // Usage is what the spool holds, for the spool budget and the status page.
@@ -70,9 +86,11 @@ type Usage struct {
 	BatchBytes  int64 // their size on disk (compressed)
 	Broken      int   // *.broken record files set aside
 	DeadLetters int   // files in deadletter/
+	Reserved    int64 // bytes claimed by outstanding Reserve calls
+	MaxBytes    int64 // the spool budget; 0 when none is set
 }
 
-// Bytes is the disk the spool uses for what it still has to deliver.
+// Bytes is the disk the spool uses for what it still has to deliver; the budget counts it.
 func (u Usage) Bytes() int64 { return u.RecordBytes + u.BatchBytes }
 
 // Entry is one pending record file.
@@ -97,10 +115,12 @@ func Open(dir string, logger *slog.Logger) (*Spool, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Spool{
-		dir:    dir,
-		log:    logger,
-		fs:     osFS{},
-		notify: make(chan struct{}, 1),
+		dir:      dir,
+		log:      logger,
+		fs:       osFS{},
+		notify:   make(chan struct{}, 1),
+		recSync:  newGroupSync(),
+		inflight: make(map[string]struct{}),
 	}
 	for _, sub := range []string{"", dirTmp, dirRecords, dirBatches, dirDeadLetter} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), dirPerm); err != nil {
@@ -240,8 +260,12 @@ func validLine(b []byte) bool {
 
 // Commit makes one record durable: when it returns nil, records/<id>.json is on disk and
 // fsync'd, and the SMTP session may answer 250. id must be a canonical ULID and line one JSON
-// object on one line (a trailing "\n" is added if missing). On error nothing of the record is
-// left in the spool.
+// object on one line (a trailing "\n" is added if missing). On error the record is not in the
+// spool and the session answers 451.
+//
+// Concurrent Commits share the fsync of records/ (group commit), so many sessions committing
+// at once cost about two directory fsyncs, not one each. Commit never fails for lack of
+// budget: the budget is checked earlier, by Reserve.
 func (s *Spool) Commit(id string, line []byte) error {
 	if !validID(id) {
 		return fmt.Errorf("spool: commit: record id %q is not a ULID", id)
@@ -252,15 +276,48 @@ func (s *Spool) Commit(id string, line []byte) error {
 	if !validLine(line) {
 		return fmt.Errorf("spool: commit %s: not one JSON object on one line", id)
 	}
+	s.mu.Lock()
+	if _, dup := s.inflight[id]; dup {
+		s.mu.Unlock()
+		return fmt.Errorf("spool: commit %s: already being committed", id)
+	}
+	// Registered before the rename, so Pending cannot list the file before it is committed.
+	s.inflight[id] = struct{}{}
+	s.mu.Unlock()
+
 	dst := s.path(dirRecords, id+recordExt)
-	err := writeAtomic(s.fs, s.path(dirTmp), id+".*", dst, func(w io.Writer) error {
+	err := writeRename(s.fs, s.path(dirTmp), id+".*", dst, func(w io.Writer) error {
 		_, err := w.Write(line)
 		return err
 	})
 	if err != nil {
+		s.mu.Lock()
+		delete(s.inflight, id)
+		s.mu.Unlock()
 		return fmt.Errorf("spool: commit %s: %w", id, err)
 	}
+
+	err = s.recSync.wait(func() error { return s.fs.syncDir(s.path(dirRecords)) })
+	if err != nil {
+		err = fmt.Errorf("spool: commit %s: %w", id, err)
+		rmErr := removeIfExists(s.fs, dst)
+		s.mu.Lock()
+		delete(s.inflight, id)
+		if rmErr != nil {
+			// The file stays and will be delivered although the sender was told to retry: a
+			// duplicate under another id, never a loss. Counted, so usage matches the disk.
+			s.usage.Records++
+			s.usage.RecordBytes += int64(len(line))
+		}
+		s.mu.Unlock()
+		if rmErr != nil {
+			s.log.Error("spool: record not durable and not removed; it will be sent anyway",
+				"record", id, "error", rmErr)
+		}
+		return errors.Join(err, rmErr)
+	}
 	s.mu.Lock()
+	delete(s.inflight, id)
 	s.usage.Records++
 	s.usage.RecordBytes += int64(len(line))
 	s.mu.Unlock()
@@ -279,10 +336,13 @@ func (s *Spool) Notify() <-chan struct{} { return s.notify }
 func (s *Spool) Usage() Usage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.usage
+	u := s.usage
+	u.Reserved, u.MaxBytes = s.reserved, s.maxBytes
+	return u
 }
 
-// Pending lists committed records not yet in a batch, oldest first.
+// Pending lists committed records not yet in a batch, oldest first. A record whose Commit
+// has not returned yet is not listed: it may still be withdrawn.
 func (s *Spool) Pending() ([]Entry, error) {
 	dir := s.path(dirRecords)
 	entries, err := os.ReadDir(dir) // sorted by name, and names are ULIDs: arrival order
@@ -292,7 +352,9 @@ func (s *Spool) Pending() ([]Entry, error) {
 	var out []Entry
 	for _, e := range entries {
 		id, ok := recordID(e.Name())
-		if !ok {
+		// Only regular files: a directory with a record's name (set aside at Open unless that
+		// failed) would otherwise come back in every listing.
+		if !ok || !e.Type().IsRegular() || s.committing(id) {
 			continue
 		}
 		info, err := e.Info()
@@ -399,6 +461,14 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 }
 
 var errEmpty = errors.New("no usable records")
+
+// committing reports whether id's Commit is between its rename and its directory fsync.
+func (s *Spool) committing(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.inflight[id]
+	return ok
+}
 
 // Batches lists the batches waiting for delivery, oldest first, so leftovers from an earlier
 // run go out before anything newer.
