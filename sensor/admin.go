@@ -18,6 +18,7 @@ type Metrics struct {
 	messagesAccepted atomic.Int64
 	messagesFailed   atomic.Int64
 	bytesAccepted    atomic.Int64
+	spoolFull        atomic.Int64 // 452 answers: the spool budget was reached
 }
 
 // UploadStats is what the admin server needs of the uploader.
@@ -80,6 +81,7 @@ type status struct {
 	NotReadyReason   string         `json:"not_ready_reason,omitempty"`
 	MessagesAccepted int64          `json:"messages_accepted"`
 	MessagesFailed   int64          `json:"messages_failed"`
+	SpoolFull        int64          `json:"spool_full"`
 	Uploads          uploader.Stats `json:"uploads"`
 }
 
@@ -89,6 +91,7 @@ func (a *Admin) status() status {
 		UptimeSeconds:    int64(time.Since(a.Started).Seconds()),
 		MessagesAccepted: a.Metrics.messagesAccepted.Load(),
 		MessagesFailed:   a.Metrics.messagesFailed.Load(),
+		SpoolFull:        a.Metrics.spoolFull.Load(),
 	}
 	if a.Uploads != nil {
 		s.Uploads = a.Uploads.Stats()
@@ -107,6 +110,7 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	metric("sensor_smtp_messages_accepted_total", "counter", "Messages answered 250 after their record was durable.", m.messagesAccepted.Load())
 	metric("sensor_smtp_messages_failed_total", "counter", "Transactions refused or failed (4xx/5xx).", m.messagesFailed.Load())
 	metric("sensor_smtp_bytes_accepted_total", "counter", "Message bytes accepted.", m.bytesAccepted.Load())
+	metric("sensor_smtp_spool_full_total", "counter", "Messages answered 452 4.3.1 because the spool budget was reached.", m.spoolFull.Load())
 	if a.Uploads == nil {
 		return
 	}

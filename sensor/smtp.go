@@ -41,6 +41,11 @@ var (
 	// against this sensor's replacement.
 	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: "Shutting down; try again later"}
+	// errSpoolFull: RFC 5321 452 "insufficient system storage", RFC 3463 4.3.1 "mail system
+	// full". Temporary: the sender keeps the message and retries while uploads drain the
+	// spool. Never a 5xx, which Google would not retry.
+	errSpoolFull = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
+		Message: "Insufficient storage; try again later"}
 	// errIncomplete: the message did not arrive whole (the client went away or stalled).
 	errIncomplete = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
 		Message: "Message not received completely; try again"}
@@ -52,9 +57,12 @@ type RecordParser interface {
 }
 
 // Committer makes a record durable. Commit returns only once the record would survive a
-// crash; the session answers 250 after that and not before.
+// crash; the session answers 250 after that and not before. Reserve claims room for a
+// message of n bytes in the spool's budget; ok is false when the spool is full, and release
+// (never nil, safe to call twice) gives the room back.
 type Committer interface {
 	Commit(id string, line []byte) error
+	Reserve(n int64) (release func(), ok bool)
 }
 
 // SMTPConfig configures the SMTP server.
@@ -187,8 +195,9 @@ func (s *SMTPServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 type session struct {
-	srv   *SMTPServer
-	inTxn bool // counted in srv.inflight, from MAIL to the end of the transaction
+	srv     *SMTPServer
+	inTxn   bool   // counted in srv.inflight, from MAIL to the end of the transaction
+	release func() // gives back the transaction's spool reservation; nil when none
 	conn  *smtp.Conn
 	cid   string
 	log   *slog.Logger
@@ -211,6 +220,10 @@ func (s *session) Logout() error {
 }
 
 func (s *session) endTxn() {
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
 	if s.inTxn {
 		s.inTxn = false
 		s.srv.mu.Lock()
@@ -219,10 +232,20 @@ func (s *session) endTxn() {
 	}
 }
 
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
 	if s.srv.draining.Load() {
 		return errShuttingDown
+	}
+	if opts != nil && opts.Size > 0 {
+		// The sender declared its size: refuse before it sends the body (RFC 1870).
+		release, ok := s.srv.spool.Reserve(opts.Size)
+		if !ok {
+			s.srv.metrics.spoolFull.Add(1)
+			s.log.Warn("spool budget reached; answered 452", "declared_size", opts.Size)
+			return errSpoolFull
+		}
+		s.release = release
 	}
 	s.srv.mu.Lock()
 	s.srv.inflight++
@@ -267,6 +290,17 @@ func (s *session) Data(r io.Reader) error {
 		s.log.Error("encoding record failed", "id", id, "error", err)
 		s.srv.metrics.messagesFailed.Add(1)
 		return errLocal(id)
+	}
+	if s.release == nil {
+		// No SIZE was declared, so the check comes now that the body is read.
+		release, ok := s.srv.spool.Reserve(int64(len(line)))
+		if !ok {
+			s.srv.metrics.spoolFull.Add(1)
+			s.srv.metrics.messagesFailed.Add(1)
+			s.log.Warn("spool budget reached; answered 452", "id", id, "size", counted.n)
+			return errSpoolFull
+		}
+		s.release = release
 	}
 	if err := s.srv.spool.Commit(id, line); err != nil {
 		s.log.Error("spool commit failed; answered 451", "id", id, "error", err)

@@ -25,6 +25,9 @@ type memSpool struct {
 	mu      sync.Mutex
 	records map[string]api.Record
 	fail    error
+
+	full               bool // Reserve refuses
+	reserved, released int
 }
 
 func (m *memSpool) Commit(id string, line []byte) error {
@@ -42,6 +45,21 @@ func (m *memSpool) Commit(id string, line []byte) error {
 	}
 	m.records[id] = r
 	return nil
+}
+
+// Reserve grants room unless full is set.
+func (m *memSpool) Reserve(int64) (func(), bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.full {
+		return func() {}, false
+	}
+	m.reserved++
+	return func() {
+		m.mu.Lock()
+		m.released++
+		m.mu.Unlock()
+	}, true
 }
 
 func (m *memSpool) get(id string) (api.Record, bool) {

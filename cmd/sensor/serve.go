@@ -38,6 +38,7 @@ type serveConfig struct {
 	attachments       string
 	urls              onOff
 	maxMessageBytes   byteSize
+	spoolMaxBytes     byteSize
 	idleTimeout       time.Duration
 	shutdownTimeout   time.Duration
 	logFormat         string
@@ -65,6 +66,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&c.urls, "urls", "extract URLs: on or off")
 	c.maxMessageBytes = 200 << 20
 	fs.Var(&c.maxMessageBytes, "max-message-bytes", "largest message accepted (SIZE); bigger ones get 552 5.3.4")
+	fs.Var(&c.spoolMaxBytes, "spool-max-bytes", "spool budget; past it new messages get 452 4.3.1 until uploads drain it (0: none)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 5*time.Minute, "close a connection that sends nothing for this long")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second,
 		"on SIGTERM, how long messages already being received may take to finish (uploads then get 10s more)")
@@ -145,6 +147,9 @@ func (c *serveConfig) check() error {
 	if c.maxMessageBytes <= 0 {
 		bad("max-message-bytes", "must be positive")
 	}
+	if c.spoolMaxBytes < 0 {
+		bad("spool-max-bytes", "must not be negative")
+	}
 	if c.idleTimeout <= 0 {
 		bad("idle-timeout", "must be positive")
 	}
@@ -215,6 +220,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	if err != nil {
 		return fmt.Errorf("opening the spool under --data-dir %s: %w", c.dataDir, err)
 	}
+	sp.SetBudget(int64(c.spoolMaxBytes))
+
 	up, err := uploader.New(uploader.Config{
 		URL:            c.pipelineURL,
 		Token:          c.token,
