@@ -198,14 +198,14 @@ type session struct {
 	srv     *SMTPServer
 	inTxn   bool   // counted in srv.inflight, from MAIL to the end of the transaction
 	release func() // gives back the transaction's spool reservation; nil when none
-	conn  *smtp.Conn
-	cid   string
-	log   *slog.Logger
-	ip    string
-	port  int
-	helo  string
-	from  string
-	rcpts []string
+	conn    *smtp.Conn
+	cid     string
+	log     *slog.Logger
+	ip      string
+	port    int
+	helo    string
+	from    string
+	rcpts   []string
 }
 
 // Reset ends the transaction: go-smtp calls it after DATA, on RSET and before MAIL.
