@@ -83,9 +83,14 @@ func newHTTPSender(u *Uploader, p *url.URL) (*httpSender, error) {
 	tr := cleanhttp.DefaultPooledTransport() // keep-alive, proxy from the environment
 	tr.TLSClientConfig = tlsCfg
 	tr.ForceAttemptHTTP2 = true // a custom TLSClientConfig turns HTTP/2 off unless asked for
+	// One HTTP/2 connection carries every upload, so a connection that died silently (a NAT or
+	// load balancer forgot it) would cost each attempt its full timeout: ping it when it has
+	// been quiet, and drop it when the ping goes unanswered.
+	tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: h2PingAfter, PingTimeout: h2PingTimeout}
 	client := &http.Client{
 		Transport: tr,
-		Timeout:   u.cfg.RequestTimeout,
+		// Per attempt: retryablehttp makes one http.Client.Do call for each.
+		Timeout: u.cfg.RequestTimeout,
 		// A redirect could lead the records to another host, or to plain http; a pipeline has
 		// no business redirecting uploads, so the 3xx is treated as a failure and logged.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -95,6 +100,14 @@ func newHTTPSender(u *Uploader, p *url.URL) (*httpSender, error) {
 	ep.RawPath = ""
 	return &httpSender{u: u, endpoint: ep.String(), token: token, client: client}, nil
 }
+
+const (
+	h2PingAfter   = 30 * time.Second
+	h2PingTimeout = 15 * time.Second
+)
+
+// errExpired stops the retries of a batch that has outlived Config.MaxAge.
+var errExpired = errors.New("batch outlived max age")
 
 // class is what a response means for the batch.
 type class int
@@ -112,13 +125,13 @@ func classify(status int) class {
 		return classDelivered
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return classAuth
-	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests:
-		return classRetry
-	case status >= 400 && status < 500:
+	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge ||
+		status == http.StatusUnprocessableEntity:
 		return classPoison
 	default:
-		// 5xx, and anything a pipeline should not answer (1xx, 3xx): nothing is lost by trying
-		// again, and giving up would lose the batch.
+		// 408, 429, 5xx, and what a pipeline should not answer to a well-formed upload (1xx,
+		// 3xx, 404, 405, 415...): nothing is lost by trying again. Treating a 404 from a
+		// mistyped URL as poison would split and dead-letter every record we have.
 		return classRetry
 	}
 }
@@ -160,6 +173,9 @@ func (h *httpSender) send(ctx context.Context, b spool.Batch) (verdict, error) {
 		if ctx.Err() != nil {
 			return verdict{}, ctx.Err()
 		}
+		if errors.Is(err, errExpired) {
+			return verdict{expired: true, status: a.status, reason: a.reason}, nil
+		}
 		return verdict{}, err
 	}
 	defer drain(resp.Body)
@@ -183,7 +199,21 @@ type attempts struct {
 	b      spool.Batch
 	n      int
 	start  time.Time
-	reason string // the last refusal, from the status and the start of the response body
+	status int    // the last HTTP status, 0 after a network error
+	reason string // the last failure: the status and the start of the response body, or the error
+	born   time.Time
+}
+
+// expired reports whether the batch has outlived MaxAge; it reads the batch once.
+func (a *attempts) expired() bool {
+	u := a.h.u
+	if u.cfg.MaxAge < 0 {
+		return false
+	}
+	if a.born.IsZero() {
+		a.born = u.oldest(a.b)
+	}
+	return time.Since(a.born) > u.cfg.MaxAge
 }
 
 func (a *attempts) starting(_ retryablehttp.Logger, _ *http.Request, _ int) {
@@ -202,11 +232,13 @@ func (a *attempts) checkRetry(ctx context.Context, resp *http.Response, err erro
 	if err != nil {
 		// Network and TLS errors alike, an untrusted certificate included: the operator may be
 		// fixing the CA file or the pipeline its certificate, and the batch must wait for that.
+		a.status, a.reason = 0, err.Error()
 		u.noteFailure(err)
 		u.log.Warn("upload attempt failed", append(attrs, "error", err)...)
-		return true, nil
+		return a.retry()
 	}
 	attrs = append(attrs, "status", resp.StatusCode)
+	a.status = resp.StatusCode
 	switch classify(resp.StatusCode) {
 	case classDelivered:
 		u.log.Info("pipeline accepted batch", attrs...)
@@ -221,17 +253,27 @@ func (a *attempts) checkRetry(ctx context.Context, resp *http.Response, err erro
 		u.update(func(s *Stats) { s.AuthFailing = true })
 		u.log.Error("pipeline rejected our credentials; keeping the batch and retrying",
 			append(attrs, "reason", a.reason)...)
-		return true, nil
+		return a.retry()
 	default:
 		a.reason = refusal(resp)
 		u.noteFailure(errors.New(a.reason))
 		level := slog.LevelWarn
-		if resp.StatusCode < 400 {
-			level = slog.LevelError // a redirect or stray status is a misconfiguration, not an outage
+		if s := resp.StatusCode; s < 400 || (s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests) {
+			// A redirect, a 404 or another stray status is a misconfiguration, not an outage.
+			level = slog.LevelError
 		}
 		u.log.Log(context.Background(), level, "pipeline not ready; will retry", append(attrs, "reason", a.reason)...)
-		return true, nil
+		return a.retry()
 	}
+}
+
+// retry says to try again, unless the batch has outlived MaxAge: whatever the cause, an auth
+// failure included, a batch is not retried for ever.
+func (a *attempts) retry() (bool, error) {
+	if a.expired() {
+		return false, errExpired
+	}
+	return true, nil
 }
 
 // backoff picks the wait before the next attempt. attempt counts from 0.

@@ -1,11 +1,16 @@
 package uploader
 
 import (
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,7 +267,9 @@ func TestUnauthorizedKeepsBatchAndSaysSo(t *testing.T) {
 	}
 }
 
-func TestBadRequestDeadLettersBatch(t *testing.T) {
+func TestBadRequestSplitsBatch(t *testing.T) {
+	// A pipeline that refuses a batch once, then takes its halves: nothing was poison after all
+	// (or the pipeline changed its mind), and nothing may end up as a dead letter.
 	f := newFixture(t)
 	p := &pipeline{answer: func(n int, w http.ResponseWriter) {
 		if n == 0 {
@@ -273,30 +280,55 @@ func TestBadRequestDeadLettersBatch(t *testing.T) {
 	cfg := f.config(srv.URL)
 	cfg.CAFile = ca
 	u := f.newUploader(cfg)
-	f.commit(3)
+	lines := f.commit(3)
 	f.run(u)
-	waitFor(t, "dead letter", func() bool { return u.Stats().BatchesDeadLettered == 1 })
+	waitFor(t, "both halves delivered", func() bool { return u.Stats().RecordsDelivered == 3 })
 
-	dead := entries(t, filepath.Join(f.dir, "deadletter"))
-	if len(dead) != 1 || !strings.HasSuffix(dead[0], ".ndjson.gz") {
-		t.Errorf("deadletter/ = %v, want the batch", dead)
+	reqs, _ := p.seen()
+	if len(reqs) != 3 {
+		t.Fatalf("pipeline saw %d requests, want the whole batch and its two halves", len(reqs))
 	}
-	if left := entries(t, filepath.Join(f.dir, "batches")); len(left) != 0 {
-		t.Errorf("batches/ = %v, want empty", left)
+	if got := append(slices.Clone(reqs[1].lines), reqs[2].lines...); !slices.Equal(got, lines) {
+		t.Errorf("halves carried %q, want %q in order", got, lines)
+	}
+	if len(reqs[1].lines) != 2 || len(reqs[2].lines) != 1 {
+		t.Errorf("halves of %d and %d records, want 2 and 1", len(reqs[1].lines), len(reqs[2].lines))
+	}
+	keys := []string{reqs[0].header.Get("Idempotency-Key"), reqs[1].header.Get("Idempotency-Key"), reqs[2].header.Get("Idempotency-Key")}
+	if keys[0] == keys[1] || keys[0] == keys[2] || keys[1] == keys[2] {
+		t.Errorf("Idempotency-Keys %v, want each part to have its own", keys)
+	}
+	if dead := entries(t, filepath.Join(f.dir, "deadletter")); len(dead) != 0 {
+		t.Errorf("deadletter/ = %v, want empty", dead)
 	}
 	s := u.Stats()
-	if s.RecordsDeadLettered != 3 || s.DeadLetters != 1 || s.BatchesDelivered != 0 {
+	if s.BatchesDelivered != 2 || s.BatchesSplit != 1 || s.RecordsDeadLettered != 0 || s.PendingBatches != 0 {
 		t.Errorf("stats = %+v", s)
 	}
 	if !strings.Contains(f.logs.String(), "schema violation") {
 		t.Error("the log does not carry the pipeline's reason")
 	}
 
-	// The refused batch is not retried, and later records still flow.
+	// Later records still flow.
 	f.commit(1)
-	waitFor(t, "the next batch", func() bool { return u.Stats().BatchesDelivered == 1 })
-	if n := p.count(); n != 2 {
-		t.Errorf("pipeline saw %d requests, want the refused one and the next one", n)
+	waitFor(t, "the next batch", func() bool { return u.Stats().BatchesDelivered == 3 })
+	if n := p.count(); n != 4 {
+		t.Errorf("pipeline saw %d requests, want 4", n)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for status, want := range map[int]class{
+		200: classDelivered, 201: classDelivered, 204: classDelivered,
+		400: classPoison, 413: classPoison, 422: classPoison, // DESIGN.md, "Upload protocol"
+		401: classAuth, 403: classAuth,
+		404: classRetry, 405: classRetry, 408: classRetry, 415: classRetry, 429: classRetry,
+		500: classRetry, 502: classRetry, 503: classRetry,
+		101: classRetry, 301: classRetry, 307: classRetry,
+	} {
+		if got := classify(status); got != want {
+			t.Errorf("classify(%d) = %d, want %d", status, got, want)
+		}
 	}
 }
 
@@ -427,5 +459,117 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if _, err := New(Config{URL: ok}, f.sp); err != nil {
 			t.Errorf("New(%q) = %v, want it accepted", ok, err)
 		}
+	}
+}
+
+func TestRequestTimeoutIsPerAttempt(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			f := newFixture(t)
+			var mu sync.Mutex
+			var held []time.Duration
+			n := 0
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				mu.Lock()
+				n++
+				stall := n <= 2
+				mu.Unlock()
+				if !stall {
+					return
+				}
+				// A pipeline that hangs: only the client's timeout ends the attempt.
+				start := time.Now()
+				select {
+				case <-r.Context().Done():
+				case <-time.After(5 * time.Second):
+				}
+				mu.Lock()
+				held = append(held, time.Since(start))
+				mu.Unlock()
+			})
+			srv, ca := startPipeline(t, h, h2)
+			cfg := f.config(srv.URL)
+			cfg.CAFile = ca
+			cfg.RequestTimeout = 300 * time.Millisecond
+			u := f.newUploader(cfg)
+			start := time.Now()
+			f.commit(1)
+			f.run(u)
+			waitFor(t, "delivery", func() bool { return u.Stats().BatchesDelivered == 1 })
+			took := time.Since(start)
+
+			// Two attempts of 300ms each went by before the third delivered the batch: a timeout
+			// for the whole batch would have ended it at 300ms.
+			if took < 2*cfg.RequestTimeout {
+				t.Errorf("delivered after %v, want at least two timed-out attempts of %v", took, cfg.RequestTimeout)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(held) != 2 {
+				t.Fatalf("%d stalled attempts ended, want 2", len(held))
+			}
+			for i, d := range held {
+				if d < 250*time.Millisecond || d > 2*time.Second {
+					t.Errorf("stalled attempt %d was cut after %v, want about %v", i, d, cfg.RequestTimeout)
+				}
+			}
+			if s := u.Stats(); s.Attempts != 3 || s.Failures != 2 || !strings.Contains(s.LastError, "Timeout") {
+				t.Errorf("stats = %+v, want 3 attempts, 2 timeouts", s)
+			}
+		})
+	}
+}
+
+func TestReusesOneConnection(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			f := newFixture(t)
+			p := &pipeline{answer: func(n int, w http.ResponseWriter) {
+				switch n {
+				case 1:
+					// A retry must not cost a connection either.
+					http.Error(w, "busy", http.StatusServiceUnavailable)
+				case 3:
+					// Nor a refusal, whose body (8 KB) is read only in part for the log.
+					http.Error(w, strings.Repeat("refused ", 1000), http.StatusBadRequest)
+				}
+			}}
+			var conns atomic.Int32
+			srv := httptest.NewUnstartedServer(p)
+			srv.EnableHTTP2 = h2
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			ca := filepath.Join(t.TempDir(), "ca.pem")
+			writePEM(t, ca, srv.Certificate().Raw)
+
+			cfg := f.config(srv.URL)
+			cfg.CAFile = ca
+			cfg.BatchMaxRecords = 2
+			u := f.newUploader(cfg)
+			f.commit(10)
+			f.run(u)
+			waitFor(t, "all records", func() bool { return u.Stats().RecordsDelivered == 10 })
+
+			reqs, _ := p.seen()
+			// 5 batches, one retry, and the refused batch's two halves.
+			if len(reqs) != 8 {
+				t.Errorf("pipeline saw %d requests, want 8", len(reqs))
+			}
+			wantProto := map[bool]int{false: 1, true: 2}[h2]
+			for i, r := range reqs {
+				if r.proto != wantProto {
+					t.Errorf("request %d used HTTP/%d, want HTTP/%d", i, r.proto, wantProto)
+				}
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("%d connections for %d requests, want 1 kept alive", n, len(reqs))
+			}
+		})
 	}
 }

@@ -4,8 +4,10 @@
 // an NDJSON file in a local outbox directory.
 //
 // Nothing is deleted before it is delivered: a batch leaves the spool on a 2xx (or once its
-// outbox file is durable), or moves to the spool's dead-letter folder when the pipeline refuses
-// it for good.
+// outbox file is durable), or moves to the spool's dead-letter folder. Two things send records
+// there, each logged and counted: the pipeline refusing them for good (a refused batch is split
+// in halves until the refused records are alone, so the rest still go through), and records
+// older than Config.MaxAge whose delivery still fails.
 package uploader
 
 import (
@@ -15,8 +17,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/journalsensor/sensor/uploader/spool"
 )
@@ -40,12 +45,20 @@ type Config struct {
 	// BatchMaxBytes caps a batch's uncompressed NDJSON size; a single larger record still goes,
 	// alone. Default 4 MiB.
 	BatchMaxBytes int64
-	// BatchLinger is how long to wait for more records before sending a batch that is not full.
+	// BatchLinger is how long a batch that is not full waits for more records, counted from
+	// when its oldest record was made (its id's time), not from when the uploader looked.
 	// Default 50ms; negative means do not wait. The product promises a message reaches the
 	// pipeline within a second of its 250, so keep it well under that.
 	BatchLinger time.Duration
 
-	// RequestTimeout bounds one HTTP attempt. Default 30s.
+	// MaxAge is how long a record may stay undeliverable: once the oldest record in a batch is
+	// older and an attempt to deliver the batch fails, the batch moves to the dead-letter folder.
+	// At least one attempt is always made, so a sensor that was switched off for a while still
+	// delivers its backlog. Default 7 days; negative means no limit.
+	MaxAge time.Duration
+
+	// RequestTimeout bounds one HTTP attempt (connection, request and response), not the
+	// delivery of a batch, which is retried until it succeeds or outlives MaxAge. Default 30s.
 	RequestTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the jittered exponential wait between attempts.
 	// Defaults 500ms and 1m.
@@ -65,6 +78,7 @@ const (
 	defaultMinBackoff      = 500 * time.Millisecond
 	defaultMaxBackoff      = time.Minute
 	defaultMaxRetryAfter   = 5 * time.Minute
+	defaultMaxAge          = 7 * 24 * time.Hour
 	defaultUserAgent       = "journal-sensor"
 )
 
@@ -79,6 +93,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MinBackoff, defaultMinBackoff)
 	setDefault(&c.MaxBackoff, defaultMaxBackoff)
 	setDefault(&c.MaxRetryAfter, defaultMaxRetryAfter)
+	setDefault(&c.MaxAge, defaultMaxAge)
 	setDefault(&c.UserAgent, defaultUserAgent)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -132,8 +147,9 @@ type sender interface {
 
 type verdict struct {
 	delivered bool
+	expired   bool   // not delivered, and the batch has outlived MaxAge
 	status    int    // HTTP status, 0 for the outbox
-	reason    string // why it was rejected, for the log
+	reason    string // why it was rejected (or the last failure, when expired), for the log
 }
 
 func newSender(u *Uploader) (sender, error) {
@@ -171,8 +187,10 @@ type Uploader struct {
 type Stats struct {
 	RecordsDelivered    int64
 	BatchesDelivered    int64
-	RecordsDeadLettered int64 // records in the batches the pipeline refused
-	BatchesDeadLettered int64
+	RecordsDeadLettered int64 // records moved to the dead-letter folder, refused or expired
+	BatchesDeadLettered int64 // batch files moved there
+	RecordsExpired      int64 // of RecordsDeadLettered, those that outlived MaxAge undelivered
+	BatchesSplit        int64 // refused batches split in two to find the refused records
 	Attempts            int64 // delivery attempts, HTTP requests or outbox writes
 	Failures            int64 // attempts that did not deliver, and local spool errors
 	LastError           string
@@ -280,12 +298,6 @@ func (u *Uploader) cycle(ctx context.Context) error {
 				return err
 			}
 		}
-		if u.sp.Usage().Records > 0 {
-			u.linger(ctx)
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		pending, err := u.sp.Pending()
 		if err != nil {
 			return err
@@ -293,45 +305,116 @@ func (u *Uploader) cycle(ctx context.Context) error {
 		if len(pending) == 0 {
 			return nil
 		}
-		formed := 0
-		for _, chunk := range chunks(pending, u.cfg.BatchMaxRecords, u.cfg.BatchMaxBytes) {
-			b, err := u.sp.FormBatch(chunk)
-			if err != nil {
+		if u.linger(ctx, recordTime(pending[0].ID)) {
+			if pending, err = u.sp.Pending(); err != nil {
 				return err
 			}
-			if b.ID != "" {
-				formed++
-				u.log.Debug("batch formed", "batch", b.ID, "records", b.Records, "bytes", b.Bytes, "size", b.Size)
-			}
 		}
-		if formed == 0 {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		sent, err := u.formAndDeliver(ctx, pending)
+		if err != nil {
+			return err
+		}
+		if sent == 0 {
 			return nil // every pending record turned out broken, and the spool set it aside
 		}
 	}
 }
 
-// linger waits up to BatchLinger for the pending records to fill a batch, so a burst of mail
-// goes out in one request rather than one request per message.
-func (u *Uploader) linger(ctx context.Context) {
-	if u.cfg.BatchLinger <= 0 {
-		return
+// formAndDeliver forms pending records into batches and delivers them in order, forming the
+// next batch while the one before it is on the wire: forming is local disk work (reading and
+// removing one file per record, two fsyncs) and delivering is mostly waiting for the pipeline,
+// so a backlog drains in about the longer of the two rather than their sum, and its first
+// batch leaves as soon as it is formed rather than after the whole backlog is. At most one
+// batch waits formed ahead. It returns how many batches it handed to deliver.
+//
+// A batch formed but not delivered when it stops (an error, ctx done) is on disk, and the
+// next cycle sends it with the others.
+func (u *Uploader) formAndDeliver(ctx context.Context, pending []spool.Entry) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	formed := make(chan spool.Batch) // unbuffered: the former stays one batch ahead
+	var formErr error                // written before formed is closed, read after
+	go func() {
+		defer close(formed)
+		for _, chunk := range chunks(pending, u.cfg.BatchMaxRecords, u.cfg.BatchMaxBytes) {
+			if ctx.Err() != nil {
+				return
+			}
+			b, err := u.sp.FormBatch(chunk)
+			if err != nil {
+				formErr = err
+				return
+			}
+			if b.ID == "" {
+				continue
+			}
+			u.log.Debug("batch formed", "batch", b.ID, "records", b.Records, "bytes", b.Bytes, "size", b.Size)
+			select {
+			case formed <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	sent := 0
+	var err error
+	for b := range formed {
+		if err == nil {
+			sent++
+			if err = u.deliver(ctx, b); err != nil {
+				cancel() // stop forming; keep draining formed so the former can finish
+			}
+		}
 	}
-	t := time.NewTimer(u.cfg.BatchLinger)
+	return sent, errors.Join(err, formErr)
+}
+
+// linger waits until the pending records fill a batch or the oldest of them has waited
+// BatchLinger since it was made, so a burst of mail goes out in one request rather than one
+// per message, while no record waits longer than BatchLinger for company: records that came
+// in while a delivery was under way have already waited. It reports whether it waited.
+//
+// oldest comes from the record id, made when the message began to arrive, so a slow message
+// lingers less, never more.
+func (u *Uploader) linger(ctx context.Context, oldest time.Time) bool {
+	if u.cfg.BatchLinger <= 0 || u.full() {
+		return false
+	}
+	now := time.Now()
+	// An id from the future (a clock step back) must not hold records for longer.
+	wait := min(oldest.Add(u.cfg.BatchLinger).Sub(now), u.cfg.BatchLinger)
+	if wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for !u.full() {
 		select {
 		case <-ctx.Done():
-			return
+			return true
 		case <-t.C:
-			return
+			return true
 		case <-u.sp.Notify():
 		}
 	}
+	return true
 }
 
 func (u *Uploader) full() bool {
 	us := u.sp.Usage()
 	return us.Records >= u.cfg.BatchMaxRecords || us.RecordBytes >= u.cfg.BatchMaxBytes
+}
+
+// recordTime is when a record or batch id was made; the zero time when id is not a ULID.
+func recordTime(id string) time.Time {
+	v, err := ulid.ParseStrict(id)
+	if err != nil {
+		return time.Time{}
+	}
+	return v.Timestamp()
 }
 
 // chunks splits pending records, in order, into batches of at most maxRecords records and
@@ -354,19 +437,54 @@ func chunks(pending []spool.Entry, maxRecords int, maxBytes int64) [][]spool.Ent
 	return out
 }
 
-// deliver sends one batch and settles it: deleted when delivered, dead-lettered when rejected.
-func (u *Uploader) deliver(ctx context.Context, b spool.Batch) error {
-	v, err := u.sender.send(ctx, b)
-	if err != nil {
-		return fmt.Errorf("deliver batch %s: %w", b.ID, err)
+// deliver sends one batch and settles it: deleted when delivered, dead-lettered when it has
+// outlived MaxAge, and split when refused, the parts delivered the same way before deliver
+// returns. The parts are batch files, so if deliver stops early (an error, a crash) the next
+// cycle finds them like any other batch.
+func (u *Uploader) deliver(ctx context.Context, first spool.Batch) error {
+	// Depth first, so the refused records are found before anything else is sent. Each split
+	// pushes two parts in place of one, and parts shrink by half, so the stack holds at most
+	// about log2(records) batches.
+	stack := []spool.Batch{first}
+	for len(stack) > 0 {
+		b := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		v, err := u.sender.send(ctx, b)
+		if err != nil {
+			if ctx.Err() == nil {
+				if born, old := u.expired(b, time.Now()); old {
+					return u.expire(b, born, err.Error())
+				}
+			}
+			return fmt.Errorf("deliver batch %s: %w", b.ID, err)
+		}
+		switch {
+		case v.delivered:
+			if err := u.delivered(b); err != nil {
+				return err
+			}
+		case v.expired:
+			if err := u.expire(b, u.oldest(b), v.reason); err != nil {
+				return err
+			}
+		default:
+			parts, err := u.reject(b, v)
+			if err != nil {
+				return err
+			}
+			for _, p := range slices.Backward(parts) {
+				stack = append(stack, p) // the first part on top: records keep their order
+			}
+		}
 	}
-	if !v.delivered {
-		return u.reject(b, v)
-	}
+	return nil
+}
+
+func (u *Uploader) delivered(b spool.Batch) error {
 	// If the delete fails the batch stays and is sent again under the same Idempotency-Key,
 	// which the pipeline ignores; it still counts as delivered, and the error makes Run back
 	// off, since the disk is in trouble.
-	err = u.sp.DeleteBatch(b.ID)
+	err := u.sp.DeleteBatch(b.ID)
 	u.update(func(s *Stats) {
 		s.BatchesDelivered++
 		if b.Records > 0 {
@@ -378,12 +496,33 @@ func (u *Uploader) deliver(ctx context.Context, b spool.Batch) error {
 	return err
 }
 
-// reject handles a batch the pipeline refused for good. The whole batch goes to the dead-letter
-// folder; this is the one place to split it instead and resend the halves, so that only the
-// record that is actually poison ends up there.
-func (u *Uploader) reject(b spool.Batch, v verdict) error {
-	u.log.Error("pipeline refused batch; moving it to the dead-letter folder",
-		"batch", b.ID, "records", b.Records, "bytes", b.Bytes, "status", v.status, "reason", v.reason)
+// expired reports whether b holds a record older than MaxAge, and when its oldest record was
+// made.
+func (u *Uploader) expired(b spool.Batch, now time.Time) (born time.Time, old bool) {
+	if u.cfg.MaxAge < 0 {
+		return time.Time{}, false
+	}
+	born = u.oldest(b)
+	return born, now.Sub(born) > u.cfg.MaxAge
+}
+
+// oldest is when the oldest record in b was made: the time in the first record's id (records
+// are batched in arrival order), or the batch id's time when that is earlier or the first
+// record cannot be read. A batch is formed after its records arrive, so its own time alone
+// would restart the clock for records that waited in the spool during an outage.
+func (u *Uploader) oldest(b spool.Batch) time.Time {
+	born := recordTime(b.ID)
+	if t := recordTime(u.firstRecordID(b)); !t.IsZero() && t.Before(born) {
+		born = t
+	}
+	return born
+}
+
+// expire moves a batch that outlived MaxAge undelivered to the dead-letter folder.
+func (u *Uploader) expire(b spool.Batch, born time.Time, reason string) error {
+	u.log.Error("batch undeliverable for longer than max age; moving it to the dead-letter folder",
+		"batch", b.ID, "records", b.Records, "bytes", b.Bytes, "oldest", born.UTC().Format(time.RFC3339),
+		"age", time.Since(born).Round(time.Second), "max_age", u.cfg.MaxAge, "last_error", reason)
 	if err := u.sp.DeadLetter(b.ID); err != nil {
 		return err
 	}
@@ -391,6 +530,7 @@ func (u *Uploader) reject(b spool.Batch, v verdict) error {
 		s.BatchesDeadLettered++
 		if b.Records > 0 {
 			s.RecordsDeadLettered += int64(b.Records)
+			s.RecordsExpired += int64(b.Records)
 		}
 	})
 	return nil

@@ -272,3 +272,59 @@ func TestWakesOnCommit(t *testing.T) {
 		t.Errorf("delivered %v after the commit, want well within the second the product promises", d)
 	}
 }
+
+func TestLingerCountsFromTheOldestRecord(t *testing.T) {
+	// A record that has already waited its linger (it came in while a delivery was under way)
+	// goes at once instead of waiting the linger again.
+	f := newFixture(t)
+	outbox := filepath.Join(t.TempDir(), "outbox")
+	cfg := f.config(outboxURL(outbox))
+	cfg.BatchLinger = 500 * time.Millisecond
+	cfg.MaxBackoff = time.Minute
+	u := f.newUploader(cfg)
+	f.run(u)
+	time.Sleep(20 * time.Millisecond) // let Run go idle first
+
+	start := time.Now()
+	id := idAt(start.Add(-cfg.BatchLinger))
+	if err := f.sp.Commit(id, []byte(`{"id":"`+id+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivery", func() bool { return u.Stats().RecordsDelivered == 1 })
+	if d := time.Since(start); d > cfg.BatchLinger/2 {
+		t.Errorf("delivered %v after the commit, want no further linger", d)
+	}
+}
+
+func TestLingerWaitsForCompany(t *testing.T) {
+	f := newFixture(t)
+	outbox := filepath.Join(t.TempDir(), "outbox")
+	cfg := f.config(outboxURL(outbox))
+	cfg.BatchLinger = 300 * time.Millisecond
+	u := f.newUploader(cfg)
+	f.run(u)
+	time.Sleep(20 * time.Millisecond)
+
+	start := time.Now()
+	f.commit(1)
+	waitFor(t, "delivery", func() bool { return u.Stats().RecordsDelivered == 1 })
+	// The id is made before the commit, so the wait can come out a little short of the linger.
+	if d := time.Since(start); d < cfg.BatchLinger-50*time.Millisecond || d > cfg.BatchLinger+400*time.Millisecond {
+		t.Errorf("a lone record went after %v, want about the linger %v", d, cfg.BatchLinger)
+	}
+}
+
+func TestFullBatchByBytesDoesNotLinger(t *testing.T) {
+	f := newFixture(t)
+	outbox := filepath.Join(t.TempDir(), "outbox")
+	cfg := f.config(outboxURL(outbox))
+	cfg.BatchLinger = time.Minute
+	cfg.BatchMaxBytes = 200 // each test record is about 80 bytes
+	u := f.newUploader(cfg)
+	f.run(u)
+
+	f.commit(3)
+	waitFor(t, "a batch full by bytes to go without waiting out the linger", func() bool {
+		return u.Stats().RecordsDelivered >= 2
+	})
+}

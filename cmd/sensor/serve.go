@@ -41,6 +41,7 @@ type serveConfig struct {
 	spoolMaxBytes     byteSize
 	idleTimeout       time.Duration
 	shutdownTimeout   time.Duration
+	maxAge            time.Duration
 	logFormat         string
 	logLevel          string
 
@@ -68,6 +69,8 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&c.maxMessageBytes, "max-message-bytes", "largest message accepted (SIZE); bigger ones get 552 5.3.4")
 	fs.Var(&c.spoolMaxBytes, "spool-max-bytes", "spool budget; past it new messages get 452 4.3.1 until uploads drain it (0: none)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 5*time.Minute, "close a connection that sends nothing for this long")
+	fs.DurationVar(&c.maxAge, "max-age", 7*24*time.Hour,
+		"records undeliverable for longer go to the spool's deadletter/ folder (never deleted)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second,
 		"on SIGTERM, how long messages already being received may take to finish (uploads then get 10s more)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
@@ -156,6 +159,9 @@ func (c *serveConfig) check() error {
 	if c.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
 	}
+	if c.maxAge <= 0 {
+		bad("max-age", "must be positive")
+	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		bad("log-format", "%q: want text or json", c.logFormat)
 	}
@@ -229,6 +235,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		ClientCertFile: c.clientCertFile,
 		ClientKeyFile:  c.clientKeyFile,
 		UserAgent:      "journal-sensor/" + version,
+		MaxAge:         c.maxAge,
 		Logger:         log.With("component", "uploader"),
 	}, sp)
 	if err != nil {
