@@ -347,6 +347,13 @@ type receiver struct {
 	keys   []string // Idempotency-Key of each request, in order
 	status []int
 	protos []int
+	// Per request in the order they arrived: "METHOD /path", Content-Length as sent, and the
+	// status answered (0 until answered).
+	calls      []string
+	lengths    []int64
+	callStatus []int
+	// intercept, when set, may answer a request instead of the receiver (returning true).
+	intercept func(w http.ResponseWriter, req *http.Request) bool
 }
 
 // startReceiver starts the reference receiver over TLS with a testkit CA; h2 offers HTTP/2.
@@ -362,11 +369,21 @@ func startReceiver(t testing.TB, h2 bool) *receiver {
 	r := &receiver{caFile: caFile, outDir: out}
 	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		rcv.ServeHTTP(sw, req)
+		r.mu.Lock()
+		intercept := r.intercept
+		i := len(r.calls)
+		r.calls = append(r.calls, req.Method+" "+req.URL.Path)
+		r.lengths = append(r.lengths, req.ContentLength)
+		r.callStatus = append(r.callStatus, 0)
+		r.mu.Unlock()
+		if intercept == nil || !intercept(sw, req) {
+			rcv.ServeHTTP(sw, req)
+		}
 		r.mu.Lock()
 		r.keys = append(r.keys, req.Header.Get("Idempotency-Key"))
 		r.status = append(r.status, sw.status)
 		r.protos = append(r.protos, req.ProtoMajor)
+		r.callStatus[i] = sw.status
 		r.mu.Unlock()
 	}))
 	r.srv.TLS = srvTLS
@@ -415,6 +432,9 @@ func (f *fixture) deadLetters() map[string][]string {
 	out := map[string][]string{}
 	dir := filepath.Join(f.dir, "deadletter")
 	for _, name := range entries(f.t, dir) {
+		if name == "blobs" {
+			continue // deadletter/blobs/: attachment bytes, not batches
+		}
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			f.t.Fatal(err)

@@ -23,12 +23,15 @@ import (
 	"github.com/journalsensor/sensor/uploader/spool"
 )
 
-// httpSender POSTs batches to {URL}/v1/records.
+// httpSender POSTs batches to {URL}/v1/records, after PUTting the blobs they name to
+// {URL}/v1/blobs/{sha256}.
 type httpSender struct {
 	u        *Uploader
 	endpoint string
+	blobs    string // the blob endpoint's prefix, ending in "/"
 	token    string
 	client   *http.Client
+	flight   flight // one upload per blob at a time
 }
 
 var _ sender = (*httpSender)(nil)
@@ -98,7 +101,9 @@ func newHTTPSender(u *Uploader, p *url.URL) (*httpSender, error) {
 	ep := *p
 	ep.Path = strings.TrimSuffix(p.Path, "/") + "/v1/records"
 	ep.RawPath = ""
-	return &httpSender{u: u, endpoint: ep.String(), token: token, client: client}, nil
+	bp := ep
+	bp.Path = strings.TrimSuffix(p.Path, "/") + "/v1/blobs/"
+	return &httpSender{u: u, endpoint: ep.String(), blobs: bp.String(), token: token, client: client}, nil
 }
 
 const (
@@ -137,6 +142,10 @@ func classify(status int) class {
 }
 
 func (h *httpSender) send(ctx context.Context, b spool.Batch) (verdict, error) {
+	// A record is sent only once the pipeline has every blob it names.
+	if v, stop, err := h.storeBlobs(ctx, b); stop {
+		return v, err
+	}
 	a := &attempts{h: h, b: b}
 	rc := &retryablehttp.Client{
 		HTTPClient: h.client,
@@ -192,11 +201,17 @@ func drain(body io.ReadCloser) {
 	_ = body.Close()
 }
 
-// attempts follows the delivery of one batch through retryablehttp: it counts, logs and
-// classifies each attempt and picks the wait before the next.
+// attempts follows the delivery of one batch, or of one of its blobs, through retryablehttp:
+// it counts, logs and classifies each attempt and picks the wait before the next.
 type attempts struct {
-	h      *httpSender
-	b      spool.Batch
+	h *httpSender
+	b spool.Batch
+	// For a blob request: the blob, its size and the method. A HEAD's 404 is an answer
+	// (upload it), not a failure.
+	blob   string
+	size   int64
+	method string
+
 	n      int
 	start  time.Time
 	status int    // the last HTTP status, 0 after a network error
@@ -226,9 +241,15 @@ func (a *attempts) checkRetry(ctx context.Context, resp *http.Response, err erro
 	}
 	a.n++
 	u := a.h.u
-	u.update(func(s *Stats) { s.Attempts++ })
 	attrs := []any{"batch", a.b.ID, "records", a.b.Records, "bytes", a.b.Bytes, "size", a.b.Size, "attempt", a.n,
 		"duration", time.Since(a.start).Round(time.Millisecond)}
+	if a.blob != "" {
+		u.update(func(s *Stats) { s.BlobRequests++ })
+		attrs = []any{"blob", a.blob, "method", a.method, "size", a.size, "batch", a.b.ID, "attempt", a.n,
+			"duration", time.Since(a.start).Round(time.Millisecond)}
+	} else {
+		u.update(func(s *Stats) { s.Attempts++ })
+	}
 	if err != nil {
 		// Network and TLS errors alike, an untrusted certificate included: the operator may be
 		// fixing the CA file or the pipeline its certificate, and the batch must wait for that.
@@ -239,9 +260,14 @@ func (a *attempts) checkRetry(ctx context.Context, resp *http.Response, err erro
 	}
 	attrs = append(attrs, "status", resp.StatusCode)
 	a.status = resp.StatusCode
+	if a.method == http.MethodHead && resp.StatusCode == http.StatusNotFound {
+		return false, nil // the pipeline does not have the blob yet
+	}
 	switch classify(resp.StatusCode) {
 	case classDelivered:
-		u.log.Info("pipeline accepted batch", attrs...)
+		if a.blob == "" {
+			u.log.Info("pipeline accepted batch", attrs...)
+		}
 		return false, nil
 	case classPoison:
 		a.reason = refusal(resp)

@@ -3,9 +3,12 @@ package uploader
 import (
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,8 +18,9 @@ import (
 )
 
 // outbox is the file:// pipeline: each batch becomes DIR/<batch-id>.ndjson, uncompressed so
-// that cat and jq work on it. Files appear whole: they are written under a name starting with
-// "." and renamed once fsync'd, so a reader that skips dot files never sees a partial batch.
+// that cat and jq work on it, and the blobs it names DIR/blobs/<sha256>, written before it.
+// Files appear whole: they are written under a name starting with "." and renamed once
+// fsync'd, so a reader that skips dot files never sees a partial batch or blob.
 type outbox struct {
 	u   *Uploader
 	dir string
@@ -49,7 +53,11 @@ func (o *outbox) removeUnfinished() {
 	if err != nil {
 		return // only ErrBadPattern, and the pattern is constant
 	}
-	for _, m := range matches {
+	blobs, err := filepath.Glob(filepath.Join(o.dir, outboxBlobs, ".*.tmp*"))
+	if err != nil {
+		return
+	}
+	for _, m := range append(matches, blobs...) {
 		if err := os.Remove(m); err != nil {
 			o.u.log.Warn("outbox: could not remove unfinished file", "file", m, "error", err)
 			continue
@@ -109,6 +117,9 @@ func (o *outbox) write(b spool.Batch) (verdict, error) {
 	if err := os.MkdirAll(o.dir, outboxDirPerm); err != nil {
 		return verdict{}, fmt.Errorf("outbox: %w", err)
 	}
+	if err := o.copyBlobs(b); err != nil {
+		return verdict{}, err
+	}
 	dst := filepath.Join(o.dir, b.ID+".ndjson")
 	err = spool.WriteFileAtomic(o.dir, "."+b.ID+".ndjson.tmp*", dst, func(w io.Writer) error {
 		_, err := io.Copy(w, tagReads{zr})
@@ -122,4 +133,76 @@ func (o *outbox) write(b spool.Batch) (verdict, error) {
 		return verdict{}, fmt.Errorf("outbox: %w", err)
 	}
 	return verdict{delivered: true}, nil
+}
+
+const outboxBlobs = "blobs"
+
+// mismatchError marks a spool blob whose bytes no longer hash to its name: copying it again
+// cannot help, so it is refused like a blob the pipeline will not take.
+type mismatchError struct{ got string }
+
+func (e mismatchError) Error() string { return "blob content hashes to " + e.got }
+
+// copyBlobs puts the blobs batch b names into DIR/blobs/ before the batch itself. A blob
+// already there is not copied again: its name is its content.
+func (o *outbox) copyBlobs(b spool.Batch) error {
+	if b.Blobs == 0 {
+		return nil
+	}
+	sums, err := o.u.sp.BatchBlobs(b.ID)
+	if err != nil || len(sums) == 0 {
+		return err
+	}
+	dir := filepath.Join(o.dir, outboxBlobs)
+	if err := os.MkdirAll(dir, outboxDirPerm); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	for _, sum := range sums {
+		if err := o.copyBlob(b, dir, sum); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *outbox) copyBlob(b spool.Batch, dir, sum string) error {
+	u := o.u
+	dst := filepath.Join(dir, sum)
+	if _, err := os.Lstat(dst); err == nil {
+		u.update(func(s *Stats) { s.BlobsPresent++ })
+		return nil
+	}
+	f, size, err := u.sp.OpenBlob(sum)
+	if errors.Is(err, fs.ErrNotExist) {
+		u.missingBlob(b, sum)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = f.Close() // read-only
+	}()
+	err = spool.WriteFileAtomic(dir, "."+sum+".tmp*", dst, func(w io.Writer) error {
+		h := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(w, h), f); err != nil {
+			return err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+			return mismatchError{got}
+		}
+		return nil
+	})
+	var mismatch mismatchError
+	if errors.As(err, &mismatch) {
+		return u.refuseBlob(b, sum, size, 0, mismatch.Error())
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	u.update(func(s *Stats) {
+		s.BlobsUploaded++
+		s.BlobBytesUploaded += size
+	})
+	return nil
 }

@@ -4,7 +4,9 @@
 // an NDJSON file in a local outbox directory.
 //
 // Nothing is deleted before it is delivered: a batch leaves the spool on a 2xx (or once its
-// outbox file is durable), or moves to the spool's dead-letter folder. Two things send records
+// outbox file is durable), or moves to the spool's dead-letter folder. In content mode the
+// attachment blobs a batch names go first (see blob.go); the spool removes a blob once no
+// pending record or batch names it. Two things send records
 // there, each logged and counted: the pipeline refusing them for good (a refused batch is split
 // in halves until the refused records are alone, so the rest still go through), and records
 // older than Config.MaxAge whose delivery still fails.
@@ -65,6 +67,9 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// MaxRetryAfter caps the wait a server asks for with Retry-After. Default 5m.
 	MaxRetryAfter time.Duration
+	// BlobConcurrency is how many blobs of one batch are checked and uploaded at once.
+	// Default 4.
+	BlobConcurrency int
 
 	UserAgent string // default "journal-sensor"
 	Logger    *slog.Logger
@@ -79,6 +84,7 @@ const (
 	defaultMaxBackoff      = time.Minute
 	defaultMaxRetryAfter   = 5 * time.Minute
 	defaultMaxAge          = 7 * 24 * time.Hour
+	defaultBlobConcurrency = 4
 	defaultUserAgent       = "journal-sensor"
 )
 
@@ -94,6 +100,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxBackoff, defaultMaxBackoff)
 	setDefault(&c.MaxRetryAfter, defaultMaxRetryAfter)
 	setDefault(&c.MaxAge, defaultMaxAge)
+	setDefault(&c.BlobConcurrency, defaultBlobConcurrency)
 	setDefault(&c.UserAgent, defaultUserAgent)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -119,6 +126,9 @@ func (c Config) validate() error {
 	}
 	if c.BatchMaxBytes < 0 {
 		bad("BatchMaxBytes", "must not be negative")
+	}
+	if c.BlobConcurrency < 0 {
+		bad("BlobConcurrency", "must not be negative")
 	}
 	for _, d := range []struct {
 		field string
@@ -198,11 +208,22 @@ type Stats struct {
 	LastDeliveryAt      time.Time
 	AuthFailing         bool // the pipeline answered 401/403 and has not accepted a batch since
 
-	PendingRecords int   // committed, not yet batched
-	PendingBatches int   // batched, not yet delivered
-	PendingBytes   int64 // spool disk for both
-	BrokenRecords  int
-	DeadLetters    int
+	// Blobs (content mode).
+	BlobsUploaded     int64 // PUTs the pipeline accepted, or blobs written to the outbox
+	BlobBytesUploaded int64
+	BlobsPresent      int64 // blobs the pipeline (or the outbox) already had
+	BlobsRefused      int64 // refused for good and moved to the dead-letter folder
+	BlobsMissing      int64 // named by a record but no longer in the spool; sent without
+	BlobRequests      int64 // HEAD and PUT attempts (not in Attempts)
+
+	PendingRecords   int   // committed, not yet batched
+	PendingBatches   int   // batched, not yet delivered
+	PendingBlobs     int   // blobs pending records or batches name
+	PendingBlobBytes int64 // their size on disk
+	PendingBytes     int64 // spool disk for all three: what the spool budget counts
+	BrokenRecords    int
+	DeadLetters      int
+	DeadLetterBlobs  int
 }
 
 // New checks cfg and prepares delivery. Errors name the Config field at fault.
@@ -229,9 +250,12 @@ func (u *Uploader) Stats() Stats {
 	us := u.sp.Usage()
 	s.PendingRecords = us.Records
 	s.PendingBatches = us.Batches
+	s.PendingBlobs = us.Blobs
+	s.PendingBlobBytes = us.BlobBytes
 	s.PendingBytes = us.Bytes()
 	s.BrokenRecords = us.Broken
 	s.DeadLetters = us.DeadLetters
+	s.DeadLetterBlobs = us.DeadLetterBlobs
 	return s
 }
 
@@ -256,8 +280,15 @@ func (u *Uploader) Run(ctx context.Context) error {
 	failures := 0
 	idle := time.NewTimer(u.cfg.MaxBackoff)
 	defer idle.Stop()
+	lastSweep := time.Now()
 	for {
 		err := u.cycle(ctx)
+		if now := time.Now(); now.Sub(lastSweep) >= sweepEvery {
+			// Blobs leave as their batches are delivered; this finds what a session that
+			// failed after committing its blobs left behind.
+			u.sp.SweepBlobs()
+			lastSweep = now
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -284,6 +315,9 @@ func (u *Uploader) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// sweepEvery is how often Run looks for blobs nothing names.
+const sweepEvery = time.Minute
 
 // cycle delivers the batches on disk, then batches and delivers pending records, until the
 // spool is empty.

@@ -96,13 +96,6 @@ smtp-listne: ":25"
 	}
 }
 
-func TestContentModeIsRefusedClearly(t *testing.T) {
-	_, err := loadServeConfig([]string{"--attachments", "content"}, io.Discard, func(string) string { return "" })
-	if err == nil || !strings.Contains(err.Error(), "not available") {
-		t.Errorf("content mode: %v", err)
-	}
-}
-
 func TestParseBytes(t *testing.T) {
 	for in, want := range map[string]int64{
 		"200MiB": 200 << 20, "10GiB": 10 << 30, "512KB": 512_000, "1048576": 1 << 20, "1.5MiB": 3 << 19, "64k": 64 << 10,

@@ -43,7 +43,7 @@ type e2e struct {
 
 // startE2E runs the reference receiver over HTTPS with a bearer token, and `sensor serve`
 // (the real wiring, flags and all) pointed at it.
-func startE2E(t *testing.T) *e2e {
+func startE2E(t *testing.T, extraFlags ...string) *e2e {
 	t.Helper()
 	dir := t.TempDir()
 	e := &e2e{t: t, dataDir: filepath.Join(dir, "data"), outDir: filepath.Join(dir, "out"), logs: &testkit.LogBuffer{}}
@@ -65,14 +65,14 @@ func startE2E(t *testing.T) *e2e {
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close(); rcv.Close() })
 
-	cfg, err := loadServeConfig([]string{
+	cfg, err := loadServeConfig(append([]string{
 		"--data-dir", e.dataDir,
 		"--smtp-listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0",
 		"--pipeline-url", "https://" + ln.Addr().String(),
 		"--pipeline-token-file", tokenFile,
 		"--pipeline-ca-file", caFile,
-	}, io.Discard, func(string) string { return "" })
+	}, extraFlags...), io.Discard, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

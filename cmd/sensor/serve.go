@@ -62,7 +62,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.pipelineCAFile, "pipeline-ca-file", "", "PEM bundle of the CAs that sign the pipeline's certificate (default: system roots)")
 	fs.StringVar(&c.clientCertFile, "pipeline-client-cert", "", "client certificate for mutual TLS with the pipeline")
 	fs.StringVar(&c.clientKeyFile, "pipeline-client-key", "", "key of --pipeline-client-cert")
-	fs.StringVar(&c.attachments, "attachments", "metadata", "off or metadata (hashes, types, sizes); content (also upload the bytes) is not available yet")
+	fs.StringVar(&c.attachments, "attachments", "metadata", "off, metadata (hashes, types, sizes) or content (also upload the bytes as blobs)")
 	c.urls = true
 	fs.Var(&c.urls, "urls", "extract URLs: on or off")
 	c.maxMessageBytes = 200 << 20
@@ -104,8 +104,6 @@ func (c *serveConfig) check() error {
 	var err error
 	if c.mode, err = parser.ParseAttachmentMode(c.attachments); err != nil {
 		bad("attachments", "%v", err)
-	} else if c.mode == parser.AttachmentsContent {
-		bad("attachments", "content mode (uploading attachment bytes) is not available in this version; use metadata")
 	}
 	for flag, addr := range map[string]string{"smtp-listen": c.smtpListen, "admin-listen": c.adminListen} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -241,8 +239,13 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	if err != nil {
 		return fmt.Errorf("pipeline settings: %w", err)
 	}
+	var blobs parser.BlobSink
+	if c.mode == parser.AttachmentsContent {
+		blobs = blobSink{sp}
+	}
 	p, err := parser.New(parser.Options{
 		Attachments: c.mode,
+		Blobs:       blobs,
 		NoURLs:      !bool(c.urls),
 		CRLFInput:   true,
 		Logger:      log.With("component", "parser"),
@@ -353,4 +356,16 @@ func redactURL(s string) string {
 	}
 	u.User = nil
 	return u.String()
+}
+
+// blobSink hands the parser the spool's blob writers (content mode). The spool returns a
+// concrete type, which is kept out of the interface when it is nil.
+type blobSink struct{ sp *spool.Spool }
+
+func (s blobSink) Create() (parser.BlobWriter, error) {
+	w, err := s.sp.CreateBlob()
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
 }

@@ -13,6 +13,7 @@ import (
 // (create, write, fsync, rename, directory fsync) and check that nothing half-done survives.
 type fsys interface {
 	createTemp(dir, pattern string) (tempFile, error)
+	reopen(name string) (tempFile, error) // for appending to a temp file closed earlier
 	rename(oldpath, newpath string) error
 	syncDir(dir string) error
 	remove(name string) error
@@ -34,6 +35,10 @@ var _ fsys = osFS{}
 func (osFS) createTemp(dir, pattern string) (tempFile, error) {
 	// os.CreateTemp makes the file 0600, which is what the spool and outbox want.
 	return os.CreateTemp(dir, pattern)
+}
+
+func (osFS) reopen(name string) (tempFile, error) {
+	return os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
 }
 
 func (osFS) rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }

@@ -3,8 +3,10 @@ package spool
 import "math"
 
 // The spool budget is a non-blocking counting semaphore over bytes, kept under s.mu next to the
-// usage it is measured against: what the spool holds for delivery (Usage.Bytes: pending records
-// plus batches) plus outstanding reservations must stay within the budget. It is written here
+// usage it is measured against: what the spool holds for delivery (Usage.Bytes: pending records,
+// batches and blobs) plus outstanding reservations must stay within the budget. A session's
+// reservation covers its blobs while they are written to tmp/; once committed they count in
+// Usage.BlobBytes, until the last batch naming them is delivered. It is written here
 // rather than with x/sync's semaphore.Weighted because the sessions never wait for room (a full
 // spool answers 452 at once, so there is no queue of waiters to manage) and because committed
 // bytes enter and leave the count outside any Acquire/Release pair.

@@ -635,7 +635,7 @@ func TestOpenRecoversOddEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantBatch := Batch{ID: badBatch, Records: -1, Bytes: -1, Size: int64(len("not gzip"))}
+	wantBatch := Batch{ID: badBatch, Records: -1, Bytes: -1, Size: int64(len("not gzip")), Blobs: -1}
 	if len(bs) != 1 || bs[0] != wantBatch {
 		t.Errorf("Batches = %+v, want only %+v", bs, wantBatch)
 	}

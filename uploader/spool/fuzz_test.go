@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
@@ -98,3 +99,133 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRefs feeds the blob-reference readers arbitrary bytes, as record lines, as a batch's
+// gzip extra field and as batch contents: nothing panics, and only valid sums come out, so no
+// record can make the spool touch a path outside blobs/.
+func FuzzRefs(f *testing.F) {
+	f.Add([]byte(`{"attachments":[{"blob":"` + sumABC + `"},{"blob":"x"}]}` + "\n" + `{"blob":1}`))
+	f.Add(encodeRefs([]string{sumABC, sumEmpty}))
+	f.Add([]byte{'J', 'S', 0xff, 0xff})
+	f.Add([]byte(`{"attachments":[{"blob":"../../` + sumABC[6:] + `"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		valid := func(where string, sums []string) {
+			for _, s := range sums {
+				if !validSum(s) {
+					t.Fatalf("%s returned %q", where, s)
+				}
+			}
+		}
+		valid("lineRefs", lineRefs(data))
+		got, ok := decodeRefs(data)
+		if ok {
+			valid("decodeRefs", got)
+			if len(got) > 0 && len(got) <= maxExtraRefs {
+				back, ok2 := decodeRefs(encodeRefs(got))
+				if !ok2 || !slices.Equal(back, got) {
+					t.Fatalf("re-encoded %v decodes to %v", got, back)
+				}
+			}
+		}
+		valid("scanRefs of raw bytes", scanRefs(bytes.NewReader(data)))
+
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		_, _ = zw.Write(data)
+		_ = zw.Close()
+		var want []string
+		for line := range bytes.SplitSeq(data, []byte("\n")) {
+			want = append(want, lineRefs(line)...)
+		}
+		if got := scanRefs(&gz); !slices.Equal(got, distinct(want)) {
+			t.Fatalf("scanRefs = %v, want %v", got, distinct(want))
+		}
+	})
+}
+
+// FuzzBlobWriter writes arbitrary bytes in arbitrary chunks: the blob commits under the
+// bytes' own sum with exactly those bytes, and under any other name it is refused and leaves
+// nothing.
+func FuzzBlobWriter(f *testing.F) {
+	f.Add([]byte("abc"), uint16(1), false)
+	f.Add([]byte{}, uint16(0), true)
+	f.Add(bytes.Repeat([]byte{0, 0xff}, 40000), uint16(33333), false)
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint16, wrong bool) {
+		dir := t.TempDir()
+		s, _ := openTest(t, dir)
+		s.fs = noSyncFS{}
+		s.maxOpenBlobs = 1
+		w, err := s.CreateBlob()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := max(int(chunk), 1)
+		evictions := 0
+		for rest := data; len(rest) > 0; {
+			k := min(n, len(rest))
+			if _, err := w.Write(rest[:k]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[k:]
+			// Another writer comes and goes, closing this one's file now and then.
+			if len(rest)%3 == 0 && evictions < 8 {
+				evictions++
+				o, err := s.CreateBlob()
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.Abort()
+			}
+		}
+		sum := sumOf(data)
+		if wrong {
+			sum = sumOf(append(bytes.Clone(data), 0))
+		}
+		err = w.Commit(sum)
+		if left := names(t, filepath.Join(dir, "tmp")); len(left) != 0 {
+			t.Fatalf("tmp/ = %v", left)
+		}
+		if wrong {
+			if err == nil {
+				t.Fatal("Commit under another sum succeeded")
+			}
+			if left := names(t, filepath.Join(dir, "blobs")); len(left) != 0 {
+				t.Fatalf("blobs/ = %v", left)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "blobs", sum))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("stored %d bytes, %v; want %d", len(got), err, len(data))
+		}
+	})
+}
+
+// noSyncFS skips fsyncs, which the fuzzer has no use for and which would slow it a
+// hundredfold.
+type noSyncFS struct{ osFS }
+
+type noSyncFile struct{ tempFile }
+
+func (noSyncFile) Sync() error { return nil }
+
+func (f noSyncFS) createTemp(dir, pattern string) (tempFile, error) {
+	tf, err := f.osFS.createTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return noSyncFile{tf}, nil
+}
+
+func (f noSyncFS) reopen(name string) (tempFile, error) {
+	tf, err := f.osFS.reopen(name)
+	if err != nil {
+		return nil, err
+	}
+	return noSyncFile{tf}, nil
+}
+
+func (noSyncFS) syncDir(string) error { return nil }

@@ -15,6 +15,10 @@
 //	                              <batch-id> is a ULID and the upload's Idempotency-Key, and the
 //	                              gzip header comment says "records=N bytes=M" (uncompressed)
 //	deadletter/<batch-id>.ndjson.gz  batches the pipeline refused for good; kept, never deleted
+//	blobs/<sha256>                one attachment's bytes (content mode), named by their SHA-256
+//	                              in lowercase hex, which the writer computed while writing
+//	deadletter/blobs/<sha256>     blobs the pipeline refused for good, and the blobs of
+//	                              dead-lettered batches (hard links), kept for an operator
 //
 // Directories are 0700 and files 0600. Every file appears by the same sequence: write a temp
 // file in tmp/, fsync it, rename it into place, fsync the directory. Forming a batch writes
@@ -30,13 +34,32 @@
 // window can still leave the complete file behind; it is then delivered as well as the
 // sender's retry, a duplicate under two record ids, never a loss.
 //
-// The spool budget (SetBudget, Reserve) counts pending records and batches, not tmp/,
+// # Blobs
+//
+// In content mode the parser streams each attachment into a BlobWriter (CreateBlob), which
+// commits it as blobs/<sha256> by the same sequence, sharing fsyncs of blobs/ among
+// concurrent commits, before the session commits the record that names it in
+// attachments[].blob. Identical attachments share one file.
+//
+// A blob stays while a pending record or batch names it, and goes the moment the last one is
+// delivered or dead-lettered. Which blobs are named is kept in memory (see refs.go) and
+// rebuilt by Open from the files: record lines, and each batch's gzip header, whose extra
+// field (subfield "JS", RFC 1952 §2.3.1.1) lists the raw SHA-256 of every blob its records
+// name and whose comment adds "blobs=K" when K > 0. A batch naming more blobs than the field
+// holds (2047) has K in its comment only and is read when its blobs are asked for. Nothing on
+// disk has to be updated when a blob is removed, so there is no reference file to get wrong
+// in a crash: a crash between a blob's commit and its record's leaves a blob nothing names,
+// and Open (or SweepBlobs, for a session that failed) removes it.
+//
+// The spool budget (SetBudget, Reserve) counts pending records, batches and blobs, not tmp/,
 // *.broken or deadletter/.
 package spool
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
+	"container/list"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,9 +67,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 )
@@ -73,11 +98,31 @@ type Spool struct {
 	notify  chan struct{}
 	recSync *groupSync // the shared fsync of records/
 
+	blobSync *groupSync // the shared fsync of blobs/
+	// blobMu orders what changes blobs/ (a commit's rename, a removal, a move to the
+	// dead-letter folder) with the usage and index kept for it. Taken before mu.
+	blobMu sync.Mutex
+
+	// Blob writers holding an open file, longest open first (see defaultMaxOpenBlobs).
+	openMu       sync.Mutex
+	open         list.List
+	maxOpenBlobs int
+	bufs         sync.Pool // *bufio.Writer for blob writers
+
 	mu       sync.Mutex
 	usage    Usage
 	maxBytes int64               // spool budget; 0: none
 	reserved int64               // bytes held by outstanding Reserve calls
 	inflight map[string]struct{} // ids renamed into records/ whose directory fsync is pending
+
+	// The blob reference index; see refs.go.
+	blobs     map[string]int64 // blobs/ as counted in usage: sha256 → size
+	refs      map[string]int
+	recRefs   map[string][]string
+	batchRefs map[string][]string
+	holds     map[string]*blobHold
+	holdTTL   time.Duration
+	refsReady bool // the index covers every record: blobs may be removed
 
 	// A large backlog is counted by name at Open and its sizes are read in the background:
 	// unscanned holds the ids whose bytes are not in usage yet; scanDone closes when done.
@@ -92,14 +137,19 @@ type Usage struct {
 	RecordBytes int64 // their size on disk (uncompressed NDJSON)
 	Batches     int   // batches waiting for delivery
 	BatchBytes  int64 // their size on disk (compressed)
+	Blobs       int   // attachment blobs waiting for delivery (content mode)
+	BlobBytes   int64 // their size on disk
 	Broken      int   // *.broken record files set aside
-	DeadLetters int   // files in deadletter/
-	Reserved    int64 // bytes claimed by outstanding Reserve calls
-	MaxBytes    int64 // the spool budget; 0 when none is set
+	DeadLetters int   // batch files in deadletter/
+	// DeadLetterBlobs counts blobs in deadletter/blobs/: refused by the pipeline, or kept with
+	// a dead-lettered batch.
+	DeadLetterBlobs int
+	Reserved        int64 // bytes claimed by outstanding Reserve calls
+	MaxBytes        int64 // the spool budget; 0 when none is set
 }
 
 // Bytes is the disk the spool uses for what it still has to deliver; the budget counts it.
-func (u Usage) Bytes() int64 { return u.RecordBytes + u.BatchBytes }
+func (u Usage) Bytes() int64 { return u.RecordBytes + u.BatchBytes + u.BlobBytes }
 
 // Entry is one pending record file.
 type Entry struct {
@@ -113,6 +163,7 @@ type Batch struct {
 	Records int    // -1 when the gzip header could not be read
 	Bytes   int64  // uncompressed NDJSON bytes; -1 when unknown
 	Size    int64  // bytes on disk (compressed): the request body's length
+	Blobs   int    // distinct blobs its records name (BatchBlobs lists them); -1 when unknown
 }
 
 // Open opens the spool in dir, creating it if needed, and recovers from a crash: it deletes
@@ -123,19 +174,32 @@ func Open(dir string, logger *slog.Logger) (*Spool, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Spool{
-		dir:      dir,
-		log:      logger,
-		fs:       osFS{},
-		notify:   make(chan struct{}, 1),
-		recSync:  newGroupSync(),
-		inflight: make(map[string]struct{}),
+		dir:          dir,
+		log:          logger,
+		fs:           osFS{},
+		notify:       make(chan struct{}, 1),
+		recSync:      newGroupSync(),
+		blobSync:     newGroupSync(),
+		maxOpenBlobs: defaultMaxOpenBlobs,
+		inflight:     make(map[string]struct{}),
+		blobs:        make(map[string]int64),
+		refs:         make(map[string]int),
+		recRefs:      make(map[string][]string),
+		batchRefs:    make(map[string][]string),
+		holds:        make(map[string]*blobHold),
+		holdTTL:      defaultHoldTTL,
 	}
-	for _, sub := range []string{"", dirTmp, dirRecords, dirBatches, dirDeadLetter} {
+	s.bufs.New = func() any { return bufio.NewWriterSize(nil, blobBufSize) }
+	for _, sub := range []string{"", dirTmp, dirRecords, dirBatches, dirDeadLetter, dirBlobs} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), dirPerm); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
 	if err := s.cleanTmp(); err != nil {
+		return nil, err
+	}
+	// Blobs first: whether there are any decides how much reading the index is worth.
+	if err := s.scanBlobs(); err != nil {
 		return nil, err
 	}
 	if err := s.scanRecords(); err != nil {
@@ -148,13 +212,25 @@ func Open(dir string, logger *slog.Logger) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s.usage.DeadLetters = len(dead)
+	for _, e := range dead {
+		if !e.IsDir() {
+			s.usage.DeadLetters++
+		}
+	}
+	// With no blob on disk, nothing an unread record names can be removed by mistake, so a
+	// backlog's refs need not be read before blobs may go; a record naming a blob that is
+	// missing is delivered without it either way.
+	s.refsReady = s.toScan == nil || len(s.blobs) == 0
 	u := s.usage
 	s.log.Info("spool opened", "dir", dir, "records", u.Records, "record_bytes", u.RecordBytes,
-		"batches", u.Batches, "batch_bytes", u.BatchBytes, "broken", u.Broken, "dead_letters", u.DeadLetters)
+		"batches", u.Batches, "batch_bytes", u.BatchBytes, "blobs", u.Blobs, "blob_bytes", u.BlobBytes,
+		"broken", u.Broken, "dead_letters", u.DeadLetters, "dead_letter_blobs", u.DeadLetterBlobs)
+	if s.refsReady {
+		s.SweepBlobs() // what a crash left between a blob's commit and its record's
+	}
 	if s.toScan != nil {
 		s.scanDone = make(chan struct{})
-		go s.scanSizes(s.toScan)
+		go s.scanSizes(s.toScan, !s.refsReady)
 		s.toScan = nil
 	}
 	return s, nil
@@ -204,11 +280,12 @@ func (s *Spool) scanRecords() error {
 			s.usage.Broken++
 			continue
 		}
-		if _, ok := recordID(name); ok && e.Type().IsRegular() {
+		if id, ok := recordID(name); ok && e.Type().IsRegular() {
 			line, err := os.ReadFile(filepath.Join(dir, name))
 			if err == nil && validLine(line) {
 				s.usage.Records++
 				s.usage.RecordBytes += int64(len(line))
+				s.indexRecord(id, lineRefs(line))
 				continue
 			}
 			s.log.Error("spool: unreadable record file", "file", name, "error", errOrInvalid(err))
@@ -253,7 +330,9 @@ func (s *Spool) countRecords(entries []os.DirEntry) error {
 }
 
 // scanSizes adds the size of each record counted by name, unless a batch took it first.
-func (s *Spool) scanSizes(ids []string) {
+// With readRefs it reads each record for the blobs it names too (slower: a stat is about 40
+// times cheaper than a read on a cold cache), and blobs may be removed once it is done.
+func (s *Spool) scanSizes(ids []string, readRefs bool) {
 	defer close(s.scanDone)
 	dir := s.path(dirRecords)
 	for _, id := range ids {
@@ -263,12 +342,26 @@ func (s *Spool) scanSizes(ids []string) {
 		if !todo {
 			continue
 		}
-		info, err := os.Lstat(filepath.Join(dir, id+recordExt))
+		name := filepath.Join(dir, id+recordExt)
+		var size int64
+		var refs []string
+		var err error
+		if readRefs {
+			var line []byte
+			line, err = os.ReadFile(name)
+			size, refs = int64(len(line)), lineRefs(line)
+		} else {
+			var info os.FileInfo
+			if info, err = os.Lstat(name); err == nil {
+				size = info.Size()
+			}
+		}
 		s.mu.Lock()
 		if _, todo := s.unscanned[id]; todo {
 			delete(s.unscanned, id)
 			if err == nil {
-				s.usage.RecordBytes += info.Size()
+				s.usage.RecordBytes += size
+				s.indexRecord(id, refs)
 			} else {
 				s.usage.Records-- // gone without a batch: removed by hand
 			}
@@ -276,10 +369,18 @@ func (s *Spool) scanSizes(ids []string) {
 		s.mu.Unlock()
 	}
 	s.log.Info("spool: backlog scanned", "records", len(ids))
+	if readRefs {
+		s.mu.Lock()
+		s.refsReady = true
+		s.mu.Unlock()
+		s.SweepBlobs()
+	}
 }
 
-// forget takes a record that left records/ out of the usage. The caller holds s.mu.
-func (s *Spool) forget(id string, bytes int64) {
+// forget takes a record that left records/ out of the usage and the blob index, adding to
+// zero the blobs nothing names any more. The caller holds s.mu.
+func (s *Spool) forget(id string, bytes int64, zero *[]string) {
+	s.forgetRecordRefs(id, zero)
 	s.usage.Records--
 	if _, unscanned := s.unscanned[id]; unscanned {
 		delete(s.unscanned, id) // its bytes were never added
@@ -316,6 +417,10 @@ func (s *Spool) scanBatches() error {
 	for _, b := range batches {
 		s.usage.Batches++
 		s.usage.BatchBytes += b.Size
+		if b.Blobs != 0 && len(s.blobs) > 0 {
+			// Only worth reading when there are blobs to keep.
+			s.indexBatch(b.ID, s.batchBlobs(b.ID))
+		}
 	}
 	return nil
 }
@@ -358,6 +463,7 @@ func (s *Spool) Commit(id string, line []byte) error {
 	if !validLine(line) {
 		return fmt.Errorf("spool: commit %s: not one JSON object on one line", id)
 	}
+	refs := lineRefs(line)
 	s.mu.Lock()
 	if _, dup := s.inflight[id]; dup {
 		s.mu.Unlock()
@@ -390,6 +496,7 @@ func (s *Spool) Commit(id string, line []byte) error {
 			// duplicate under another id, never a loss. Counted, so usage matches the disk.
 			s.usage.Records++
 			s.usage.RecordBytes += int64(len(line))
+			s.indexRecord(id, refs)
 		}
 		s.mu.Unlock()
 		if rmErr != nil {
@@ -402,6 +509,7 @@ func (s *Spool) Commit(id string, line []byte) error {
 	delete(s.inflight, id)
 	s.usage.Records++
 	s.usage.RecordBytes += int64(len(line))
+	s.indexRecord(id, refs)
 	s.mu.Unlock()
 	select {
 	case s.notify <- struct{}{}:
@@ -463,6 +571,7 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 	dir := s.path(dirRecords)
 	var used, broken []Entry
 	var bytesIn int64
+	var refs []string // blobs the used records name, repeats included until sorted out
 
 	body := func(w io.Writer) error {
 		// The lines are gathered first because the gzip header, which carries the count, is
@@ -484,13 +593,19 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 			buf.Write(line)
 			used = append(used, Entry{ID: e.ID, Bytes: int64(len(line))})
 			bytesIn += int64(len(line))
+			refs = append(refs, lineRefs(line)...)
 		}
 		if len(used) == 0 {
 			return errEmpty
 		}
+		refs = distinct(refs)
 		zw := gzip.NewWriter(w)
 		zw.Name = id + ".ndjson" // what `gunzip -N` restores it as
 		zw.Comment = fmt.Sprintf("records=%d bytes=%d", len(used), bytesIn)
+		if len(refs) > 0 {
+			zw.Comment += fmt.Sprintf(" blobs=%d", len(refs))
+			zw.Extra = encodeRefs(refs)
+		}
 		if _, err := zw.Write(buf.Bytes()); err != nil {
 			return err
 		}
@@ -499,10 +614,12 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 	dst := s.path(dirBatches, id+batchExt)
 	err := writeAtomic(s.fs, s.path(dirTmp), id+".*", dst, body)
 
+	var zero []string // blobs nothing names any more
+	defer func() { s.dropBlobs(zero) }()
 	s.mu.Lock()
 	for _, e := range broken {
 		if s.setAside(e.ID + recordExt) {
-			s.forget(e.ID, e.Bytes)
+			s.forget(e.ID, e.Bytes, &zero)
 		}
 	}
 	s.mu.Unlock()
@@ -517,7 +634,11 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 	if err != nil {
 		return Batch{}, fmt.Errorf("spool: form batch: %w", err)
 	}
-	b := Batch{ID: id, Records: len(used), Bytes: bytesIn, Size: info.Size()}
+	b := Batch{ID: id, Records: len(used), Bytes: bytesIn, Size: info.Size(), Blobs: len(refs)}
+	// Entered before the records leave, so every blob stays named throughout.
+	s.mu.Lock()
+	s.indexBatch(id, refs)
+	s.mu.Unlock()
 
 	var removed []Entry
 	for _, e := range used {
@@ -533,7 +654,7 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 
 	s.mu.Lock()
 	for _, e := range removed {
-		s.forget(e.ID, e.Bytes)
+		s.forget(e.ID, e.Bytes, &zero)
 	}
 	s.usage.Batches++
 	s.usage.BatchBytes += b.Size
@@ -576,26 +697,30 @@ func (s *Spool) listBatches() ([]Batch, error) {
 		if err != nil {
 			return nil, fmt.Errorf("spool: list batches: %w", err)
 		}
-		b := Batch{ID: id, Records: -1, Bytes: -1, Size: info.Size()}
+		b := Batch{ID: id, Records: -1, Bytes: -1, Size: info.Size(), Blobs: -1}
 		s.readHeader(&b)
 		out = append(out, b)
 	}
 	return out, nil
 }
 
-// readHeader fills in the counts from the gzip header comment. A batch whose header cannot be
-// read is still listed: delivering it is what tells whether it is poison.
-func (s *Spool) readHeader(b *Batch) {
+// readHeader fills in the counts from the gzip header comment, and returns the blob list from
+// its extra field when that holds all of them (ok). A batch whose header cannot be read is
+// still listed: delivering it is what tells whether it is poison.
+func (s *Spool) readHeader(b *Batch) (refs []string, ok bool) {
 	f, err := os.Open(s.path(dirBatches, b.ID+batchExt))
 	if err != nil {
-		return
+		return nil, false
 	}
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
 	if err != nil {
 		s.log.Warn("spool: batch has no readable gzip header", "batch", b.ID, "error", err)
-		return
+		return nil, false
 	}
+	// A batch names no blob unless its comment says so: batches from before content mode
+	// existed say nothing.
+	b.Blobs = 0
 	for _, kv := range strings.Fields(zr.Comment) {
 		k, v, _ := strings.Cut(kv, "=")
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -607,8 +732,49 @@ func (s *Spool) readHeader(b *Batch) {
 			b.Records = int(n)
 		case "bytes":
 			b.Bytes = n
+		case "blobs":
+			b.Blobs = int(min(max(n, -1), 1<<31-1))
 		}
 	}
+	if b.Blobs == 0 {
+		return nil, true
+	}
+	refs, ok = decodeRefs(zr.Extra)
+	return refs, ok && len(refs) == b.Blobs
+}
+
+// BatchBlobs lists the distinct blobs the records of batch id name, sorted. The uploader
+// stores these with the pipeline before it sends the batch. A blob listed here may be missing
+// from the spool (OpenBlob says so) if it was refused earlier or lost.
+func (s *Spool) BatchBlobs(id string) ([]string, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("spool: batch id %q is not a ULID", id)
+	}
+	s.mu.Lock()
+	refs, ok := s.batchRefs[id]
+	s.mu.Unlock()
+	if ok {
+		return slices.Clone(refs), nil
+	}
+	if _, err := os.Stat(s.path(dirBatches, id+batchExt)); err != nil {
+		return nil, fmt.Errorf("spool: batch blobs: %w", err)
+	}
+	return s.batchBlobs(id), nil
+}
+
+// batchBlobs reads a batch's blob list from its header, or from its lines when the header
+// does not hold it all.
+func (s *Spool) batchBlobs(id string) []string {
+	b := Batch{ID: id}
+	if refs, ok := s.readHeader(&b); ok {
+		return refs
+	}
+	f, err := os.Open(s.path(dirBatches, id+batchExt))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	return scanRefs(f)
 }
 
 // OpenBatch opens a batch's gzip file for reading. Each upload attempt opens it afresh, so no
@@ -638,10 +804,14 @@ func (s *Spool) DeleteBatch(id string) error {
 	if err := s.fs.remove(name); err != nil {
 		return fmt.Errorf("spool: delete batch: %w", err)
 	}
+	var zero []string
 	s.mu.Lock()
 	s.usage.Batches--
 	s.usage.BatchBytes -= info.Size()
+	s.forgetBatchRefs(id, &zero)
 	s.mu.Unlock()
+	// Delivered: the pipeline has the blobs it names, so those nothing else names can go.
+	s.dropBlobs(zero)
 	// Not durable until the directory is synced: a crash could resend it, which the pipeline
 	// tolerates (same Idempotency-Key), so the error is still worth reporting, not worth undoing.
 	if err := s.fs.syncDir(dir); err != nil {
@@ -662,14 +832,25 @@ func (s *Spool) DeadLetter(id string) error {
 		return fmt.Errorf("spool: dead-letter batch: %w", err)
 	}
 	dst := s.path(dirDeadLetter, id+batchExt)
+	s.mu.Lock()
+	sums, indexed := s.batchRefs[id]
+	s.mu.Unlock()
+	if !indexed {
+		sums = s.batchBlobs(id) // nil, from its header, for a batch that names none
+	}
+	// Before the batch moves, so a crash cannot leave it in the folder without its blobs.
+	s.keepWithDeadLetter(id, sums)
 	if err := s.fs.rename(src, dst); err != nil {
 		return fmt.Errorf("spool: dead-letter batch: %w", err)
 	}
+	var zero []string
 	s.mu.Lock()
 	s.usage.Batches--
 	s.usage.BatchBytes -= info.Size()
 	s.usage.DeadLetters++
+	s.forgetBatchRefs(id, &zero)
 	s.mu.Unlock()
+	s.dropBlobs(zero)
 	// The new name first: if only the old directory's entry were durable, a crash could lose
 	// the file from both places.
 	if err := s.fs.syncDir(filepath.Dir(dst)); err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-func openTest(t *testing.T, dir string) (*Spool, *bytes.Buffer) {
+func openTest(t testing.TB, dir string) (*Spool, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
 	s, err := Open(dir, slog.New(slog.NewTextHandler(&logs, nil)))
