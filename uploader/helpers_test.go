@@ -459,3 +459,24 @@ func (f *fixture) httpsConfig(r *receiver) Config {
 	cfg.CAFile = r.caFile
 	return cfg
 }
+
+// formPending forms every pending record into batches, cut at the given indexes (none: one
+// batch), as the uploader would, and returns them.
+func formPending(t testing.TB, sp *spool.Spool, cuts ...int) []spool.Batch {
+	t.Helper()
+	pending, err := sp.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []spool.Batch
+	start := 0
+	for _, end := range append(cuts, len(pending)) {
+		b, err := sp.FormBatch(pending[start:end])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+		start = end
+	}
+	return out
+}

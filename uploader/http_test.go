@@ -88,14 +88,7 @@ func TestDeliversOverHTTPS(t *testing.T) {
 func TestLeftoverBatchesGoFirst(t *testing.T) {
 	f := newFixture(t)
 	old := f.commit(2)
-	pending, err := f.sp.Pending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	leftover, err := f.sp.FormBatch(pending) // as if an earlier run had batched them and died
-	if err != nil {
-		t.Fatal(err)
-	}
+	leftover := formPending(t, f.sp)[0] // as if an earlier run had batched them and died
 	newer := f.commit(1)
 
 	p := &pipeline{}

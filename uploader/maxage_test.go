@@ -176,15 +176,7 @@ func TestOldestRecordTime(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		pending, err := f.sp.Pending()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := f.sp.FormBatch(pending)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return formPending(t, f.sp)[0]
 	}
 	day := time.Now().Add(-24 * time.Hour).Truncate(time.Millisecond) // ULIDs keep milliseconds
 	old := idAt(day)

@@ -229,27 +229,11 @@ func TestBisectionResumesAfterCrash(t *testing.T) {
 		}},
 		{"after forming the parts", func(t *testing.T, sp *spool.Spool, _ spool.Batch, ids, lines []string) {
 			recommit(t, sp, ids, lines)
-			pending, err := sp.Pending()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, part := range [][]spool.Entry{pending[:4], pending[4:]} {
-				if _, err := sp.FormBatch(part); err != nil {
-					t.Fatal(err)
-				}
-			}
+			formPending(t, sp, 4)
 		}},
 		{"after deleting the whole batch", func(t *testing.T, sp *spool.Spool, whole spool.Batch, ids, lines []string) {
 			recommit(t, sp, ids, lines)
-			pending, err := sp.Pending()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, part := range [][]spool.Entry{pending[:4], pending[4:]} {
-				if _, err := sp.FormBatch(part); err != nil {
-					t.Fatal(err)
-				}
-			}
+			formPending(t, sp, 4)
 			if err := sp.DeleteBatch(whole.ID); err != nil {
 				t.Fatal(err)
 			}
@@ -259,14 +243,7 @@ func TestBisectionResumesAfterCrash(t *testing.T) {
 			f := newFixture(t)
 			r := startReceiver(t, false)
 			ids, lines := f.commitRecords(8, time.Now(), bad)
-			pending, err := f.sp.Pending()
-			if err != nil {
-				t.Fatal(err)
-			}
-			whole, err := f.sp.FormBatch(pending)
-			if err != nil {
-				t.Fatal(err)
-			}
+			whole := formPending(t, f.sp)[0]
 			tc.crash(t, f.sp, whole, ids, lines)
 
 			// The restart: the spool opened afresh, so its counters come from the disk.
@@ -501,14 +478,7 @@ func TestSplitKeepsDuplicateIDsApart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pending, err := f.sp.Pending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := f.sp.FormBatch(pending)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := formPending(t, f.sp)[0]
 	u := f.newUploader(f.config(outboxURL(t.TempDir())))
 	parts, complete, err := u.split(b)
 	if err != nil || !complete || len(parts) != 2 {
@@ -536,14 +506,7 @@ func TestRefusedBatchKeptWhenSplitFails(t *testing.T) {
 	f.commit(4)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pending, err := f.sp.Pending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := f.sp.FormBatch(pending)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := formPending(t, f.sp)[0]
 	// A file where the spool's tmp/ should be: every write fails, even as root.
 	tmp := filepath.Join(f.dir, "tmp")
 	if err := os.Remove(tmp); err != nil {
@@ -552,7 +515,7 @@ func TestRefusedBatchKeptWhenSplitFails(t *testing.T) {
 	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = u.deliver(ctx, b)
+	err := u.deliver(ctx, b)
 	if err == nil {
 		t.Fatal("deliver succeeded with an unwritable spool")
 	}
