@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"errors"
 	"math"
 	"net/http"
 	"os"
@@ -383,114 +382,6 @@ func TestUnreadableRefusedBatchIsDeadLettered(t *testing.T) {
 	}
 	if keys, _, _ := r.seen(); len(keys) != 1 {
 		t.Errorf("receiver saw %d requests, want 1", len(keys))
-	}
-}
-
-func gz(t testing.TB, s string) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	if _, err := zw.Write([]byte(s)); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func TestEachLine(t *testing.T) {
-	long := `{"a":"` + strings.Repeat("x", 100<<10) + `"}` // longer than the 64 KiB read buffer
-	whole := gz(t, "{\"a\":1}\n\n{\"b\":2}\n"+long+"\n{\"c\":3}")
-	for _, tc := range []struct {
-		name     string
-		in       []byte
-		max      int
-		want     []string
-		complete bool
-	}{
-		{"lines, a blank one and no final newline", whole, 1 << 20, []string{`{"a":1}`, `{"b":2}`, long, `{"c":3}`}, true},
-		{"a line over the bound stops it", whole, 1000, []string{`{"a":1}`, `{"b":2}`}, false},
-		{"empty", gz(t, ""), 100, nil, true},
-		{"not gzip", []byte("plain text\n"), 100, nil, false},
-		{"empty file", nil, 100, nil, false},
-		{"truncated: the cut line is dropped", whole[:len(whole)-10], 1 << 20, nil, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var got []string
-			complete, err := eachLine(bytes.NewReader(tc.in), tc.max, func(l []byte) error {
-				got = append(got, string(l))
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if complete != tc.complete {
-				t.Errorf("complete = %v, want %v", complete, tc.complete)
-			}
-			if tc.name == "truncated: the cut line is dropped" {
-				// Whatever was decoded before the cut, never a partial line.
-				for _, l := range got {
-					if !slices.Contains([]string{`{"a":1}`, `{"b":2}`, long}, l) {
-						t.Errorf("got a line that is not whole: %.40q", l)
-					}
-				}
-				return
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("lines = %.60q, want %.60q", got, tc.want)
-			}
-		})
-	}
-	stop := errors.New("stop here")
-	n := 0
-	_, err := eachLine(bytes.NewReader(whole), 1<<20, func([]byte) error { n++; return stop })
-	if !errors.Is(err, stop) || n != 1 {
-		t.Errorf("an error from fn: got %v after %d calls, want it returned after 1", err, n)
-	}
-}
-
-func TestLineID(t *testing.T) {
-	id := idAt(time.Now())
-	for _, tc := range []struct{ in, want string }{
-		{`{"id":"` + id + `"}`, id},
-		{`{"schema":"x","id":"` + id + `","n":1}`, id},
-		{`{"id":"` + strings.ToLower(id) + `"}`, ""}, // not canonical: would not sort
-		{`{"id":"../../etc/passwd"}`, ""},
-		{`{"id":17}`, ""},
-		{`{}`, ""},
-		{`not json`, ""},
-	} {
-		if got := lineID([]byte(tc.in)); got != tc.want {
-			t.Errorf("lineID(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestSplitKeepsDuplicateIDsApart(t *testing.T) {
-	// Two lines with the same record id (a pipeline that dedupes keeps one): both must reach a
-	// part, under different file names, or one would overwrite the other in records/.
-	f := newFixture(t)
-	id := idAt(time.Now())
-	line := `{"id":"` + id + `","n":%d}`
-	for i := range 2 {
-		if err := f.sp.Commit(idAt(time.Now()), []byte(strings.Replace(line, "%d", string(rune('0'+i)), 1))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := formPending(t, f.sp)[0]
-	u := f.newUploader(f.config(outboxURL(t.TempDir())))
-	parts, complete, err := u.split(b)
-	if err != nil || !complete || len(parts) != 2 {
-		t.Fatalf("split = %v, %v, %v; want two parts", parts, complete, err)
-	}
-	for _, p := range parts {
-		if p.Records != 1 {
-			t.Errorf("part %s has %d records, want 1", p.ID, p.Records)
-		}
-	}
-	if us := f.sp.Usage(); us.Records != 0 || us.Batches != 3 {
-		t.Errorf("usage = %+v, want no pending record and the whole batch plus two parts", us)
 	}
 }
 

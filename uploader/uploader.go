@@ -339,7 +339,7 @@ func (u *Uploader) cycle(ctx context.Context) error {
 		if len(pending) == 0 {
 			return nil
 		}
-		if u.linger(ctx, recordTime(pending[0].ID)) {
+		if u.linger(ctx, oldestPending(pending)) {
 			if pending, err = u.sp.Pending(); err != nil {
 				return err
 			}
@@ -451,18 +451,31 @@ func recordTime(id string) time.Time {
 	return v.Timestamp()
 }
 
-// chunks splits pending records, in order, into batches of at most maxRecords records and
-// maxBytes bytes. A record larger than maxBytes makes a batch of its own rather than never
-// going out.
+// oldestPending is when the oldest pending record was made. Groups are listed in commit
+// order, and a record made earlier can commit later (a slow message), so all are looked at.
+func oldestPending(pending []spool.Entry) time.Time {
+	oldest := pending[0].Oldest
+	for _, e := range pending[1:] {
+		if e.Oldest.Before(oldest) {
+			oldest = e.Oldest
+		}
+	}
+	return oldest
+}
+
+// chunks splits pending commit groups, in order, into batches of at most maxRecords records
+// and maxBytes bytes. A group is never split, so a group larger than either bound (one large
+// record; groups hold at most 128 records and 1 MiB) makes a batch of its own rather than
+// never going out.
 func chunks(pending []spool.Entry, maxRecords int, maxBytes int64) [][]spool.Entry {
 	var out [][]spool.Entry
-	start, size := 0, int64(0)
+	start, n, size := 0, 0, int64(0)
 	for i, e := range pending {
-		n := i - start
-		if n > 0 && (n >= maxRecords || size+e.Bytes > maxBytes) {
+		if i > start && (n+e.Records > maxRecords || size+e.Bytes > maxBytes) {
 			out = append(out, pending[start:i:i])
-			start, size = i, 0
+			start, n, size = i, 0, 0
 		}
+		n += e.Records
 		size += e.Bytes
 	}
 	if start < len(pending) {
@@ -546,7 +559,7 @@ func (u *Uploader) expired(b spool.Batch, now time.Time) (born time.Time, old bo
 // would restart the clock for records that waited in the spool during an outage.
 func (u *Uploader) oldest(b spool.Batch) time.Time {
 	born := recordTime(b.ID)
-	if t := recordTime(u.firstRecordID(b)); !t.IsZero() && t.Before(born) {
+	if t := recordTime(u.sp.FirstRecordID(b.ID)); !t.IsZero() && t.Before(born) {
 		born = t
 	}
 	return born

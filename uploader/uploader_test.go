@@ -19,7 +19,15 @@ func TestChunks(t *testing.T) {
 	e := func(sizes ...int64) []spool.Entry {
 		var out []spool.Entry
 		for i, s := range sizes {
-			out = append(out, spool.Entry{ID: fmt.Sprint(i), Bytes: s})
+			out = append(out, spool.Entry{ID: fmt.Sprint(i), Records: 1, Bytes: s})
+		}
+		return out
+	}
+	// groups makes entries of n records each, 10 bytes a record.
+	groups := func(n ...int) []spool.Entry {
+		var out []spool.Entry
+		for i, k := range n {
+			out = append(out, spool.Entry{ID: fmt.Sprint(i), Records: k, Bytes: int64(10 * k)})
 		}
 		return out
 	}
@@ -44,6 +52,8 @@ func TestChunks(t *testing.T) {
 		{"bytes exactly at the limit", e(50, 50, 50), 10, 100, []int{2, 1}},
 		{"oversized record goes alone", e(10, 500, 10), 10, 100, []int{1, 1, 1}},
 		{"count before bytes", e(10, 10, 10, 10), 2, 1000, []int{2, 2}},
+		{"groups count their records", groups(4, 4, 4, 1), 8, 1000, []int{2, 2}},
+		{"a group over the count goes alone", groups(2, 20, 2), 8, 1000, []int{1, 1, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := chunks(tc.in, tc.maxRecords, tc.maxBytes)

@@ -59,13 +59,19 @@ func recordNaming(id string, sums ...string) []byte {
 	return fmt.Appendf(nil, `{"id":%q,"attachments":[%s]}`, id, strings.Join(atts, ","))
 }
 
+// commitNaming commits a record naming sums and returns the id of the group it went into.
+// Commits from one goroutine are alone in their groups, so that group is the newest.
 func commitNaming(t *testing.T, s *Spool, sums ...string) string {
 	t.Helper()
 	id := ulid.Make().String()
 	if err := s.Commit(id, recordNaming(id, sums...)); err != nil {
 		t.Fatal(err)
 	}
-	return id
+	p, err := s.Pending()
+	if err != nil || len(p) == 0 {
+		t.Fatalf("Pending = %v, %v", p, err)
+	}
+	return p[len(p)-1].ID
 }
 
 func blobNames(t *testing.T, dir string) []string {
@@ -723,7 +729,7 @@ func TestLargeBacklogWithBlobsKeepsNamedBlobs(t *testing.T) {
 		if i == scanInBackground+99 {
 			line = append(recordNaming(id, sumOf(named)), '\n')
 		}
-		if err := os.WriteFile(filepath.Join(recs, id+recordExt), line, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(recs, id+groupExt), line, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

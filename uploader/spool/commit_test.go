@@ -3,6 +3,7 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -142,8 +143,27 @@ func (f clockFS) syncDir(dir string) error {
 	return err
 }
 
+// groupOf maps each record id to the base name of the group file in records/ that holds it.
+func groupOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, name := range names(t, filepath.Join(dir, "records")) {
+		data, err := os.ReadFile(filepath.Join(dir, "records", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.SplitAfter(string(data), "\n") {
+			if tm, ok := lineTime([]byte(line)); ok && !tm.IsZero() {
+				out[line[len(`{"id":"`):len(`{"id":"`)+26]] = name
+			}
+		}
+	}
+	return out
+}
+
 func TestCommitReturnsOnlyAfterAnFsyncThatFollowedItsRename(t *testing.T) {
-	s, _ := openTest(t, t.TempDir())
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
 	var clock atomic.Int64
 	var syncs []span
 	fs := clockFS{clock: &clock, mu: &sync.Mutex{}, renamed: map[string]int64{}, syncs: &syncs}
@@ -160,7 +180,7 @@ func TestCommitReturnsOnlyAfterAnFsyncThatFollowedItsRename(t *testing.T) {
 		wg.Go(func() {
 			for range each {
 				id := ulid.Make().String()
-				if err := s.Commit(id, []byte(`{"a":1}`)); err != nil {
+				if err := s.Commit(id, fmt.Appendf(nil, `{"id":%q}`, id)); err != nil {
 					t.Errorf("Commit: %v", err)
 					return
 				}
@@ -171,45 +191,156 @@ func TestCommitReturnsOnlyAfterAnFsyncThatFollowedItsRename(t *testing.T) {
 	wg.Wait()
 	close(results)
 
+	groups := groupOf(t, dir)
 	n := 0
 	for r := range results {
 		n++
-		renamed := fs.renamed[r.id+".json"]
+		g, ok := groups[r.id]
+		if !ok {
+			t.Errorf("record %s returned from Commit but is in no group file", r.id)
+			continue
+		}
+		renamed := fs.renamed[g]
 		covered := slices.ContainsFunc(syncs, func(sp span) bool {
 			return sp.ok && sp.start > renamed && sp.end < r.returned
 		})
 		if !covered {
-			t.Errorf("record %s (renamed at %d, returned at %d) had no directory fsync in between", r.id, renamed, r.returned)
+			t.Errorf("record %s (group %s renamed at %d, returned at %d) had no directory fsync in between", r.id, g, renamed, r.returned)
 		}
 	}
-	if n != workers*each {
-		t.Fatalf("%d commits returned, want %d", n, workers*each)
+	if n != workers*each || len(groups) != n {
+		t.Fatalf("%d commits returned and %d records on disk, want %d", n, len(groups), workers*each)
 	}
 	if u := s.Usage(); u.Records != n {
 		t.Errorf("usage counts %d records, want %d", u.Records, n)
 	}
 	// Not asserted, since scheduling decides it, but the point of the exercise.
-	t.Logf("%d commits shared %d directory fsyncs", n, len(syncs))
+	t.Logf("%d commits shared %d group files and %d directory fsyncs", n, len(fs.renamed), len(syncs))
 }
 
-// victimFS fails one step of one record's commit (the victim's) and leaves concurrent commits
-// of other records alone. Temp files and renames carry the record id in their names, which is
-// how a step is tied to the victim. A directory fsync names no record, so for "syncdir" every
-// fsync that starts while armed fails: the victim's rename arms it, and the test disarms it
-// once the victim's Commit has returned, so the victim's own round is sure to fail and other
-// commits caught in the same window fail with it, as they must.
-type victimFS struct {
+// gateFS holds each records/ directory fsync until the test lets it go, and can fail it.
+type gateFS struct {
+	osFS
+	entered chan struct{}
+	release chan error // what the held fsync returns; nil lets the real fsync run
+}
+
+func (f gateFS) syncDir(dir string) error {
+	f.entered <- struct{}{}
+	if err := <-f.release; err != nil {
+		return err
+	}
+	return f.osFS.syncDir(dir)
+}
+
+// While one round is being written, every Commit that arrives joins the next round, and that
+// round is one file with one file fsync and one directory fsync for all of them. A failed
+// round fails all of its members and leaves no file.
+func TestCommitsWaitingTogetherShareOneFile(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	fs := gateFS{entered: make(chan struct{}), release: make(chan error)}
+	s.fs = fs
+	commit := func(ch chan<- error) string {
+		id := ulid.Make().String()
+		go func() { ch <- s.Commit(id, fmt.Appendf(nil, `{"id":%q}`, id)) }()
+		return id
+	}
+	first := make(chan error, 1)
+	firstID := commit(first)
+	<-fs.entered // round 1 is at its directory fsync
+
+	const k = 20
+	rest := make(chan error, k)
+	for range k {
+		commit(rest)
+	}
+	waitQueued(t, s.commits, k)
+	fs.release <- nil
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	<-fs.entered // round 2: all k
+	fs.release <- errInjected
+	for range k {
+		if err := <-rest; !errors.Is(err, errInjected) {
+			t.Errorf("a member of the failed round got %v, want the injected fault", err)
+		}
+	}
+	if got := groupOf(t, dir); len(got) != 1 || got[firstID] == "" {
+		t.Errorf("records on disk = %v, want only the first round's", got)
+	}
+
+	// The same again, succeeding (in however many rounds they arrive).
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-fs.entered:
+				fs.release <- nil
+			case <-stop:
+				return
+			}
+		}
+	}()
+	for range k {
+		commit(rest)
+	}
+	for range k {
+		if err := <-rest; err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := names(t, filepath.Join(dir, "records"))
+	if len(files) < 2 {
+		t.Fatalf("records/ = %v", files)
+	}
+	if got := groupOf(t, dir); len(got) != k+1 {
+		t.Errorf("%d records on disk, want %d", len(got), k+1)
+	}
+	if p, _ := s.Pending(); len(p) != len(files) || s.Usage().Records != k+1 {
+		t.Errorf("Pending = %+v, usage %+v; want %d groups holding %d records", p, s.Usage(), len(files), k+1)
+	}
+}
+
+// waitQueued waits until n commits wait in rounds that have not started.
+func waitQueued(t *testing.T, q *commitQueue, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q.mu.Lock()
+		queued := 0
+		for _, r := range q.queue {
+			if !r.started {
+				queued += len(r.reqs)
+			}
+		}
+		q.mu.Unlock()
+		if queued == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d commits queued, want %d", queued, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// roundFS fails one step of the first commit round: the first temp file created in tmp/, its
+// rename, or the records/ directory fsync that follows that rename. Other rounds are left
+// alone, so commits racing the faulty round must either land whole or fail whole.
+type roundFS struct {
 	osFS
 	step        string
-	victim      string
-	armed       *atomic.Bool
-	failRemoval bool // also fail removing the victim's record file
+	created     *atomic.Int32
+	victim      *atomic.Value // the faulty round's temp file name
+	armed       *atomic.Bool  // the faulty round's rename happened; its directory fsync fails
+	failRemoval bool          // also fail removing the faulty round's file from records/
 }
 
-func (f victimFS) mine(name string) bool { return strings.HasPrefix(filepath.Base(name), f.victim) }
-
-func (f victimFS) createTemp(dir, pattern string) (tempFile, error) {
-	if !f.mine(pattern) {
+func (f roundFS) createTemp(dir, pattern string) (tempFile, error) {
+	if f.created.Add(1) != 1 {
 		return f.osFS.createTemp(dir, pattern)
 	}
 	if f.step == "create" {
@@ -219,16 +350,18 @@ func (f victimFS) createTemp(dir, pattern string) (tempFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.victim.Store(tf.Name())
 	return faultFile{tf, f.step}, nil
 }
 
-func (f victimFS) rename(oldpath, newpath string) error {
-	if !f.mine(oldpath) {
+func (f roundFS) rename(oldpath, newpath string) error {
+	if v, _ := f.victim.Load().(string); v != oldpath {
 		return f.osFS.rename(oldpath, newpath)
 	}
 	if f.step == "rename" {
 		return errInjected
 	}
+	f.victim.Store(newpath)
 	err := f.osFS.rename(oldpath, newpath)
 	if f.step == "syncdir" {
 		f.armed.Store(true)
@@ -236,18 +369,22 @@ func (f victimFS) rename(oldpath, newpath string) error {
 	return err
 }
 
-func (f victimFS) syncDir(dir string) error {
-	if f.step == "syncdir" && f.armed.Load() {
+func (f roundFS) syncDir(dir string) error {
+	if f.step == "syncdir" && f.armed.CompareAndSwap(true, false) {
 		return errInjected
 	}
 	return f.osFS.syncDir(dir)
 }
 
-func (f victimFS) remove(name string) error {
-	if f.failRemoval && f.mine(name) && filepath.Base(filepath.Dir(name)) == "records" {
+func (f roundFS) remove(name string) error {
+	if v, _ := f.victim.Load().(string); f.failRemoval && v == name {
 		return errInjected
 	}
 	return f.osFS.remove(name)
+}
+
+func newRoundFS(step string) roundFS {
+	return roundFS{step: step, created: new(atomic.Int32), victim: new(atomic.Value), armed: new(atomic.Bool)}
 }
 
 func TestConcurrentCommitFaults(t *testing.T) {
@@ -255,14 +392,11 @@ func TestConcurrentCommitFaults(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
 			s, _ := openTest(t, dir)
-			const others = 15
-			ids := make([]string, others+1)
+			ids := make([]string, 16)
 			for i := range ids {
 				ids[i] = ulid.Make().String()
 			}
-			victim := ids[others/2]
-			var armed atomic.Bool
-			s.fs = victimFS{step: step, victim: victim, armed: &armed}
+			s.fs = newRoundFS(step)
 
 			errs := make([]error, len(ids))
 			start := make(chan struct{})
@@ -271,50 +405,45 @@ func TestConcurrentCommitFaults(t *testing.T) {
 				wg.Go(func() {
 					<-start
 					errs[i] = s.Commit(id, fmt.Appendf(nil, `{"id":%q}`, id))
-					if id == victim {
-						armed.Store(false)
-					}
 				})
 			}
 			close(start)
 			wg.Wait()
 
 			var committed []string
+			failed := 0
 			for i, id := range ids {
-				err := errs[i]
-				switch {
+				switch err := errs[i]; {
 				case err == nil:
-					committed = append(committed, id+".json")
-				case !errors.Is(err, errInjected):
+					committed = append(committed, id)
+				case errors.Is(err, errInjected):
+					failed++
+				default:
 					t.Errorf("Commit %s = %v, want nil or the injected fault", id, err)
-				case id != victim && step != "syncdir":
-					t.Errorf("Commit %s failed (%v) although only %s's %s was faulty", id, err, victim, step)
 				}
-				if id == victim && err == nil {
-					t.Errorf("the victim's Commit succeeded despite the %s fault", step)
-				}
+			}
+			if failed == 0 {
+				t.Fatalf("no Commit failed despite the %s fault", step)
 			}
 			slices.Sort(committed)
 			check := func(s *Spool, when string) {
 				t.Helper()
-				if got := names(t, filepath.Join(dir, "records")); !slices.Equal(got, committed) {
-					t.Errorf("%s: records/ = %v\nwant exactly the committed %v", when, got, committed)
+				got := slices.Sorted(maps.Keys(groupOf(t, dir)))
+				if !slices.Equal(got, committed) {
+					t.Errorf("%s: records on disk = %v\nwant exactly the committed %v", when, got, committed)
 				}
 				if got := names(t, filepath.Join(dir, "tmp")); len(got) != 0 {
 					t.Errorf("%s: tmp/ = %v, want empty", when, got)
-				}
-				for _, name := range committed {
-					id := strings.TrimSuffix(name, ".json")
-					got, err := os.ReadFile(filepath.Join(dir, "records", name))
-					if want := fmt.Sprintf("{\"id\":%q}\n", id); err != nil || string(got) != want {
-						t.Errorf("%s: record %s = %q, %v; want %q", when, id, got, err, want)
-					}
 				}
 				if u := s.Usage(); u.Records != len(committed) || u.Broken != 0 {
 					t.Errorf("%s: usage = %+v, want %d records, none broken", when, u, len(committed))
 				}
 				p, err := s.Pending()
-				if err != nil || len(p) != len(committed) {
+				n := 0
+				for _, e := range p {
+					n += e.Records
+				}
+				if err != nil || n != len(committed) {
 					t.Errorf("%s: Pending = %v, %v; want the %d committed", when, p, err, len(committed))
 				}
 			}
@@ -330,8 +459,9 @@ func TestRecordThatCannotBeWithdrawnIsCountedAndSent(t *testing.T) {
 	dir := t.TempDir()
 	s, logs := openTest(t, dir)
 	id := ulid.Make().String()
-	var armed atomic.Bool
-	s.fs = victimFS{step: "syncdir", victim: id, armed: &armed, failRemoval: true}
+	fs := newRoundFS("syncdir")
+	fs.failRemoval = true
+	s.fs = fs
 	if err := s.Commit(id, []byte(`{"a":1}`)); !errors.Is(err, errInjected) {
 		t.Fatalf("Commit = %v, want the injected fault", err)
 	}
@@ -341,11 +471,12 @@ func TestRecordThatCannotBeWithdrawnIsCountedAndSent(t *testing.T) {
 	if u := s.Usage(); u.Records != 1 || u.RecordBytes != 8 { // len(`{"a":1}` + "\n") = 8
 		t.Errorf("usage = %+v, want the leftover counted: 1 record of 8 bytes", u)
 	}
-	if p, err := s.Pending(); err != nil || len(p) != 1 || p[0].ID != id {
-		t.Errorf("Pending = %v, %v; want the leftover %s", p, err, id)
+	p, err := s.Pending()
+	if err != nil || len(p) != 1 || p[0].Records != 1 {
+		t.Fatalf("Pending = %v, %v; want the leftover", p, err)
 	}
-	if !strings.Contains(logs.String(), id) {
-		t.Errorf("the leftover is not logged:\n%s", logs)
+	if !strings.Contains(logs.String(), p[0].ID) {
+		t.Errorf("the leftover group %s is not logged:\n%s", p[0].ID, logs)
 	}
 }
 
@@ -376,7 +507,7 @@ func TestRecordIsInvisibleUntilCommitted(t *testing.T) {
 	<-fs.entered
 
 	// Renamed into records/ but its directory fsync has not finished: not committed yet.
-	if got := names(t, filepath.Join(dir, "records")); !slices.Equal(got, []string{id + ".json"}) {
+	if got := names(t, filepath.Join(dir, "records")); len(got) != 1 {
 		t.Fatalf("records/ = %v, want the renamed file", got)
 	}
 	if p, err := s.Pending(); err != nil || len(p) != 0 {
@@ -385,20 +516,16 @@ func TestRecordIsInvisibleUntilCommitted(t *testing.T) {
 	if u := s.Usage(); u.Records != 0 {
 		t.Errorf("usage mid-commit = %+v, want nothing counted", u)
 	}
-	if err := s.Commit(id, []byte(`{"second":2}`)); err == nil {
-		t.Error("a second Commit of an id being committed succeeded")
-	}
 
 	close(fs.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if p, err := s.Pending(); err != nil || len(p) != 1 || p[0].ID != id {
-		t.Errorf("Pending after commit = %v, %v; want %s", p, err, id)
+	if p, err := s.Pending(); err != nil || len(p) != 1 || p[0].Records != 1 {
+		t.Errorf("Pending after commit = %v, %v; want one group", p, err)
 	}
-	got, err := os.ReadFile(filepath.Join(dir, "records", id+".json"))
-	if err != nil || string(got) != "{\"first\":1}\n" {
-		t.Errorf("record = %q, %v; want the first commit's line", got, err)
+	if got := groupLines(t, dir); !slices.Equal(got, []string{"{\"first\":1}\n"}) {
+		t.Errorf("records = %q; want the line", got)
 	}
 }
 
@@ -587,16 +714,16 @@ func TestOpenRecoversOddEntries(t *testing.T) {
 	asDir := ulid.Make().String()
 	stuck := ulid.Make().String()
 	badBatch := ulid.Make().String()
-	if err := os.WriteFile(filepath.Join(dir, "records", good+".json"), []byte("{}\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "records", good+".ndjson"), []byte("{}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A directory with a record's name is not a record.
-	if err := os.Mkdir(filepath.Join(dir, "records", asDir+".json"), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, "records", asDir+".ndjson"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	// One that cannot be set aside, because <name>.broken is a non-empty directory already:
 	// it must not be listed as pending either.
-	for _, d := range []string{stuck + ".json", stuck + ".json.broken/x"} {
+	for _, d := range []string{stuck + ".ndjson", stuck + ".ndjson.broken/x"} {
 		if err := os.MkdirAll(filepath.Join(dir, "records", d), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -625,8 +752,8 @@ func TestOpenRecoversOddEntries(t *testing.T) {
 	if u != want {
 		t.Errorf("usage = %+v\nwant %+v", u, want)
 	}
-	if got := names(t, filepath.Join(dir, "records")); !slices.Contains(got, asDir+".json.broken") {
-		t.Errorf("records/ = %v, want the directory set aside as %s.json.broken", got, asDir)
+	if got := names(t, filepath.Join(dir, "records")); !slices.Contains(got, asDir+".ndjson.broken") {
+		t.Errorf("records/ = %v, want the directory set aside as %s.ndjson.broken", got, asDir)
 	}
 	if p, err := s.Pending(); err != nil || len(p) != 1 || p[0].ID != good {
 		t.Errorf("Pending = %v, %v; want only %s", p, err, good)

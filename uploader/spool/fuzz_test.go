@@ -3,9 +3,11 @@ package spool
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
@@ -35,7 +37,11 @@ func FuzzCommit(f *testing.F) {
 		if !bytes.HasSuffix(want, []byte("\n")) {
 			want = append(bytes.Clone(want), '\n')
 		}
-		got, rerr := os.ReadFile(filepath.Join(dir, "records", id+".json"))
+		p, _ := s.Pending()
+		if len(p) != 1 || p[0].Records != 1 {
+			t.Fatalf("Pending = %+v, want one group of one record", p)
+		}
+		got, rerr := os.ReadFile(filepath.Join(dir, "records", p[0].ID+".ndjson"))
 		if rerr != nil || !bytes.Equal(got, want) {
 			t.Fatalf("stored %q, %v; want %q", got, rerr, want)
 		}
@@ -50,8 +56,9 @@ func FuzzCommit(f *testing.F) {
 	})
 }
 
-// FuzzOpen opens a spool whose record and batch files hold arbitrary bytes, as after disk
-// corruption: Open must succeed, and the record is either counted as it is or set aside.
+// FuzzOpen opens a spool whose group and batch files hold arbitrary bytes, as after disk
+// corruption: Open must succeed, and the group is either counted, with as many records as it
+// has valid lines, or set aside; and batching it delivers exactly its valid lines.
 func FuzzOpen(f *testing.F) {
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -70,7 +77,7 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 		rid, bid := ulid.Make().String(), ulid.Make().String()
-		if err := os.WriteFile(filepath.Join(dir, "records", rid+".json"), record, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "records", rid+".ndjson"), record, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, "batches", bid+".ndjson.gz"), batch, 0o600); err != nil {
@@ -80,22 +87,37 @@ func FuzzOpen(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
+		// The oracle: split on "\n" and judge each line by itself with encoding/json.
+		var valid []string
+		for l := range strings.SplitAfterSeq(string(record), "\n") {
+			body, ok := strings.CutSuffix(l, "\n")
+			if ok && strings.HasPrefix(body, "{") && !strings.ContainsAny(body, "\r\n") && json.Valid([]byte(body)) {
+				valid = append(valid, l)
+			}
+		}
 		u := s.Usage()
 		switch {
-		case u.Records == 1 && u.Broken == 0:
-			if got, err := os.ReadFile(filepath.Join(dir, "records", rid+".json")); err != nil || !bytes.Equal(got, record) {
-				t.Fatalf("kept record changed: %q, %v", got, err)
+		case len(valid) > 0 && u.Records == len(valid) && u.Broken == 0:
+			if got, err := os.ReadFile(filepath.Join(dir, "records", rid+".ndjson")); err != nil || !bytes.Equal(got, record) {
+				t.Fatalf("kept group changed: %q, %v", got, err)
 			}
-		case u.Records == 0 && u.Broken == 1:
-			if _, err := os.Stat(filepath.Join(dir, "records", rid+".json.broken")); err != nil {
-				t.Fatalf("record counted broken but not set aside: %v", err)
+		case len(valid) == 0 && u.Records == 0 && u.Broken == 1:
+			if _, err := os.Stat(filepath.Join(dir, "records", rid+".ndjson.broken")); err != nil {
+				t.Fatalf("group counted broken but not set aside: %v", err)
 			}
 		default:
-			t.Fatalf("usage = %+v: the record is neither kept nor set aside", u)
+			t.Fatalf("usage = %+v with %d valid lines: the group is neither kept nor set aside", u, len(valid))
 		}
 		bs, err := s.Batches()
 		if err != nil || len(bs) != 1 || bs[0].ID != bid || bs[0].Size != int64(len(batch)) {
 			t.Fatalf("Batches = %+v, %v; want %s of %d bytes", bs, err, bid, len(batch))
+		}
+		if len(valid) > 0 {
+			b := batchAll(t, s)
+			lines, _ := readBatch(t, filepath.Join(dir, "batches", b.ID+".ndjson.gz"))
+			if !slices.Equal(lines, valid) {
+				t.Fatalf("batch = %q, want the valid lines %q", lines, valid)
+			}
 		}
 	})
 }

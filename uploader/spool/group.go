@@ -3,6 +3,7 @@ package spool
 import (
 	"errors"
 	"sync"
+	"time"
 )
 
 // groupSync lets concurrent commits share one fsync of a directory. Each caller has already
@@ -73,3 +74,84 @@ func (g *groupSync) lead(r *syncRound, fsync func() error) {
 }
 
 var errFsyncPanicked = errors.New("directory fsync panicked")
+
+// commitQueue gathers concurrent Commits into rounds, each written as one group file with one
+// file fsync and one directory fsync. A caller joins the newest round that has not started and
+// has room, or opens a new one; the rounds run one after another, each led by one of its own
+// callers, and while one runs the next fills. So a burst of n commits costs about two rounds'
+// fsyncs rather than n, and a lone commit runs at once, with no timer to wait for.
+type commitQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond // on mu; broadcast when a round ends
+	running bool       // queue[0] is being written
+	queue   []*commitRound
+}
+
+// commitReq is one record waiting in a round.
+type commitReq struct {
+	line []byte    // the NDJSON line, "\n" included
+	made time.Time // from the record id
+	refs []string  // the blobs it names, one per attachment (lineRefs)
+}
+
+type commitRound struct {
+	reqs    []commitReq
+	bytes   int
+	started bool // no more joiners
+	done    bool
+	err     error
+}
+
+func newCommitQueue() *commitQueue {
+	q := &commitQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// fits reports whether a line of n bytes may join r. An empty round takes anything, so a
+// record larger than the bound still commits, alone.
+func (r *commitRound) fits(n int) bool {
+	return !r.started && len(r.reqs) < maxGroupRecords && (len(r.reqs) == 0 || r.bytes+n <= maxGroupBytes)
+}
+
+// join adds req to a round and returns that round's result once it is written: write runs
+// once per round, in one of its callers, and every caller in the round gets its error.
+func (q *commitQueue) join(req commitReq, write func(*commitRound) error) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var r *commitRound
+	if n := len(q.queue); n > 0 && q.queue[n-1].fits(len(req.line)) {
+		r = q.queue[n-1]
+	} else {
+		r = &commitRound{}
+		q.queue = append(q.queue, r)
+	}
+	r.reqs = append(r.reqs, req)
+	r.bytes += len(req.line)
+	for !r.done {
+		if !q.running && q.queue[0] == r {
+			q.lead(r, write)
+			continue
+		}
+		q.cond.Wait()
+	}
+	return r.err
+}
+
+// lead runs round r, the head of the queue. It is entered and left with q.mu held. The round
+// is finished even if write panics, so the other callers are not left waiting forever.
+func (q *commitQueue) lead(r *commitRound, write func(*commitRound) error) {
+	q.running, r.started = true, true
+	q.mu.Unlock()
+	err := errCommitPanicked
+	defer func() {
+		q.mu.Lock()
+		r.done, r.err = true, err
+		q.running = false
+		q.queue = q.queue[1:]
+		q.cond.Broadcast()
+	}()
+	err = write(r)
+}
+
+var errCommitPanicked = errors.New("group commit panicked")

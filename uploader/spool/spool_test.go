@@ -76,27 +76,53 @@ func mode(t *testing.T, name string) os.FileMode {
 	return info.Mode().Perm()
 }
 
+// groupLines returns the lines of every group file in records/, in name order.
+func groupLines(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, name := range names(t, filepath.Join(dir, "records")) {
+		if !strings.HasSuffix(name, groupExt) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "records", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.SplitAfter(string(data), "\n")[:strings.Count(string(data), "\n")]...)
+	}
+	return out
+}
+
 func TestCommitWritesOneLinePerRecord(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
 	s, _ := openTest(t, dir)
-	ids, lines := commitN(t, s, 2)
+	ids, lines := commitN(t, s, 2) // one after the other: a group each
 
 	for _, sub := range []string{"", "tmp", "records", "batches", "deadletter"} {
 		if m := mode(t, filepath.Join(dir, sub)); m != 0o700 {
 			t.Errorf("dir %q mode %v, want 0700", sub, m)
 		}
 	}
-	for i, id := range ids {
-		name := filepath.Join(dir, "records", id+".json")
+	pending, err := s.Pending()
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("Pending = %v, %v; want two groups", pending, err)
+	}
+	for i, e := range pending {
+		name := filepath.Join(dir, "records", e.ID+".ndjson")
 		got, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if string(got) != lines[i] {
-			t.Errorf("record %s = %q, want %q", id, got, lines[i])
+			t.Errorf("group %s = %q, want %q", e.ID, got, lines[i])
 		}
 		if m := mode(t, name); m != 0o600 {
 			t.Errorf("record mode %v, want 0600", m)
+		}
+		u, _ := ulid.ParseStrict(ids[i])
+		want := Entry{ID: e.ID, Records: 1, Bytes: int64(len(lines[i])), Oldest: u.Timestamp()}
+		if e != want || !validID(e.ID) {
+			t.Errorf("Pending[%d] = %+v, want %+v", i, e, want)
 		}
 	}
 	if got := names(t, filepath.Join(dir, "tmp")); len(got) != 0 {
@@ -105,14 +131,6 @@ func TestCommitWritesOneLinePerRecord(t *testing.T) {
 	u := s.Usage()
 	if u.Records != 2 || u.RecordBytes != int64(len(lines[0])+len(lines[1])) {
 		t.Errorf("usage = %+v, want 2 records of %d bytes", u, len(lines[0])+len(lines[1]))
-	}
-	pending, err := s.Pending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Entry{{ids[0], int64(len(lines[0]))}, {ids[1], int64(len(lines[1]))}}
-	if !slices.Equal(pending, want) {
-		t.Errorf("Pending = %v, want %v", pending, want)
 	}
 }
 
@@ -123,12 +141,8 @@ func TestCommitKeepsTrailingNewline(t *testing.T) {
 	if err := s.Commit(id, []byte("{\"a\":1}\n")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(filepath.Join(dir, "records", id+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != "{\"a\":1}\n" {
-		t.Errorf("record = %q, want one line with one newline", got)
+	if got := groupLines(t, dir); !slices.Equal(got, []string{"{\"a\":1}\n"}) {
+		t.Errorf("records = %q, want one line with one newline", got)
 	}
 }
 
@@ -195,15 +209,17 @@ func TestOpenRecoversFromCrash(t *testing.T) {
 	truncated := ulid.Make().String()
 	garbage := ulid.Make().String()
 	noNewline := ulid.Make().String()
+	mixed := ulid.Make().String()
 	files := map[string]string{
-		"tmp/" + good + ".123":              `{"half`,
-		"tmp/half-dir/x":                    "x",
-		"records/" + good + ".json":         "{\"ok\":true}\n",
-		"records/" + truncated + ".json":    `{"cut":`,
-		"records/" + garbage + ".json":      "\x00\x01\x02",
-		"records/" + noNewline + ".json":    `{"a":1}`,
-		"records/not-a-ulid.json":           "{}\n",
-		"records/" + good + "1.json.broken": "from an earlier run",
+		"tmp/" + good + ".123":                `{"half`,
+		"tmp/half-dir/x":                      "x",
+		"records/" + good + ".ndjson":         "{\"ok\":true}\n",
+		"records/" + truncated + ".ndjson":    `{"cut":`,
+		"records/" + garbage + ".ndjson":      "\x00\x01\x02",
+		"records/" + noNewline + ".ndjson":    `{"a":1}`,
+		"records/" + mixed + ".ndjson":        "{\"a\":1}\n{bitrot\n{\"b\":2}\n",
+		"records/not-a-ulid.ndjson":           "{}\n",
+		"records/" + good + "1.ndjson.broken": "from an earlier run",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -217,33 +233,34 @@ func TestOpenRecoversFromCrash(t *testing.T) {
 		t.Errorf("tmp/ = %v, want crash leftovers deleted", got)
 	}
 	wantRecords := []string{
-		good + ".json",
-		garbage + ".json.broken",
-		noNewline + ".json.broken",
-		truncated + ".json.broken",
-		good + "1.json.broken",
-		"not-a-ulid.json.broken",
+		good + ".ndjson",
+		mixed + ".ndjson", // kept: FormBatch delivers its good lines, then sets it aside
+		garbage + ".ndjson.broken",
+		noNewline + ".ndjson.broken",
+		truncated + ".ndjson.broken",
+		good + "1.ndjson.broken",
+		"not-a-ulid.ndjson.broken",
 	}
 	slices.Sort(wantRecords)
 	if got := names(t, filepath.Join(dir, "records")); !slices.Equal(got, wantRecords) {
 		t.Errorf("records/ = %v\nwant %v", got, wantRecords)
 	}
 	u := s.Usage()
-	if u.Records != 1 || u.Broken != 5 {
-		t.Errorf("usage = %+v, want 1 record and 5 broken", u)
+	if u.Records != 3 || u.Broken != 5 {
+		t.Errorf("usage = %+v, want 3 records (1 + 2 readable in the mixed file) and 5 broken", u)
 	}
 	if !strings.Contains(logs.String(), truncated) {
 		t.Errorf("log does not name the broken file %s:\n%s", truncated, logs)
 	}
-	if p, err := s.Pending(); err != nil || len(p) != 1 || p[0].ID != good {
-		t.Errorf("Pending = %v, %v; want only %s", p, err, good)
+	if p, err := s.Pending(); err != nil || len(p) != 2 || p[0].ID != good || p[1].ID != mixed || p[1].Records != 2 {
+		t.Errorf("Pending = %+v, %v; want %s and %s with 2 records", p, err, good, mixed)
 	}
 }
 
 func TestOpenCountsWhatAnEarlierRunLeft(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := openTest(t, dir)
-	ids, _ := commitN(t, s, 3)
+	commitN(t, s, 3)
 	pending, err := s.Pending()
 	if err != nil {
 		t.Fatal(err)
@@ -258,8 +275,8 @@ func TestOpenCountsWhatAnEarlierRunLeft(t *testing.T) {
 	if u.Records != 1 || u.Batches != 1 || u.BatchBytes != b.Size {
 		t.Errorf("reopened usage = %+v, want 1 record and 1 batch of %d bytes", u, b.Size)
 	}
-	if p, err := s2.Pending(); err != nil || len(p) != 1 || p[0].ID != ids[2] {
-		t.Errorf("Pending after reopen = %v, %v; want %s", p, err, ids[2])
+	if p, err := s2.Pending(); err != nil || len(p) != 1 || p[0] != pending[2] {
+		t.Errorf("Pending after reopen = %+v, %v; want %+v", p, err, pending[2])
 	}
 	bs, err := s2.Batches()
 	if err != nil || len(bs) != 1 || bs[0] != b {
@@ -351,21 +368,37 @@ func TestBatchesOldestFirst(t *testing.T) {
 
 func TestFormBatchSetsAsideARecordBrokenOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := openTest(t, dir)
-	ids, lines := commitN(t, s, 2)
-	if err := os.WriteFile(filepath.Join(dir, "records", ids[0]+".json"), []byte("{bitrot"), 0o600); err != nil {
+	s, logs := openTest(t, dir)
+	_, lines := commitN(t, s, 3)
+	pending, err := s.Pending()
+	if err != nil {
 		t.Fatal(err)
 	}
-	b := batchAll(t, s)
+	// Bit rot after the commit: one group wholly unreadable, one with a bad line after a good one.
+	rotten, mixed := pending[0].ID+".ndjson", pending[1].ID+".ndjson"
+	if err := os.WriteFile(filepath.Join(dir, "records", rotten), []byte("{bitrot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "records", mixed), []byte(lines[1]+"\x00junk\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.FormBatch(pending)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, _ := readBatch(t, filepath.Join(dir, "batches", b.ID+".ndjson.gz"))
-	if !slices.Equal(got, lines[1:]) {
-		t.Errorf("batch lines = %q, want only the good record", got)
+	if !slices.Equal(got, lines[1:]) || b.Records != 2 {
+		t.Errorf("batch lines = %q (%d records), want the two readable records", got, b.Records)
 	}
-	if u := s.Usage(); u.Broken != 1 || u.Records != 0 {
-		t.Errorf("usage = %+v, want 1 broken and nothing pending", u)
+	if u := s.Usage(); u.Broken != 2 || u.Records != 0 || u.RecordBytes != 0 {
+		t.Errorf("usage = %+v, want 2 broken and nothing pending", u)
 	}
-	if left := names(t, filepath.Join(dir, "records")); !slices.Equal(left, []string{ids[0] + ".json.broken"}) {
-		t.Errorf("records/ = %v", left)
+	want := []string{rotten + ".broken", mixed + ".broken"}
+	if left := names(t, filepath.Join(dir, "records")); !slices.Equal(left, want) {
+		t.Errorf("records/ = %v, want %v", left, want)
+	}
+	if !strings.Contains(logs.String(), pending[1].ID) {
+		t.Errorf("log does not name the damaged group %s:\n%s", pending[1].ID, logs)
 	}
 }
 
@@ -492,7 +525,7 @@ func TestCommitFailureLeavesNothing(t *testing.T) {
 func TestFormBatchFailureKeepsTheRecords(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := openTest(t, dir)
-	ids, _ := commitN(t, s, 2)
+	commitN(t, s, 2)
 	p, err := s.Pending()
 	if err != nil {
 		t.Fatal(err)
@@ -501,7 +534,7 @@ func TestFormBatchFailureKeepsTheRecords(t *testing.T) {
 	if _, err := s.FormBatch(p); !errors.Is(err, errInjected) {
 		t.Fatalf("FormBatch = %v, want the injected failure", err)
 	}
-	want := []string{ids[0] + ".json", ids[1] + ".json"}
+	want := []string{p[0].ID + ".ndjson", p[1].ID + ".ndjson"}
 	if left := names(t, filepath.Join(dir, "records")); !slices.Equal(left, want) {
 		t.Errorf("records/ = %v, want both records kept", left)
 	}
