@@ -33,6 +33,8 @@ import (
 // receiver's:
 //
 //	uploader    spool → batches of 500 → gzip → HTTPS POST → receiver, as the sensor runs
+//	uploader-sink  the same into a sink that only gunzips and counts lines (no schema
+//	            validation, no fsync): the sensor's own ceiling on this machine
 //	spool-only  the spool's part alone: list, form the batches and delete them, no network
 //	plain-post  the same records, gzip'd in batches of 500 in memory and POSTed in a plain
 //	            loop of http.Client requests to a fresh receiver: no spool, no files
@@ -77,6 +79,51 @@ func BenchmarkBacklog(b *testing.B) {
 			}
 			commitAll(b, sp, ids, lines)
 			r := startBenchReceiver(b, dir)
+			u, err := New(Config{URL: r.url, CAFile: r.caFile}, sp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+
+			b.StartTimer()
+			start := time.Now()
+			go func() { done <- u.Run(ctx) }()
+			for {
+				s := u.Stats()
+				if s.RecordsDelivered >= int64(n) && s.PendingBatches == 0 && s.PendingRecords == 0 {
+					break
+				}
+				if s.RecordsDeadLettered > 0 {
+					b.Fatalf("records dead-lettered: %+v", s)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			elapsed += time.Since(start)
+			b.StopTimer()
+
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			s := u.Stats()
+			b.Logf("uploader: %d batches, %d attempts, %d failures", s.BatchesDelivered, s.Attempts, s.Failures)
+			r.check(b, n)
+		}
+		report(b, elapsed)
+	})
+
+	b.Run("uploader-sink", func(b *testing.B) {
+		var elapsed time.Duration
+		for range b.N {
+			b.StopTimer()
+			dir := b.TempDir()
+			sp, err := spool.Open(filepath.Join(dir, "spool"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			commitAll(b, sp, ids, lines)
+			r := startBenchSink(b, dir)
 			u, err := New(Config{URL: r.url, CAFile: r.caFile}, sp)
 			if err != nil {
 				b.Fatal(err)
@@ -240,8 +287,44 @@ func commitAll(b *testing.B, sp *spool.Spool, ids []string, lines [][]byte) {
 	b.Logf("setup: committed %d records in %v", len(ids), time.Since(start).Round(time.Millisecond))
 }
 
+// startBenchSink runs a pipeline that reads each batch, counts its lines and answers 200:
+// what any pipeline must do at least.
+func startBenchSink(b *testing.B, dir string) *benchReceiver {
+	caFile, srvTLS := testkit.NewCA(b, dir)
+	var mu sync.Mutex
+	lines := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		data, err := io.ReadAll(zr)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		n := bytes.Count(data, []byte("\n"))
+		mu.Lock()
+		lines += n
+		mu.Unlock()
+		fmt.Fprintf(w, `{"accepted":%d,"duplicates":0}`, n)
+	}))
+	srv.TLS = srvTLS
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	return &benchReceiver{url: srv.URL, caFile: caFile, count: func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return lines
+	}}
+}
+
 type benchReceiver struct {
 	url, caFile, outDir string
+	count               func() int // for a sink, which stores nothing
 }
 
 // startBenchReceiver runs the reference receiver over TLS (HTTP/2 offered) with a testkit CA.
@@ -268,6 +351,12 @@ func startBenchReceiver(b *testing.B, dir string) *benchReceiver {
 
 // check confirms the receiver stored exactly n records.
 func (r *benchReceiver) check(b *testing.B, n int) {
+	if r.count != nil {
+		if got := r.count(); got != n {
+			b.Fatalf("sink received %d records, want %d", got, n)
+		}
+		return
+	}
 	data, err := os.ReadFile(filepath.Join(r.outDir, "records.ndjson"))
 	if err != nil {
 		b.Fatal(err)

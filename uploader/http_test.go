@@ -544,6 +544,7 @@ func TestReusesOneConnection(t *testing.T) {
 			cfg := f.config(srv.URL)
 			cfg.CAFile = ca
 			cfg.BatchMaxRecords = 2
+			cfg.Concurrency = 1 // several at once over HTTP/1.1 need several connections
 			u := f.newUploader(cfg)
 			f.commit(10)
 			f.run(u)
@@ -564,5 +565,49 @@ func TestReusesOneConnection(t *testing.T) {
 				t.Errorf("%d connections for %d requests, want 1 kept alive", n, len(reqs))
 			}
 		})
+	}
+}
+
+// A backlog goes out Concurrency batches at a time: the pipeline here answers nothing until
+// it holds that many requests at once, so sequential delivery would never finish.
+func TestDeliversBatchesConcurrently(t *testing.T) {
+	f := newFixture(t)
+	const conc = 3
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	opened := false
+	gate := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		if inFlight == conc && most == conc && !opened {
+			opened = true
+			close(gate)
+		}
+		mu.Unlock()
+		select {
+		case <-gate:
+		case <-time.After(3 * time.Second): // so a failure ends with an answer, not a hang
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	})
+	srv, ca := startPipeline(t, h, true)
+	cfg := f.config(srv.URL)
+	cfg.CAFile = ca
+	cfg.BatchMaxRecords = 1
+	cfg.Concurrency = conc
+	u := f.newUploader(cfg)
+	f.commit(6)
+	start := time.Now()
+	f.run(u)
+	waitFor(t, "all records", func() bool { return u.Stats().RecordsDelivered == 6 })
+	mu.Lock()
+	defer mu.Unlock()
+	if most != conc || time.Since(start) > 2*time.Second {
+		t.Errorf("at most %d requests in flight (delivered after %v), want %d at once", most, time.Since(start), conc)
 	}
 }

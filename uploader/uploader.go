@@ -70,6 +70,10 @@ type Config struct {
 	// BlobConcurrency is how many blobs of one batch are checked and uploaded at once.
 	// Default 4.
 	BlobConcurrency int
+	// Concurrency is how many batches are delivered at once. One request at a time leaves a
+	// backlog's drain bound by the round trip (and by a pipeline that handles each request on
+	// one core); the pipeline deduplicates by record id and expects no order. Default 4.
+	Concurrency int
 
 	UserAgent string // default "journal-sensor"
 	Logger    *slog.Logger
@@ -85,6 +89,7 @@ const (
 	defaultMaxRetryAfter   = 5 * time.Minute
 	defaultMaxAge          = 7 * 24 * time.Hour
 	defaultBlobConcurrency = 4
+	defaultConcurrency     = 4
 	defaultUserAgent       = "journal-sensor"
 )
 
@@ -101,6 +106,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxRetryAfter, defaultMaxRetryAfter)
 	setDefault(&c.MaxAge, defaultMaxAge)
 	setDefault(&c.BlobConcurrency, defaultBlobConcurrency)
+	setDefault(&c.Concurrency, defaultConcurrency)
 	setDefault(&c.UserAgent, defaultUserAgent)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -126,6 +132,9 @@ func (c Config) validate() error {
 	}
 	if c.BatchMaxBytes < 0 {
 		bad("BatchMaxBytes", "must not be negative")
+	}
+	if c.Concurrency < 0 {
+		bad("Concurrency", "must not be negative")
 	}
 	if c.BlobConcurrency < 0 {
 		bad("BlobConcurrency", "must not be negative")
@@ -357,15 +366,16 @@ func (u *Uploader) cycle(ctx context.Context) error {
 	}
 }
 
-// formAndDeliver forms pending records into batches and delivers them in order, forming the
-// next batch while the one before it is on the wire: forming is local disk work (reading and
-// removing one file per record, two fsyncs) and delivering is mostly waiting for the pipeline,
-// so a backlog drains in about the longer of the two rather than their sum, and its first
-// batch leaves as soon as it is formed rather than after the whole backlog is. At most one
-// batch waits formed ahead. It returns how many batches it handed to deliver.
+// formAndDeliver forms pending records into batches and delivers them, Concurrency at a time,
+// forming the next batch while earlier ones are on the wire: forming is local disk work and
+// delivering is mostly waiting for the pipeline, so a backlog drains in about the longer of
+// the two rather than their sum, and its first batch leaves as soon as it is formed rather
+// than after the whole backlog is. The former stays at most one batch ahead of the
+// deliverers. It returns how many batches it handed to deliver.
 //
-// A batch formed but not delivered when it stops (an error, ctx done) is on disk, and the
-// next cycle sends it with the others.
+// The first delivery that fails stops the others (the pipeline is most likely down for all
+// of them). A batch formed but not delivered when it stops is on disk, and the next cycle
+// sends it with the others.
 func (u *Uploader) formAndDeliver(ctx context.Context, pending []spool.Entry) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -393,17 +403,37 @@ func (u *Uploader) formAndDeliver(ctx context.Context, pending []spool.Entry) (i
 			}
 		}
 	}()
-	sent := 0
-	var err error
-	for b := range formed {
-		if err == nil {
-			sent++
-			if err = u.deliver(ctx, b); err != nil {
-				cancel() // stop forming; keep draining formed so the former can finish
+	var (
+		mu       sync.Mutex
+		sent     int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range u.cfg.Concurrency {
+		wg.Go(func() {
+			for b := range formed {
+				mu.Lock()
+				stopped := firstErr != nil
+				if !stopped {
+					sent++
+				}
+				mu.Unlock()
+				if stopped {
+					continue // drain formed so the former can finish
+				}
+				if err := u.deliver(ctx, b); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+				}
 			}
-		}
+		})
 	}
-	return sent, errors.Join(err, formErr)
+	wg.Wait()
+	return sent, errors.Join(firstErr, formErr)
 }
 
 // linger waits until the pending records fill a batch or the oldest of them has waited

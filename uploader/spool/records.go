@@ -27,6 +27,10 @@ type group struct {
 	records int       // readable lines in the file
 	bytes   int64     // the file's size
 	oldest  time.Time // when the oldest of its records was made (its id's time)
+	// written says this process wrote the file (Commit), having checked every line, so a
+	// batch may take it as it is when it still has that size. Files found at Open are read
+	// line by line.
+	written bool
 }
 
 // Entry is one pending commit group: a file in records/ holding one or more records.
@@ -105,7 +109,7 @@ func (s *Spool) commitGroup(r *commitRound) error {
 // addCommitted enters a group Commit wrote into the index and the usage. Each blob its records
 // name settles one hold (see refs.go).
 func (s *Spool) addCommitted(gid string, r *commitRound) {
-	g := &group{records: len(r.reqs), bytes: int64(r.bytes), oldest: r.reqs[0].made}
+	g := &group{records: len(r.reqs), bytes: int64(r.bytes), oldest: r.reqs[0].made, written: true}
 	var occ []string
 	for _, q := range r.reqs {
 		if q.made.Before(g.oldest) {
@@ -376,12 +380,25 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 	records := 0
 	for _, e := range entries {
 		s.mu.Lock()
-		_, ok := s.groups[e.ID]
+		g, ok := s.groups[e.ID]
+		var gRefs []string
+		if ok {
+			gRefs = s.recRefs[e.ID]
+		}
 		s.mu.Unlock()
 		if !ok {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(dir, e.ID+groupExt))
+		if err == nil && g.written && int64(len(data)) == g.bytes {
+			// Checked line by line before it was written: json.Valid again here cost 10% of a
+			// backlog's drain.
+			buf.Write(data)
+			records += g.records
+			refs = append(refs, gRefs...)
+			used = append(used, e.ID)
+			continue
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("spool: pending record file is gone; removed by hand?", "group", e.ID)
 			vanished = append(vanished, e.ID)
