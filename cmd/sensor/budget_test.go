@@ -96,3 +96,12 @@ func smtpCode(err error) (int, string) {
 	}
 	return 0, err.Error()
 }
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
