@@ -480,6 +480,9 @@ func TestRequestTimeoutIsPerAttempt(t *testing.T) {
 				mu.Lock()
 				held = append(held, time.Since(start))
 				mu.Unlock()
+				// A hung pipeline never answers: without this the handler's return would write
+				// a 200 that, in a close race with the client's timeout, can still be read.
+				panic(http.ErrAbortHandler)
 			})
 			srv, ca := startPipeline(t, h, h2)
 			cfg := f.config(srv.URL)
