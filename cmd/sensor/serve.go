@@ -67,6 +67,8 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&c.urls, "urls", "extract URLs: on or off")
 	c.maxMessageBytes = 200 << 20
 	fs.Var(&c.maxMessageBytes, "max-message-bytes", "largest message accepted (SIZE); bigger ones get 552 5.3.4")
+	// DESIGN.md's default: a pipeline outage must fill the spool's budget, not the disk.
+	c.spoolMaxBytes = 10 << 30
 	fs.Var(&c.spoolMaxBytes, "spool-max-bytes", "spool budget; past it new messages get 452 4.3.1 until uploads drain it (0: none)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 5*time.Minute, "close a connection that sends nothing for this long")
 	fs.DurationVar(&c.maxAge, "max-age", 7*24*time.Hour,
