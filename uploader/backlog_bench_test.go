@@ -68,95 +68,55 @@ func BenchmarkBacklog(b *testing.B) {
 		b.ReportMetric(elapsed.Seconds()/float64(b.N), "s/drain")
 	}
 
-	b.Run("uploader", func(b *testing.B) {
-		var elapsed time.Duration
-		for range b.N {
-			b.StopTimer()
-			dir := b.TempDir()
-			sp, err := spool.Open(filepath.Join(dir, "spool"), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			commitAll(b, sp, ids, lines)
-			r := startBenchReceiver(b, dir)
-			u, err := New(Config{URL: r.url, CAFile: r.caFile}, sp)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
+	for _, to := range []struct {
+		name  string
+		start func(*testing.B, string) *benchReceiver
+	}{{"uploader", startBenchReceiver}, {"uploader-sink", startBenchSink}} {
+		b.Run(to.name, func(b *testing.B) {
+			var elapsed time.Duration
+			for range b.N {
+				b.StopTimer()
+				dir := b.TempDir()
+				sp, err := spool.Open(filepath.Join(dir, "spool"), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				commitAll(b, sp, ids, lines)
+				r := to.start(b, dir)
+				u, err := New(Config{URL: r.url, CAFile: r.caFile}, sp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
 
-			b.StartTimer()
-			start := time.Now()
-			go func() { done <- u.Run(ctx) }()
-			for {
+				b.StartTimer()
+				start := time.Now()
+				go func() { done <- u.Run(ctx) }()
+				for {
+					s := u.Stats()
+					if s.RecordsDelivered >= int64(n) && s.PendingBatches == 0 && s.PendingRecords == 0 {
+						break
+					}
+					if s.RecordsDeadLettered > 0 {
+						b.Fatalf("records dead-lettered: %+v", s)
+					}
+					time.Sleep(time.Millisecond)
+				}
+				elapsed += time.Since(start)
+				b.StopTimer()
+
+				cancel()
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
 				s := u.Stats()
-				if s.RecordsDelivered >= int64(n) && s.PendingBatches == 0 && s.PendingRecords == 0 {
-					break
-				}
-				if s.RecordsDeadLettered > 0 {
-					b.Fatalf("records dead-lettered: %+v", s)
-				}
-				time.Sleep(time.Millisecond)
+				b.Logf("uploader: %d batches, %d attempts, %d failures", s.BatchesDelivered, s.Attempts, s.Failures)
+				r.check(b, n)
 			}
-			elapsed += time.Since(start)
-			b.StopTimer()
-
-			cancel()
-			if err := <-done; err != nil {
-				b.Fatal(err)
-			}
-			s := u.Stats()
-			b.Logf("uploader: %d batches, %d attempts, %d failures", s.BatchesDelivered, s.Attempts, s.Failures)
-			r.check(b, n)
-		}
-		report(b, elapsed)
-	})
-
-	b.Run("uploader-sink", func(b *testing.B) {
-		var elapsed time.Duration
-		for range b.N {
-			b.StopTimer()
-			dir := b.TempDir()
-			sp, err := spool.Open(filepath.Join(dir, "spool"), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			commitAll(b, sp, ids, lines)
-			r := startBenchSink(b, dir)
-			u, err := New(Config{URL: r.url, CAFile: r.caFile}, sp)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-
-			b.StartTimer()
-			start := time.Now()
-			go func() { done <- u.Run(ctx) }()
-			for {
-				s := u.Stats()
-				if s.RecordsDelivered >= int64(n) && s.PendingBatches == 0 && s.PendingRecords == 0 {
-					break
-				}
-				if s.RecordsDeadLettered > 0 {
-					b.Fatalf("records dead-lettered: %+v", s)
-				}
-				time.Sleep(time.Millisecond)
-			}
-			elapsed += time.Since(start)
-			b.StopTimer()
-
-			cancel()
-			if err := <-done; err != nil {
-				b.Fatal(err)
-			}
-			s := u.Stats()
-			b.Logf("uploader: %d batches, %d attempts, %d failures", s.BatchesDelivered, s.Attempts, s.Failures)
-			r.check(b, n)
-		}
-		report(b, elapsed)
-	})
+			report(b, elapsed)
+		})
+	}
 
 	b.Run("spool-only", func(b *testing.B) {
 		var elapsed time.Duration
