@@ -99,10 +99,7 @@ func (s *Spool) commitGroup(r *commitRound) error {
 		return errors.Join(err, rmErr)
 	}
 	s.addCommitted(gid, r)
-	select {
-	case s.notify <- struct{}{}:
-	default: // a wake-up is already pending; the uploader will see this group too
-	}
+	s.wake()
 	return nil
 }
 
@@ -178,7 +175,6 @@ func (s *Spool) scanRecords() error {
 	}
 	if len(ids) > scanInBackground {
 		// Counted as one record each until read, so the status page is not blank meanwhile.
-		s.unscanned = len(ids)
 		s.usage.Records += len(ids)
 		s.toScan = ids
 	} else {
@@ -218,7 +214,6 @@ func (s *Spool) loadGroup(gid string, placeholder bool) (setAside bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if placeholder {
-		s.unscanned--
 		s.usage.Records--
 	}
 	switch {
@@ -322,6 +317,8 @@ func (s *Spool) scanGroups(ids []string) {
 	s.SweepBlobs()
 }
 
+// wake tells the uploader there is something to batch. A wake-up already pending stands for
+// this one too: the uploader lists what is pending when it wakes.
 func (s *Spool) wake() {
 	select {
 	case s.notify <- struct{}{}:

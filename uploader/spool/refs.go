@@ -20,7 +20,7 @@ import (
 // Under s.mu:
 //
 //	refs[sum]       how many pending records and batches name blob sum (each counts once)
-//	recRefs[id]     the blobs record id names, for records that name any
+//	recRefs[id]     the blobs the records of group id name, for groups that name any
 //	batchRefs[id]   the same for batches
 //	holds[sum]      blob commits not yet matched by a record that names the blob
 //
@@ -138,12 +138,9 @@ func distinct(sums []string) []string {
 	return slices.Compact(out)
 }
 
-// maxScanLine bounds one line read back from a batch when its blob list is not in its header.
-// Longer lines are skipped: the reference receiver refuses them anyway.
-const maxScanLine = 64 << 20
-
 // scanRefs reads gzip'd NDJSON and returns the distinct blobs its lines name. It reads what it
-// can: a corrupt tail ends the scan, with what was found before it.
+// can: a corrupt tail ends the scan, with what was found before it, and a line longer than
+// maxLineBytes is skipped (the reference receiver refuses one anyway).
 func scanRefs(r io.Reader) []string {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
@@ -157,7 +154,7 @@ func scanRefs(r io.Reader) []string {
 		chunk, err := br.ReadSlice('\n')
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
-			if !skipping && len(long)+len(chunk) <= maxScanLine {
+			if !skipping && len(long)+len(chunk) <= maxLineBytes {
 				long = append(long, chunk...)
 			} else {
 				skipping, long = true, long[:0]

@@ -123,11 +123,10 @@ type Spool struct {
 	holdTTL   time.Duration
 	refsReady bool // the index covers every record: blobs may be removed
 
-	// A large backlog is listed by name at Open and read in the background (scanGroups):
-	// unscanned counts the group files not read yet; scanDone closes when all are.
-	unscanned int
-	scanDone  chan struct{}
-	toScan    []string // handed to the scan when Open is done with the usage
+	// A large backlog is listed by name at Open and read in the background (scanGroups);
+	// scanDone closes when all is read.
+	scanDone chan struct{}
+	toScan   []string // handed to the scan when Open is done with the usage
 }
 
 // Usage is what the spool holds, for the spool budget and the status page.
