@@ -49,6 +49,7 @@ urls: off
 		{"max-message-bytes (file)", c.maxMessageBytes.String(), "50MiB"},
 		{"urls (file)", c.urls.String(), "off"},
 		{"attachments (default)", c.attachments, "metadata"},
+		{"spool-max-bytes (default, DESIGN.md's 10GiB)", c.spoolMaxBytes.String(), "10GiB"},
 		{"pipeline-url (derived default)", c.pipelineURL, "file:///var/lib/from-flag/outbox"},
 	}
 	for _, ch := range checks {
