@@ -23,7 +23,7 @@ import (
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 // BenchmarkBacklog measures how fast a backlog drains: a spool holding 100,000 committed

@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 // Blobs (content mode) go before the batch that names them: for each blob the batch's records

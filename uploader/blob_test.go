@@ -22,7 +22,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/journalsensor/sensor/api"
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 // The SHA-256 of no bytes (what `sha256sum </dev/null` prints).

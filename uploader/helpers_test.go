@@ -26,7 +26,7 @@ import (
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 // logBuffer collects log output written from Run's goroutine.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 func TestOldRecordsStillDeliveredWhenThePipelineTakesThem(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 // outbox is the file:// pipeline: each batch becomes DIR/<batch-id>.ndjson, uncompressed so

@@ -3,7 +3,7 @@ package uploader
 import (
 	"fmt"
 
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 // reject handles a batch the pipeline refused for good (400, 413, 422, or an outbox batch that

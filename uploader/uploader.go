@@ -25,7 +25,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 // Config says where and how to deliver. Zero values mean the documented default.

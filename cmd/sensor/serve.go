@@ -21,7 +21,7 @@ import (
 	"github.com/journalsensor/sensor/parser"
 	"github.com/journalsensor/sensor/sensor"
 	"github.com/journalsensor/sensor/uploader"
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 // serveConfig is everything `sensor serve` takes, after layering flags, env and file.

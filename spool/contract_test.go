@@ -11,7 +11,7 @@ import (
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/parser"
-	"github.com/journalsensor/sensor/uploader/spool"
+	"github.com/journalsensor/sensor/spool"
 )
 
 // The spool's writer is what the parser's content mode writes to; this is the adapter the
