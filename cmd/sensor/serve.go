@@ -20,8 +20,8 @@ import (
 
 	"github.com/journalsensor/sensor/parser"
 	"github.com/journalsensor/sensor/sensor"
-	"github.com/journalsensor/sensor/uploader"
 	"github.com/journalsensor/sensor/spool"
+	"github.com/journalsensor/sensor/uploader"
 )
 
 // serveConfig is everything `sensor serve` takes, after layering flags, env and file.
