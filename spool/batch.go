@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/journalsensor/sensor/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,7 +25,7 @@ func (s *Spool) writeBatch(data []byte, records int, refs []string) (Batch, erro
 	id := ulid.Make().String()
 	dst := s.path(dirBatches, id+batchExt)
 	var size int64
-	err := writeAtomic(s.fs, s.path(dirTmp), id+".*", dst, func(w io.Writer) error {
+	err := atomicfile.Write(s.fs, s.path(dirTmp), id+".*", dst, func(w io.Writer) error {
 		cw := &countWriter{w: w}
 		zw := gzip.NewWriter(cw)
 		zw.Name = id + ".ndjson" // what `gunzip -N` restores it as
@@ -316,7 +317,7 @@ func (s *Spool) DeleteBatch(id string) error {
 	if err != nil {
 		return fmt.Errorf("spool: delete batch: %w", err)
 	}
-	if err := s.fs.remove(name); err != nil {
+	if err := s.fs.Remove(name); err != nil {
 		return fmt.Errorf("spool: delete batch: %w", err)
 	}
 	var zero []string
@@ -329,7 +330,7 @@ func (s *Spool) DeleteBatch(id string) error {
 	s.dropBlobs(zero)
 	// Not durable until the directory is synced: a crash could resend it, which the pipeline
 	// tolerates (same Idempotency-Key), so the error is still worth reporting, not worth undoing.
-	if err := s.fs.syncDir(dir); err != nil {
+	if err := s.fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("spool: delete batch: %w", err)
 	}
 	return nil
@@ -355,7 +356,7 @@ func (s *Spool) DeadLetter(id string) error {
 	}
 	// Before the batch moves, so a crash cannot leave it in the folder without its blobs.
 	s.keepWithDeadLetter(id, sums)
-	if err := s.fs.rename(src, dst); err != nil {
+	if err := s.fs.Rename(src, dst); err != nil {
 		return fmt.Errorf("spool: dead-letter batch: %w", err)
 	}
 	var zero []string
@@ -368,10 +369,10 @@ func (s *Spool) DeadLetter(id string) error {
 	s.dropBlobs(zero)
 	// The new name first: if only the old directory's entry were durable, a crash could lose
 	// the file from both places.
-	if err := s.fs.syncDir(filepath.Dir(dst)); err != nil {
+	if err := s.fs.SyncDir(filepath.Dir(dst)); err != nil {
 		return fmt.Errorf("spool: dead-letter batch: %w", err)
 	}
-	if err := s.fs.syncDir(filepath.Dir(src)); err != nil {
+	if err := s.fs.SyncDir(filepath.Dir(src)); err != nil {
 		return fmt.Errorf("spool: dead-letter batch: %w", err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/journalsensor/sensor/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,7 +25,7 @@ func naiveCommit(s *Spool, id string, line []byte) error {
 		return fmt.Errorf("bad record %s", id)
 	}
 	dst := s.path(dirRecords, id+groupExt)
-	err := writeAtomic(s.fs, s.path(dirTmp), id+".*", dst, func(w io.Writer) error {
+	err := atomicfile.Write(s.fs, s.path(dirTmp), id+".*", dst, func(w io.Writer) error {
 		_, err := w.Write(line)
 		return err
 	})
@@ -48,9 +49,9 @@ type countFS struct {
 	n *atomic.Int64
 }
 
-func (f countFS) syncDir(dir string) error {
+func (f countFS) SyncDir(dir string) error {
 	f.n.Add(1)
-	return f.osFS.syncDir(dir)
+	return f.osFS.SyncDir(dir)
 }
 
 // BenchmarkCommit measures commits per second on the disk under b.TempDir (set TMPDIR to

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/journalsensor/sensor/internal/atomicfile"
 	"hash"
 	"io/fs"
 	"os"
@@ -61,7 +62,7 @@ type BlobWriter struct {
 // CreateBlob starts a blob: a temp file in tmp/ that Commit renames to blobs/<sha256>.
 // In content mode the SMTP session hands the parser a sink whose Create calls this.
 func (s *Spool) CreateBlob() (*BlobWriter, error) {
-	f, err := s.fs.createTemp(s.path(dirTmp), blobTempPrefix+"*")
+	f, err := s.fs.CreateTemp(s.path(dirTmp), blobTempPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("spool: create blob: %w", err)
 	}
@@ -142,7 +143,7 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	if w.f == nil {
-		f, err := w.s.fs.reopen(w.tmp)
+		f, err := w.s.fs.Reopen(w.tmp)
 		if err != nil {
 			w.err = fmt.Errorf("spool: reopen blob: %w", err)
 			return 0, w.err
@@ -177,7 +178,7 @@ func (w *BlobWriter) Commit(sum string) error {
 	n, err := w.finishLocked(sum)
 	w.mu.Unlock()
 	if err != nil {
-		return errors.Join(fmt.Errorf("spool: commit blob %.16s: %w", sum, err), removeIfExists(w.s.fs, w.tmp))
+		return errors.Join(fmt.Errorf("spool: commit blob %.16s: %w", sum, err), atomicfile.RemoveIfExists(w.s.fs, w.tmp))
 	}
 	if err := w.s.commitBlob(w.tmp, sum, n); err != nil {
 		return fmt.Errorf("spool: commit blob %s: %w", sum, err)
@@ -202,7 +203,7 @@ func (w *BlobWriter) finishLocked(sum string) (int64, error) {
 	if w.f == nil {
 		// Closed to make room: reopened only to fsync. On Linux fsync covers the file's data
 		// whichever descriptor wrote it.
-		f, err := w.s.fs.reopen(w.tmp)
+		f, err := w.s.fs.Reopen(w.tmp)
 		if err != nil {
 			return 0, fmt.Errorf("reopen: %w", err)
 		}
@@ -234,7 +235,7 @@ func (w *BlobWriter) Abort() {
 	w.done = true
 	w.discardLocked() // the file is removed next: a close error cannot lose anything
 	w.mu.Unlock()
-	if err := removeIfExists(w.s.fs, w.tmp); err != nil {
+	if err := atomicfile.RemoveIfExists(w.s.fs, w.tmp); err != nil {
 		// Open empties tmp/ at the next start.
 		w.s.log.Warn("spool: could not remove an aborted blob", "error", err)
 	}
@@ -245,7 +246,7 @@ func (w *BlobWriter) Abort() {
 // removals, so a removal can never delete the file a commit has just put in place.
 func (s *Spool) commitBlob(tmp, sum string, n int64) error {
 	s.blobMu.Lock()
-	err := s.fs.rename(tmp, s.path(dirBlobs, sum))
+	err := s.fs.Rename(tmp, s.path(dirBlobs, sum))
 	if err == nil {
 		s.mu.Lock()
 		s.hold(sum)
@@ -260,9 +261,9 @@ func (s *Spool) commitBlob(tmp, sum string, n int64) error {
 	}
 	s.blobMu.Unlock()
 	if err != nil {
-		return errors.Join(err, removeIfExists(s.fs, tmp))
+		return errors.Join(err, atomicfile.RemoveIfExists(s.fs, tmp))
 	}
-	if err := s.blobSync.wait(func() error { return s.fs.syncDir(s.path(dirBlobs)) }); err != nil {
+	if err := s.blobSync.wait(func() error { return s.fs.SyncDir(s.path(dirBlobs)) }); err != nil {
 		// The session will not acknowledge the message, so no record will name the blob for
 		// it. The file itself stays if another record names it (identical content).
 		s.mu.Lock()
@@ -291,7 +292,7 @@ func (s *Spool) dropBlobs(sums []string) int {
 		if !ok {
 			continue
 		}
-		err := s.fs.remove(s.path(dirBlobs, sum))
+		err := s.fs.Remove(s.path(dirBlobs, sum))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("spool: could not remove a blob nothing names", "sha256", sum, "error", err)
 			continue
@@ -370,7 +371,7 @@ func (s *Spool) DeadLetterBlob(sum string) error {
 	defer s.blobMu.Unlock()
 	dst := filepath.Join(dir, sum)
 	_, statErr := os.Lstat(dst)
-	if err := s.fs.rename(s.path(dirBlobs, sum), dst); err != nil {
+	if err := s.fs.Rename(s.path(dirBlobs, sum), dst); err != nil {
 		return fmt.Errorf("spool: dead-letter blob: %w", err)
 	}
 	s.mu.Lock()
@@ -380,10 +381,10 @@ func (s *Spool) DeadLetterBlob(sum string) error {
 	}
 	s.mu.Unlock()
 	// The new name first, as for batches.
-	if err := s.fs.syncDir(dir); err != nil {
+	if err := s.fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("spool: dead-letter blob: %w", err)
 	}
-	if err := s.fs.syncDir(s.path(dirBlobs)); err != nil {
+	if err := s.fs.SyncDir(s.path(dirBlobs)); err != nil {
 		return fmt.Errorf("spool: dead-letter blob: %w", err)
 	}
 	return nil
@@ -424,7 +425,7 @@ func (s *Spool) keepWithDeadLetter(batch string, sums []string) {
 	s.usage.DeadLetterBlobs += kept
 	s.mu.Unlock()
 	if kept > 0 {
-		if err := s.fs.syncDir(dir); err != nil {
+		if err := s.fs.SyncDir(dir); err != nil {
 			s.log.Warn("spool: dead-lettered blobs' links not durable", "batch", batch, "error", err)
 		}
 	}

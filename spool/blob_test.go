@@ -298,43 +298,43 @@ type blobFaultFS struct {
 	step string
 }
 
-func (f blobFaultFS) createTemp(dir, pattern string) (tempFile, error) {
+func (f blobFaultFS) CreateTemp(dir, pattern string) (tempFile, error) {
 	if !strings.HasPrefix(pattern, blobTempPrefix) {
-		return f.osFS.createTemp(dir, pattern)
+		return f.osFS.CreateTemp(dir, pattern)
 	}
 	if f.step == "create" {
 		return nil, errInjected
 	}
-	tf, err := f.osFS.createTemp(dir, pattern)
+	tf, err := f.osFS.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err
 	}
 	return faultFile{tf, f.step}, nil
 }
 
-func (f blobFaultFS) reopen(name string) (tempFile, error) {
+func (f blobFaultFS) Reopen(name string) (tempFile, error) {
 	if f.step == "reopen" {
 		return nil, errInjected
 	}
-	tf, err := f.osFS.reopen(name)
+	tf, err := f.osFS.Reopen(name)
 	if err != nil {
 		return nil, err
 	}
 	return faultFile{tf, f.step}, nil
 }
 
-func (f blobFaultFS) rename(oldpath, newpath string) error {
+func (f blobFaultFS) Rename(oldpath, newpath string) error {
 	if f.step == "rename" && isBlobTemp(oldpath) {
 		return errInjected
 	}
-	return f.osFS.rename(oldpath, newpath)
+	return f.osFS.Rename(oldpath, newpath)
 }
 
-func (f blobFaultFS) syncDir(dir string) error {
+func (f blobFaultFS) SyncDir(dir string) error {
 	if f.step == "syncdir" && filepath.Base(dir) == dirBlobs {
 		return errInjected
 	}
-	return f.osFS.syncDir(dir)
+	return f.osFS.SyncDir(dir)
 }
 
 // Each step of a blob's commit can fail: the session is told (so it answers 451), and the

@@ -124,8 +124,8 @@ type span struct {
 	ok         bool
 }
 
-func (f clockFS) rename(oldpath, newpath string) error {
-	err := f.osFS.rename(oldpath, newpath)
+func (f clockFS) Rename(oldpath, newpath string) error {
+	err := f.osFS.Rename(oldpath, newpath)
 	tick := f.clock.Add(1)
 	f.mu.Lock()
 	f.renamed[filepath.Base(newpath)] = tick
@@ -133,9 +133,9 @@ func (f clockFS) rename(oldpath, newpath string) error {
 	return err
 }
 
-func (f clockFS) syncDir(dir string) error {
+func (f clockFS) SyncDir(dir string) error {
 	start := f.clock.Add(1)
-	err := f.osFS.syncDir(dir)
+	err := f.osFS.SyncDir(dir)
 	end := f.clock.Add(1)
 	f.mu.Lock()
 	*f.syncs = append(*f.syncs, span{start, end, err == nil})
@@ -225,12 +225,12 @@ type gateFS struct {
 	release chan error // what the held fsync returns; nil lets the real fsync run
 }
 
-func (f gateFS) syncDir(dir string) error {
+func (f gateFS) SyncDir(dir string) error {
 	f.entered <- struct{}{}
 	if err := <-f.release; err != nil {
 		return err
 	}
-	return f.osFS.syncDir(dir)
+	return f.osFS.SyncDir(dir)
 }
 
 // While one round is being written, every Commit that arrives joins the next round, and that
@@ -339,14 +339,14 @@ type roundFS struct {
 	failRemoval bool          // also fail removing the faulty round's file from records/
 }
 
-func (f roundFS) createTemp(dir, pattern string) (tempFile, error) {
+func (f roundFS) CreateTemp(dir, pattern string) (tempFile, error) {
 	if f.created.Add(1) != 1 {
-		return f.osFS.createTemp(dir, pattern)
+		return f.osFS.CreateTemp(dir, pattern)
 	}
 	if f.step == "create" {
 		return nil, errInjected
 	}
-	tf, err := f.osFS.createTemp(dir, pattern)
+	tf, err := f.osFS.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err
 	}
@@ -354,33 +354,33 @@ func (f roundFS) createTemp(dir, pattern string) (tempFile, error) {
 	return faultFile{tf, f.step}, nil
 }
 
-func (f roundFS) rename(oldpath, newpath string) error {
+func (f roundFS) Rename(oldpath, newpath string) error {
 	if v, _ := f.victim.Load().(string); v != oldpath {
-		return f.osFS.rename(oldpath, newpath)
+		return f.osFS.Rename(oldpath, newpath)
 	}
 	if f.step == "rename" {
 		return errInjected
 	}
 	f.victim.Store(newpath)
-	err := f.osFS.rename(oldpath, newpath)
+	err := f.osFS.Rename(oldpath, newpath)
 	if f.step == "syncdir" {
 		f.armed.Store(true)
 	}
 	return err
 }
 
-func (f roundFS) syncDir(dir string) error {
+func (f roundFS) SyncDir(dir string) error {
 	if f.step == "syncdir" && f.armed.CompareAndSwap(true, false) {
 		return errInjected
 	}
-	return f.osFS.syncDir(dir)
+	return f.osFS.SyncDir(dir)
 }
 
-func (f roundFS) remove(name string) error {
+func (f roundFS) Remove(name string) error {
 	if v, _ := f.victim.Load().(string); f.failRemoval && v == name {
 		return errInjected
 	}
-	return f.osFS.remove(name)
+	return f.osFS.Remove(name)
 }
 
 func newRoundFS(step string) roundFS {
@@ -487,13 +487,13 @@ type blockFS struct {
 	release chan struct{}
 }
 
-func (f blockFS) syncDir(dir string) error {
+func (f blockFS) SyncDir(dir string) error {
 	select {
 	case f.entered <- struct{}{}:
 	default:
 	}
 	<-f.release
-	return f.osFS.syncDir(dir)
+	return f.osFS.SyncDir(dir)
 }
 
 func TestRecordIsInvisibleUntilCommitted(t *testing.T) {

@@ -234,20 +234,20 @@ type noSyncFile struct{ tempFile }
 
 func (noSyncFile) Sync() error { return nil }
 
-func (f noSyncFS) createTemp(dir, pattern string) (tempFile, error) {
-	tf, err := f.osFS.createTemp(dir, pattern)
+func (f noSyncFS) CreateTemp(dir, pattern string) (tempFile, error) {
+	tf, err := f.osFS.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err
 	}
 	return noSyncFile{tf}, nil
 }
 
-func (f noSyncFS) reopen(name string) (tempFile, error) {
-	tf, err := f.osFS.reopen(name)
+func (f noSyncFS) Reopen(name string) (tempFile, error) {
+	tf, err := f.osFS.Reopen(name)
 	if err != nil {
 		return nil, err
 	}
 	return noSyncFile{tf}, nil
 }
 
-func (noSyncFS) syncDir(string) error { return nil }
+func (noSyncFS) SyncDir(string) error { return nil }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/journalsensor/sensor/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -76,7 +77,7 @@ func (s *Spool) Commit(id string, line []byte) error {
 func (s *Spool) commitGroup(r *commitRound) error {
 	gid := ulid.Make().String()
 	dst := s.path(dirRecords, gid+groupExt)
-	err := writeRename(s.fs, s.path(dirTmp), gid+".*", dst, func(w io.Writer) error {
+	err := atomicfile.WriteRename(s.fs, s.path(dirTmp), gid+".*", dst, func(w io.Writer) error {
 		for _, q := range r.reqs {
 			if _, err := w.Write(q.line); err != nil {
 				return err
@@ -87,8 +88,8 @@ func (s *Spool) commitGroup(r *commitRound) error {
 	if err != nil {
 		return err
 	}
-	if err := s.fs.syncDir(s.path(dirRecords)); err != nil {
-		rmErr := removeIfExists(s.fs, dst)
+	if err := s.fs.SyncDir(s.path(dirRecords)); err != nil {
+		rmErr := atomicfile.RemoveIfExists(s.fs, dst)
 		if rmErr != nil {
 			// The file stays and will be delivered although its senders were told to retry:
 			// duplicates under other ids, never a loss. Indexed, so usage matches the disk.
@@ -185,7 +186,7 @@ func (s *Spool) scanRecords() error {
 		}
 	}
 	if renamed > 0 {
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			// The renames may be forgotten by a crash; the next Open redoes them.
 			s.log.Warn("spool: could not make broken-file renames durable", "error", err)
 		}
@@ -305,7 +306,7 @@ func (s *Spool) scanGroups(ids []string) {
 		}
 	}
 	if renamed > 0 {
-		if err := syncDir(s.path(dirRecords)); err != nil {
+		if err := atomicfile.SyncDir(s.path(dirRecords)); err != nil {
 			s.log.Warn("spool: could not make broken-file renames durable", "error", err)
 		}
 	}
@@ -337,7 +338,7 @@ func groupID(name string) (string, bool) {
 // Open.
 func (s *Spool) setAside(name string) bool {
 	dir := s.path(dirRecords)
-	if err := s.fs.rename(filepath.Join(dir, name), filepath.Join(dir, name+brokenSuffix)); err != nil {
+	if err := s.fs.Rename(filepath.Join(dir, name), filepath.Join(dir, name+brokenSuffix)); err != nil {
 		s.log.Error("spool: could not set aside broken record file", "file", name, "error", err)
 		return false
 	}
@@ -442,7 +443,7 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 		if slices.Contains(damaged, id) {
 			continue
 		}
-		if err := s.fs.remove(filepath.Join(dir, id+groupExt)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.fs.Remove(filepath.Join(dir, id+groupExt)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("spool: batched records not removed; they will be sent twice", "group", id, "batch", b.ID, "error", err)
 			continue
 		}
@@ -458,7 +459,7 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 	}
 	s.mu.Unlock()
 	if len(gone) > 0 {
-		if err := s.fs.syncDir(dir); err != nil {
+		if err := s.fs.SyncDir(dir); err != nil {
 			s.log.Warn("spool: record removals not durable; a crash would send them twice", "batch", b.ID, "error", err)
 		}
 	}

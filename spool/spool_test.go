@@ -445,29 +445,29 @@ type faultFS struct {
 
 var errInjected = errors.New("injected fault")
 
-func (f faultFS) createTemp(dir, pattern string) (tempFile, error) {
+func (f faultFS) CreateTemp(dir, pattern string) (tempFile, error) {
 	if f.step == "create" {
 		return nil, errInjected
 	}
-	tf, err := f.osFS.createTemp(dir, pattern)
+	tf, err := f.osFS.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err
 	}
 	return faultFile{tf, f.step}, nil
 }
 
-func (f faultFS) rename(oldpath, newpath string) error {
+func (f faultFS) Rename(oldpath, newpath string) error {
 	if f.step == "rename" {
 		return errInjected
 	}
-	return f.osFS.rename(oldpath, newpath)
+	return f.osFS.Rename(oldpath, newpath)
 }
 
-func (f faultFS) syncDir(dir string) error {
+func (f faultFS) SyncDir(dir string) error {
 	if f.step == "syncdir" {
 		return errInjected
 	}
-	return f.osFS.syncDir(dir)
+	return f.osFS.SyncDir(dir)
 }
 
 type faultFile struct {
@@ -545,30 +545,5 @@ func TestFormBatchFailureKeepsTheRecords(t *testing.T) {
 	}
 	if u := s.Usage(); u.Records != 2 || u.Batches != 0 {
 		t.Errorf("usage = %+v, want 2 records, no batch", u)
-	}
-}
-
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	dst := filepath.Join(dir, "out.ndjson")
-	if err := WriteFileAtomic(dir, ".out.*", dst, func(w io.Writer) error {
-		_, err := io.WriteString(w, "{}\n")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := os.ReadFile(dst); err != nil || string(got) != "{}\n" {
-		t.Errorf("dst = %q, %v", got, err)
-	}
-	fillErr := errors.New("fill failed")
-	err := WriteFileAtomic(dir, ".other.*", filepath.Join(dir, "other"), func(w io.Writer) error {
-		_, _ = io.WriteString(w, "partial")
-		return fillErr
-	})
-	if !errors.Is(err, fillErr) {
-		t.Errorf("WriteFileAtomic = %v, want the fill error", err)
-	}
-	if got := names(t, dir); !slices.Equal(got, []string{"out.ndjson"}) {
-		t.Errorf("dir = %v, want only the first file", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/journalsensor/sensor/internal/atomicfile"
 	"github.com/journalsensor/sensor/spool"
 )
 
@@ -121,7 +122,7 @@ func (o *outbox) write(b spool.Batch) (verdict, error) {
 		return verdict{}, err
 	}
 	dst := filepath.Join(o.dir, b.ID+".ndjson")
-	err = spool.WriteFileAtomic(o.dir, "."+b.ID+".ndjson.tmp*", dst, func(w io.Writer) error {
+	err = atomicfile.WriteFile(o.dir, "."+b.ID+".ndjson.tmp*", dst, func(w io.Writer) error {
 		_, err := io.Copy(w, tagReads{zr})
 		return err
 	})
@@ -183,7 +184,7 @@ func (o *outbox) copyBlob(b spool.Batch, dir, sum string) error {
 	defer func() {
 		_ = f.Close() // read-only
 	}()
-	err = spool.WriteFileAtomic(dir, "."+sum+".tmp*", dst, func(w io.Writer) error {
+	err = atomicfile.WriteFile(dir, "."+sum+".tmp*", dst, func(w io.Writer) error {
 		h := sha256.New()
 		if _, err := io.Copy(io.MultiWriter(w, h), f); err != nil {
 			return err
