@@ -1,6 +1,6 @@
 // Package api is the contract between the sensor and the scoring pipeline: the Record v1 Go
 // types, their JSON Schema (record.schema.json), the OpenAPI description of the upload
-// endpoints (openapi.yaml) and the reference receiver's HTTP handler.
+// endpoints (openapi.yaml), and a validator that checks records against the schema.
 //
 // Field names are fixed by docs in ../shared/DESIGN.md: add fields freely, never rename or
 // repurpose one. Absent means unknown, and empty lists are omitted.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/api/schema"
 	"github.com/journalsensor/sensor/internal/testkit"
 )
 
@@ -21,7 +22,7 @@ func TestWholeCorpusParses(t *testing.T) {
 	if len(files) < 290 {
 		t.Fatalf("found only %d corpus messages under %s", len(files), dir)
 	}
-	v, err := api.NewValidator()
+	v, err := schema.New()
 	if err != nil {
 		t.Fatal(err)
 	}

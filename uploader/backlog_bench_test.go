@@ -21,8 +21,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
+	"github.com/journalsensor/sensor/receiver"
 	"github.com/journalsensor/sensor/spool"
 )
 
@@ -291,7 +291,7 @@ type benchReceiver struct {
 func startBenchReceiver(b *testing.B, dir string) *benchReceiver {
 	caFile, srvTLS := testkit.NewCA(b, dir)
 	out := filepath.Join(dir, "out")
-	rcv, err := api.NewReceiver(api.ReceiverConfig{OutDir: out, Logger: slog.New(slog.DiscardHandler)})
+	rcv, err := receiver.New(receiver.Config{OutDir: out, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

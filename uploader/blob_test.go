@@ -88,13 +88,13 @@ func (f *fixture) commitNaming(at time.Time, sums ...string) string {
 	return string(line) + "\n"
 }
 
-func (r *receiver) callLog() (calls []string, status []int, lengths []int64) {
+func (r *refReceiver) callLog() (calls []string, status []int, lengths []int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.calls), slices.Clone(r.callStatus), slices.Clone(r.lengths)
 }
 
-func (r *receiver) setIntercept(fn func(w http.ResponseWriter, req *http.Request) bool) {
+func (r *refReceiver) setIntercept(fn func(w http.ResponseWriter, req *http.Request) bool) {
 	r.mu.Lock()
 	r.intercept = fn
 	r.mu.Unlock()

@@ -26,6 +26,7 @@ import (
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
+	"github.com/journalsensor/sensor/receiver"
 	"github.com/journalsensor/sensor/spool"
 )
 
@@ -336,9 +337,9 @@ func (f *fixture) commitRecords(n int, at time.Time, bad func(int) bool) (ids, l
 	return ids, lines
 }
 
-// receiver is the reference pipeline (api.Receiver) behind a real HTTPS listener, with a
+// refReceiver is the reference pipeline (receiver.Receiver) behind a real HTTPS listener, with a
 // record of every request it answered.
-type receiver struct {
+type refReceiver struct {
 	srv    *httptest.Server
 	caFile string
 	outDir string
@@ -357,16 +358,16 @@ type receiver struct {
 }
 
 // startReceiver starts the reference receiver over TLS with a testkit CA; h2 offers HTTP/2.
-func startReceiver(t testing.TB, h2 bool) *receiver {
+func startReceiver(t testing.TB, h2 bool) *refReceiver {
 	t.Helper()
 	dir := t.TempDir()
 	caFile, srvTLS := testkit.NewCA(t, dir)
 	out := filepath.Join(dir, "out")
-	rcv, err := api.NewReceiver(api.ReceiverConfig{OutDir: out, Logger: slog.New(slog.DiscardHandler)})
+	rcv, err := receiver.New(receiver.Config{OutDir: out, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{caFile: caFile, outDir: out}
+	r := &refReceiver{caFile: caFile, outDir: out}
 	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		r.mu.Lock()
@@ -409,14 +410,14 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-func (r *receiver) seen() (keys []string, status, protos []int) {
+func (r *refReceiver) seen() (keys []string, status, protos []int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.keys), slices.Clone(r.status), slices.Clone(r.protos)
 }
 
 // stored returns the lines in the receiver's records.ndjson, in order.
-func (r *receiver) stored(t testing.TB) []string {
+func (r *refReceiver) stored(t testing.TB) []string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(r.outDir, "records.ndjson"))
 	if err != nil {
@@ -454,7 +455,7 @@ func (f *fixture) deadLetters() map[string][]string {
 }
 
 // httpsConfig returns a test Config for the receiver r.
-func (f *fixture) httpsConfig(r *receiver) Config {
+func (f *fixture) httpsConfig(r *refReceiver) Config {
 	cfg := f.config(r.srv.URL)
 	cfg.CAFile = r.caFile
 	return cfg

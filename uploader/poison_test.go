@@ -21,7 +21,7 @@ import (
 // checkDelivery checks what a bisection must end with: the receiver stored every good record
 // exactly once, each dead letter holds exactly one record and it is a bad one, every bad record
 // is dead-lettered, and the spool holds nothing more (its usage counters included).
-func checkDelivery(t *testing.T, f *fixture, r *receiver, lines []string, bad func(int) bool) {
+func checkDelivery(t *testing.T, f *fixture, r *refReceiver, lines []string, bad func(int) bool) {
 	t.Helper()
 	var good, poison []string
 	for i, l := range lines {

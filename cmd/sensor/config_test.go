@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/api/schema"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -126,7 +127,7 @@ func TestParseCommandPrintsOneValidRecordPerInput(t *testing.T) {
 	if !strings.Contains(stderr.String(), "missing.eml") {
 		t.Errorf("stderr does not name the bad file: %s", stderr.String())
 	}
-	v, err := api.NewValidator()
+	v, err := schema.New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
+	"github.com/journalsensor/sensor/receiver"
 )
 
 type e2e struct {
@@ -53,7 +54,7 @@ func startE2E(t *testing.T, extraFlags ...string) *e2e {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rcv, err := api.NewReceiver(api.ReceiverConfig{OutDir: e.outDir, Token: token, Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
+	rcv, err := receiver.New(receiver.Config{OutDir: e.outDir, Token: token, Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/receiver"
 )
 
 func receiverCmd(args []string, stderr io.Writer) int {
@@ -55,7 +55,7 @@ func receiverCmd(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(stderr, *logFormat, "info")
-	rcv, err := api.NewReceiver(api.ReceiverConfig{OutDir: *out, Token: token, Logger: log})
+	rcv, err := receiver.New(receiver.Config{OutDir: *out, Token: token, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "sensor receiver: %v\n", err)
 		return 1

@@ -31,8 +31,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
+	"github.com/journalsensor/sensor/receiver"
 )
 
 // acked is a message the sensor answered 250 to, and the record id it named.
@@ -122,7 +122,7 @@ func TestCrash(t *testing.T) {
 
 	// The pipeline comes up, then the sensor starts once more and delivers what the kills left.
 	outDir := filepath.Join(dir, "out")
-	rcv, err := api.NewReceiver(api.ReceiverConfig{OutDir: outDir, Token: "crash-test-token", Logger: slog.New(slog.DiscardHandler)})
+	rcv, err := receiver.New(receiver.Config{OutDir: outDir, Token: "crash-test-token", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
