@@ -140,17 +140,28 @@ func New(opts Options) (*Parser, error) {
 	return &Parser{opts: opts}, nil
 }
 
-// LocalError is a failure on our side during parsing (the blob sink failed). The copy must
-// be refused with a temporary error.
+// The two kinds of error Parse returns, for errors.Is. Neither may be acknowledged: the
+// sender still owns the message and must be told to retry.
+var (
+	// ErrIncomplete: the input broke off before its end (the client went away or stalled).
+	ErrIncomplete = errors.New("message not received whole")
+	// ErrLocal: a failure on our side (the blob sink failed); the input was fine.
+	ErrLocal = errors.New("local failure while parsing")
+)
+
+// LocalError is a failure on our side during parsing (the blob sink failed). It matches
+// ErrLocal.
 type LocalError struct{ Err error }
 
-func (e *LocalError) Error() string { return "storing attachment: " + e.Err.Error() }
-func (e *LocalError) Unwrap() error { return e.Err }
+func (e *LocalError) Error() string        { return "storing attachment: " + e.Err.Error() }
+func (e *LocalError) Unwrap() error        { return e.Err }
+func (e *LocalError) Is(target error) bool { return target == ErrLocal }
 
 // Parse reads r to its end and returns the record. The caller sets ID, ReceivedAt, Sensor
-// and Envelope. An error is either a *walker.ReadError (the input failed) or a *LocalError;
-// in both cases the record must not be acknowledged.
+// and Envelope. An error matches either ErrIncomplete (the input failed) or ErrLocal; in both
+// cases the record must not be acknowledged.
 func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
+	defer func() { err = exported(err) }() // runs last, after the panic recovery below
 	in := &rawReader{r: r, h: sha256.New()}
 	st := newState(&p.opts)
 	defer func() {
@@ -180,6 +191,15 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 		return nil, err
 	}
 	return st.record(in), nil
+}
+
+// exported makes a reader failure match ErrIncomplete, so callers need not know the walker.
+func exported(err error) error {
+	var re *walker.ReadError
+	if err != nil && !errors.Is(err, ErrLocal) && errors.As(err, &re) {
+		return fmt.Errorf("%w: %w", ErrIncomplete, err)
+	}
+	return err
 }
 
 // rawReader hashes and counts every input byte, for the size and SHA-256 of the message.

@@ -16,7 +16,6 @@ import (
 	"testing/iotest"
 
 	"github.com/journalsensor/sensor/api"
-	"github.com/journalsensor/sensor/parser/walker"
 )
 
 const secret = "The falcon lands at midnight behind the old mill"
@@ -273,9 +272,8 @@ func TestInputFailureIsAnError(t *testing.T) {
 	msg := mixedMessage([]byte("x"))
 	r := io.MultiReader(strings.NewReader(msg[:len(msg)/2]), iotest.ErrReader(boom))
 	rec, err := newTestParser(t, Options{}).Parse(r)
-	var re *walker.ReadError
-	if rec != nil || !errors.As(err, &re) || !errors.Is(err, boom) {
-		t.Fatalf("got %v, %v; want no record and a ReadError wrapping %v", rec, err, boom)
+	if rec != nil || !errors.Is(err, ErrIncomplete) || errors.Is(err, ErrLocal) || !errors.Is(err, boom) {
+		t.Fatalf("got %v, %v; want no record and ErrIncomplete wrapping %v", rec, err, boom)
 	}
 }
 
@@ -338,7 +336,7 @@ func TestContentModeSinkFailuresRefuseTheCopy(t *testing.T) {
 
 	sink := &memSink{failWrite: errors.New("EIO")}
 	_, err := newTestParser(t, Options{Attachments: AttachmentsContent, Blobs: sink}).Parse(strings.NewReader(msg))
-	if !errors.As(err, &le) || sink.aborted == 0 {
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocal) || errors.Is(err, ErrIncomplete) || sink.aborted == 0 {
 		t.Errorf("write failure: err %v, aborted %d", err, sink.aborted)
 	}
 

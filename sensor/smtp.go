@@ -25,7 +25,6 @@ import (
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/parser"
-	"github.com/journalsensor/sensor/parser/walker"
 )
 
 // Reply codes we send, with their RFC 3463 enhanced codes.
@@ -334,13 +333,11 @@ func (s *session) refuse(id string, err error) error {
 		s.log.Info("message refused", "id", id, "code", se.Code, "reason", se.Message)
 		return se
 	}
-	var re *walker.ReadError
-	if errors.As(err, &re) {
+	if errors.Is(err, parser.ErrIncomplete) {
 		s.log.Warn("message not received whole", "id", id, "error", err)
 		return errIncomplete
 	}
-	var le *parser.LocalError
-	if !errors.As(err, &le) {
+	if !errors.Is(err, parser.ErrLocal) {
 		err = fmt.Errorf("unexpected parser error: %w", err)
 	}
 	s.log.Error("message failed on our side; answered 451", "id", id, "error", err)
