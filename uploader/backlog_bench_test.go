@@ -322,6 +322,6 @@ func (r *benchReceiver) check(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	if got := bytes.Count(data, []byte("\n")); got != n {
-		b.Fatal(fmt.Sprintf("receiver stored %d records, want %d", got, n))
+		b.Fatalf("receiver stored %d records, want %d", got, n)
 	}
 }

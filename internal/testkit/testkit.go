@@ -77,6 +77,10 @@ func CorpusMessages(tb testing.TB, dir string) []string {
 			tb.Fatal(err)
 		}
 	}
+	if len(files) == 0 {
+		// A corpus test over no messages passes while proving nothing.
+		tb.Fatalf("no messages under %s/mail or %s/formats", dir, dir)
+	}
 	return files
 }
 

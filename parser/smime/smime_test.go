@@ -87,8 +87,9 @@ func TestClassify(t *testing.T) {
 func TestGuardTurnsPanicIntoError(t *testing.T) {
 	err := func() (err error) {
 		defer guard(&err)
-		var m map[string]int
-		m["x"] = 1 // a real runtime panic, not a panic(value) call
+		var s []int
+		i := 3
+		s[i] = 1 // a real runtime panic (index out of range), not a panic(value) call
 		return nil
 	}()
 	if !errors.Is(err, errInternal) {

@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"encoding/base64"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -171,7 +170,7 @@ func waitSMTP(b *testing.B, addr string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			b.Fatal(fmt.Sprintf("nothing answers SMTP on %s", addr))
+			b.Fatalf("nothing answers SMTP on %s", addr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
