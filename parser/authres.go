@@ -10,7 +10,7 @@ import (
 )
 
 // parseAuthResults reads one Authentication-Results field (RFC 8601) with go-msgauth's
-// parser, after two repairs it needs for real mail:
+// parser, after three repairs it needs for real mail:
 //   - comments are removed first: the library splits on spaces and would read
 //     "(sender IP is 192.0.2.1)" as four broken parameters;
 //   - Microsoft 365 omits the authserv-id ("spf=pass ... ; dkim=none ..."), which the

@@ -6,8 +6,8 @@ import (
 	"github.com/journalsensor/sensor/internal/testkit"
 )
 
-// TestHostileMessages: each hostile input of issue 3 parses to one record, naming the limit
-// that cut it short. Their time and peak memory are measured by
+// TestHostileMessages: each parser-exhausting input of testkit.HostileMessages parses to one
+// record, naming the limit that cut it short. Their time and peak memory are measured by
 // scripts/bench's BenchmarkHostile, not here.
 func TestHostileMessages(t *testing.T) {
 	p := newTestParser(t, Options{})

@@ -2,7 +2,7 @@
 # End-to-end proof with real parts: swaks (a real SMTP client) → `sensor serve` (the built
 # binary) → `sensor receiver` over HTTPS with a CA made here by openssl and a bearer token.
 #
-# It checks what issue 2 promises: the record arrives within a second of the 250, the
+# It checks what the sensor promises a newcomer: the record arrives within a second of the 250, the
 # attachment's sha256 equals that of the file attached, a body sentence appears in no record,
 # spool file or log, and journal reports yield the original's Subject and Message-ID and every
 # recipient with its type. Needs: go, swaks, openssl, jq. A missing tool is a failure.

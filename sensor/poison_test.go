@@ -9,7 +9,7 @@ import (
 	"github.com/journalsensor/sensor/internal/testkit"
 )
 
-// TestPoisonMessagesDoNotBlockTheStream sends issue 3's hostile messages one after another
+// TestPoisonMessagesDoNotBlockTheStream sends the hostile messages of testkit.Hostile one after another
 // in one SMTP session, as a journal source would, then an ordinary message. Each is
 // answered 250 with a committed record, so none of them can wedge the sender's queue.
 // The 64 MiB single line is left out: SMTP itself refuses lines past SMTPConfig's

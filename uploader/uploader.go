@@ -156,9 +156,10 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// sender delivers one batch. It returns delivered when the batch can be deleted, rejected when
-// the pipeline will never take it as it is, and an error when it should be tried again later
-// (after ctx is done, always an error). A sender retries by itself as far as it can; an error
+// sender delivers one batch. Its verdict says delivered when the batch can be deleted,
+// expired when it has outlived MaxAge, and neither when the pipeline refused it for good as
+// it is (poison: the uploader splits it to find the bad record); an error means try again
+// later (after ctx is done, always an error). A sender retries by itself as far as it can; an error
 // makes the uploader back off and start over from the spool.
 type sender interface {
 	send(ctx context.Context, b spool.Batch) (verdict, error)
@@ -168,7 +169,7 @@ type verdict struct {
 	delivered bool
 	expired   bool   // not delivered, and the batch has outlived MaxAge
 	status    int    // HTTP status, 0 for the outbox
-	reason    string // why it was rejected (or the last failure, when expired), for the log
+	reason    string // why it was refused (or the last failure, when expired), for the log
 }
 
 func newSender(u *Uploader) (sender, error) {

@@ -8,7 +8,8 @@ import (
 	"strings"
 )
 
-// Hostile is one of the inputs issue 3 names: a message built to exhaust a parser.
+// Hostile is a message built to exhaust a parser: huge counts of parts, links or archive
+// members, deep nesting, long lines.
 type Hostile struct {
 	Name  string
 	Limit string // the limit the record must name; "" when none applies

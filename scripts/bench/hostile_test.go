@@ -9,7 +9,7 @@ import (
 	"github.com/journalsensor/sensor/internal/testkit"
 )
 
-// BenchmarkHostile runs `sensor parse` on each hostile input of issue 3 and reports its
+// BenchmarkHostile runs `sensor parse` on each hostile input of testkit.Hostile and reports its
 // time and peak RSS. The reference is the same binary on an ordinary message of the same
 // size class: BenchmarkParse150MiBPeakRSS.
 func BenchmarkHostile(b *testing.B) {
