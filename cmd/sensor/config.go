@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -38,7 +39,7 @@ func layer(fs *flag.FlagSet, configPath string, getenv func(string) string) erro
 		}
 		sort.Strings(unknown)
 		for _, k := range unknown {
-			errs = append(errs, fmt.Errorf("config file %s: unknown key %q (keys are spelled like the flags; see --help)", configPath, k))
+			errs = append(errs, &problem{key: k, msg: fmt.Sprintf("config file %s: unknown key %q (keys are spelled like the flags; see --help)", configPath, k)})
 		}
 	}
 
@@ -50,7 +51,7 @@ func layer(fs *flag.FlagSet, configPath string, getenv func(string) string) erro
 		if v := getenv(env); v != "" {
 			for _, item := range splitList(f, v) {
 				if err := fs.Set(f.Name, item); err != nil {
-					errs = append(errs, fmt.Errorf("environment %s=%q: %w", env, v, err))
+					errs = append(errs, &problem{key: f.Name, msg: fmt.Sprintf("environment %s=%q: %v", env, v, err)})
 				}
 			}
 			return
@@ -61,16 +62,84 @@ func layer(fs *flag.FlagSet, configPath string, getenv func(string) string) erro
 		}
 		items, err := yamlValues(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("config file %s: key %q: %w", configPath, f.Name, err))
+			errs = append(errs, &problem{key: f.Name, msg: fmt.Sprintf("config file %s: key %q: %v", configPath, f.Name, err)})
 			return
 		}
 		for _, item := range items {
 			if err := fs.Set(f.Name, item); err != nil {
-				errs = append(errs, fmt.Errorf("config file %s: key %q value %q: %w", configPath, f.Name, item, err))
+				errs = append(errs, &problem{key: f.Name, msg: fmt.Sprintf("config file %s: key %q value %q: %v", configPath, f.Name, item, err)})
 			}
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// A problem is one thing wrong with the configuration.
+type problem struct {
+	key string // the setting it concerns, or an unknown key as spelled; "" for the file as a whole
+	msg string // what is wrong, and where the bad value came from
+}
+
+func (p *problem) Error() string { return p.msg }
+
+// configCheckCmd is `sensor config check`. It loads the configuration exactly as serve does
+// (flags, then SENSOR_* environment, then the file, then defaults) and prints every problem,
+// one a line, then exits 1; or prints "config OK" and exits 0.
+func configCheckCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	c, err := loadServeConfig(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if c == nil {
+		fmt.Fprintf(stderr, "sensor config check: %v\n", err)
+		return 2
+	}
+	problems := configProblems(err)
+	if len(problems) == 0 {
+		fmt.Fprintln(stdout, "config OK")
+		return 0
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stderr, p)
+	}
+	return 1
+}
+
+// configProblems lists what loadServeConfig found, sorted by key: alphabetically, which is
+// also the order of `sensor serve --help`, with problems of the file as a whole first and
+// problems of one key in the order they were found. The sort is what makes the output
+// stable: serveConfig.check and the YAML file are walked through Go maps, whose order
+// changes from run to run.
+func configProblems(err error) []*problem {
+	var out []*problem
+	for _, e := range leafErrors(err) {
+		var p *problem
+		if !errors.As(e, &p) {
+			// serveConfig.check names the flag first: "--smtp-listen: ...".
+			p = &problem{msg: e.Error()}
+			if rest, ok := strings.CutPrefix(e.Error(), "--"); ok {
+				p.key, _, _ = strings.Cut(rest, ": ")
+			}
+		}
+		out = append(out, p)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// leafErrors flattens errors.Join trees.
+func leafErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, leafErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 func envName(flagName string) string {

@@ -153,3 +153,43 @@ func TestUnknownCommand(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }
+
+// serveConfig.check walks maps, so before config check sorted its problems, the same file
+// could list them in a different order from one run to the next.
+func TestConfigCheckOrderIsStable(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := writeFile(t, dir, "bad.yaml", `
+smtp-listen: "nonsense"
+admin-listen: "also-nonsense"
+pipeline-ca-file: missing-ca.pem
+pipeline-client-cert: missing-cert.pem
+pipeline-client-key: missing-key.pem
+smtp-listne: ":25"
+`)
+	var first string
+	for i := range 20 {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"config", "check", "--config", cfgFile}, nil, &stdout, &stderr, func(string) string { return "" }); code != 1 {
+			t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr.String())
+		}
+		if i == 0 {
+			first = stderr.String()
+			continue
+		}
+		if stderr.String() != first {
+			t.Fatalf("run %d listed the problems differently:\n%s\nfirst run:\n%s", i, stderr.String(), first)
+		}
+	}
+	var keys []string
+	for _, line := range strings.Split(strings.TrimSpace(first), "\n") {
+		for _, k := range []string{"admin-listen", "pipeline-ca-file", "pipeline-client-cert", "pipeline-client-key", "smtp-listen", "smtp-listne"} {
+			if strings.Contains(line, k) {
+				keys = append(keys, k)
+				break
+			}
+		}
+	}
+	if got, want := strings.Join(keys, " "), "admin-listen pipeline-ca-file pipeline-client-cert pipeline-client-key smtp-listen smtp-listne"; got != want {
+		t.Errorf("problems for %s, want them sorted by key: %s\n%s", got, want, first)
+	}
+}
