@@ -85,6 +85,11 @@ func (p *problem) Error() string { return p.msg }
 // configCheckCmd is `sensor config check`. It loads the configuration exactly as serve does
 // (flags, then SENSOR_* environment, then the file, then defaults) and prints every problem,
 // one a line, then exits 1; or prints "config OK" and exits 0.
+//
+// It only reads: the config file, the token file, and the metadata of the other files the
+// settings name. The data dir, the spool, the outbox and the listeners are made by serve,
+// which it never calls, so it is safe beside a running sensor and before the data dir exists
+// (TestConfigCheckOnlyReads holds it to that).
 func configCheckCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	c, err := loadServeConfig(args, stderr, getenv)
 	if errors.Is(err, flag.ErrHelp) {

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,4 +195,68 @@ smtp-listne: ":25"
 	if got, want := strings.Join(keys, " "), "admin-listen pipeline-ca-file pipeline-client-cert pipeline-client-key smtp-listen smtp-listne"; got != want {
 		t.Errorf("problems for %s, want them sorted by key: %s\n%s", got, want, first)
 	}
+}
+
+// config check must only read: an operator runs it beside a sensor that is already serving,
+// and before the data dir exists. Everything serve creates (the data dir, the spool, the
+// outbox, the blob folder for attachments: content) and binds (SMTP and admin) is set up
+// here; the check must pass while the test holds both ports, and leave the disk as it was.
+func TestConfigCheckOnlyReads(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // where the default ./sensor-data would appear
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	token := writeFile(t, dir, "token", "not-a-real-token\n")
+	explicit := writeFile(t, dir, "explicit.yaml", fmt.Sprintf(`
+smtp-listen: %q
+admin-listen: %q
+data-dir: %q
+attachments: content
+pipeline-token-file: %q
+`, addrs[0], addrs[1], filepath.Join(dir, "data", "nested"), token))
+	defaults := writeFile(t, dir, "defaults.yaml", fmt.Sprintf("smtp-listen: %q\nadmin-listen: %q\n", addrs[0], addrs[1]))
+	bad := writeFile(t, dir, "bad.yaml", fmt.Sprintf("smtp-listen: %q\ndata-dir: %q\nidle-timeout: soon\n", addrs[0], filepath.Join(dir, "bad-data")))
+	before := tree(t, dir)
+
+	for _, tc := range []struct {
+		config string
+		code   int
+	}{{explicit, 0}, {defaults, 0}, {bad, 1}} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"config", "check", "--config", tc.config}, nil, &stdout, &stderr, func(string) string { return "" })
+		if code != tc.code {
+			t.Errorf("%s: exit %d, want %d; stdout %q, stderr %q", filepath.Base(tc.config), code, tc.code, stdout.String(), stderr.String())
+		}
+	}
+	if after := tree(t, dir); after != before {
+		t.Errorf("config check changed the disk.\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// tree lists every file and directory under dir with its mode, size and modification time.
+func tree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %v %d %s\n", p, info.Mode(), info.Size(), info.ModTime().Format(time.RFC3339Nano))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
