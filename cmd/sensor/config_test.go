@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -184,13 +185,8 @@ smtp-listne: ":25"
 		}
 	}
 	var keys []string
-	for _, line := range strings.Split(strings.TrimSpace(first), "\n") {
-		for _, k := range []string{"admin-listen", "pipeline-ca-file", "pipeline-client-cert", "pipeline-client-key", "smtp-listen", "smtp-listne"} {
-			if strings.Contains(line, k) {
-				keys = append(keys, k)
-				break
-			}
-		}
+	for _, m := range regexp.MustCompile(`key "([^"]+)"`).FindAllStringSubmatch(first, -1) {
+		keys = append(keys, m[1])
 	}
 	if got, want := strings.Join(keys, " "), "admin-listen pipeline-ca-file pipeline-client-cert pipeline-client-key smtp-listen smtp-listne"; got != want {
 		t.Errorf("problems for %s, want them sorted by key: %s\n%s", got, want, first)
@@ -259,4 +255,44 @@ func tree(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+func TestMaskUserinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://journal:hunter2@pipeline.example/in": "http://xxxxx@pipeline.example/in",
+		"https://tok3n@pipeline.example":             "https://xxxxx@pipeline.example",
+		"http://us:p@ss@pipeline.example/a@b":        "http://xxxxx@pipeline.example/a@b", // does not parse
+		"https://pipeline.example/in?who=a@b":        "https://pipeline.example/in?who=a@b",
+		"file:///var/lib/sensor/outbox":              "file:///var/lib/sensor/outbox",
+		"mailto:a@b":                                 "mailto:a@b",
+	} {
+		if got := maskUserinfo(in); got != want {
+			t.Errorf("maskUserinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Every fix config check adds must belong to a flag that exists, or it is never shown.
+func TestCheckFixesNameFlags(t *testing.T) {
+	fs := serveFlags(&serveConfig{}, io.Discard)
+	for key := range checkFixes {
+		if fs.Lookup(key) == nil {
+			t.Errorf("checkFixes has %q, which is no flag of sensor serve", key)
+		}
+	}
+}
+
+// The flag package zeroes a duration before it fails to parse it, so a bad idle-timeout
+// used to be reported twice: once as unreadable, then as "must be positive".
+func TestBadDurationIsReportedOnce(t *testing.T) {
+	cfgFile := writeFile(t, t.TempDir(), "s.yaml", "idle-timeout: soon\n")
+	_, err := loadServeConfig([]string{"--config", cfgFile}, io.Discard, func(k string) string {
+		if k == "SENSOR_MAX_AGE" {
+			return "later"
+		}
+		return ""
+	})
+	if n := len(leafErrors(err)); n != 2 {
+		t.Errorf("%d problems for one bad duration in the file and one in the environment, want 2:\n%v", n, err)
+	}
 }
