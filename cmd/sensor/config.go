@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -151,7 +152,16 @@ func readConfigFile(path string) (*configFile, error) {
 	f := &configFile{path: path, values: map[string]any{}, lines: map[string]int{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &problem{where: path, msg: "not valid YAML: " + yamlError(err)}
+		where, msg := path, yamlError(err)
+		if rest, ok := strings.CutPrefix(msg, "line "); ok {
+			if n, text, ok := strings.Cut(rest, ": "); ok {
+				where, msg = path+":"+n, text
+			}
+		}
+		if bytes.HasPrefix(data, []byte("\t")) || bytes.Contains(data, []byte("\n\t")) {
+			msg += " (YAML indents with spaces, and a line of this file starts with a tab)"
+		}
+		return nil, &problem{where: where, msg: "not valid YAML: " + msg}
 	}
 	if len(doc.Content) == 0 {
 		return f, nil // empty, or only comments: every setting has its default
