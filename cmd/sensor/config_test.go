@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -294,5 +296,72 @@ func TestBadDurationIsReportedOnce(t *testing.T) {
 	})
 	if n := len(leafErrors(err)); n != 2 {
 		t.Errorf("%d problems for one bad duration in the file and one in the environment, want 2:\n%v", n, err)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/config/*.expected with what sensor config check prints now")
+
+// TestConfigCheckGolden runs `sensor config check --config testdata/config/NAME.yaml` and
+// compares what it prints (stdout, then stderr, then the exit status) with NAME.expected.
+// On a mismatch it writes NAME.got beside it; -update rewrites the goldens instead. The
+// paths are relative to the package directory and the environment is empty, so a golden
+// holds nothing of the machine that wrote it.
+func TestConfigCheckGolden(t *testing.T) {
+	configs, err := filepath.Glob("testdata/config/*.yaml")
+	if err != nil || len(configs) == 0 {
+		t.Fatalf("no configs in testdata/config: %v", err)
+	}
+	goldens, _ := filepath.Glob("testdata/config/*.expected")
+	for _, g := range goldens {
+		if _, err := os.Stat(strings.TrimSuffix(g, ".expected") + ".yaml"); err != nil {
+			t.Errorf("%s has no config beside it", g)
+		}
+	}
+	for _, cfg := range configs {
+		name := strings.TrimSuffix(filepath.Base(cfg), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"config", "check", "--config", cfg}, nil, &stdout, &stderr, func(string) string { return "" })
+			got := stdout.String() + stderr.String() + fmt.Sprintf("exit status %d\n", code)
+
+			// Not left to the goldens alone, so -update cannot bless them.
+			if strings.HasPrefix(name, "good") {
+				if code != 0 || stderr.Len() > 0 {
+					t.Errorf("a good config: exit %d and stderr %q, want 0 and nothing", code, stderr.String())
+				}
+			} else if code != 1 || stdout.Len() > 0 {
+				t.Errorf("a bad config: exit %d and stdout %q, want 1 and nothing", code, stdout.String())
+			}
+			for _, secret := range []string{"hunter2", "not-a-real-token"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("the output shows the secret %q", secret)
+				}
+			}
+
+			expected := strings.TrimSuffix(cfg, ".yaml") + ".expected"
+			gotFile := strings.TrimSuffix(cfg, ".yaml") + ".got"
+			if *update {
+				if err := os.WriteFile(expected, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				_ = os.Remove(gotFile)
+				return
+			}
+			want, err := os.ReadFile(expected)
+			if err != nil {
+				t.Fatalf("%v (go test -run TestConfigCheckGolden -update writes it)", err)
+			}
+			if got == string(want) {
+				_ = os.Remove(gotFile)
+				return
+			}
+			if err := os.WriteFile(gotFile, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Errorf("output differs from %s; it is in %s (diff the two; -update accepts it):\n%s", expected, gotFile, got)
+		})
+	}
+	if _, err := os.Stat("testdata/config/never-created"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("config check of good.yaml created its data dir (or stat failed: %v)", err)
 	}
 }
