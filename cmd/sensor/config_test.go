@@ -3,9 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +157,211 @@ func TestUnknownCommand(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run([]string{"frobnicate"}, nil, io.Discard, &stderr, nil); code != 2 || !strings.Contains(stderr.String(), "unknown command") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// serveConfig.check walks maps, so before config check sorted its problems, the same file
+// could list them in a different order from one run to the next.
+func TestConfigCheckOrderIsStable(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := writeFile(t, dir, "bad.yaml", `
+smtp-listen: "nonsense"
+admin-listen: "also-nonsense"
+pipeline-ca-file: missing-ca.pem
+pipeline-client-cert: missing-cert.pem
+pipeline-client-key: missing-key.pem
+smtp-listne: ":25"
+`)
+	var first string
+	for i := range 20 {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"config", "check", "--config", cfgFile}, nil, &stdout, &stderr, func(string) string { return "" }); code != 1 {
+			t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr.String())
+		}
+		if i == 0 {
+			first = stderr.String()
+			continue
+		}
+		if stderr.String() != first {
+			t.Fatalf("run %d listed the problems differently:\n%s\nfirst run:\n%s", i, stderr.String(), first)
+		}
+	}
+	var keys []string
+	for _, m := range regexp.MustCompile(`key "([^"]+)"`).FindAllStringSubmatch(first, -1) {
+		keys = append(keys, m[1])
+	}
+	if got, want := strings.Join(keys, " "), "admin-listen pipeline-ca-file pipeline-client-cert pipeline-client-key smtp-listen smtp-listne"; got != want {
+		t.Errorf("problems for %s, want them sorted by key: %s\n%s", got, want, first)
+	}
+}
+
+// config check must only read: an operator runs it beside a sensor that is already serving,
+// and before the data dir exists. Everything serve creates (the data dir, the spool, the
+// outbox, the blob folder for attachments: content) and binds (SMTP and admin) is set up
+// here; the check must pass while the test holds both ports, and leave the disk as it was.
+func TestConfigCheckOnlyReads(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // where the default ./sensor-data would appear
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	token := writeFile(t, dir, "token", "not-a-real-token\n")
+	explicit := writeFile(t, dir, "explicit.yaml", fmt.Sprintf(`
+smtp-listen: %q
+admin-listen: %q
+data-dir: %q
+attachments: content
+pipeline-token-file: %q
+`, addrs[0], addrs[1], filepath.Join(dir, "data", "nested"), token))
+	defaults := writeFile(t, dir, "defaults.yaml", fmt.Sprintf("smtp-listen: %q\nadmin-listen: %q\n", addrs[0], addrs[1]))
+	bad := writeFile(t, dir, "bad.yaml", fmt.Sprintf("smtp-listen: %q\ndata-dir: %q\nidle-timeout: soon\n", addrs[0], filepath.Join(dir, "bad-data")))
+	before := tree(t, dir)
+
+	for _, tc := range []struct {
+		config string
+		code   int
+	}{{explicit, 0}, {defaults, 0}, {bad, 1}} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"config", "check", "--config", tc.config}, nil, &stdout, &stderr, func(string) string { return "" })
+		if code != tc.code {
+			t.Errorf("%s: exit %d, want %d; stdout %q, stderr %q", filepath.Base(tc.config), code, tc.code, stdout.String(), stderr.String())
+		}
+	}
+	if after := tree(t, dir); after != before {
+		t.Errorf("config check changed the disk.\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// tree lists every file and directory under dir with its mode, size and modification time.
+func tree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %v %d %s\n", p, info.Mode(), info.Size(), info.ModTime().Format(time.RFC3339Nano))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestMaskUserinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://journal:hunter2@pipeline.example/in": "http://xxxxx@pipeline.example/in",
+		"https://tok3n@pipeline.example":             "https://xxxxx@pipeline.example",
+		"http://us:p@ss@pipeline.example/a@b":        "http://xxxxx@pipeline.example/a@b", // does not parse
+		"https://pipeline.example/in?who=a@b":        "https://pipeline.example/in?who=a@b",
+		"file:///var/lib/sensor/outbox":              "file:///var/lib/sensor/outbox",
+		"mailto:a@b":                                 "mailto:a@b",
+	} {
+		if got := maskUserinfo(in); got != want {
+			t.Errorf("maskUserinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Every fix config check adds must belong to a flag that exists, or it is never shown.
+func TestCheckFixesNameFlags(t *testing.T) {
+	fs := serveFlags(&serveConfig{}, io.Discard)
+	for key := range checkFixes {
+		if fs.Lookup(key) == nil {
+			t.Errorf("checkFixes has %q, which is no flag of sensor serve", key)
+		}
+	}
+}
+
+// The flag package zeroes a duration before it fails to parse it, so a bad idle-timeout
+// used to be reported twice: once as unreadable, then as "must be positive".
+func TestBadDurationIsReportedOnce(t *testing.T) {
+	cfgFile := writeFile(t, t.TempDir(), "s.yaml", "idle-timeout: soon\n")
+	_, err := loadServeConfig([]string{"--config", cfgFile}, io.Discard, func(k string) string {
+		if k == "SENSOR_MAX_AGE" {
+			return "later"
+		}
+		return ""
+	})
+	if n := len(leafErrors(err)); n != 2 {
+		t.Errorf("%d problems for one bad duration in the file and one in the environment, want 2:\n%v", n, err)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/config/*.expected with what sensor config check prints now")
+
+// TestConfigCheckGolden runs `sensor config check --config testdata/config/NAME.yaml` and
+// compares what it prints (stdout, then stderr, then the exit status) with NAME.expected.
+// On a mismatch it writes NAME.got beside it; -update rewrites the goldens instead. The
+// paths are relative to the package directory and the environment is empty, so a golden
+// holds nothing of the machine that wrote it.
+func TestConfigCheckGolden(t *testing.T) {
+	configs, err := filepath.Glob("testdata/config/*.yaml")
+	if err != nil || len(configs) == 0 {
+		t.Fatalf("no configs in testdata/config: %v", err)
+	}
+	goldens, _ := filepath.Glob("testdata/config/*.expected")
+	for _, g := range goldens {
+		if _, err := os.Stat(strings.TrimSuffix(g, ".expected") + ".yaml"); err != nil {
+			t.Errorf("%s has no config beside it", g)
+		}
+	}
+	for _, cfg := range configs {
+		name := strings.TrimSuffix(filepath.Base(cfg), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"config", "check", "--config", cfg}, nil, &stdout, &stderr, func(string) string { return "" })
+			got := stdout.String() + stderr.String() + fmt.Sprintf("exit status %d\n", code)
+
+			// Not left to the goldens alone, so -update cannot bless them.
+			if strings.HasPrefix(name, "good") {
+				if code != 0 || stderr.Len() > 0 {
+					t.Errorf("a good config: exit %d and stderr %q, want 0 and nothing", code, stderr.String())
+				}
+			} else if code != 1 || stdout.Len() > 0 {
+				t.Errorf("a bad config: exit %d and stdout %q, want 1 and nothing", code, stdout.String())
+			}
+			for _, secret := range []string{"hunter2", "not-a-real-token"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("the output shows the secret %q", secret)
+				}
+			}
+
+			expected := strings.TrimSuffix(cfg, ".yaml") + ".expected"
+			gotFile := strings.TrimSuffix(cfg, ".yaml") + ".got"
+			if *update {
+				if err := os.WriteFile(expected, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				_ = os.Remove(gotFile)
+				return
+			}
+			want, err := os.ReadFile(expected)
+			if err != nil {
+				t.Fatalf("%v (go test -run TestConfigCheckGolden -update writes it)", err)
+			}
+			if got == string(want) {
+				_ = os.Remove(gotFile)
+				return
+			}
+			if err := os.WriteFile(gotFile, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Errorf("output differs from %s; it is in %s (diff the two; -update accepts it):\n%s", expected, gotFile, got)
+		})
+	}
+	if _, err := os.Stat("testdata/config/never-created"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("config check of good.yaml created its data dir (or stat failed: %v)", err)
 	}
 }

@@ -205,19 +205,6 @@ func serveCmd(args []string, stderr io.Writer, getenv func(string) string) int {
 	return 0
 }
 
-func configCheckCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	_, err := loadServeConfig(args, stderr, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, "config OK")
-	return 0
-}
-
 // serve runs the sensor until ctx is done (SIGINT or SIGTERM). ready, when set, is told the
 // bound addresses once mail is being accepted.
 func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smtp, admin net.Addr)) error {
