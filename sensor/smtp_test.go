@@ -94,8 +94,10 @@ func startServer(t *testing.T, cfg SMTPConfig) *testServer {
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = 10 << 20
 	}
-	cfg.Domain, cfg.SensorID, cfg.Version = "sensor.test", "sensor-1", "v-test"
-	srv := NewSMTPServer(cfg, p, ts.spool, &Metrics{})
+	cfg.Domain = "sensor.test"
+	m := &Metrics{}
+	in := NewIntake(IntakeConfig{SensorID: "sensor-1", Version: "v-test", Logger: cfg.Logger}, p, ts.spool, m)
+	srv := NewSMTPServer(cfg, in, m)
 	ts.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

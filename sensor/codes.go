@@ -1,0 +1,78 @@
+package sensor
+
+import (
+	"errors"
+
+	"github.com/emersion/go-smtp"
+)
+
+// SMTP reply codes the sensor decides, RFC 5321 §4.2.2 and §4.2.3. go-smtp sends others
+// itself (greeting, EHLO, RCPT, syntax errors, SIZE at MAIL, the idle timeout).
+const (
+	// c250Completed: "Requested mail action okay, completed". The record is durable.
+	c250Completed = 250
+	// c421ServiceUnavail: "Service not available, closing transmission channel". We are
+	// shutting down; the sender retries later, against this sensor's replacement.
+	c421ServiceUnavail = 421
+	// c451LocalError: "Requested action aborted: local error in processing".
+	c451LocalError = 451
+	// c452InsufficientStorage: "Requested action not taken: insufficient system storage";
+	// RFC 1870 names it for a SIZE that does not fit for now.
+	c452InsufficientStorage = 452
+)
+
+// Enhanced status codes, RFC 3463 §3.
+var (
+	// se200Other: X.0.0 "Other undefined status" (§3.1).
+	se200Other = smtp.EnhancedCode{2, 0, 0}
+	// se430OtherSystem: X.3.0 "Other or undefined mail system status" (§3.4).
+	se430OtherSystem = smtp.EnhancedCode{4, 3, 0}
+	// se431SystemFull: X.3.1 "Mail system full" (§3.4).
+	se431SystemFull = smtp.EnhancedCode{4, 3, 1}
+	// se432NotAccepting: X.3.2 "System not accepting network messages" (§3.4).
+	se432NotAccepting = smtp.EnhancedCode{4, 3, 2}
+	// se442BadConnection: X.4.2 "Bad connection" (§3.5).
+	se442BadConnection = smtp.EnhancedCode{4, 4, 2}
+)
+
+// smtpReply is the SMTP reply to an outcome, and the only place one is decided:
+//
+//	Accepted      250 2.0.0 OK queued as <id>
+//	SpoolFull     452 4.3.1 Insufficient storage; try again later
+//	Incomplete    451 4.4.2 Message not received completely; try again
+//	ShuttingDown  421 4.3.2 Shutting down; try again later
+//	Refused       the door's own 5xx (go-smtp's 552 5.3.4 for an oversized message)
+//	LocalFault    451 4.3.0 Local error, message not accepted; try again later (ref <ref>)
+//	anything else as LocalFault: never an error's text, never a 5xx
+//
+// Local trouble is always a 4xx: Google does not retry a 5xx, and Exchange Online disables a
+// journal rule whose destination keeps failing. Session.Data must return the reply itself, an
+// unwrapped *smtp.SMTPError: go-smtp turns any other error into a 554 with its text.
+//
+// Accepted at MAIL (room reserved) is go-smtp's own 250, not this one.
+func smtpReply(o Outcome) *smtp.SMTPError {
+	switch o.Kind {
+	case Accepted:
+		// Naming the record id (as Postfix names its queue id) lets a sender's log be
+		// matched to ours.
+		return &smtp.SMTPError{Code: c250Completed, EnhancedCode: se200Other, Message: "OK queued as " + o.ID}
+	case SpoolFull:
+		// Temporary: the sender keeps the message and retries while uploads drain the spool.
+		return &smtp.SMTPError{Code: c452InsufficientStorage, EnhancedCode: se431SystemFull,
+			Message: "Insufficient storage; try again later"}
+	case Incomplete:
+		return &smtp.SMTPError{Code: c451LocalError, EnhancedCode: se442BadConnection,
+			Message: "Message not received completely; try again"}
+	case ShuttingDown:
+		return &smtp.SMTPError{Code: c421ServiceUnavail, EnhancedCode: se432NotAccepting,
+			Message: "Shutting down; try again later"}
+	case Refused:
+		// The SMTP layer's own refusal, for what the sender must fix, passes through.
+		var se *smtp.SMTPError
+		if errors.As(o.Err, &se) && se.Code/100 == 5 {
+			return se
+		}
+	}
+	return &smtp.SMTPError{Code: c451LocalError, EnhancedCode: se430OtherSystem,
+		Message: "Local error, message not accepted; try again later (ref " + o.Ref + ")"}
+}
