@@ -38,12 +38,18 @@ var (
 // smtpReply is the SMTP reply to an outcome, and the only place one is decided:
 //
 //	Accepted      250 2.0.0 OK queued as <id>
-//	SpoolFull     452 4.3.1 Insufficient storage; try again later
-//	Incomplete    451 4.4.2 Message not received completely; try again
-//	ShuttingDown  421 4.3.2 Shutting down; try again later
+//	SpoolFull     452 4.3.1 Insufficient storage; try again later (ref <ref>)
+//	Incomplete    451 4.4.2 Message not received completely; try again (ref <ref>)
+//	ShuttingDown  421 4.3.2 Shutting down; try again later (ref <ref>)
 //	Refused       the door's own 5xx (go-smtp's 552 5.3.4 for an oversized message)
 //	LocalFault    451 4.3.0 Local error, message not accepted; try again later (ref <ref>)
 //	anything else as LocalFault: never an error's text, never a 5xx
+//
+// Every 4xx names Outcome.Ref, so that the sender's log (or the bounce it sends after
+// retrying for days) can be matched to the line of ours that says why: the record id once a
+// message was read (the id=... of Receive's log line), else the connection id (conn=..., as
+// for 452 at MAIL or 421 while draining). The 250 names the record id as Postfix names its
+// queue id. A 5xx is the sender's to fix and names nothing.
 //
 // Local trouble is always a 4xx: Google does not retry a 5xx, and Exchange Online disables a
 // journal rule whose destination keeps failing. Session.Data must return the reply itself, an
@@ -51,10 +57,18 @@ var (
 //
 // Accepted at MAIL (room reserved) is go-smtp's own 250, not this one.
 func smtpReply(o Outcome) *smtp.SMTPError {
+	r := decide(o)
+	if r.Code/100 == 4 && o.Ref != "" {
+		r.Message += " (ref " + o.Ref + ")"
+	}
+	return r
+}
+
+// decide is smtpReply without the ref. Each call returns a fresh reply, but for the SMTP
+// layer's own 5xx, which passes through as it is.
+func decide(o Outcome) *smtp.SMTPError {
 	switch o.Kind {
 	case Accepted:
-		// Naming the record id (as Postfix names its queue id) lets a sender's log be
-		// matched to ours.
 		return &smtp.SMTPError{Code: c250Completed, EnhancedCode: se200Other, Message: "OK queued as " + o.ID}
 	case SpoolFull:
 		// Temporary: the sender keeps the message and retries while uploads drain the spool.
@@ -74,5 +88,5 @@ func smtpReply(o Outcome) *smtp.SMTPError {
 		}
 	}
 	return &smtp.SMTPError{Code: c451LocalError, EnhancedCode: se430OtherSystem,
-		Message: "Local error, message not accepted; try again later (ref " + o.Ref + ")"}
+		Message: "Local error, message not accepted; try again later"}
 }

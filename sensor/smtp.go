@@ -17,12 +17,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/journalsensor/sensor/api"
 )
@@ -45,7 +45,6 @@ type SMTPServer struct {
 	log     *slog.Logger
 	srv     *smtp.Server
 	metrics *Metrics
-	connSeq atomic.Uint64
 
 	// draining is set by Shutdown: new connections and new transactions get 421, and
 	// transactions already under way (MAIL given) may finish.
@@ -146,7 +145,7 @@ func (s *SMTPServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	sess := &session{
 		srv:  s,
 		conn: c,
-		cid:  strconv.FormatUint(s.connSeq.Add(1), 10),
+		cid:  newConnID(),
 		helo: c.Hostname(),
 	}
 	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
@@ -216,6 +215,7 @@ func (s *session) endTxn() {
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
 	if s.srv.draining.Load() {
+		s.log.Info("shutting down; MAIL refused")
 		return smtpReply(Outcome{Kind: ShuttingDown, Ref: s.cid})
 	}
 	var res *Reservation
@@ -295,7 +295,7 @@ func (l idleListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.srv.draining.Load() {
-			go refuseConn(c, l.srv.cfg.Domain)
+			go refuseConn(c, l.srv.cfg.Domain, l.srv.log)
 			continue
 		}
 		return &idleConn{Conn: c, timeout: l.timeout}, nil
@@ -304,13 +304,20 @@ func (l idleListener) Accept() (net.Conn, error) {
 
 // refuseConn greets a connection with 421 and closes it (RFC 5321 §3.1). The reply is
 // smtpReply's; the greeting position puts our domain first, as RFC 5321 §4.2 shows for 421.
-func refuseConn(c net.Conn, domain string) {
-	r := smtpReply(Outcome{Kind: ShuttingDown})
+func refuseConn(c net.Conn, domain string, log *slog.Logger) {
+	cid := newConnID()
+	log.Info("shutting down; connection refused", "conn", cid, "client", c.RemoteAddr().String())
+	r := smtpReply(Outcome{Kind: ShuttingDown, Ref: cid})
 	e := r.EnhancedCode
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprintf(c, "%d %d.%d.%d %s %s\r\n", r.Code, e[0], e[1], e[2], domain, r.Message)
 	c.Close()
 }
+
+// newConnID names a connection in the log and in the replies that name no record. Like a
+// record id it is unique across restarts and sensors, so a ref in a sender's bounce finds
+// one log line.
+func newConnID() string { return ulid.Make().String() }
 
 type idleConn struct {
 	net.Conn
