@@ -19,7 +19,15 @@ const (
 	// c452InsufficientStorage: "Requested action not taken: insufficient system storage";
 	// RFC 1870 names it for a SIZE that does not fit for now.
 	c452InsufficientStorage = 452
+	// c552ExceededStorage: "Requested mail action aborted: exceeded storage allocation";
+	// RFC 1870 names it for a message over the SIZE limit. go-smtp decides it; a Refused
+	// outcome passes it through.
+	c552ExceededStorage = 552
 )
+
+// decidedCodes are the codes smtpReply answers with, exposed at 0 before the first one so
+// that a rate can be taken from the start.
+var decidedCodes = []int{c250Completed, c421ServiceUnavail, c451LocalError, c452InsufficientStorage, c552ExceededStorage}
 
 // Enhanced status codes, RFC 3463 §3.
 var (
@@ -56,10 +64,16 @@ var (
 // unwrapped *smtp.SMTPError: go-smtp turns any other error into a 554 with its text.
 //
 // Accepted at MAIL (room reserved) is go-smtp's own 250, not this one.
-func smtpReply(o Outcome) *smtp.SMTPError {
+//
+// Each reply is counted in m by its code (sensor_smtp_replies_total), here and nowhere
+// else; m may be nil for a reply that will not be sent.
+func smtpReply(o Outcome, m *Metrics) *smtp.SMTPError {
 	r := decide(o)
 	if r.Code/100 == 4 && o.Ref != "" {
 		r.Message += " (ref " + o.Ref + ")"
+	}
+	if m != nil {
+		m.countReply(r.Code)
 	}
 	return r
 }

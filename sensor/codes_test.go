@@ -33,7 +33,7 @@ func TestSMTPReplyTable(t *testing.T) {
 			"451 4.3.0 Local error, message not accepted; try again later (ref 01ID)"},
 		{Outcome{Kind: OutcomeKind(99), Ref: "01ID", Err: secret}, "451 4.3.0 Local error, message not accepted; try again later (ref 01ID)"},
 	} {
-		r := smtpReply(tc.o)
+		r := smtpReply(tc.o, nil)
 		e := r.EnhancedCode
 		got := fmt.Sprintf("%d %d.%d.%d %s", r.Code, e[0], e[1], e[2], r.Message)
 		if got != tc.want {
@@ -46,12 +46,12 @@ func TestSMTPReplyTable(t *testing.T) {
 			t.Errorf("%v: a 5xx for a local condition", tc.o.Kind)
 		}
 	}
-	if r := smtpReply(Outcome{Kind: Refused, Ref: "01ID", Err: &RefusedError{Err: tooBig}}); r != tooBig || r.Message != "Maximum message size exceeded" {
+	if r := smtpReply(Outcome{Kind: Refused, Ref: "01ID", Err: &RefusedError{Err: tooBig}}, nil); r != tooBig || r.Message != "Maximum message size exceeded" {
 		t.Errorf("the SMTP layer's own refusal is not passed through unchanged: %+v", r)
 	}
 	// Each reply is fresh: naming one ref must not change the next reply.
-	smtpReply(Outcome{Kind: SpoolFull, Ref: "A"})
-	if r := smtpReply(Outcome{Kind: SpoolFull, Ref: "B"}); r.Message != "Insufficient storage; try again later (ref B)" {
+	smtpReply(Outcome{Kind: SpoolFull, Ref: "A"}, nil)
+	if r := smtpReply(Outcome{Kind: SpoolFull, Ref: "B"}, nil); r.Message != "Insufficient storage; try again later (ref B)" {
 		t.Errorf("second reply %q", r.Message)
 	}
 }

@@ -216,7 +216,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
 	if s.srv.draining.Load() {
 		s.log.Info("shutting down; MAIL refused")
-		return smtpReply(Outcome{Kind: ShuttingDown, Ref: s.cid})
+		return smtpReply(Outcome{Kind: ShuttingDown, Ref: s.cid}, s.srv.metrics)
 	}
 	var res *Reservation
 	if opts != nil && opts.Size > 0 {
@@ -226,7 +226,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		var o Outcome
 		if res, o = s.srv.intake.Reserve(&env); o.Kind != Accepted {
 			s.from, s.size = "", 0
-			return smtpReply(o)
+			return smtpReply(o, s.srv.metrics)
 		}
 	}
 	s.srv.mu.Lock()
@@ -252,18 +252,35 @@ func (s *session) Data(r io.Reader) error {
 	s.mu.Lock()
 	res := s.res
 	s.mu.Unlock()
-	return smtpReply(s.srv.intake.Receive(&env, res, dataReader{r}))
+	dr := &dataReader{r: r}
+	o := s.srv.intake.Receive(&env, res, dr)
+	m := s.srv.metrics
+	if dr.reset {
+		// go-smtp reset the transaction under us (RSET or a lost connection between BDAT
+		// chunks, a BDAT over SIZE, Close): it sends no reply to this one, so none is
+		// counted.
+		m = nil
+	}
+	return smtpReply(o, m)
 }
 
 // dataReader tells the intake which of go-smtp's read errors are a refusal the sender must
-// fix (552 5.3.4, the message exceeds SIZE) rather than a message that broke off.
-type dataReader struct{ r io.Reader }
+// fix (552 5.3.4, the message exceeds SIZE) rather than a message that broke off, and notes
+// whether go-smtp reset the transaction.
+type dataReader struct {
+	r     io.Reader
+	reset bool
+}
 
-func (d dataReader) Read(p []byte) (int, error) {
+func (d *dataReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	var se *smtp.SMTPError
-	if err != nil && errors.As(err, &se) && se.Code/100 == 5 {
+	switch {
+	case err == nil || err == io.EOF:
+	case errors.As(err, &se) && se.Code/100 == 5:
 		err = &RefusedError{Err: se}
+	case errors.Is(err, smtp.ErrDataReset):
+		d.reset = true
 	}
 	return n, err
 }
@@ -295,7 +312,7 @@ func (l idleListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.srv.draining.Load() {
-			go refuseConn(c, l.srv.cfg.Domain, l.srv.log)
+			go refuseConn(c, l.srv.cfg.Domain, l.srv.log, l.srv.metrics)
 			continue
 		}
 		return &idleConn{Conn: c, timeout: l.timeout}, nil
@@ -304,10 +321,10 @@ func (l idleListener) Accept() (net.Conn, error) {
 
 // refuseConn greets a connection with 421 and closes it (RFC 5321 §3.1). The reply is
 // smtpReply's; the greeting position puts our domain first, as RFC 5321 §4.2 shows for 421.
-func refuseConn(c net.Conn, domain string, log *slog.Logger) {
+func refuseConn(c net.Conn, domain string, log *slog.Logger, m *Metrics) {
 	cid := newConnID()
 	log.Info("shutting down; connection refused", "conn", cid, "client", c.RemoteAddr().String())
-	r := smtpReply(Outcome{Kind: ShuttingDown, Ref: cid})
+	r := smtpReply(Outcome{Kind: ShuttingDown, Ref: cid}, m)
 	e := r.EnhancedCode
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprintf(c, "%d %d.%d.%d %s %s\r\n", r.Code, e[0], e[1], e[2], domain, r.Message)

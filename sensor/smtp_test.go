@@ -76,10 +76,11 @@ func (m *memSpool) count() int {
 }
 
 type testServer struct {
-	addr  string
-	srv   *SMTPServer
-	spool *memSpool
-	log   *testkit.LogBuffer
+	addr    string
+	srv     *SMTPServer
+	spool   *memSpool
+	log     *testkit.LogBuffer
+	metrics *Metrics
 }
 
 // startServer runs a real SMTP server with the real parser on a loopback port.
@@ -96,6 +97,7 @@ func startServer(t *testing.T, cfg SMTPConfig) *testServer {
 	}
 	cfg.Domain = "sensor.test"
 	m := &Metrics{}
+	ts.metrics = m
 	in := NewIntake(IntakeConfig{SensorID: "sensor-1", Version: "v-test", Logger: cfg.Logger}, p, ts.spool, m)
 	srv := NewSMTPServer(cfg, in, m)
 	ts.srv = srv
