@@ -4,21 +4,52 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/journalsensor/sensor/uploader"
 )
 
-// Metrics are the SMTP side's counters. One value is shared by the server and the admin
-// endpoint; it is passed in, never global.
+// Metrics are the front doors' counters. One value is shared by the intake, the SMTP server
+// and the admin endpoint; it is passed in, never global.
 type Metrics struct {
 	messagesStarted  atomic.Int64
 	messagesAccepted atomic.Int64
 	messagesFailed   atomic.Int64
 	bytesAccepted    atomic.Int64
 	spoolFull        atomic.Int64 // 452 answers: the spool budget was reached
+
+	mu sync.Mutex
+	// replies counts SMTP replies by code where they are decided (smtpReply), whether or
+	// not the client was still there to read them.
+	replies map[int]int64
+}
+
+func (m *Metrics) countReply(code int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.replies == nil {
+		m.replies = map[int]int64{}
+	}
+	m.replies[code]++
+}
+
+// replyCounts returns the replies by code, every code smtpReply can decide included.
+func (m *Metrics) replyCounts() map[int]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	counts := maps.Clone(m.replies)
+	if counts == nil {
+		counts = map[int]int64{}
+	}
+	for _, c := range decidedCodes {
+		counts[c] += 0
+	}
+	return counts
 }
 
 // UploadStats is what the admin server needs of the uploader.
@@ -111,6 +142,13 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	metric("sensor_smtp_messages_failed_total", "counter", "Transactions refused or failed (4xx/5xx).", m.messagesFailed.Load())
 	metric("sensor_smtp_bytes_accepted_total", "counter", "Message bytes accepted.", m.bytesAccepted.Load())
 	metric("sensor_smtp_spool_full_total", "counter", "Messages answered 452 4.3.1 because the spool budget was reached.", m.spoolFull.Load())
+	const replies = "sensor_smtp_replies_total"
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", replies, "SMTP replies the sensor decides, by code: to each message that gets one (DATA, BDAT LAST), refusals at MAIL, 421 to connections while shutting down. "+
+		"Not counted: replies go-smtp sends itself (greeting, EHLO, MAIL and RCPT accepted, syntax, SIZE at MAIL, BDAT over SIZE, idle timeout).", replies)
+	counts := m.replyCounts()
+	for _, code := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(w, "%s{code=\"%d\"} %d\n", replies, code, counts[code])
+	}
 	if a.Uploads == nil {
 		return
 	}

@@ -1,10 +1,12 @@
 // Package sensor holds the front doors: the SMTP server that journal rules point at, and the
 // admin HTTP server (health, readiness, metrics).
 //
-// An SMTP session streams DATA (or BDAT chunks) straight into the parser, commits the record
-// to the spool, and only then answers 250. Every reply to a transaction is decided in one
-// place, Session.Data, and local trouble is always a 4xx: Google does not retry a 5xx, and
-// Exchange Online disables a journal rule whose destination keeps failing.
+// A door collects the envelope and hands the message's bytes, as they arrive, to the Intake
+// (intake.go), which parses them, commits the record to the spool and returns one Outcome.
+// The SMTP session answers 250 only for an Accepted outcome, that is after the commit. Every
+// SMTP reply the sensor decides comes from one function, smtpReply (codes.go), and local
+// trouble is always a 4xx: Google does not retry a 5xx, and Exchange Online disables a
+// journal rule whose destination keeps failing.
 package sensor
 
 import (
@@ -15,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,45 +25,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/journalsensor/sensor/api"
-	"github.com/journalsensor/sensor/parser"
 )
-
-// Reply codes we send, with their RFC 3463 enhanced codes.
-var (
-	// errLocal: RFC 5321 451 "local error in processing", RFC 3463 4.3.0 "other mail system
-	// problem". The message names our record id so an operator can find the log line.
-	errLocal = func(id string) *smtp.SMTPError {
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-			Message: "Local error, message not accepted; try again later (ref " + id + ")"}
-	}
-	// errShuttingDown: RFC 5321 421 "service not available, closing transmission channel",
-	// RFC 3463 4.3.2 "system not accepting network messages". The sender retries later,
-	// against this sensor's replacement.
-	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
-		Message: "Shutting down; try again later"}
-	// errSpoolFull: RFC 5321 452 "insufficient system storage", RFC 3463 4.3.1 "mail system
-	// full". Temporary: the sender keeps the message and retries while uploads drain the
-	// spool. Never a 5xx, which Google would not retry.
-	errSpoolFull = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
-		Message: "Insufficient storage; try again later"}
-	// errIncomplete: the message did not arrive whole (the client went away or stalled).
-	errIncomplete = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
-		Message: "Message not received completely; try again"}
-)
-
-// RecordParser is what a session needs of the parser.
-type RecordParser interface {
-	Parse(r io.Reader) (*api.Record, error)
-}
-
-// Committer makes a record durable. Commit returns only once the record would survive a
-// crash; the session answers 250 after that and not before. Reserve claims room for a
-// message of n bytes in the spool's budget; ok is false when the spool is full, and release
-// (never nil, safe to call twice) gives the room back.
-type Committer interface {
-	Commit(id string, line []byte) error
-	Reserve(n int64) (release func(), ok bool)
-}
 
 // SMTPConfig configures the SMTP server.
 type SMTPConfig struct {
@@ -72,20 +35,16 @@ type SMTPConfig struct {
 	MaxRecipients   int           // default 1000
 	IdleTimeout     time.Duration // per read, not per DATA; default 5m
 	TLSConfig       *tls.Config   // enables STARTTLS when set
-	SensorID        string
-	Version         string
 	Logger          *slog.Logger
 }
 
 // SMTPServer accepts copies over SMTP.
 type SMTPServer struct {
 	cfg     SMTPConfig
-	parser  RecordParser
-	spool   Committer
+	intake  *Intake
 	log     *slog.Logger
 	srv     *smtp.Server
 	metrics *Metrics
-	connSeq atomic.Uint64
 
 	// draining is set by Shutdown: new connections and new transactions get 421, and
 	// transactions already under way (MAIL given) may finish.
@@ -94,8 +53,8 @@ type SMTPServer struct {
 	inflight int
 }
 
-// NewSMTPServer returns a server that parses with p and commits to c.
-func NewSMTPServer(cfg SMTPConfig, p RecordParser, c Committer, m *Metrics) *SMTPServer {
+// NewSMTPServer returns a server that hands every message to in and counts its replies in m.
+func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 	if cfg.MaxLineLength <= 0 {
 		// go-smtp applies this to body lines too, and a line over it desynchronises the
 		// session. 1 MiB accepts any real mail while bounding what one command line costs.
@@ -110,7 +69,10 @@ func NewSMTPServer(cfg SMTPConfig, p RecordParser, c Committer, m *Metrics) *SMT
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &SMTPServer{cfg: cfg, parser: p, spool: c, log: cfg.Logger, metrics: m}
+	if m == nil {
+		m = &Metrics{}
+	}
+	s := &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m}
 	srv := smtp.NewServer(s)
 	srv.Domain = cfg.Domain
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
@@ -183,7 +145,7 @@ func (s *SMTPServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	sess := &session{
 		srv:  s,
 		conn: c,
-		cid:  strconv.FormatUint(s.connSeq.Add(1), 10),
+		cid:  newConnID(),
 		helo: c.Hostname(),
 	}
 	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
@@ -194,22 +156,41 @@ func (s *SMTPServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 type session struct {
-	srv     *SMTPServer
-	inTxn   bool   // counted in srv.inflight, from MAIL to the end of the transaction
-	release func() // gives back the transaction's spool reservation; nil when none
-	conn    *smtp.Conn
-	cid     string
-	log     *slog.Logger
-	ip      string
-	port    int
-	helo    string
-	from    string
-	rcpts   []string
+	srv *SMTPServer
+	// mu guards inTxn and res: go-smtp's Server.Close calls Logout from its own goroutine,
+	// while Data may still be running.
+	mu    sync.Mutex
+	inTxn bool         // counted in srv.inflight, from MAIL to the end of the transaction
+	res   *Reservation // the transaction's spool room when SIZE was declared; nil when none
+	conn  *smtp.Conn
+	cid   string
+	log   *slog.Logger
+	ip    string
+	port  int
+	helo  string
+	from  string
+	size  int64 // declared with SIZE=; 0 when not
+	rcpts []string
+}
+
+// envelope is what the intake is told of the transaction.
+func (s *session) envelope() Envelope {
+	return Envelope{
+		Transport:    api.TransportSMTP,
+		Conn:         s.cid,
+		ClientIP:     s.ip,
+		ClientPort:   s.port,
+		HELO:         s.helo,
+		TLS:          tlsInfo(s.conn),
+		MailFrom:     s.from,
+		RcptTo:       s.rcpts,
+		DeclaredSize: s.size,
+	}
 }
 
 // Reset ends the transaction: go-smtp calls it after DATA, on RSET and before MAIL.
 func (s *session) Reset() {
-	s.from, s.rcpts = "", nil
+	s.from, s.size, s.rcpts = "", 0, nil
 	s.endTxn()
 }
 
@@ -219,12 +200,12 @@ func (s *session) Logout() error {
 }
 
 func (s *session) endTxn() {
-	if s.release != nil {
-		s.release()
-		s.release = nil
-	}
-	if s.inTxn {
-		s.inTxn = false
+	s.mu.Lock()
+	res, inTxn := s.res, s.inTxn
+	s.res, s.inTxn = nil, false
+	s.mu.Unlock()
+	res.Release()
+	if inTxn {
 		s.srv.mu.Lock()
 		s.srv.inflight--
 		s.srv.mu.Unlock()
@@ -234,22 +215,26 @@ func (s *session) endTxn() {
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
 	if s.srv.draining.Load() {
-		return errShuttingDown
+		s.log.Info("shutting down; MAIL refused")
+		return smtpReply(Outcome{Kind: ShuttingDown, Ref: s.cid}, s.srv.metrics)
 	}
+	var res *Reservation
 	if opts != nil && opts.Size > 0 {
 		// The sender declared its size: refuse before it sends the body (RFC 1870).
-		release, ok := s.srv.spool.Reserve(opts.Size)
-		if !ok {
-			s.srv.metrics.spoolFull.Add(1)
-			s.log.Warn("spool budget reached; answered 452", "declared_size", opts.Size)
-			return errSpoolFull
+		s.from, s.size = from, opts.Size
+		env := s.envelope()
+		var o Outcome
+		if res, o = s.srv.intake.Reserve(&env); o.Kind != Accepted {
+			s.from, s.size = "", 0
+			return smtpReply(o, s.srv.metrics)
 		}
-		s.release = release
 	}
 	s.srv.mu.Lock()
 	s.srv.inflight++
 	s.srv.mu.Unlock()
-	s.inTxn = true
+	s.mu.Lock()
+	s.inTxn, s.res = true, res
+	s.mu.Unlock()
 	s.from = from
 	return nil
 }
@@ -259,89 +244,45 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-// Data parses the stream as it arrives, commits the record, and returns the reply. It must
-// return an unwrapped *smtp.SMTPError: go-smtp turns any other error into a permanent 554
-// that would carry our internal error text.
+// Data hands the stream to the intake as it arrives and returns the reply to its outcome,
+// an unwrapped *smtp.SMTPError: go-smtp turns any other error into a permanent 554 that would
+// carry our internal error text.
 func (s *session) Data(r io.Reader) error {
-	start := time.Now()
-	id := ulid.Make().String()
-	s.srv.metrics.messagesStarted.Add(1)
-	counted := &countingReader{r: r}
-	rec, err := s.srv.parser.Parse(counted)
-	if err != nil {
-		return s.refuse(id, err)
+	env := s.envelope()
+	s.mu.Lock()
+	res := s.res
+	s.mu.Unlock()
+	dr := &dataReader{r: r}
+	o := s.srv.intake.Receive(&env, res, dr)
+	m := s.srv.metrics
+	if dr.reset {
+		// go-smtp reset the transaction under us (RSET or a lost connection between BDAT
+		// chunks, a BDAT over SIZE, Close): it sends no reply to this one, so none is
+		// counted.
+		m = nil
 	}
-	rec.ID = id
-	rec.ReceivedAt = api.FormatTime(start)
-	rec.Sensor = api.Sensor{ID: s.srv.cfg.SensorID, Version: s.srv.cfg.Version}
-	rec.Envelope = &api.Envelope{
-		Transport:  api.TransportSMTP,
-		ClientIP:   s.ip,
-		ClientPort: s.port,
-		HELO:       s.helo,
-		TLS:        tlsInfo(s.conn),
-		MailFrom:   s.from,
-		RcptTo:     s.rcpts,
-		Size:       counted.n,
-	}
-	line, err := api.MarshalRecord(rec)
-	if err != nil { // cannot happen with these types; still never a 5xx
-		s.log.Error("encoding record failed", "id", id, "error", err)
-		s.srv.metrics.messagesFailed.Add(1)
-		return errLocal(id)
-	}
-	if s.release == nil {
-		// No SIZE was declared, so the check comes now that the body is read.
-		release, ok := s.srv.spool.Reserve(int64(len(line)))
-		if !ok {
-			s.srv.metrics.spoolFull.Add(1)
-			s.srv.metrics.messagesFailed.Add(1)
-			s.log.Warn("spool budget reached; answered 452", "id", id, "size", counted.n)
-			return errSpoolFull
-		}
-		s.release = release
-	}
-	if err := s.srv.spool.Commit(id, line); err != nil {
-		s.log.Error("spool commit failed; answered 451", "id", id, "error", err)
-		s.srv.metrics.messagesFailed.Add(1)
-		return errLocal(id)
-	}
-	s.srv.metrics.messagesAccepted.Add(1)
-	s.srv.metrics.bytesAccepted.Add(counted.n)
-	s.log.Info("accepted",
-		"id", id,
-		"mail_from", s.from,
-		"rcpts", len(s.rcpts),
-		"size", counted.n,
-		"source", rec.Source.Kind,
-		"attachments", len(rec.Attachments),
-		"urls", len(rec.URLs),
-		"anomalies", len(rec.Anomalies),
-		"duration_ms", time.Since(start).Milliseconds(),
-	)
-	// A 250 that names the record id (as Postfix names its queue id) lets a sender's log be
-	// matched to ours.
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK queued as " + id}
+	return smtpReply(o, m)
 }
 
-// refuse maps a parse failure to the reply: the sender's own SMTP errors (size exceeded)
-// pass through; an input that broke off is a temporary failure; anything on our side is 451.
-func (s *session) refuse(id string, err error) error {
-	s.srv.metrics.messagesFailed.Add(1)
+// dataReader tells the intake which of go-smtp's read errors are a refusal the sender must
+// fix (552 5.3.4, the message exceeds SIZE) rather than a message that broke off, and notes
+// whether go-smtp reset the transaction.
+type dataReader struct {
+	r     io.Reader
+	reset bool
+}
+
+func (d *dataReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
 	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		s.log.Info("message refused", "id", id, "code", se.Code, "reason", se.Message)
-		return se
+	switch {
+	case err == nil || err == io.EOF:
+	case errors.As(err, &se) && se.Code/100 == 5:
+		err = &RefusedError{Err: se}
+	case errors.Is(err, smtp.ErrDataReset):
+		d.reset = true
 	}
-	if errors.Is(err, parser.ErrIncomplete) {
-		s.log.Warn("message not received whole", "id", id, "error", err)
-		return errIncomplete
-	}
-	if !errors.Is(err, parser.ErrLocal) {
-		err = fmt.Errorf("unexpected parser error: %w", err)
-	}
-	s.log.Error("message failed on our side; answered 451", "id", id, "error", err)
-	return errLocal(id)
+	return n, err
 }
 
 func tlsInfo(c *smtp.Conn) *api.TLS {
@@ -354,17 +295,6 @@ func tlsInfo(c *smtp.Conn) *api.TLS {
 		Cipher:     tls.CipherSuiteName(st.CipherSuite),
 		ServerName: st.ServerName,
 	}
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // idleListener gives every accepted connection a deadline per read, and while the server
@@ -382,19 +312,29 @@ func (l idleListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.srv.draining.Load() {
-			go refuseConn(c, l.srv.cfg.Domain)
+			go refuseConn(c, l.srv.cfg.Domain, l.srv.log, l.srv.metrics)
 			continue
 		}
 		return &idleConn{Conn: c, timeout: l.timeout}, nil
 	}
 }
 
-// refuseConn greets a connection with 421 and closes it (RFC 5321 §3.1).
-func refuseConn(c net.Conn, domain string) {
+// refuseConn greets a connection with 421 and closes it (RFC 5321 §3.1). The reply is
+// smtpReply's; the greeting position puts our domain first, as RFC 5321 §4.2 shows for 421.
+func refuseConn(c net.Conn, domain string, log *slog.Logger, m *Metrics) {
+	cid := newConnID()
+	log.Info("shutting down; connection refused", "conn", cid, "client", c.RemoteAddr().String())
+	r := smtpReply(Outcome{Kind: ShuttingDown, Ref: cid}, m)
+	e := r.EnhancedCode
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "421 4.3.2 %s Shutting down; try again later\r\n", domain)
+	fmt.Fprintf(c, "%d %d.%d.%d %s %s\r\n", r.Code, e[0], e[1], e[2], domain, r.Message)
 	c.Close()
 }
+
+// newConnID names a connection in the log and in the replies that name no record. Like a
+// record id it is unique across restarts and sensors, so a ref in a sender's bounce finds
+// one log line.
+func newConnID() string { return ulid.Make().String() }
 
 type idleConn struct {
 	net.Conn

@@ -76,10 +76,11 @@ func (m *memSpool) count() int {
 }
 
 type testServer struct {
-	addr  string
-	srv   *SMTPServer
-	spool *memSpool
-	log   *testkit.LogBuffer
+	addr    string
+	srv     *SMTPServer
+	spool   *memSpool
+	log     *testkit.LogBuffer
+	metrics *Metrics
 }
 
 // startServer runs a real SMTP server with the real parser on a loopback port.
@@ -94,8 +95,11 @@ func startServer(t *testing.T, cfg SMTPConfig) *testServer {
 	if cfg.MaxMessageBytes == 0 {
 		cfg.MaxMessageBytes = 10 << 20
 	}
-	cfg.Domain, cfg.SensorID, cfg.Version = "sensor.test", "sensor-1", "v-test"
-	srv := NewSMTPServer(cfg, p, ts.spool, &Metrics{})
+	cfg.Domain = "sensor.test"
+	m := &Metrics{}
+	ts.metrics = m
+	in := NewIntake(IntakeConfig{SensorID: "sensor-1", Version: "v-test", Logger: cfg.Logger}, p, ts.spool, m)
+	srv := NewSMTPServer(cfg, in, m)
 	ts.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -205,35 +205,35 @@ type Uploader struct {
 
 // Stats are the counters an admin endpoint exposes.
 type Stats struct {
-	RecordsDelivered    int64
-	BatchesDelivered    int64
-	RecordsDeadLettered int64 // records moved to the dead-letter folder, refused or expired
-	BatchesDeadLettered int64 // batch files moved there
-	RecordsExpired      int64 // of RecordsDeadLettered, those that outlived MaxAge undelivered
-	BatchesSplit        int64 // refused batches split in two to find the refused records
-	Attempts            int64 // delivery attempts, HTTP requests or outbox writes
-	Failures            int64 // attempts that did not deliver, and local spool errors
-	LastError           string
-	LastErrorAt         time.Time
-	LastDeliveryAt      time.Time
-	AuthFailing         bool // the pipeline answered 401/403 and has not accepted a batch since
+	RecordsDelivered    int64     `json:"records_delivered"`
+	BatchesDelivered    int64     `json:"batches_delivered"`
+	RecordsDeadLettered int64     `json:"records_dead_lettered"` // records moved to the dead-letter folder, refused or expired
+	BatchesDeadLettered int64     `json:"batches_dead_lettered"` // batch files moved there
+	RecordsExpired      int64     `json:"records_expired"`       // of RecordsDeadLettered, those that outlived MaxAge undelivered
+	BatchesSplit        int64     `json:"batches_split"`         // refused batches split in two to find the refused records
+	Attempts            int64     `json:"attempts"`              // delivery attempts, HTTP requests or outbox writes
+	Failures            int64     `json:"failures"`              // attempts that did not deliver, and local spool errors
+	LastError           string    `json:"last_error"`
+	LastErrorAt         time.Time `json:"last_error_at"`
+	LastDeliveryAt      time.Time `json:"last_delivery_at"`
+	AuthFailing         bool      `json:"auth_failing"` // the pipeline answered 401/403 and has not accepted a batch since
 
 	// Blobs (content mode).
-	BlobsUploaded     int64 // PUTs the pipeline accepted, or blobs written to the outbox
-	BlobBytesUploaded int64
-	BlobsPresent      int64 // blobs the pipeline (or the outbox) already had
-	BlobsRefused      int64 // refused for good and moved to the dead-letter folder
-	BlobsMissing      int64 // named by a record but no longer in the spool; sent without
-	BlobRequests      int64 // HEAD and PUT attempts (not in Attempts)
+	BlobsUploaded     int64 `json:"blobs_uploaded"` // PUTs the pipeline accepted, or blobs written to the outbox
+	BlobBytesUploaded int64 `json:"blob_bytes_uploaded"`
+	BlobsPresent      int64 `json:"blobs_present"` // blobs the pipeline (or the outbox) already had
+	BlobsRefused      int64 `json:"blobs_refused"` // refused for good and moved to the dead-letter folder
+	BlobsMissing      int64 `json:"blobs_missing"` // named by a record but no longer in the spool; sent without
+	BlobRequests      int64 `json:"blob_requests"` // HEAD and PUT attempts (not in Attempts)
 
-	PendingRecords   int   // committed, not yet batched
-	PendingBatches   int   // batched, not yet delivered
-	PendingBlobs     int   // blobs pending records or batches name
-	PendingBlobBytes int64 // their size on disk
-	PendingBytes     int64 // spool disk for all three: what the spool budget counts
-	BrokenRecords    int
-	DeadLetters      int
-	DeadLetterBlobs  int
+	PendingRecords   int   `json:"pending_records"`    // committed, not yet batched
+	PendingBatches   int   `json:"pending_batches"`    // batched, not yet delivered
+	PendingBlobs     int   `json:"pending_blobs"`      // blobs pending records or batches name
+	PendingBlobBytes int64 `json:"pending_blob_bytes"` // their size on disk
+	PendingBytes     int64 `json:"pending_bytes"`      // spool disk for all three: what the spool budget counts
+	BrokenRecords    int   `json:"broken_records"`
+	DeadLetters      int   `json:"dead_letters"`
+	DeadLetterBlobs  int   `json:"dead_letter_blobs"`
 }
 
 // New checks cfg and prepares delivery. Errors name the Config field at fault.

@@ -243,14 +243,17 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		return err
 	}
 	metrics := &sensor.Metrics{}
+	intake := sensor.NewIntake(sensor.IntakeConfig{
+		SensorID: hostname,
+		Version:  version,
+		Logger:   log.With("component", "intake"),
+	}, p, sp, metrics)
 	smtpSrv := sensor.NewSMTPServer(sensor.SMTPConfig{
 		Domain:          hostname,
 		MaxMessageBytes: int64(c.maxMessageBytes),
 		IdleTimeout:     c.idleTimeout,
-		SensorID:        hostname,
-		Version:         version,
 		Logger:          log.With("component", "smtp"),
-	}, p, sp, metrics)
+	}, intake, metrics)
 
 	smtpLn, err := net.Listen("tcp", c.smtpListen)
 	if err != nil {

@@ -1,0 +1,272 @@
+package sensor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser"
+)
+
+// RecordParser is what the intake needs of the parser.
+type RecordParser interface {
+	Parse(r io.Reader) (*api.Record, error)
+}
+
+// Committer makes a record durable. Commit returns only once the record would survive a
+// crash; a door acknowledges the message after that and not before. Reserve claims room for
+// a message of n bytes in the spool's budget; ok is false when the spool is full, and release
+// (never nil, safe to call twice) gives the room back.
+type Committer interface {
+	Commit(id string, line []byte) error
+	Reserve(n int64) (release func(), ok bool)
+}
+
+// OutcomeKind says what became of a message, or of a request for spool room. Each front
+// door maps it to its own answer: the SMTP session to a reply (codes.go), a milter to an
+// action.
+type OutcomeKind int
+
+const (
+	// Accepted: Receive committed the record (Outcome.ID names it), or Reserve claimed the
+	// room.
+	Accepted OutcomeKind = iota
+	// SpoolFull: the spool's budget is reached. Temporary: uploads drain the spool.
+	SpoolFull
+	// Incomplete: the message broke off before its end (the client went away, stalled or
+	// reset the transaction). Nothing was committed; the sender still owns the message.
+	Incomplete
+	// LocalFault: something on our side failed (an attachment blob, encoding, the commit).
+	// Temporary: the sender keeps the message and retries.
+	LocalFault
+	// Refused: the door refused the message's bytes for a reason the sender must fix (its
+	// size limit); Outcome.Err holds the door's *RefusedError.
+	Refused
+	// ShuttingDown: the door is draining and takes no new transaction. The intake never
+	// returns it; a door makes it, so that it is answered like every other outcome.
+	ShuttingDown
+)
+
+func (k OutcomeKind) String() string {
+	switch k {
+	case Accepted:
+		return "accepted"
+	case SpoolFull:
+		return "spool_full"
+	case Incomplete:
+		return "incomplete"
+	case LocalFault:
+		return "local_fault"
+	case Refused:
+		return "refused"
+	case ShuttingDown:
+		return "shutting_down"
+	}
+	return fmt.Sprintf("outcome(%d)", int(k))
+}
+
+// Outcome is the one answer of the intake.
+type Outcome struct {
+	Kind OutcomeKind
+	// ID is the record's id for every outcome of Receive (what the record is, or would have
+	// been, called in the log); "" for Reserve.
+	ID string
+	// Ref is what a door's answer names so that a sender's log can be matched to ours: the
+	// record id when there is one, else the connection id (Envelope.Conn). Both appear in
+	// the log line that tells what happened.
+	Ref string
+	// Err is the cause, for logs and for a door that refused the bytes itself. It is never
+	// shown to a sender.
+	Err error
+}
+
+// RefusedError marks an error of a door's byte stream that the sender must fix (the SMTP
+// size limit): Receive answers it with Refused, not Incomplete. Err is the door's own
+// error, for the door to map back to its answer.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Envelope is what a front door knows of a transaction besides the message's bytes.
+type Envelope struct {
+	Transport  string // api.TransportSMTP or api.TransportMilter
+	Conn       string // the door's connection id: in every log line, and the Ref when no record is named
+	ClientIP   string
+	ClientPort int
+	HELO       string
+	TLS        *api.TLS
+	MailFrom   string // "" is the null reverse-path
+	RcptTo     []string
+	// DeclaredSize is the size the sender announced (SIZE=, RFC 1870); 0 when it did not.
+	DeclaredSize int64
+}
+
+// Reservation is spool room claimed before a message's body arrives. Release gives it back;
+// it is safe on nil and more than once.
+type Reservation struct{ release func() }
+
+// Release gives the room back.
+func (r *Reservation) Release() {
+	if r != nil && r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
+
+// IntakeConfig configures an Intake.
+type IntakeConfig struct {
+	SensorID string
+	Version  string
+	Logger   *slog.Logger
+}
+
+// Intake is what happens to a message once a front door has it: parse it, reserve spool
+// room, commit the record, count, log, and return one Outcome. Every door feeds the same
+// intake; it knows no protocol.
+type Intake struct {
+	cfg     IntakeConfig
+	parser  RecordParser
+	spool   Committer
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// NewIntake returns an intake that parses with p, commits to c and counts in m.
+func NewIntake(cfg IntakeConfig, p RecordParser, c Committer, m *Metrics) *Intake {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = &Metrics{}
+	}
+	return &Intake{cfg: cfg, parser: p, spool: c, metrics: m, log: cfg.Logger}
+}
+
+func (in *Intake) logger(env *Envelope) *slog.Logger {
+	return in.log.With("transport", env.Transport, "conn", env.Conn, "client", env.ClientIP)
+}
+
+// Reserve claims room for env.DeclaredSize bytes before the body is sent, so that a full
+// spool refuses the message before the sender spends the bandwidth (RFC 1870). The outcome
+// is Accepted, with a reservation the door releases when the transaction ends, or
+// SpoolFull.
+func (in *Intake) Reserve(env *Envelope) (*Reservation, Outcome) {
+	release, ok := in.spool.Reserve(env.DeclaredSize)
+	if !ok {
+		return nil, in.spoolFull(in.logger(env), env.Conn, "", "declared_size", env.DeclaredSize)
+	}
+	return &Reservation{release: release}, Outcome{Kind: Accepted, Ref: env.Conn}
+}
+
+// spoolFull counts and logs a refusal for want of spool room, at either time it can come.
+func (in *Intake) spoolFull(log *slog.Logger, ref, id string, attrs ...any) Outcome {
+	in.metrics.spoolFull.Add(1)
+	if id != "" {
+		in.metrics.messagesFailed.Add(1)
+		attrs = append([]any{"id", id}, attrs...)
+	}
+	log.Warn("spool budget reached; the sender must retry later", attrs...)
+	return Outcome{Kind: SpoolFull, ID: id, Ref: ref}
+}
+
+// Receive parses the message as r delivers it, commits the record and says what became of
+// it. res is the room Reserve claimed; when nil (no size was declared) the room is claimed
+// now that the record's size is known, and given back once it is committed. Only an
+// Accepted outcome may be acknowledged.
+func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome {
+	start := time.Now()
+	id := ulid.Make().String()
+	log := in.logger(env)
+	in.metrics.messagesStarted.Add(1)
+	counted := &countingReader{r: r}
+	rec, err := in.parser.Parse(counted)
+	if err != nil {
+		return in.parseFailed(log, id, err)
+	}
+	rec.ID = id
+	rec.ReceivedAt = api.FormatTime(start)
+	rec.Sensor = api.Sensor{ID: in.cfg.SensorID, Version: in.cfg.Version}
+	rec.Envelope = &api.Envelope{
+		Transport:  env.Transport,
+		ClientIP:   env.ClientIP,
+		ClientPort: env.ClientPort,
+		HELO:       env.HELO,
+		TLS:        env.TLS,
+		MailFrom:   env.MailFrom,
+		RcptTo:     env.RcptTo,
+		Size:       counted.n,
+	}
+	line, err := api.MarshalRecord(rec)
+	if err != nil { // cannot happen with these types; still a temporary failure
+		log.Error("encoding record failed", "id", id, "error", err)
+		in.metrics.messagesFailed.Add(1)
+		return Outcome{Kind: LocalFault, ID: id, Ref: id, Err: err}
+	}
+	if res == nil {
+		// No size was declared, so the check comes now that the body is read.
+		release, ok := in.spool.Reserve(int64(len(line)))
+		if !ok {
+			return in.spoolFull(log, id, id, "size", counted.n)
+		}
+		defer release()
+	}
+	if err := in.spool.Commit(id, line); err != nil {
+		log.Error("spool commit failed; the sender must retry later", "id", id, "error", err)
+		in.metrics.messagesFailed.Add(1)
+		return Outcome{Kind: LocalFault, ID: id, Ref: id, Err: err}
+	}
+	in.metrics.messagesAccepted.Add(1)
+	in.metrics.bytesAccepted.Add(counted.n)
+	log.Info("accepted",
+		"id", id,
+		"mail_from", env.MailFrom,
+		"rcpts", len(env.RcptTo),
+		"size", counted.n,
+		"source", rec.Source.Kind,
+		"attachments", len(rec.Attachments),
+		"urls", len(rec.URLs),
+		"anomalies", len(rec.Anomalies),
+		"duration_ms", time.Since(start).Milliseconds(),
+	)
+	return Outcome{Kind: Accepted, ID: id, Ref: id}
+}
+
+// parseFailed sorts a parse failure: the door's own refusal of the bytes (size exceeded),
+// an input that broke off, or anything on our side.
+func (in *Intake) parseFailed(log *slog.Logger, id string, err error) Outcome {
+	in.metrics.messagesFailed.Add(1)
+	o := Outcome{ID: id, Ref: id, Err: err}
+	var refused *RefusedError
+	switch {
+	case errors.As(err, &refused):
+		o.Kind, o.Err = Refused, refused
+		log.Info("message refused", "id", id, "reason", refused.Error())
+	case errors.Is(err, parser.ErrIncomplete):
+		o.Kind = Incomplete
+		log.Warn("message not received whole", "id", id, "error", err)
+	default:
+		if !errors.Is(err, parser.ErrLocal) {
+			o.Err = fmt.Errorf("unexpected parser error: %w", err)
+		}
+		o.Kind = LocalFault
+		log.Error("message failed on our side; the sender must retry later", "id", id, "error", o.Err)
+	}
+	return o
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
