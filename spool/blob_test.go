@@ -309,7 +309,7 @@ func (f blobFaultFS) CreateTemp(dir, pattern string) (tempFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return faultFile{tf, f.step}, nil
+	return faultFile{File: tf, Step: f.step}, nil
 }
 
 func (f blobFaultFS) Reopen(name string) (tempFile, error) {
@@ -320,7 +320,7 @@ func (f blobFaultFS) Reopen(name string) (tempFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return faultFile{tf, f.step}, nil
+	return faultFile{File: tf, Step: f.step}, nil
 }
 
 func (f blobFaultFS) Rename(oldpath, newpath string) error {

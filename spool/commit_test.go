@@ -351,7 +351,7 @@ func (f roundFS) CreateTemp(dir, pattern string) (tempFile, error) {
 		return nil, err
 	}
 	f.victim.Store(tf.Name())
-	return faultFile{tf, f.step}, nil
+	return faultFile{File: tf, Step: f.step}, nil
 }
 
 func (f roundFS) Rename(oldpath, newpath string) error {

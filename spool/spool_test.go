@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 func openTest(t testing.TB, dir string) (*Spool, *bytes.Buffer) {
@@ -437,64 +439,23 @@ func TestDeadLetterKeepsTheBatch(t *testing.T) {
 	}
 }
 
-// faultFS fails one step of the atomic write sequence.
-type faultFS struct {
-	osFS
-	step string
-}
+// faultFS fails one step of the atomic write sequence (testkit.FaultFS), and reopens for
+// real.
+type faultFS struct{ testkit.FaultFS }
 
-var errInjected = errors.New("injected fault")
+func (faultFS) Reopen(name string) (tempFile, error) { return osFS{}.Reopen(name) }
 
-func (f faultFS) CreateTemp(dir, pattern string) (tempFile, error) {
-	if f.step == "create" {
-		return nil, errInjected
-	}
-	tf, err := f.osFS.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
-	}
-	return faultFile{tf, f.step}, nil
-}
+// faultFile fails one step of a file's writing.
+type faultFile = testkit.FaultFile
 
-func (f faultFS) Rename(oldpath, newpath string) error {
-	if f.step == "rename" {
-		return errInjected
-	}
-	return f.osFS.Rename(oldpath, newpath)
-}
-
-func (f faultFS) SyncDir(dir string) error {
-	if f.step == "syncdir" {
-		return errInjected
-	}
-	return f.osFS.SyncDir(dir)
-}
-
-type faultFile struct {
-	tempFile
-	step string
-}
-
-func (f faultFile) Write(p []byte) (int, error) {
-	if f.step == "write" {
-		return 0, errInjected
-	}
-	return f.tempFile.Write(p)
-}
-
-func (f faultFile) Sync() error {
-	if f.step == "fsync" {
-		return errInjected
-	}
-	return f.tempFile.Sync()
-}
+var errInjected = testkit.ErrInjected
 
 func TestCommitFailureLeavesNothing(t *testing.T) {
 	for _, step := range []string{"create", "write", "fsync", "rename", "syncdir"} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
 			s, _ := openTest(t, dir)
-			s.fs = faultFS{step: step}
+			s.fs = faultFS{testkit.FaultFS{Step: step}}
 
 			err := s.Commit(ulid.Make().String(), []byte(`{"a":1}`))
 			if !errors.Is(err, errInjected) {
@@ -530,7 +491,7 @@ func TestFormBatchFailureKeepsTheRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.fs = faultFS{step: "fsync"}
+	s.fs = faultFS{testkit.FaultFS{Step: "fsync"}}
 	if _, err := s.FormBatch(p); !errors.Is(err, errInjected) {
 		t.Fatalf("FormBatch = %v, want the injected failure", err)
 	}

@@ -1,4 +1,4 @@
-package atomicfile
+package atomicfile_test
 
 import (
 	"errors"
@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	. "github.com/journalsensor/sensor/internal/atomicfile"
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 func TestWriteFile(t *testing.T) {
@@ -37,66 +40,6 @@ func TestWriteFile(t *testing.T) {
 	}
 }
 
-var errInjected = errors.New("injected fault")
-
-// faultFS fails one step of the sequence.
-type faultFS struct {
-	OS
-	step string
-}
-
-func (f faultFS) CreateTemp(dir, pattern string) (File, error) {
-	if f.step == "create" {
-		return nil, errInjected
-	}
-	tf, err := f.OS.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
-	}
-	return faultFile{tf, f.step}, nil
-}
-
-func (f faultFS) Rename(oldpath, newpath string) error {
-	if f.step == "rename" {
-		return errInjected
-	}
-	return f.OS.Rename(oldpath, newpath)
-}
-
-func (f faultFS) SyncDir(dir string) error {
-	if f.step == "syncdir" {
-		return errInjected
-	}
-	return f.OS.SyncDir(dir)
-}
-
-type faultFile struct {
-	File
-	step string
-}
-
-func (f faultFile) Write(p []byte) (int, error) {
-	if f.step == "write" {
-		return 0, errInjected
-	}
-	return f.File.Write(p)
-}
-
-func (f faultFile) Sync() error {
-	if f.step == "fsync" {
-		return errInjected
-	}
-	return f.File.Sync()
-}
-
-func (f faultFile) Close() error {
-	err := f.File.Close()
-	if f.step == "close" {
-		return errInjected
-	}
-	return err
-}
-
 // TestWriteFailureLeavesNothing fails each step in turn: the error names the fault, and
 // neither the temp file nor dst is left, even when the rename had already happened.
 func TestWriteFailureLeavesNothing(t *testing.T) {
@@ -108,11 +51,11 @@ func TestWriteFailureLeavesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			dst := filepath.Join(dir, "dst")
-			err := Write(faultFS{step: step}, tmp, "x.*", dst, func(w io.Writer) error {
+			err := Write(testkit.FaultFS{Step: step}, tmp, "x.*", dst, func(w io.Writer) error {
 				_, err := io.WriteString(w, "data\n")
 				return err
 			})
-			if !errors.Is(err, errInjected) {
+			if !errors.Is(err, testkit.ErrInjected) {
 				t.Fatalf("Write = %v, want the injected %s failure", err, step)
 			}
 			if left := names(t, tmp); len(left) != 0 {
@@ -130,7 +73,7 @@ func TestWriteFailureLeavesNothing(t *testing.T) {
 func TestWriteRenameLeavesDirectoryUnsynced(t *testing.T) {
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "dst")
-	if err := WriteRename(faultFS{step: "syncdir"}, dir, ".x.*", dst, func(w io.Writer) error {
+	if err := WriteRename(testkit.FaultFS{Step: "syncdir"}, dir, ".x.*", dst, func(w io.Writer) error {
 		_, err := io.WriteString(w, "data\n")
 		return err
 	}); err != nil {
