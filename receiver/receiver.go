@@ -96,12 +96,12 @@ var _ http.Handler = (*Receiver)(nil)
 // restarted receiver still ignores records it has.
 func New(cfg Config) (*Receiver, error) {
 	if cfg.OutDir == "" {
-		return nil, errors.New("api: receiver: OutDir is empty")
+		return nil, errors.New("receiver: OutDir is empty")
 	}
 	token := strings.TrimSpace(cfg.Token)
 	if cfg.Token != "" && token == "" {
 		// A token file holding only a newline must not silently turn authentication off.
-		return nil, errors.New("api: receiver: token is blank")
+		return nil, errors.New("receiver: token is blank")
 	}
 	r := &Receiver{
 		outDir:  cfg.OutDir,
@@ -132,7 +132,7 @@ func New(cfg Config) (*Receiver, error) {
 
 	for _, dir := range []string{r.outDir, r.blobDir} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("api: receiver: %w", err)
+			return nil, fmt.Errorf("receiver: %w", err)
 		}
 		if err := r.removeTemps(dir); err != nil {
 			return nil, err
@@ -150,14 +150,14 @@ func New(cfg Config) (*Receiver, error) {
 func (r *Receiver) removeTemps(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("api: receiver: %w", err)
+		return fmt.Errorf("receiver: %w", err)
 	}
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), tempPrefix) || e.IsDir() {
 			continue
 		}
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("api: receiver: removing leftover temp file: %w", err)
+			return fmt.Errorf("receiver: removing leftover temp file: %w", err)
 		}
 		r.log.Warn("receiver removed leftover temp file", "file", filepath.Join(dir, e.Name()))
 	}
@@ -168,16 +168,16 @@ func (r *Receiver) openRecords() error {
 	path := filepath.Join(r.outDir, recordsFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("api: receiver: %w", err)
+		return fmt.Errorf("receiver: %w", err)
 	}
 	if err := r.loadIDs(f); err != nil {
 		_ = f.Close() // the load error is the one worth reporting
-		return fmt.Errorf("api: receiver: loading %s: %w", path, err)
+		return fmt.Errorf("receiver: loading %s: %w", path, err)
 	}
 	// The file may have just been created; its directory entry must survive a crash too.
 	if err := atomicfile.SyncDir(r.outDir); err != nil {
 		_ = f.Close()
-		return fmt.Errorf("api: receiver: %w", err)
+		return fmt.Errorf("receiver: %w", err)
 	}
 	r.records = f
 	return nil
@@ -236,7 +236,7 @@ func (r *Receiver) Close() error {
 	}
 	r.closed = true
 	if err := r.records.Close(); err != nil {
-		return fmt.Errorf("api: receiver: closing records: %w", err)
+		return fmt.Errorf("receiver: closing records: %w", err)
 	}
 	return nil
 }
