@@ -270,11 +270,8 @@ type state struct {
 	crypto       []api.Crypto
 	cryptoCtx    []*msgCtx // the message each crypto layer belongs to
 
-	attachments []api.Attachment
-	blobs       []pendingBlob // written, not yet committed
-	urls        *urls.Collector
-	anomalies   []api.Anomaly
-	limits      []string
+	findings
+	blobs []pendingBlob // written, not yet committed
 
 	heads [][]byte // a sniffing buffer for each level of containers
 	buf   []byte   // copy buffer
@@ -284,26 +281,13 @@ func newState(o *Options) *state {
 	return &state{
 		opts:   o,
 		source: api.Source{Kind: api.SourceDirect},
-		urls:   urls.NewCollector(urls.Options{MaxURLs: o.MaxURLs, MaxURLLength: o.MaxURLLength}),
-		buf:    make([]byte, 16<<10),
+		findings: findings{
+			maxAnomalies:   o.MaxAnomalies,
+			maxAttachments: o.MaxAttachments,
+			urls:           urls.NewCollector(urls.Options{MaxURLs: o.MaxURLs, MaxURLLength: o.MaxURLLength}),
+		},
+		buf: make([]byte, 16<<10),
 	}
-}
-
-func (st *state) anomaly(code, path, detail string) {
-	if len(st.anomalies) >= st.opts.MaxAnomalies {
-		st.limit("anomalies")
-		return
-	}
-	st.anomalies = append(st.anomalies, api.Anomaly{Code: code, Path: path, Detail: detail})
-}
-
-func (st *state) limit(name string) {
-	for _, l := range st.limits {
-		if l == name {
-			return
-		}
-	}
-	st.limits = append(st.limits, name)
 }
 
 // entity handles one entity from the walker.
@@ -830,17 +814,6 @@ type pendingBlob struct {
 	sum string
 }
 
-// room reports whether another attachment may be listed, and names the limit when not.
-// One cap covers every source (MIME leaves, attached messages, archive and TNEF members,
-// uuencoded blocks), so no combination of them can multiply the record's size.
-func (st *state) room() bool {
-	if len(st.attachments) < st.opts.MaxAttachments {
-		return true
-	}
-	st.limit("attachments")
-	return false
-}
-
 // localWriter marks blob write failures as ours, so they are not mistaken for input trouble.
 type localWriter struct{ w io.Writer }
 
@@ -891,10 +864,9 @@ func (st *state) lineEndings(crlf, lf, cr int64) {
 // record assembles the record from what the walk found.
 func (st *state) record(in *rawReader) *api.Record {
 	rec := &api.Record{
-		Schema:      api.SchemaV1,
-		Source:      st.source,
-		Journal:     st.journal,
-		Attachments: st.attachments,
+		Schema:  api.SchemaV1,
+		Source:  st.source,
+		Journal: st.journal,
 	}
 	switch {
 	case st.scored == nil:
@@ -915,12 +887,7 @@ func (st *state) record(in *rawReader) *api.Record {
 	}
 	st.msg.Crypto = st.crypto
 	rec.Message = st.msg
-	rec.URLs = st.urls.URLs()
-	for _, l := range st.urls.LimitsHit() {
-		st.limit(l)
-	}
-	rec.Anomalies = st.anomalies
-	rec.LimitsHit = st.limits
+	st.findings.fill(rec)
 	return rec
 }
 
