@@ -103,16 +103,14 @@ var errAbandoned = errors.New("parser: walk of signed content abandoned")
 // it is walked as part of the message that holds it, at paths below the part's own.
 //
 // The CMS reader runs on a goroutine and hands the content over a pipe to the walk here.
-// While it runs, it pulls the enclosing walkers, whose callbacks touch the state; park
-// queues those until the reader is done, so the state stays the parsing goroutine's.
+// While it runs, it pulls the enclosing walkers, whose callbacks touch the state; the
+// handoff parks those until the reader is done, so the state stays the parsing goroutine's.
 func (st *state) readOpaque(r io.Reader, i int, p *walker.Part) (err error) {
 	pr, pw := io.Pipe()
 	var info smime.Info
 	var cmsErr error
 	done := make(chan struct{})
-	st.mu.Lock()
-	st.parking++
-	st.mu.Unlock()
+	st.handoff.hold()
 	go func() {
 		defer close(done)
 		info, cmsErr = smime.ReadCMS(r, smime.Options{Content: pw})
@@ -128,16 +126,7 @@ func (st *state) readOpaque(r io.Reader, i int, p *walker.Part) (err error) {
 		stopped = true
 		pr.CloseWithError(errAbandoned)
 		<-done
-		st.mu.Lock()
-		st.parking--
-		var run []func()
-		if st.parking == 0 {
-			run, st.parked = st.parked, nil
-		}
-		st.mu.Unlock()
-		for _, f := range run {
-			f()
-		}
+		st.handoff.release()
 	}
 	defer stop()
 

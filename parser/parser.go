@@ -19,7 +19,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/parser/archive"
@@ -262,11 +261,9 @@ type state struct {
 	budget  *archive.Budget // decompressed bytes left for this message's archives
 	inherit bool            // the next message root continues the current message (opaque S/MIME)
 
-	mu           sync.Mutex // guards parking and parked, which a CMS reader goroutine reaches
-	parking      int
-	parked       []func()
-	headsInUse   int // sniffing buffers held by content calls in progress
-	encodedDepth int // encoded containers being walked, one inside the other
+	handoff      handoff // walker callbacks go through it: a CMS reader goroutine may pull a walker
+	headsInUse   int     // sniffing buffers held by content calls in progress
+	encodedDepth int     // encoded containers being walked, one inside the other
 	crypto       []api.Crypto
 	cryptoCtx    []*msgCtx // the message each crypto layer belongs to
 
@@ -436,7 +433,7 @@ func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, mult
 }
 
 // walkerOptions configures a walker whose paths are relative to base. Its callbacks go
-// through park: a walker can be pulled by another goroutine (see readOpaque).
+// through the handoff: a walker can be pulled by another goroutine (see readOpaque).
 func (st *state) walkerOptions(base string, maxDepth, maxParts int) walker.Options {
 	return walker.Options{
 		MaxDepth:       maxDepth,
@@ -444,24 +441,10 @@ func (st *state) walkerOptions(base string, maxDepth, maxParts int) walker.Optio
 		MaxHeaderBytes: st.opts.MaxHeaderBytes,
 		MaxLineLength:  st.opts.MaxLineLength,
 		Report: func(a walker.Anomaly) {
-			st.park(func() { st.anomaly(a.Code, subPath(base, a.Path), a.Detail) })
+			st.handoff.park(func() { st.anomaly(a.Code, subPath(base, a.Path), a.Detail) })
 		},
-		Limit: func(name string) { st.park(func() { st.limit(name) }) },
+		Limit: func(name string) { st.handoff.park(func() { st.limit(name) }) },
 	}
-}
-
-// park runs f now, or, while a CMS reader goroutine may be pulling a walker (readOpaque),
-// queues it to run on the parsing goroutine when that reader is done. Walker callbacks
-// touch the state, which only the parsing goroutine may do.
-func (st *state) park(f func()) {
-	st.mu.Lock()
-	if st.parking > 0 {
-		st.parked = append(st.parked, f)
-		st.mu.Unlock()
-		return
-	}
-	st.mu.Unlock()
-	f()
 }
 
 // decodeRepairs records how much of a body was not valid in its transfer encoding.
@@ -567,7 +550,7 @@ func (st *state) messageSink(p *walker.Part, ctx *msgCtx) (io.Writer, func()) {
 	st.attachments = append(st.attachments, a)
 	i := len(st.attachments) - 1
 	h := newHashes()
-	return h, func() { st.park(func() { h.fill(&st.attachments[i]) }) }
+	return h, func() { st.handoff.park(func() { h.fill(&st.attachments[i]) }) }
 }
 
 // messageFacts records what the message types other than message/rfc822 say by themselves:
