@@ -171,7 +171,7 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 		p.opts.Logger.Error("parser panic recovered; record is degraded",
 			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		st.anomaly("parser_panic", "", "parser failed; record holds what was extracted before")
-		st.abortBlobs()
+		st.blobs.abort(st.attachments)
 		// Read the rest so the SMTP session stays in step with the client.
 		if _, derr := io.Copy(io.Discard, in); derr != nil {
 			rec, err = nil, &walker.ReadError{Err: derr}
@@ -182,11 +182,11 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 
 	w := walker.New(in, st.walkerOptions("", p.opts.MaxDepth, p.opts.MaxParts))
 	if err := st.walk(w, false, "", 0); err != nil {
-		st.abortBlobs()
+		st.blobs.abort(st.attachments)
 		return nil, err
 	}
 	st.lineEndings(w.LineEndings())
-	if err := st.commitBlobs(); err != nil {
+	if err := st.blobs.commit(); err != nil {
 		return nil, err
 	}
 	return st.record(in), nil
@@ -268,7 +268,7 @@ type state struct {
 	cryptoCtx    []*msgCtx // the message each crypto layer belongs to
 
 	findings
-	blobs []pendingBlob // written, not yet committed
+	blobs pendingBlobs // written, not yet committed
 
 	heads [][]byte // a sniffing buffer for each level of containers
 	buf   []byte   // copy buffer
@@ -785,51 +785,10 @@ func (st *state) attachment(p *walker.Part, ctx *msgCtx, a api.Attachment, dec i
 	}
 	if blob != nil {
 		st.attachments[i].Blob = st.attachments[i].SHA256
-		st.blobs = append(st.blobs, pendingBlob{w: blob, sum: st.attachments[i].SHA256})
+		st.blobs.add(blob, st.attachments[i].SHA256)
 		kept = true
 	}
 	return nil
-}
-
-// pendingBlob is a written attachment blob waiting for the record to be complete.
-type pendingBlob struct {
-	w   BlobWriter
-	sum string
-}
-
-// localWriter marks blob write failures as ours, so they are not mistaken for input trouble.
-type localWriter struct{ w io.Writer }
-
-func (l localWriter) Write(p []byte) (int, error) {
-	n, err := l.w.Write(p)
-	if err != nil {
-		return n, &LocalError{Err: err}
-	}
-	return n, nil
-}
-
-func (st *state) commitBlobs() error {
-	for i, b := range st.blobs {
-		if err := b.w.Commit(b.sum); err != nil {
-			for _, rest := range st.blobs[i+1:] {
-				rest.w.Abort()
-			}
-			st.blobs = nil
-			return &LocalError{Err: err}
-		}
-	}
-	st.blobs = nil
-	return nil
-}
-
-func (st *state) abortBlobs() {
-	for _, b := range st.blobs {
-		b.w.Abort()
-	}
-	st.blobs = nil
-	for i := range st.attachments { // no blob of this record will exist
-		st.attachments[i].Blob = ""
-	}
 }
 
 func (st *state) lineEndings(crlf, lf, cr int64) {
