@@ -238,12 +238,6 @@ type msgCtx struct {
 	inherited bool
 }
 
-// node is one entity in the structure tree.
-type node struct {
-	mtype    string
-	children []*node
-}
-
 type state struct {
 	opts *Options
 
@@ -255,8 +249,8 @@ type state struct {
 	scoredRaw *hashes
 
 	ctxs  []*msgCtx
-	nodes []*node // the current node at each depth
-	parts int     // entities seen, across nested walkers
+	tree  tree
+	parts int // entities seen, across nested walkers
 
 	budget  *archive.Budget // decompressed bytes left for this message's archives
 	inherit bool            // the next message root continues the current message (opaque S/MIME)
@@ -292,7 +286,7 @@ func (st *state) entity(w *walker.Walker, p *walker.Part) error {
 	for len(st.ctxs) > 0 && st.ctxs[len(st.ctxs)-1].depth >= p.Depth {
 		st.ctxs = st.ctxs[:len(st.ctxs)-1]
 	}
-	n := st.addNode(p)
+	n := st.tree.add(p)
 	if p.MessageRoot {
 		st.enterMessage(p, n)
 	}
@@ -453,20 +447,6 @@ func (st *state) decodeRepairs(dec decoder, p *walker.Part) {
 		code := "bad_" + strings.ReplaceAll(p.Encoding, "-", "_") // bad_base64, bad_quoted_printable
 		st.anomaly(code, p.Path, strconv.FormatInt(n, 10)+" bytes skipped or kept undecoded")
 	}
-}
-
-func (st *state) addNode(p *walker.Part) *node {
-	n := &node{mtype: p.MediaType}
-	if p.Depth > len(st.nodes) { // cannot happen: the walker descends one level at a time
-		p.Depth = len(st.nodes)
-	}
-	st.nodes = st.nodes[:p.Depth]
-	if p.Depth > 0 {
-		parent := st.nodes[p.Depth-1]
-		parent.children = append(parent.children, n)
-	}
-	st.nodes = append(st.nodes, n)
-	return n
 }
 
 func (st *state) enterMessage(p *walker.Part, n *node) {
@@ -824,47 +804,13 @@ func (st *state) record(in *rawReader) *api.Record {
 	}
 	if st.scored != nil {
 		var b strings.Builder
-		st.structure(&b, st.scored.root)
+		if st.scored.root.render(&b, st.opts.MaxStructureBytes) {
+			st.limit("structure")
+		}
 		st.msg.Structure = b.String()
 	}
 	st.msg.Crypto = st.crypto
 	rec.Message = st.msg
 	st.findings.fill(rec)
 	return rec
-}
-
-// structure renders the tree below n as "multipart/mixed(text/plain,application/pdf)",
-// cut at MaxStructureBytes.
-func (st *state) structure(b *strings.Builder, n *node) {
-	type item struct {
-		n     *node
-		close bool
-		comma bool
-	}
-	stack := []item{{n: n}}
-	for len(stack) > 0 {
-		it := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if b.Len() > st.opts.MaxStructureBytes {
-			st.limit("structure")
-			b.WriteString("…")
-			return
-		}
-		if it.close {
-			b.WriteByte(')')
-			continue
-		}
-		if it.comma {
-			b.WriteByte(',')
-		}
-		b.WriteString(it.n.mtype)
-		if len(it.n.children) == 0 {
-			continue
-		}
-		b.WriteByte('(')
-		stack = append(stack, item{close: true})
-		for i := len(it.n.children) - 1; i >= 0; i-- {
-			stack = append(stack, item{n: it.n.children[i], comma: i > 0})
-		}
-	}
 }
