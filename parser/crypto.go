@@ -131,9 +131,9 @@ func (st *state) readOpaque(r io.Reader, i int, p *walker.Part) (err error) {
 	defer stop()
 
 	sub := walker.New(pr, st.walkerOptions(p.Path, max(st.opts.MaxDepth-p.Depth-1, 1), max(st.opts.MaxParts-st.parts, 1)))
-	st.inherit = true
+	st.msgs.inherit = true
 	walkErr := st.walk(sub, false, p.Path, p.Depth+1)
-	st.inherit = false
+	st.msgs.inherit = false
 	if _, err := io.Copy(io.Discard, pr); err != nil && walkErr == nil {
 		walkErr = err
 	}

@@ -215,31 +215,17 @@ func (r *rawReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// role is what a message inside the input is to the record.
-type role uint8
-
-const (
-	roleScored  role = iota // the message the record describes
-	roleWrapper             // a journal report wrapping the scored message
-	roleNested              // a message attached to another: its parts are attachments
-)
-
-// msgCtx is a message being walked: the top-level one or one inside a message/rfc822 part.
-type msgCtx struct {
-	depth int    // Depth of its root entity
-	path  string // path of the message/rfc822 part that holds it; "" at top level
-	role  role
-	root  *node
-	// summaryDone is set once a journal wrapper's summary part has been read.
-	summaryDone bool
-	// owner is the message this context describes: itself, or for the signed content of
-	// an opaque S/MIME part (inherited), the message that holds it.
-	owner     *msgCtx
-	inherited bool
-}
-
+// state is one Parse call: the walk's state machine (entity → walk → leaf → attachment →
+// content) and the parts it keeps along the way. Only the parsing goroutine touches it;
+// the handoff sees to that while a CMS reader goroutine pulls a walker.
 type state struct {
 	opts *Options
+
+	findings              // attachments, URLs, anomalies and limits, for the record
+	msgs     msgStack     // the messages being walked
+	tree     tree         // the structure tree
+	blobs    pendingBlobs // written, not yet committed
+	handoff  handoff      // walker callbacks go through it: a CMS reader goroutine may pull a walker
 
 	source  api.Source
 	journal *api.Journal
@@ -247,25 +233,16 @@ type state struct {
 	scored  *msgCtx
 	// scoredRaw hashes a journal's original as the walk passes through it.
 	scoredRaw *hashes
+	crypto    []api.Crypto
+	cryptoCtx []*msgCtx // the message each crypto layer belongs to
 
-	ctxs  []*msgCtx
-	tree  tree
-	parts int // entities seen, across nested walkers
+	parts        int             // entities seen, across nested walkers
+	encodedDepth int             // encoded containers being walked, one inside the other
+	budget       *archive.Budget // decompressed bytes left for this message's archives
 
-	budget  *archive.Budget // decompressed bytes left for this message's archives
-	inherit bool            // the next message root continues the current message (opaque S/MIME)
-
-	handoff      handoff // walker callbacks go through it: a CMS reader goroutine may pull a walker
-	headsInUse   int     // sniffing buffers held by content calls in progress
-	encodedDepth int     // encoded containers being walked, one inside the other
-	crypto       []api.Crypto
-	cryptoCtx    []*msgCtx // the message each crypto layer belongs to
-
-	findings
-	blobs pendingBlobs // written, not yet committed
-
-	heads [][]byte // a sniffing buffer for each level of containers
-	buf   []byte   // copy buffer
+	headsInUse int      // sniffing buffers held by content calls in progress
+	heads      [][]byte // a sniffing buffer for each level of containers
+	buf        []byte   // copy buffer
 }
 
 func newState(o *Options) *state {
@@ -283,15 +260,13 @@ func newState(o *Options) *state {
 
 // entity handles one entity from the walker.
 func (st *state) entity(w *walker.Walker, p *walker.Part) error {
-	for len(st.ctxs) > 0 && st.ctxs[len(st.ctxs)-1].depth >= p.Depth {
-		st.ctxs = st.ctxs[:len(st.ctxs)-1]
-	}
+	st.msgs.leave(p.Depth)
 	n := st.tree.add(p)
 	if p.MessageRoot {
 		st.enterMessage(p, n)
 	}
-	ctx := st.ctxs[len(st.ctxs)-1]
-	if st.messageDepth() > st.opts.MaxMessageDepth {
+	ctx := st.msgs.current()
+	if st.msgs.depth() > st.opts.MaxMessageDepth {
 		// Messages nested this deep are listed as attachments down to the cap (each one
 		// hashed whole by its parent's tap); what is inside them is not walked for more.
 		st.limit("message_depth")
@@ -311,17 +286,6 @@ func (st *state) entity(w *walker.Walker, p *walker.Part) error {
 		return st.walkEncoded(w, p, ctx, multipart)
 	}
 	return st.leaf(w, p, ctx)
-}
-
-// messageDepth counts the messages being walked, not the layers of signed content.
-func (st *state) messageDepth() int {
-	n := 0
-	for _, c := range st.ctxs {
-		if !c.inherited {
-			n++
-		}
-	}
-	return n
 }
 
 // walk hands every entity of w to entity. A walker over a decoded container (walkEncoded)
@@ -450,18 +414,13 @@ func (st *state) decodeRepairs(dec decoder, p *walker.Part) {
 }
 
 func (st *state) enterMessage(p *walker.Part, n *node) {
-	ctx := &msgCtx{depth: p.Depth, root: n}
-	ctx.owner = ctx
-	if st.inherit && len(st.ctxs) > 0 {
-		// The signed content of an opaque-signed part: the same message, one layer in.
-		st.inherit = false
-		parent := st.ctxs[len(st.ctxs)-1]
-		ctx.role, ctx.path, ctx.root = parent.role, parent.path, parent.root
-		ctx.owner, ctx.summaryDone, ctx.inherited = parent.owner, parent.summaryDone, true
-		st.ctxs = append(st.ctxs, ctx)
+	if st.msgs.continued(p.Depth) {
 		return
 	}
-	if len(st.ctxs) == 0 {
+	ctx := &msgCtx{depth: p.Depth, root: n}
+	ctx.owner = ctx
+	parent := st.msgs.current()
+	if parent == nil {
 		switch {
 		case isExchangeJournal(p.Header.Has):
 			ctx.role = roleWrapper
@@ -476,7 +435,6 @@ func (st *state) enterMessage(p *walker.Part, n *node) {
 		}
 		st.noteSource(&p.Header)
 	} else {
-		parent := st.ctxs[len(st.ctxs)-1]
 		ctx.path = parentMessagePath(p)
 		ctx.role = roleNested
 		if parent.role == roleWrapper {
@@ -493,23 +451,11 @@ func (st *state) enterMessage(p *walker.Part, n *node) {
 	if ctx.role == roleScored {
 		st.scored = ctx
 		st.describe(p)
-		if len(st.ctxs) > 0 {
+		if parent != nil {
 			st.noteSource(&p.Header)
 		}
 	}
-	st.ctxs = append(st.ctxs, ctx)
-}
-
-// parentMessagePath returns the path of the message/rfc822 part a nested root belongs to:
-// the root itself when it is a multipart, else its parent (the single-part body is P.1).
-func parentMessagePath(p *walker.Part) string {
-	if p.Kind == walker.Multipart {
-		return p.Path
-	}
-	if i := strings.LastIndexByte(p.Path, '.'); i >= 0 {
-		return p.Path[:i]
-	}
-	return ""
+	st.msgs.push(ctx)
 }
 
 // messageSink returns where the raw bytes of a message/rfc822 part go, and what to call
