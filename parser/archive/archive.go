@@ -27,6 +27,35 @@ const (
 	LimitAnomalies = "archive_anomalies" // anomalies past Options.MaxAnomalies were dropped
 )
 
+// Anomaly codes, as they appear in Anomaly.Code.
+const (
+	AnomalyTruncated                  = "truncated"                    // a header, a member's data or the archive was cut short
+	AnomalyBadDeflate                 = "bad_deflate"                  // a member's deflate data is corrupt
+	AnomalyDeflateSlack               = "deflate_slack"                // compressed bytes after the end of a member's deflate stream
+	AnomalyBadDataDescriptor          = "bad_data_descriptor"          // no data descriptor after a member's deflate stream
+	AnomalyBadZip64                   = "bad_zip64"                    // ZIP64 fields missing or out of range
+	AnomalyBadEOCD                    = "bad_eocd"                     // the End Of Central Directory record is inconsistent
+	AnomalyEOCDMissing                = "eocd_missing"                 // a central directory but no End Of Central Directory record
+	AnomalyCentralDirectoryMissing    = "central_directory_missing"    // no central directory at all
+	AnomalyCentralDirectoryMismatch   = "central_directory_mismatch"   // the end record points elsewhere than the central directory met
+	AnomalyCentralDirectoryUnread     = "central_directory_unread"     // the central directory lies outside the tail window
+	AnomalyMultipleCentralDirectories = "multiple_central_directories" // more than one central directory in the stream
+	AnomalyEntryCountMismatch         = "entry_count_mismatch"         // the end record's entry count differs from the directory's
+	AnomalyCentralOnly                = "central_only"                 // a directory entry with no local header seen
+	AnomalyLocalOnly                  = "local_only"                   // a local header the central directory does not list
+	AnomalyOverlappingEntries         = "overlapping_entries"          // directory entries that overlap another entry
+	AnomalyNameMismatch               = "name_mismatch"                // local header and central directory name a member differently
+	AnomalyHeaderMismatch             = "header_mismatch"              // local header and central directory disagree on method, sizes, ...
+	AnomalySizeMismatch               = "size_mismatch"                // a member holds another size than declared
+	AnomalyCRCMismatch                = "crc_mismatch"                 // a member's CRC-32 is not the declared one
+	AnomalyPrependedData              = "prepended_data"               // bytes before the archive shift its offsets
+	AnomalyGarbage                    = "garbage"                      // bytes between records that belong to none
+	AnomalyTrailingData               = "trailing_data"                // bytes after the End Of Central Directory record
+	AnomalyBadUTF8Name                = "bad_utf8_name"                // a name flagged UTF-8 is not
+	AnomalyLongName                   = "long_name"                    // a name too long to keep whole was cut
+	AnomalyUnsafeName                 = "unsafe_name"                  // a name that would escape an extraction directory
+)
+
 // Defaults for Options and NewBudget.
 const (
 	DefaultBudget       = 64 << 20
