@@ -56,9 +56,17 @@ func (st *state) readCrypto(r io.Reader, feed smime.Feed, i int, path string) er
 		if rerr := readFailure(err); rerr != nil {
 			return rerr
 		}
-		st.anomaly("bad_"+st.crypto[i].Kind, path, clip(err.Error(), 200))
+		st.anomaly(badCrypto(st.crypto[i].Kind), path, clip(err.Error(), 200))
 	}
 	return nil
+}
+
+// badCrypto names the anomaly for a body of this kind of layer that does not parse.
+func badCrypto(kind string) string {
+	if kind == string(smime.PGP) {
+		return anomalyBadPGP
+	}
+	return anomalyBadSMIME
 }
 
 func (st *state) mergeCrypto(i int, info smime.Info) {
@@ -67,7 +75,7 @@ func (st *state) mergeCrypto(i int, info smime.Info) {
 	e.Encrypted = e.Encrypted || info.Encrypted
 	for _, c := range info.Certificates {
 		if len(e.Certificates) >= maxCryptoItems {
-			st.limit("crypto_items")
+			st.limit(limitCryptoItems)
 			break
 		}
 		e.Certificates = append(e.Certificates, api.Certificate{
@@ -88,7 +96,7 @@ func (st *state) mergeCrypto(i int, info smime.Info) {
 				continue
 			}
 			if len(e.KeyIDs) >= maxCryptoItems {
-				st.limit("crypto_items")
+				st.limit(limitCryptoItems)
 				return
 			}
 			e.KeyIDs = append(e.KeyIDs, k)
@@ -150,7 +158,7 @@ func (st *state) readOpaque(r io.Reader, i int, p *walker.Part) (err error) {
 		if rerr := readFailure(cmsErr); rerr != nil {
 			return rerr
 		}
-		st.anomaly("bad_smime", p.Path, clip(cmsErr.Error(), 200))
+		st.anomaly(anomalyBadSMIME, p.Path, clip(cmsErr.Error(), 200))
 	}
 	return nil
 }

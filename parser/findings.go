@@ -19,7 +19,7 @@ type findings struct {
 
 func (f *findings) anomaly(code, path, detail string) {
 	if len(f.anomalies) >= f.maxAnomalies {
-		f.limit("anomalies")
+		f.limit(limitAnomalies)
 		return
 	}
 	f.anomalies = append(f.anomalies, api.Anomaly{Code: code, Path: path, Detail: detail})
@@ -41,7 +41,7 @@ func (f *findings) room() bool {
 	if len(f.attachments) < f.maxAttachments {
 		return true
 	}
-	f.limit("attachments")
+	f.limit(limitAttachments)
 	return false
 }
 

@@ -170,7 +170,7 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 		}
 		p.opts.Logger.Error("parser panic recovered; record is degraded",
 			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-		st.anomaly("parser_panic", "", "parser failed; record holds what was extracted before")
+		st.anomaly(anomalyParserPanic, "", "parser failed; record holds what was extracted before")
 		st.blobs.abort(st.attachments)
 		// Read the rest so the SMTP session stays in step with the client.
 		if _, derr := io.Copy(io.Discard, in); derr != nil {
@@ -269,7 +269,7 @@ func (st *state) entity(w *walker.Walker, p *walker.Part) error {
 	if st.msgs.depth() > st.opts.MaxMessageDepth {
 		// Messages nested this deep are listed as attachments down to the cap (each one
 		// hashed whole by its parent's tap); what is inside them is not walked for more.
-		st.limit("message_depth")
+		st.limit(limitMessageDepth)
 		return nil
 	}
 	switch p.Kind {
@@ -306,7 +306,7 @@ func (st *state) walk(w *walker.Walker, skipRoot bool, base string, offset int) 
 		st.parts++
 		if offset > 0 || base != "" {
 			if st.parts > st.opts.MaxParts {
-				st.limit("parts")
+				st.limit(walker.LimitParts)
 				return nil // the caller drains the rest
 			}
 			p.Path = subPath(base, p.Path)
@@ -349,11 +349,11 @@ func (st *state) encodedContainer(p *walker.Part) (multipart, ok bool) {
 		ok = walker.IsMessage(p.MediaType, p.Params)
 	}
 	if ok && p.Depth+2 > st.opts.MaxDepth {
-		st.limit("depth")
+		st.limit(walker.LimitDepth)
 		return false, false
 	}
 	if ok && st.encodedDepth >= maxEncodedDepth {
-		st.limit("encoded_depth")
+		st.limit(limitEncodedDepth)
 		return false, false
 	}
 	return multipart, ok
@@ -408,7 +408,10 @@ func (st *state) walkerOptions(base string, maxDepth, maxParts int) walker.Optio
 // decodeRepairs records how much of a body was not valid in its transfer encoding.
 func (st *state) decodeRepairs(dec decoder, p *walker.Part) {
 	if n := dec.repairs(); n > 0 {
-		code := "bad_" + strings.ReplaceAll(p.Encoding, "-", "_") // bad_base64, bad_quoted_printable
+		code := anomalyBadBase64 // only the base64 and quoted-printable decoders repair
+		if _, qp := dec.(*qpReader); qp {
+			code = anomalyBadQuotedPrintable
+		}
 		st.anomaly(code, p.Path, strconv.FormatInt(n, 10)+" bytes skipped or kept undecoded")
 	}
 }
@@ -485,7 +488,7 @@ func (st *state) messageSink(p *walker.Part, ctx *msgCtx) (io.Writer, func()) {
 func (st *state) messageFacts(p *walker.Part) {
 	switch p.MediaType {
 	case "message/partial":
-		st.anomaly("message_partial", p.Path, "fragment "+p.Params["number"]+" of "+p.Params["total"])
+		st.anomaly(anomalyMessagePartial, p.Path, "fragment "+p.Params["number"]+" of "+p.Params["total"])
 	case "message/external-body":
 		if st.opts.NoURLs {
 			return
@@ -524,7 +527,7 @@ func externalURL(params map[string]string) string {
 func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 	dec, known := newDecoder(p.Encoding, w.Body())
 	if !known {
-		st.anomaly("unknown_transfer_encoding", p.Path, p.Encoding)
+		st.anomaly(anomalyUnknownEncoding, p.Path, p.Encoding)
 	}
 	defer st.decodeRepairs(dec, p)
 	isText := p.MediaType == "text/plain" || p.MediaType == "text/html"
@@ -595,7 +598,7 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 		defer func() {
 			tf.Close()
 			if tf.Dropped() > 0 {
-				st.limit("encoded_files") // blocks past the per-part cap were not listed
+				st.limit(limitEncodedFiles) // blocks past the per-part cap were not listed
 			}
 		}()
 		pgp := smime.NewInline(smime.Options{}) // inline PGP: -----BEGIN PGP SIGNED MESSAGE-----
@@ -609,7 +612,7 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 	}
 	cr, ok := charsetReader(p.Params["charset"], r)
 	if !ok {
-		st.anomaly("unknown_charset", p.Path, p.Params["charset"])
+		st.anomaly(anomalyUnknownCharset, p.Path, p.Params["charset"])
 	}
 	var err error
 	if p.MediaType == "text/html" {
@@ -655,7 +658,7 @@ func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
 	}
 	filename, fixed := decodeHeaderValue(filename)
 	if fixed {
-		st.anomaly("8bit_filename", p.Path, "read as Windows-1252")
+		st.anomaly(anomaly8bitFilename, p.Path, "read as Windows-1252")
 	}
 	a := api.Attachment{
 		Path:        p.Path,
@@ -719,13 +722,13 @@ func (st *state) attachment(p *walker.Part, ctx *msgCtx, a api.Attachment, dec i
 
 func (st *state) lineEndings(crlf, lf, cr int64) {
 	if st.opts.CRLFInput && lf > 0 {
-		st.anomaly("bare_lf", "", strconv.FormatInt(lf, 10)+" lines end in LF alone")
+		st.anomaly(anomalyBareLF, "", strconv.FormatInt(lf, 10)+" lines end in LF alone")
 	}
 	if cr > 0 {
-		st.anomaly("bare_cr", "", strconv.FormatInt(cr, 10)+" lines end in CR alone")
+		st.anomaly(anomalyBareCR, "", strconv.FormatInt(cr, 10)+" lines end in CR alone")
 	}
 	if !st.opts.CRLFInput && crlf > 0 && lf > 0 {
-		st.anomaly("mixed_line_endings", "", fmt.Sprintf("%d CRLF and %d LF", crlf, lf))
+		st.anomaly(anomalyMixedLineEndings, "", fmt.Sprintf("%d CRLF and %d LF", crlf, lf))
 	}
 }
 
@@ -739,7 +742,7 @@ func (st *state) record(in *rawReader) *api.Record {
 	switch {
 	case st.scored == nil:
 		if st.journal != nil {
-			st.anomaly("journal_original_missing", "", "journal report without an attached original")
+			st.anomaly(anomalyJournalOriginalMissing, "", "journal report without an attached original")
 		}
 	case st.scored.depth == 0:
 		st.msg.Size = in.n
@@ -751,7 +754,7 @@ func (st *state) record(in *rawReader) *api.Record {
 	if st.scored != nil {
 		var b strings.Builder
 		if st.scored.root.render(&b, st.opts.MaxStructureBytes) {
-			st.limit("structure")
+			st.limit(limitStructure)
 		}
 		st.msg.Structure = b.String()
 	}
