@@ -100,7 +100,7 @@ func memberPath(container string, n int) string {
 func (st *state) tnef(r io.Reader, i, depth int) error {
 	cpath := st.attachments[i].Path
 	n := 0
-	res, err := tnef.Decode(r, tnef.Limits{}, func(data io.Reader) (any, error) {
+	res, err := tnef.Decode(r, tnef.Options{}, func(data io.Reader) (any, error) {
 		n++
 		if !st.room() {
 			return nil, st.drain(data)
