@@ -594,7 +594,7 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 	if p.MediaType == "text/plain" {
 		// uuencoded and yEnc files ride inside plain text. The scanner sees the bytes
 		// before any charset conversion, which would corrupt yEnc's 8-bit data.
-		tf := textfile.NewScanner(&textFiles{st: st, path: p.Path, cur: -1}, textfile.Limits{})
+		tf := textfile.NewScanner(&textFiles{st: st, path: p.Path, cur: -1}, textfile.Options{})
 		defer func() {
 			tf.Close()
 			if tf.Dropped() > 0 {
