@@ -17,6 +17,7 @@ package archive
 import (
 	"errors"
 	"io"
+	"math"
 )
 
 // Limit names, as they appear in Result.LimitsHit.
@@ -87,10 +88,14 @@ type Budget struct {
 	left int64
 }
 
-// NewBudget returns a budget of n decompressed bytes; n <= 0 means DefaultBudget.
+// NewBudget returns a budget of n decompressed bytes. As for Options, zero means the default
+// (DefaultBudget) and a negative n means no limit.
 func NewBudget(n int64) *Budget {
-	if n <= 0 {
+	switch {
+	case n == 0:
 		n = DefaultBudget
+	case n < 0:
+		n = math.MaxInt64
 	}
 	return &Budget{left: n}
 }
@@ -98,11 +103,13 @@ func NewBudget(n int64) *Budget {
 // Remaining returns the decompressed bytes still allowed.
 func (b *Budget) Remaining() int64 { return b.left }
 
-// Options are the limits and hooks of a List call. Zero values mean the defaults.
+// Options are the limits and hooks of a List call. For each limit, zero means the default
+// and a negative value means no limit (the rule of go-message's ReadOptions), within the
+// bounds given for MaxDepth and TailBytes.
 type Options struct {
 	MaxMembers   int // members listed per List call, nested ones included; default 10000
 	MaxDepth     int // deepest Member.Depth listed (outer members have depth 0); default 4, at most 16
-	TailBytes    int // bytes of the stream's end kept to find the central directory; default 1 MiB
+	TailBytes    int // bytes of the stream's end kept to find the central directory; default 1 MiB, at least the longest end record (64 KiB)
 	MaxAnomalies int // anomalies recorded per List call; default 100
 
 	// Sniff, when set, is called with the first bytes (up to HeadBytes) of each member List
@@ -119,8 +126,11 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	def := func(v *int, d int) {
-		if *v <= 0 {
+		switch {
+		case *v == 0:
 			*v = d
+		case *v < 0:
+			*v = math.MaxInt
 		}
 	}
 	def(&o.MaxMembers, DefaultMaxMembers)

@@ -20,6 +20,7 @@ package walker
 import (
 	"bytes"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -97,31 +98,33 @@ const (
 	LimitHeaderBytes = "header_bytes" // header fields past MaxHeaderBytes were dropped
 )
 
-// Options bound the walk. Zero means the default.
+// Options bound the walk. For each limit, zero means the default and a negative value means
+// no limit (the rule of go-message's ReadOptions). BufferSize is a size, not a limit: zero
+// or negative means the default.
 type Options struct {
 	MaxDepth       int // deepest entity that is still walked into; default 64
 	MaxParts       int // entities per message; default 10000; the rest of the input is skipped
 	MaxHeaderBytes int // stored header bytes per entity; default 1 MiB; later fields are dropped
 	MaxLineLength  int // bytes of one header field, unfolded; default 256 KiB; the rest is cut
-	BufferSize     int // read buffer, and the longest line fragment handed out; default 64 KiB
+	BufferSize     int // read buffer, and the longest line fragment handed out; default 64 KiB, at least 1 KiB
 
 	Report func(Anomaly)     // receives each repair; nil drops them
 	Limit  func(name string) // receives the name of each limit that cut something short
 }
 
 func (o Options) withDefaults() Options {
-	if o.MaxDepth <= 0 {
-		o.MaxDepth = 64
+	def := func(v *int, d int) {
+		switch {
+		case *v == 0:
+			*v = d
+		case *v < 0:
+			*v = math.MaxInt
+		}
 	}
-	if o.MaxParts <= 0 {
-		o.MaxParts = 10000
-	}
-	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = 1 << 20
-	}
-	if o.MaxLineLength <= 0 {
-		o.MaxLineLength = 256 << 10
-	}
+	def(&o.MaxDepth, 64)
+	def(&o.MaxParts, 10000)
+	def(&o.MaxHeaderBytes, 1<<20)
+	def(&o.MaxLineLength, 256<<10)
 	if o.BufferSize <= 0 {
 		o.BufferSize = 64 << 10
 	}
