@@ -16,6 +16,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -72,7 +73,9 @@ type BlobWriter interface {
 	Abort()
 }
 
-// Options configure a Parser. Zero limits mean the default.
+// Options configure a Parser. For each limit (the Max fields), zero means the default and a
+// negative value means no limit (the rule of go-message's ReadOptions). The defaults are
+// meant for real mail; no limit also lifts the bound on memory and time that limit gives.
 type Options struct {
 	Attachments AttachmentMode
 	NoURLs      bool
@@ -100,8 +103,11 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	def := func(v *int, d int) {
-		if *v <= 0 {
+		switch {
+		case *v == 0:
 			*v = d
+		case *v < 0:
+			*v = math.MaxInt
 		}
 	}
 	def(&o.MaxDepth, 64)
@@ -111,11 +117,20 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxMessageDepth, 8)
 	def(&o.MaxAttachments, 10000)
 	def(&o.MaxArchiveMembers, 10000)
-	if o.MaxArchiveBytes <= 0 {
+	switch {
+	case o.MaxArchiveBytes == 0:
 		o.MaxArchiveBytes = 64 << 20
+	case o.MaxArchiveBytes < 0:
+		o.MaxArchiveBytes = math.MaxInt64
 	}
-	def(&o.MaxURLs, 10000)
-	def(&o.MaxURLLength, 8192)
+	// A negative URL limit is passed on as it is: the URL collector reads it as no limit
+	// itself, keeping room for the sums it makes on MaxURLLength.
+	if o.MaxURLs == 0 {
+		o.MaxURLs = 10000
+	}
+	if o.MaxURLLength == 0 {
+		o.MaxURLLength = 8192
+	}
 	def(&o.MaxAnomalies, 1000)
 	def(&o.MaxJournalRecipients, 100000)
 	def(&o.MaxStructureBytes, 4096)
