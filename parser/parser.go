@@ -431,6 +431,9 @@ func (st *state) decodeRepairs(dec decoder, p *walker.Part) {
 	}
 }
 
+// enterMessage begins the message whose root entity is p (its node n): it decides what the
+// message is to the record (the scored one, a journal report, an attached message) and
+// pushes it on the stack of messages being walked.
 func (st *state) enterMessage(p *walker.Part, n *node) {
 	if st.msgs.continued(p.Depth) {
 		return
