@@ -48,18 +48,22 @@ type Options struct {
 	MaxBlocks int
 }
 
+// withDefaults is written out, without a helper, so that NewScanner stays small enough to
+// be inlined: a caller whose Scanner does not escape then keeps it off the heap.
 func (o Options) withDefaults() Options {
-	def := func(v *int, d int) {
-		switch {
-		case *v == 0:
-			*v = d
-		case *v < 0:
-			*v = math.MaxInt
-		}
+	switch {
+	case o.MaxLine == 0:
+		o.MaxLine = DefaultMaxLine
+	case o.MaxLine < 0:
+		o.MaxLine = math.MaxInt
 	}
-	def(&o.MaxLine, DefaultMaxLine)
 	o.MaxLine = max(o.MaxLine, minMaxLine)
-	def(&o.MaxBlocks, DefaultMaxBlocks)
+	switch {
+	case o.MaxBlocks == 0:
+		o.MaxBlocks = DefaultMaxBlocks
+	case o.MaxBlocks < 0:
+		o.MaxBlocks = math.MaxInt
+	}
 	return o
 }
 
