@@ -56,7 +56,7 @@ func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspect
 		err = inspect(body)
 	case depth >= maxContainerDepth:
 		if isTNEF(head) || archive.IsZip(head) {
-			st.limit("container_depth")
+			st.limit(limitContainerDepth)
 		}
 	case isTNEF(head):
 		err = st.tnef(body, i, depth)
@@ -100,7 +100,7 @@ func memberPath(container string, n int) string {
 func (st *state) tnef(r io.Reader, i, depth int) error {
 	cpath := st.attachments[i].Path
 	n := 0
-	res, err := tnef.Decode(r, tnef.Limits{}, func(data io.Reader) (any, error) {
+	res, err := tnef.Decode(r, tnef.Options{}, func(data io.Reader) (any, error) {
 		n++
 		if !st.room() {
 			return nil, st.drain(data)
@@ -124,7 +124,7 @@ func (st *state) tnef(r io.Reader, i, depth int) error {
 			a.ContentID = strings.Trim(f.ContentID, "<> ")
 		}
 		for _, an := range res.Anomalies {
-			st.anomaly("tnef_"+an.Code, cpath, an.Detail)
+			st.anomaly(tnefPrefix+an.Code, cpath, an.Detail)
 		}
 		for _, l := range res.LimitsHit {
 			st.limit(l)
@@ -175,10 +175,10 @@ func (t *textFiles) End(b textfile.Block) {
 	t.h.fill(a)
 	a.DetectedType = sniff(t.head)
 	if !b.Complete {
-		t.st.anomaly("encoded_file_incomplete", a.Path, b.Kind+" block ended without its end line")
+		t.st.anomaly(anomalyEncodedFileIncomplete, a.Path, b.Kind+" block ended without its end line")
 	}
 	for _, an := range b.Anomalies {
-		t.st.anomaly("encoded_file_damaged", a.Path, b.Kind+": "+an)
+		t.st.anomaly(anomalyEncodedFileDamaged, a.Path, b.Kind+": "+an)
 	}
 	t.cur, t.h = -1, nil
 }
@@ -228,7 +228,7 @@ func (st *state) zip(r io.Reader, i int) error {
 		st.attachments = append(st.attachments, a)
 	}
 	for _, an := range res.Anomalies {
-		st.anomaly("zip_"+an.Code, cpath+"/"+an.Path, an.Detail)
+		st.anomaly(zipPrefix+an.Code, cpath+"/"+an.Path, an.Detail)
 	}
 	for _, l := range res.LimitsHit {
 		st.limit(l)

@@ -56,9 +56,17 @@ func (st *state) readCrypto(r io.Reader, feed smime.Feed, i int, path string) er
 		if rerr := readFailure(err); rerr != nil {
 			return rerr
 		}
-		st.anomaly("bad_"+st.crypto[i].Kind, path, clip(err.Error(), 200))
+		st.anomaly(badCrypto(st.crypto[i].Kind), path, clip(err.Error(), 200))
 	}
 	return nil
+}
+
+// badCrypto names the anomaly for a body of this kind of layer that does not parse.
+func badCrypto(kind string) string {
+	if kind == string(smime.PGP) {
+		return anomalyBadPGP
+	}
+	return anomalyBadSMIME
 }
 
 func (st *state) mergeCrypto(i int, info smime.Info) {
@@ -67,7 +75,7 @@ func (st *state) mergeCrypto(i int, info smime.Info) {
 	e.Encrypted = e.Encrypted || info.Encrypted
 	for _, c := range info.Certificates {
 		if len(e.Certificates) >= maxCryptoItems {
-			st.limit("crypto_items")
+			st.limit(limitCryptoItems)
 			break
 		}
 		e.Certificates = append(e.Certificates, api.Certificate{
@@ -88,7 +96,7 @@ func (st *state) mergeCrypto(i int, info smime.Info) {
 				continue
 			}
 			if len(e.KeyIDs) >= maxCryptoItems {
-				st.limit("crypto_items")
+				st.limit(limitCryptoItems)
 				return
 			}
 			e.KeyIDs = append(e.KeyIDs, k)
@@ -103,16 +111,14 @@ var errAbandoned = errors.New("parser: walk of signed content abandoned")
 // it is walked as part of the message that holds it, at paths below the part's own.
 //
 // The CMS reader runs on a goroutine and hands the content over a pipe to the walk here.
-// While it runs, it pulls the enclosing walkers, whose callbacks touch the state; park
-// queues those until the reader is done, so the state stays the parsing goroutine's.
+// While it runs, it pulls the enclosing walkers, whose callbacks touch the state; the
+// handoff parks those until the reader is done, so the state stays the parsing goroutine's.
 func (st *state) readOpaque(r io.Reader, i int, p *walker.Part) (err error) {
 	pr, pw := io.Pipe()
 	var info smime.Info
 	var cmsErr error
 	done := make(chan struct{})
-	st.mu.Lock()
-	st.parking++
-	st.mu.Unlock()
+	st.handoff.hold()
 	go func() {
 		defer close(done)
 		info, cmsErr = smime.ReadCMS(r, smime.Options{Content: pw})
@@ -128,23 +134,14 @@ func (st *state) readOpaque(r io.Reader, i int, p *walker.Part) (err error) {
 		stopped = true
 		pr.CloseWithError(errAbandoned)
 		<-done
-		st.mu.Lock()
-		st.parking--
-		var run []func()
-		if st.parking == 0 {
-			run, st.parked = st.parked, nil
-		}
-		st.mu.Unlock()
-		for _, f := range run {
-			f()
-		}
+		st.handoff.release()
 	}
 	defer stop()
 
 	sub := walker.New(pr, st.walkerOptions(p.Path, max(st.opts.MaxDepth-p.Depth-1, 1), max(st.opts.MaxParts-st.parts, 1)))
-	st.inherit = true
+	st.msgs.inherit = true
 	walkErr := st.walk(sub, false, p.Path, p.Depth+1)
-	st.inherit = false
+	st.msgs.inherit = false
 	if _, err := io.Copy(io.Discard, pr); err != nil && walkErr == nil {
 		walkErr = err
 	}
@@ -161,7 +158,7 @@ func (st *state) readOpaque(r io.Reader, i int, p *walker.Part) (err error) {
 		if rerr := readFailure(cmsErr); rerr != nil {
 			return rerr
 		}
-		st.anomaly("bad_smime", p.Path, clip(cmsErr.Error(), 200))
+		st.anomaly(anomalyBadSMIME, p.Path, clip(cmsErr.Error(), 200))
 	}
 	return nil
 }

@@ -37,11 +37,11 @@ func readJournalSummary(r io.Reader, j *api.Journal, maxRecipients int, limit fu
 			if len(j.Recipients) < maxRecipients {
 				parseJournalLine(string(bytes.TrimRight(line, "\r\n")), j)
 			} else if len(line) > 0 {
-				limit("journal_recipients")
+				limit(limitJournalRecipients)
 			}
 			if len(j.Recipients) > maxRecipients { // one Exchange 2003 line can hold many
 				j.Recipients = j.Recipients[:maxRecipients]
-				limit("journal_recipients")
+				limit(limitJournalRecipients)
 			}
 		}
 		if err == io.EOF {

@@ -33,7 +33,7 @@ func (st *state) describe(p *walker.Part) {
 		m.Headers = append(m.Headers, [2]string{name, v})
 	}
 	if fixed8bit {
-		st.anomaly("8bit_header", path, "header bytes that are not UTF-8 read as Windows-1252")
+		st.anomaly(anomaly8bitHeader, path, "header bytes that are not UTF-8 read as Windows-1252")
 	}
 
 	h := &p.Header
@@ -43,7 +43,7 @@ func (st *state) describe(p *walker.Part) {
 		if d, ok := parseDate(v); ok {
 			m.Date = d
 		} else {
-			st.anomaly("bad_date", path, clip(v, 200))
+			st.anomaly(anomalyBadDate, path, clip(v, 200))
 		}
 	}
 	m.From = st.addressField(h, "From", path)
@@ -59,7 +59,7 @@ func (st *state) describe(p *walker.Part) {
 	}
 	for _, v := range h.Values("Received") {
 		if len(m.Received) >= maxTraceFields {
-			st.limit("trace_fields")
+			st.limit(limitTraceFields)
 			break
 		}
 		v, _ = decodeHeaderValue(v)
@@ -67,17 +67,17 @@ func (st *state) describe(p *walker.Part) {
 	}
 	for _, v := range h.Values("Authentication-Results") {
 		if len(m.AuthenticationResults) >= maxTraceFields {
-			st.limit("trace_fields")
+			st.limit(limitTraceFields)
 			break
 		}
 		if ar, ok := parseAuthResults(v); ok {
 			if len(ar.Results) > maxAuthResults {
 				ar.Results = ar.Results[:maxAuthResults]
-				st.limit("trace_fields")
+				st.limit(limitTraceFields)
 			}
 			m.AuthenticationResults = append(m.AuthenticationResults, ar)
 		} else {
-			st.anomaly("bad_authentication_results", path, clip(v, 200))
+			st.anomaly(anomalyBadAuthResults, path, clip(v, 200))
 		}
 	}
 	m.InReplyTo = strings.TrimSpace(h.Get("In-Reply-To"))
@@ -92,7 +92,7 @@ func (st *state) addressField(h *walker.Header, name, path string) []api.Address
 	for _, v := range h.Values(name) {
 		list, ok := parseAddresses(v)
 		if !ok {
-			st.anomaly("bad_address_list", path, name+": "+clip(v, 200))
+			st.anomaly(anomalyBadAddressList, path, name+": "+clip(v, 200))
 		}
 		all = append(all, list...)
 	}

@@ -16,10 +16,10 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/parser/archive"
@@ -73,7 +73,9 @@ type BlobWriter interface {
 	Abort()
 }
 
-// Options configure a Parser. Zero limits mean the default.
+// Options configure a Parser. For each limit (the Max fields), zero means the default and a
+// negative value means no limit (the rule of go-message's ReadOptions). The defaults are
+// meant for real mail; no limit also lifts the bound on memory and time that limit gives.
 type Options struct {
 	Attachments AttachmentMode
 	NoURLs      bool
@@ -101,8 +103,11 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	def := func(v *int, d int) {
-		if *v <= 0 {
+		switch {
+		case *v == 0:
 			*v = d
+		case *v < 0:
+			*v = math.MaxInt
 		}
 	}
 	def(&o.MaxDepth, 64)
@@ -112,11 +117,20 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxMessageDepth, 8)
 	def(&o.MaxAttachments, 10000)
 	def(&o.MaxArchiveMembers, 10000)
-	if o.MaxArchiveBytes <= 0 {
+	switch {
+	case o.MaxArchiveBytes == 0:
 		o.MaxArchiveBytes = 64 << 20
+	case o.MaxArchiveBytes < 0:
+		o.MaxArchiveBytes = math.MaxInt64
 	}
-	def(&o.MaxURLs, 10000)
-	def(&o.MaxURLLength, 8192)
+	// A negative URL limit is passed on as it is: the URL collector reads it as no limit
+	// itself, keeping room for the sums it makes on MaxURLLength.
+	if o.MaxURLs == 0 {
+		o.MaxURLs = 10000
+	}
+	if o.MaxURLLength == 0 {
+		o.MaxURLLength = 8192
+	}
 	def(&o.MaxAnomalies, 1000)
 	def(&o.MaxJournalRecipients, 100000)
 	def(&o.MaxStructureBytes, 4096)
@@ -171,8 +185,8 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 		}
 		p.opts.Logger.Error("parser panic recovered; record is degraded",
 			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-		st.anomaly("parser_panic", "", "parser failed; record holds what was extracted before")
-		st.abortBlobs()
+		st.anomaly(anomalyParserPanic, "", "parser failed; record holds what was extracted before")
+		st.blobs.abort(st.attachments)
 		// Read the rest so the SMTP session stays in step with the client.
 		if _, derr := io.Copy(io.Discard, in); derr != nil {
 			rec, err = nil, &walker.ReadError{Err: derr}
@@ -183,11 +197,11 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 
 	w := walker.New(in, st.walkerOptions("", p.opts.MaxDepth, p.opts.MaxParts))
 	if err := st.walk(w, false, "", 0); err != nil {
-		st.abortBlobs()
+		st.blobs.abort(st.attachments)
 		return nil, err
 	}
 	st.lineEndings(w.LineEndings())
-	if err := st.commitBlobs(); err != nil {
+	if err := st.blobs.commit(); err != nil {
 		return nil, err
 	}
 	return st.record(in), nil
@@ -216,37 +230,17 @@ func (r *rawReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// role is what a message inside the input is to the record.
-type role uint8
-
-const (
-	roleScored  role = iota // the message the record describes
-	roleWrapper             // a journal report wrapping the scored message
-	roleNested              // a message attached to another: its parts are attachments
-)
-
-// msgCtx is a message being walked: the top-level one or one inside a message/rfc822 part.
-type msgCtx struct {
-	depth int    // Depth of its root entity
-	path  string // path of the message/rfc822 part that holds it; "" at top level
-	role  role
-	root  *node
-	// summaryDone is set once a journal wrapper's summary part has been read.
-	summaryDone bool
-	// owner is the message this context describes: itself, or for the signed content of
-	// an opaque S/MIME part (inherited), the message that holds it.
-	owner     *msgCtx
-	inherited bool
-}
-
-// node is one entity in the structure tree.
-type node struct {
-	mtype    string
-	children []*node
-}
-
+// state is one Parse call: the walk's state machine (entity → walk → leaf → attachment →
+// content) and the parts it keeps along the way. Only the parsing goroutine touches it;
+// the handoff sees to that while a CMS reader goroutine pulls a walker.
 type state struct {
 	opts *Options
+
+	findings              // attachments, URLs, anomalies and limits, for the record
+	msgs     msgStack     // the messages being walked
+	tree     tree         // the structure tree
+	blobs    pendingBlobs // written, not yet committed
+	handoff  handoff      // walker callbacks go through it: a CMS reader goroutine may pull a walker
 
 	source  api.Source
 	journal *api.Journal
@@ -254,72 +248,45 @@ type state struct {
 	scored  *msgCtx
 	// scoredRaw hashes a journal's original as the walk passes through it.
 	scoredRaw *hashes
+	crypto    []api.Crypto
+	cryptoCtx []*msgCtx // the message each crypto layer belongs to
 
-	ctxs  []*msgCtx
-	nodes []*node // the current node at each depth
-	parts int     // entities seen, across nested walkers
+	parts        int             // entities seen, across nested walkers
+	encodedDepth int             // encoded containers being walked, one inside the other
+	budget       *archive.Budget // decompressed bytes left for this message's archives
 
-	budget  *archive.Budget // decompressed bytes left for this message's archives
-	inherit bool            // the next message root continues the current message (opaque S/MIME)
-
-	mu           sync.Mutex // guards parking and parked, which a CMS reader goroutine reaches
-	parking      int
-	parked       []func()
-	headsInUse   int // sniffing buffers held by content calls in progress
-	encodedDepth int // encoded containers being walked, one inside the other
-	crypto       []api.Crypto
-	cryptoCtx    []*msgCtx // the message each crypto layer belongs to
-
-	attachments []api.Attachment
-	blobs       []pendingBlob // written, not yet committed
-	urls        *urls.Collector
-	anomalies   []api.Anomaly
-	limits      []string
-
-	heads [][]byte // a sniffing buffer for each level of containers
-	buf   []byte   // copy buffer
+	headsInUse int      // sniffing buffers held by content calls in progress
+	heads      [][]byte // a sniffing buffer for each level of containers
+	// buf is a copy buffer. An array pointer rather than a slice keeps state at 760 bytes:
+	// with the allocator's 8-byte header that is the 768-byte size class, not the 896 one.
+	buf *[16 << 10]byte
 }
 
 func newState(o *Options) *state {
 	return &state{
 		opts:   o,
 		source: api.Source{Kind: api.SourceDirect},
-		urls:   urls.NewCollector(urls.Options{MaxURLs: o.MaxURLs, MaxURLLength: o.MaxURLLength}),
-		buf:    make([]byte, 16<<10),
+		findings: findings{
+			maxAnomalies:   o.MaxAnomalies,
+			maxAttachments: o.MaxAttachments,
+			urls:           urls.NewCollector(urls.Options{MaxURLs: o.MaxURLs, MaxURLLength: o.MaxURLLength}),
+		},
+		buf: new([16 << 10]byte),
 	}
-}
-
-func (st *state) anomaly(code, path, detail string) {
-	if len(st.anomalies) >= st.opts.MaxAnomalies {
-		st.limit("anomalies")
-		return
-	}
-	st.anomalies = append(st.anomalies, api.Anomaly{Code: code, Path: path, Detail: detail})
-}
-
-func (st *state) limit(name string) {
-	for _, l := range st.limits {
-		if l == name {
-			return
-		}
-	}
-	st.limits = append(st.limits, name)
 }
 
 // entity handles one entity from the walker.
 func (st *state) entity(w *walker.Walker, p *walker.Part) error {
-	for len(st.ctxs) > 0 && st.ctxs[len(st.ctxs)-1].depth >= p.Depth {
-		st.ctxs = st.ctxs[:len(st.ctxs)-1]
-	}
-	n := st.addNode(p)
+	st.msgs.leave(p.Depth)
+	n := st.tree.add(p)
 	if p.MessageRoot {
 		st.enterMessage(p, n)
 	}
-	ctx := st.ctxs[len(st.ctxs)-1]
-	if st.messageDepth() > st.opts.MaxMessageDepth {
+	ctx := st.msgs.current()
+	if st.msgs.depth() > st.opts.MaxMessageDepth {
 		// Messages nested this deep are listed as attachments down to the cap (each one
 		// hashed whole by its parent's tap); what is inside them is not walked for more.
-		st.limit("message_depth")
+		st.limit(limitMessageDepth)
 		return nil
 	}
 	switch p.Kind {
@@ -336,17 +303,6 @@ func (st *state) entity(w *walker.Walker, p *walker.Part) error {
 		return st.walkEncoded(w, p, ctx, multipart)
 	}
 	return st.leaf(w, p, ctx)
-}
-
-// messageDepth counts the messages being walked, not the layers of signed content.
-func (st *state) messageDepth() int {
-	n := 0
-	for _, c := range st.ctxs {
-		if !c.inherited {
-			n++
-		}
-	}
-	return n
 }
 
 // walk hands every entity of w to entity. A walker over a decoded container (walkEncoded)
@@ -367,7 +323,7 @@ func (st *state) walk(w *walker.Walker, skipRoot bool, base string, offset int) 
 		st.parts++
 		if offset > 0 || base != "" {
 			if st.parts > st.opts.MaxParts {
-				st.limit("parts")
+				st.limit(walker.LimitParts)
 				return nil // the caller drains the rest
 			}
 			p.Path = subPath(base, p.Path)
@@ -410,11 +366,11 @@ func (st *state) encodedContainer(p *walker.Part) (multipart, ok bool) {
 		ok = walker.IsMessage(p.MediaType, p.Params)
 	}
 	if ok && p.Depth+2 > st.opts.MaxDepth {
-		st.limit("depth")
+		st.limit(walker.LimitDepth)
 		return false, false
 	}
 	if ok && st.encodedDepth >= maxEncodedDepth {
-		st.limit("encoded_depth")
+		st.limit(limitEncodedDepth)
 		return false, false
 	}
 	return multipart, ok
@@ -452,7 +408,7 @@ func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, mult
 }
 
 // walkerOptions configures a walker whose paths are relative to base. Its callbacks go
-// through park: a walker can be pulled by another goroutine (see readOpaque).
+// through the handoff: a walker can be pulled by another goroutine (see readOpaque).
 func (st *state) walkerOptions(base string, maxDepth, maxParts int) walker.Options {
 	return walker.Options{
 		MaxDepth:       maxDepth,
@@ -460,61 +416,34 @@ func (st *state) walkerOptions(base string, maxDepth, maxParts int) walker.Optio
 		MaxHeaderBytes: st.opts.MaxHeaderBytes,
 		MaxLineLength:  st.opts.MaxLineLength,
 		Report: func(a walker.Anomaly) {
-			st.park(func() { st.anomaly(a.Code, subPath(base, a.Path), a.Detail) })
+			st.handoff.park(func() { st.anomaly(a.Code, subPath(base, a.Path), a.Detail) })
 		},
-		Limit: func(name string) { st.park(func() { st.limit(name) }) },
+		Limit: func(name string) { st.handoff.park(func() { st.limit(name) }) },
 	}
-}
-
-// park runs f now, or, while a CMS reader goroutine may be pulling a walker (readOpaque),
-// queues it to run on the parsing goroutine when that reader is done. Walker callbacks
-// touch the state, which only the parsing goroutine may do.
-func (st *state) park(f func()) {
-	st.mu.Lock()
-	if st.parking > 0 {
-		st.parked = append(st.parked, f)
-		st.mu.Unlock()
-		return
-	}
-	st.mu.Unlock()
-	f()
 }
 
 // decodeRepairs records how much of a body was not valid in its transfer encoding.
 func (st *state) decodeRepairs(dec decoder, p *walker.Part) {
 	if n := dec.repairs(); n > 0 {
-		code := "bad_" + strings.ReplaceAll(p.Encoding, "-", "_") // bad_base64, bad_quoted_printable
+		code := anomalyBadBase64 // only the base64 and quoted-printable decoders repair
+		if _, qp := dec.(*qpReader); qp {
+			code = anomalyBadQuotedPrintable
+		}
 		st.anomaly(code, p.Path, strconv.FormatInt(n, 10)+" bytes skipped or kept undecoded")
 	}
 }
 
-func (st *state) addNode(p *walker.Part) *node {
-	n := &node{mtype: p.MediaType}
-	if p.Depth > len(st.nodes) { // cannot happen: the walker descends one level at a time
-		p.Depth = len(st.nodes)
-	}
-	st.nodes = st.nodes[:p.Depth]
-	if p.Depth > 0 {
-		parent := st.nodes[p.Depth-1]
-		parent.children = append(parent.children, n)
-	}
-	st.nodes = append(st.nodes, n)
-	return n
-}
-
+// enterMessage begins the message whose root entity is p (its node n): it decides what the
+// message is to the record (the scored one, a journal report, an attached message) and
+// pushes it on the stack of messages being walked.
 func (st *state) enterMessage(p *walker.Part, n *node) {
-	ctx := &msgCtx{depth: p.Depth, root: n}
-	ctx.owner = ctx
-	if st.inherit && len(st.ctxs) > 0 {
-		// The signed content of an opaque-signed part: the same message, one layer in.
-		st.inherit = false
-		parent := st.ctxs[len(st.ctxs)-1]
-		ctx.role, ctx.path, ctx.root = parent.role, parent.path, parent.root
-		ctx.owner, ctx.summaryDone, ctx.inherited = parent.owner, parent.summaryDone, true
-		st.ctxs = append(st.ctxs, ctx)
+	if st.msgs.continued(p.Depth) {
 		return
 	}
-	if len(st.ctxs) == 0 {
+	ctx := &msgCtx{depth: p.Depth, root: n}
+	ctx.owner = ctx
+	parent := st.msgs.current()
+	if parent == nil {
 		switch {
 		case isExchangeJournal(p.Header.Has):
 			ctx.role = roleWrapper
@@ -529,7 +458,6 @@ func (st *state) enterMessage(p *walker.Part, n *node) {
 		}
 		st.noteSource(&p.Header)
 	} else {
-		parent := st.ctxs[len(st.ctxs)-1]
 		ctx.path = parentMessagePath(p)
 		ctx.role = roleNested
 		if parent.role == roleWrapper {
@@ -546,23 +474,11 @@ func (st *state) enterMessage(p *walker.Part, n *node) {
 	if ctx.role == roleScored {
 		st.scored = ctx
 		st.describe(p)
-		if len(st.ctxs) > 0 {
+		if parent != nil {
 			st.noteSource(&p.Header)
 		}
 	}
-	st.ctxs = append(st.ctxs, ctx)
-}
-
-// parentMessagePath returns the path of the message/rfc822 part a nested root belongs to:
-// the root itself when it is a multipart, else its parent (the single-part body is P.1).
-func parentMessagePath(p *walker.Part) string {
-	if p.Kind == walker.Multipart {
-		return p.Path
-	}
-	if i := strings.LastIndexByte(p.Path, '.'); i >= 0 {
-		return p.Path[:i]
-	}
-	return ""
+	st.msgs.push(ctx)
 }
 
 // messageSink returns where the raw bytes of a message/rfc822 part go, and what to call
@@ -583,7 +499,7 @@ func (st *state) messageSink(p *walker.Part, ctx *msgCtx) (io.Writer, func()) {
 	st.attachments = append(st.attachments, a)
 	i := len(st.attachments) - 1
 	h := newHashes()
-	return h, func() { st.park(func() { h.fill(&st.attachments[i]) }) }
+	return h, func() { st.handoff.park(func() { h.fill(&st.attachments[i]) }) }
 }
 
 // messageFacts records what the message types other than message/rfc822 say by themselves:
@@ -592,7 +508,7 @@ func (st *state) messageSink(p *walker.Part, ctx *msgCtx) (io.Writer, func()) {
 func (st *state) messageFacts(p *walker.Part) {
 	switch p.MediaType {
 	case "message/partial":
-		st.anomaly("message_partial", p.Path, "fragment "+p.Params["number"]+" of "+p.Params["total"])
+		st.anomaly(anomalyMessagePartial, p.Path, "fragment "+p.Params["number"]+" of "+p.Params["total"])
 	case "message/external-body":
 		if st.opts.NoURLs {
 			return
@@ -631,7 +547,7 @@ func externalURL(params map[string]string) string {
 func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 	dec, known := newDecoder(p.Encoding, w.Body())
 	if !known {
-		st.anomaly("unknown_transfer_encoding", p.Path, p.Encoding)
+		st.anomaly(anomalyUnknownEncoding, p.Path, p.Encoding)
 	}
 	defer st.decodeRepairs(dec, p)
 	isText := p.MediaType == "text/plain" || p.MediaType == "text/html"
@@ -698,11 +614,11 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 	if p.MediaType == "text/plain" {
 		// uuencoded and yEnc files ride inside plain text. The scanner sees the bytes
 		// before any charset conversion, which would corrupt yEnc's 8-bit data.
-		tf := textfile.NewScanner(&textFiles{st: st, path: p.Path, cur: -1}, textfile.Limits{})
+		tf := textfile.NewScanner(&textFiles{st: st, path: p.Path, cur: -1}, textfile.Options{})
 		defer func() {
 			tf.Close()
 			if tf.Dropped() > 0 {
-				st.limit("encoded_files") // blocks past the per-part cap were not listed
+				st.limit(limitEncodedFiles) // blocks past the per-part cap were not listed
 			}
 		}()
 		pgp := smime.NewInline(smime.Options{}) // inline PGP: -----BEGIN PGP SIGNED MESSAGE-----
@@ -716,7 +632,7 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 	}
 	cr, ok := charsetReader(p.Params["charset"], r)
 	if !ok {
-		st.anomaly("unknown_charset", p.Path, p.Params["charset"])
+		st.anomaly(anomalyUnknownCharset, p.Path, p.Params["charset"])
 	}
 	var err error
 	if p.MediaType == "text/html" {
@@ -744,7 +660,7 @@ func readFailure(err error) error {
 // drain reads the rest of r so the hashes and the walker see every byte.
 func (st *state) drain(r io.Reader) error {
 	for {
-		_, err := r.Read(st.buf)
+		_, err := r.Read(st.buf[:])
 		if err == io.EOF {
 			return nil
 		}
@@ -762,7 +678,7 @@ func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
 	}
 	filename, fixed := decodeHeaderValue(filename)
 	if fixed {
-		st.anomaly("8bit_filename", p.Path, "read as Windows-1252")
+		st.anomaly(anomaly8bitFilename, p.Path, "read as Windows-1252")
 	}
 	a := api.Attachment{
 		Path:        p.Path,
@@ -818,88 +734,35 @@ func (st *state) attachment(p *walker.Part, ctx *msgCtx, a api.Attachment, dec i
 	}
 	if blob != nil {
 		st.attachments[i].Blob = st.attachments[i].SHA256
-		st.blobs = append(st.blobs, pendingBlob{w: blob, sum: st.attachments[i].SHA256})
+		st.blobs.add(blob, st.attachments[i].SHA256)
 		kept = true
 	}
 	return nil
 }
 
-// pendingBlob is a written attachment blob waiting for the record to be complete.
-type pendingBlob struct {
-	w   BlobWriter
-	sum string
-}
-
-// room reports whether another attachment may be listed, and names the limit when not.
-// One cap covers every source (MIME leaves, attached messages, archive and TNEF members,
-// uuencoded blocks), so no combination of them can multiply the record's size.
-func (st *state) room() bool {
-	if len(st.attachments) < st.opts.MaxAttachments {
-		return true
-	}
-	st.limit("attachments")
-	return false
-}
-
-// localWriter marks blob write failures as ours, so they are not mistaken for input trouble.
-type localWriter struct{ w io.Writer }
-
-func (l localWriter) Write(p []byte) (int, error) {
-	n, err := l.w.Write(p)
-	if err != nil {
-		return n, &LocalError{Err: err}
-	}
-	return n, nil
-}
-
-func (st *state) commitBlobs() error {
-	for i, b := range st.blobs {
-		if err := b.w.Commit(b.sum); err != nil {
-			for _, rest := range st.blobs[i+1:] {
-				rest.w.Abort()
-			}
-			st.blobs = nil
-			return &LocalError{Err: err}
-		}
-	}
-	st.blobs = nil
-	return nil
-}
-
-func (st *state) abortBlobs() {
-	for _, b := range st.blobs {
-		b.w.Abort()
-	}
-	st.blobs = nil
-	for i := range st.attachments { // no blob of this record will exist
-		st.attachments[i].Blob = ""
-	}
-}
-
 func (st *state) lineEndings(crlf, lf, cr int64) {
 	if st.opts.CRLFInput && lf > 0 {
-		st.anomaly("bare_lf", "", strconv.FormatInt(lf, 10)+" lines end in LF alone")
+		st.anomaly(anomalyBareLF, "", strconv.FormatInt(lf, 10)+" lines end in LF alone")
 	}
 	if cr > 0 {
-		st.anomaly("bare_cr", "", strconv.FormatInt(cr, 10)+" lines end in CR alone")
+		st.anomaly(anomalyBareCR, "", strconv.FormatInt(cr, 10)+" lines end in CR alone")
 	}
 	if !st.opts.CRLFInput && crlf > 0 && lf > 0 {
-		st.anomaly("mixed_line_endings", "", fmt.Sprintf("%d CRLF and %d LF", crlf, lf))
+		st.anomaly(anomalyMixedLineEndings, "", fmt.Sprintf("%d CRLF and %d LF", crlf, lf))
 	}
 }
 
 // record assembles the record from what the walk found.
 func (st *state) record(in *rawReader) *api.Record {
 	rec := &api.Record{
-		Schema:      api.SchemaV1,
-		Source:      st.source,
-		Journal:     st.journal,
-		Attachments: st.attachments,
+		Schema:  api.SchemaV1,
+		Source:  st.source,
+		Journal: st.journal,
 	}
 	switch {
 	case st.scored == nil:
 		if st.journal != nil {
-			st.anomaly("journal_original_missing", "", "journal report without an attached original")
+			st.anomaly(anomalyJournalOriginalMissing, "", "journal report without an attached original")
 		}
 	case st.scored.depth == 0:
 		st.msg.Size = in.n
@@ -910,52 +773,13 @@ func (st *state) record(in *rawReader) *api.Record {
 	}
 	if st.scored != nil {
 		var b strings.Builder
-		st.structure(&b, st.scored.root)
+		if st.scored.root.render(&b, st.opts.MaxStructureBytes) {
+			st.limit(limitStructure)
+		}
 		st.msg.Structure = b.String()
 	}
 	st.msg.Crypto = st.crypto
 	rec.Message = st.msg
-	rec.URLs = st.urls.URLs()
-	for _, l := range st.urls.LimitsHit() {
-		st.limit(l)
-	}
-	rec.Anomalies = st.anomalies
-	rec.LimitsHit = st.limits
+	st.findings.fill(rec)
 	return rec
-}
-
-// structure renders the tree below n as "multipart/mixed(text/plain,application/pdf)",
-// cut at MaxStructureBytes.
-func (st *state) structure(b *strings.Builder, n *node) {
-	type item struct {
-		n     *node
-		close bool
-		comma bool
-	}
-	stack := []item{{n: n}}
-	for len(stack) > 0 {
-		it := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if b.Len() > st.opts.MaxStructureBytes {
-			st.limit("structure")
-			b.WriteString("…")
-			return
-		}
-		if it.close {
-			b.WriteByte(')')
-			continue
-		}
-		if it.comma {
-			b.WriteByte(',')
-		}
-		b.WriteString(it.n.mtype)
-		if len(it.n.children) == 0 {
-			continue
-		}
-		b.WriteByte('(')
-		stack = append(stack, item{close: true})
-		for i := len(it.n.children) - 1; i >= 0; i-- {
-			stack = append(stack, item{n: it.n.children[i], comma: i > 0})
-		}
-	}
 }

@@ -17,6 +17,7 @@ package archive
 import (
 	"errors"
 	"io"
+	"math"
 )
 
 // Limit names, as they appear in Result.LimitsHit.
@@ -25,6 +26,35 @@ const (
 	LimitMembers   = "archive_members"   // members past Options.MaxMembers were counted, not listed
 	LimitDepth     = "archive_depth"     // an archive nested deeper than Options.MaxDepth was not listed
 	LimitAnomalies = "archive_anomalies" // anomalies past Options.MaxAnomalies were dropped
+)
+
+// Anomaly codes, as they appear in Anomaly.Code.
+const (
+	AnomalyTruncated                  = "truncated"                    // a header, a member's data or the archive was cut short
+	AnomalyBadDeflate                 = "bad_deflate"                  // a member's deflate data is corrupt
+	AnomalyDeflateSlack               = "deflate_slack"                // compressed bytes after the end of a member's deflate stream
+	AnomalyBadDataDescriptor          = "bad_data_descriptor"          // no data descriptor after a member's deflate stream
+	AnomalyBadZip64                   = "bad_zip64"                    // ZIP64 fields missing or out of range
+	AnomalyBadEOCD                    = "bad_eocd"                     // the End Of Central Directory record is inconsistent
+	AnomalyEOCDMissing                = "eocd_missing"                 // a central directory but no End Of Central Directory record
+	AnomalyCentralDirectoryMissing    = "central_directory_missing"    // no central directory at all
+	AnomalyCentralDirectoryMismatch   = "central_directory_mismatch"   // the end record points elsewhere than the central directory met
+	AnomalyCentralDirectoryUnread     = "central_directory_unread"     // the central directory lies outside the tail window
+	AnomalyMultipleCentralDirectories = "multiple_central_directories" // more than one central directory in the stream
+	AnomalyEntryCountMismatch         = "entry_count_mismatch"         // the end record's entry count differs from the directory's
+	AnomalyCentralOnly                = "central_only"                 // a directory entry with no local header seen
+	AnomalyLocalOnly                  = "local_only"                   // a local header the central directory does not list
+	AnomalyOverlappingEntries         = "overlapping_entries"          // directory entries that overlap another entry
+	AnomalyNameMismatch               = "name_mismatch"                // local header and central directory name a member differently
+	AnomalyHeaderMismatch             = "header_mismatch"              // local header and central directory disagree on method, sizes, ...
+	AnomalySizeMismatch               = "size_mismatch"                // a member holds another size than declared
+	AnomalyCRCMismatch                = "crc_mismatch"                 // a member's CRC-32 is not the declared one
+	AnomalyPrependedData              = "prepended_data"               // bytes before the archive shift its offsets
+	AnomalyGarbage                    = "garbage"                      // bytes between records that belong to none
+	AnomalyTrailingData               = "trailing_data"                // bytes after the End Of Central Directory record
+	AnomalyBadUTF8Name                = "bad_utf8_name"                // a name flagged UTF-8 is not
+	AnomalyLongName                   = "long_name"                    // a name too long to keep whole was cut
+	AnomalyUnsafeName                 = "unsafe_name"                  // a name that would escape an extraction directory
 )
 
 // Defaults for Options and NewBudget.
@@ -58,10 +88,14 @@ type Budget struct {
 	left int64
 }
 
-// NewBudget returns a budget of n decompressed bytes; n <= 0 means DefaultBudget.
+// NewBudget returns a budget of n decompressed bytes. As for Options, zero means the default
+// (DefaultBudget) and a negative n means no limit.
 func NewBudget(n int64) *Budget {
-	if n <= 0 {
+	switch {
+	case n == 0:
 		n = DefaultBudget
+	case n < 0:
+		n = math.MaxInt64
 	}
 	return &Budget{left: n}
 }
@@ -69,11 +103,13 @@ func NewBudget(n int64) *Budget {
 // Remaining returns the decompressed bytes still allowed.
 func (b *Budget) Remaining() int64 { return b.left }
 
-// Options are the limits and hooks of a List call. Zero values mean the defaults.
+// Options are the limits and hooks of a List call. For each limit, zero means the default
+// and a negative value means no limit (the rule of go-message's ReadOptions), within the
+// bounds given for MaxDepth and TailBytes.
 type Options struct {
 	MaxMembers   int // members listed per List call, nested ones included; default 10000
 	MaxDepth     int // deepest Member.Depth listed (outer members have depth 0); default 4, at most 16
-	TailBytes    int // bytes of the stream's end kept to find the central directory; default 1 MiB
+	TailBytes    int // bytes of the stream's end kept to find the central directory; default 1 MiB, at least the longest end record (64 KiB)
 	MaxAnomalies int // anomalies recorded per List call; default 100
 
 	// Sniff, when set, is called with the first bytes (up to HeadBytes) of each member List
@@ -90,8 +126,11 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	def := func(v *int, d int) {
-		if *v <= 0 {
+		switch {
+		case *v == 0:
 			*v = d
+		case *v < 0:
+			*v = math.MaxInt
 		}
 	}
 	def(&o.MaxMembers, DefaultMaxMembers)

@@ -61,7 +61,7 @@ func (l *lister) readCentral(lv *level, s *src) *centralDir {
 		}
 		at := s.pos
 		if len(w) < centralLen {
-			l.anomaly(lv.path, "truncated", fmt.Sprintf("central directory entry at offset %d cut short", at))
+			l.anomaly(lv.path, AnomalyTruncated, fmt.Sprintf("central directory entry at offset %d cut short", at))
 			s.advance(len(w))
 			break
 		}
@@ -72,7 +72,7 @@ func (l *lister) readCentral(lv *level, s *src) *centralDir {
 		s.advance(centralLen)
 		raw := l.read(s, nameLen+extraLen)
 		if raw == nil || s.skip(commentLen) < commentLen {
-			l.anomaly(lv.path, "truncated", fmt.Sprintf("central directory entry at offset %d cut short", at))
+			l.anomaly(lv.path, AnomalyTruncated, fmt.Sprintf("central directory entry at offset %d cut short", at))
 			break
 		}
 		x := parseExtra(raw[nameLen:])
@@ -89,7 +89,7 @@ func (l *lister) readCentral(lv *level, s *src) *centralDir {
 			c.offset = pop(&vals)
 		}
 		if c.usize < 0 || c.csize < 0 || c.offset < 0 {
-			l.anomaly(lv.path, "bad_zip64", fmt.Sprintf("central directory entry at offset %d: ZIP64 fields missing or out of range", at))
+			l.anomaly(lv.path, AnomalyBadZip64, fmt.Sprintf("central directory entry at offset %d: ZIP64 fields missing or out of range", at))
 		}
 		c.name, c.nameIssue = decodeName(raw[:nameLen], c.flags, x)
 		c.nameSum, c.nameLen = nameSum(raw[:nameLen]), nameLen
@@ -108,7 +108,7 @@ func (l *lister) streamEOCD(lv *level) {
 	s := lv.s
 	w := s.window(eocdLen)
 	if len(w) < eocdLen {
-		l.anomaly(lv.path, "truncated", fmt.Sprintf("end of central directory record at offset %d cut short", s.pos))
+		l.anomaly(lv.path, AnomalyTruncated, fmt.Sprintf("end of central directory record at offset %d cut short", s.pos))
 		s.advance(len(w))
 		return
 	}
@@ -135,7 +135,7 @@ func (l *lister) streamZip64EOCD(lv *level) {
 	s := lv.s
 	w := s.window(zip64EOCDLen)
 	if len(w) < zip64EOCDLen {
-		l.anomaly(lv.path, "truncated", fmt.Sprintf("zip64 end of central directory record at offset %d cut short", s.pos))
+		l.anomaly(lv.path, AnomalyTruncated, fmt.Sprintf("zip64 end of central directory record at offset %d cut short", s.pos))
 		s.advance(len(w))
 		return
 	}
@@ -193,7 +193,7 @@ func (l *lister) finish(lv *level) {
 	l.bufs[lv.depth].tail = tail // reuse the window's memory for the next archive at this depth
 	e, problem := findEOCD(tail, tstart)
 	if problem != "" {
-		l.anomaly(lv.path, "bad_eocd", problem)
+		l.anomaly(lv.path, AnomalyBadEOCD, problem)
 	}
 	if e == nil {
 		e = lv.eocd
@@ -202,11 +202,11 @@ func (l *lister) finish(lv *level) {
 		switch {
 		case lv.cd != nil:
 			if !cut {
-				l.anomaly(lv.path, "eocd_missing", "no end of central directory record")
+				l.anomaly(lv.path, AnomalyEOCDMissing, "no end of central directory record")
 			}
 			l.merge(lv, lv.cd, 0)
 		case !cut && (lv.n > 0 || lv.unlisted > 0):
-			l.anomaly(lv.path, "central_directory_missing", "no central directory: the archive is cut short or lost its end")
+			l.anomaly(lv.path, AnomalyCentralDirectoryMissing, "no central directory: the archive is cut short or lost its end")
 			l.unlisted(lv, 0)
 		default:
 			l.unlisted(lv, 0)
@@ -217,12 +217,12 @@ func (l *lister) finish(lv *level) {
 	cdStart := e.pos - cdSize
 	base := cdStart - size(e.cdOffset)
 	if cdSize < 0 || cdStart < 0 || base < 0 || e.cdOffset > uint64(e.pos) {
-		l.anomaly(lv.path, "bad_eocd", fmt.Sprintf("central directory of %d bytes at offset %d does not fit before the end record at %d", e.cdSize, e.cdOffset, e.pos))
+		l.anomaly(lv.path, AnomalyBadEOCD, fmt.Sprintf("central directory of %d bytes at offset %d does not fit before the end record at %d", e.cdSize, e.cdOffset, e.pos))
 		cdStart, base = size(e.cdOffset), 0
 		cdSize = max(e.pos-cdStart, 0)
 	}
 	if base > 0 {
-		l.anomaly(lv.path, "prepended_data", fmt.Sprintf("the archive's offsets start at stream offset %d", base))
+		l.anomaly(lv.path, AnomalyPrependedData, fmt.Sprintf("the archive's offsets start at stream offset %d", base))
 	}
 	var cd *centralDir
 	tend := tstart + int64(len(tail))
@@ -233,19 +233,19 @@ func (l *lister) finish(lv *level) {
 		cs := newSrc(bytes.NewReader(tail[cdStart-tstart:cdStart-tstart+cdSize]), cdStart, nil)
 		cd = l.readCentral(lv, cs)
 		if lv.cd != nil {
-			l.anomaly(lv.path, "central_directory_mismatch", fmt.Sprintf("the end record points to offset %d, the stream had one at %d", cdStart, lv.cd.pos))
+			l.anomaly(lv.path, AnomalyCentralDirectoryMismatch, fmt.Sprintf("the end record points to offset %d, the stream had one at %d", cdStart, lv.cd.pos))
 		}
 	case lv.cd != nil:
-		l.anomaly(lv.path, "central_directory_mismatch", fmt.Sprintf("the end record points to offset %d, the stream had one at %d", cdStart, lv.cd.pos))
+		l.anomaly(lv.path, AnomalyCentralDirectoryMismatch, fmt.Sprintf("the end record points to offset %d, the stream had one at %d", cdStart, lv.cd.pos))
 		cd = lv.cd
 		base = max(cd.pos-size(e.cdOffset), 0)
 	default:
-		l.anomaly(lv.path, "central_directory_unread", fmt.Sprintf("%d bytes at offset %d, outside the %d-byte tail window", cdSize, cdStart, l.opts.TailBytes))
+		l.anomaly(lv.path, AnomalyCentralDirectoryUnread, fmt.Sprintf("%d bytes at offset %d, outside the %d-byte tail window", cdSize, cdStart, l.opts.TailBytes))
 		l.unlisted(lv, 0)
 		return
 	}
 	if uint64(cd.count) != e.entries {
-		l.anomaly(lv.path, "entry_count_mismatch", fmt.Sprintf("end record says %d entries, central directory has %d", e.entries, cd.count))
+		l.anomaly(lv.path, AnomalyEntryCountMismatch, fmt.Sprintf("end record says %d entries, central directory has %d", e.entries, cd.count))
 	}
 	l.merge(lv, cd, base)
 }
@@ -283,13 +283,13 @@ func (l *lister) merge(lv *level, cd *centralDir, base int64) {
 			continue
 		}
 		if !ok {
-			l.anomaly(l.res.Members[idx].Path, "central_only", fmt.Sprintf("no local header seen at offset %d", at))
+			l.anomaly(l.res.Members[idx].Path, AnomalyCentralOnly, fmt.Sprintf("no local header seen at offset %d", at))
 		}
 	}
 	l.unlisted(lv, unlisted)
 	for _, at := range lv.order {
 		if !claimed[at] {
-			l.anomaly(l.res.Members[lv.locals[at].idx].Path, "local_only", fmt.Sprintf("local header at offset %d is not in the central directory", at))
+			l.anomaly(l.res.Members[lv.locals[at].idx].Path, AnomalyLocalOnly, fmt.Sprintf("local header at offset %d is not in the central directory", at))
 		}
 	}
 	// Entries whose data overlaps are how the densest zip bombs reuse one deflate stream
@@ -310,7 +310,7 @@ func (l *lister) merge(lv *level, cd *centralDir, base int64) {
 		reach = max(reach, sp.end)
 	}
 	if overlap > 0 {
-		l.anomaly(lv.path, "overlapping_entries", fmt.Sprintf("%d central directory entries overlap another entry", overlap))
+		l.anomaly(lv.path, AnomalyOverlappingEntries, fmt.Sprintf("%d central directory entries overlap another entry", overlap))
 	}
 }
 
@@ -319,7 +319,7 @@ func (l *lister) reconcile(rec *localRec, c *central) {
 	m := &l.res.Members[rec.idx]
 	m.central = true
 	if rec.nameSum != c.nameSum || rec.nameLen != c.nameLen {
-		l.anomaly(m.Path, "name_mismatch", fmt.Sprintf("local header %q, central directory %q", clip(m.Name), clip(c.name)))
+		l.anomaly(m.Path, AnomalyNameMismatch, fmt.Sprintf("local header %q, central directory %q", clip(m.Name), clip(c.name)))
 	}
 	var diff []string
 	if rec.method != c.method {
@@ -338,7 +338,7 @@ func (l *lister) reconcile(rec *localRec, c *central) {
 		diff = append(diff, fmt.Sprintf("size %d/%d", rec.usize, c.usize))
 	}
 	if len(diff) > 0 {
-		l.anomaly(m.Path, "header_mismatch", "local/central: "+strings.Join(diff, ", "))
+		l.anomaly(m.Path, AnomalyHeaderMismatch, "local/central: "+strings.Join(diff, ", "))
 	}
 	m.Name, m.nameIssue = c.name, c.nameIssue
 	m.Method, m.Encrypted, m.Dir = c.method, c.encrypted, c.dir || m.Dir
@@ -358,7 +358,7 @@ func (l *lister) names(lv *level) {
 			l.anomaly(m.Path, m.nameIssue.Code, m.nameIssue.Detail)
 		}
 		if unsafeName(m.Name) {
-			l.anomaly(m.Path, "unsafe_name", clip(m.Name))
+			l.anomaly(m.Path, AnomalyUnsafeName, clip(m.Name))
 		}
 	}
 }
@@ -444,7 +444,7 @@ func decodeName(raw []byte, flags uint16, x extraInfo) (string, Anomaly) {
 		name = string(raw)
 		if !utf8.ValidString(name) {
 			name = strings.ToValidUTF8(name, "\uFFFD")
-			issue = Anomaly{Code: "bad_utf8_name", Detail: "name flagged UTF-8 is not"}
+			issue = Anomaly{Code: AnomalyBadUTF8Name, Detail: "name flagged UTF-8 is not"}
 		}
 	default:
 		ascii := true
@@ -472,7 +472,7 @@ func decodeName(raw []byte, flags uint16, x extraInfo) (string, Anomaly) {
 			}
 			name = name[:i]
 		}
-		issue = Anomaly{Code: "long_name", Detail: fmt.Sprintf("name of %d bytes cut to %d", len(raw), len(name))}
+		issue = Anomaly{Code: AnomalyLongName, Detail: fmt.Sprintf("name of %d bytes cut to %d", len(raw), len(name))}
 	}
 	return name, issue
 }

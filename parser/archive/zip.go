@@ -176,9 +176,9 @@ func (l *lister) run(lv *level) error {
 		if junk == 0 {
 			return
 		}
-		code := "garbage"
+		code := AnomalyGarbage
 		if lv.sawEnd {
-			code = "trailing_data"
+			code = AnomalyTrailingData
 		}
 		l.anomaly(lv.path, code, fmt.Sprintf("%d bytes at offset %d", junk, junkAt))
 		junk, junkAt = 0, -1
@@ -204,7 +204,7 @@ func (l *lister) run(lv *level) error {
 		case sig == sigCentral:
 			flush()
 			if lv.cd != nil {
-				l.anomaly(lv.path, "multiple_central_directories", fmt.Sprintf("another one at offset %d", s.pos))
+				l.anomaly(lv.path, AnomalyMultipleCentralDirectories, fmt.Sprintf("another one at offset %d", s.pos))
 			}
 			lv.cd = l.readCentral(lv, s)
 		case sig == sigEOCD:
@@ -285,7 +285,7 @@ func (l *lister) local(lv *level) error {
 	at := s.pos
 	h := s.window(localLen)
 	if len(h) < localLen {
-		l.anomaly(lv.path, "truncated", fmt.Sprintf("local header at offset %d cut short", at))
+		l.anomaly(lv.path, AnomalyTruncated, fmt.Sprintf("local header at offset %d cut short", at))
 		s.advance(len(h))
 		return nil
 	}
@@ -295,7 +295,7 @@ func (l *lister) local(lv *level) error {
 	s.advance(localLen)
 	raw := l.read(s, nameLen+extraLen)
 	if raw == nil {
-		l.anomaly(lv.path, "truncated", fmt.Sprintf("local header at offset %d: name and extra fields cut short", at))
+		l.anomaly(lv.path, AnomalyTruncated, fmt.Sprintf("local header at offset %d: name and extra fields cut short", at))
 		return nil
 	}
 	x := parseExtra(raw[nameLen:])
@@ -321,7 +321,7 @@ func (l *lister) local(lv *level) error {
 		e.desc = true
 		e.csize, e.usize = -1, -1
 	} else if e.zip64 && (e.csize < 0 || e.usize < 0) {
-		l.anomaly(lv.path, "bad_zip64", fmt.Sprintf("local header at offset %d: ZIP64 sizes missing or out of range", at))
+		l.anomaly(lv.path, AnomalyBadZip64, fmt.Sprintf("local header at offset %d: ZIP64 sizes missing or out of range", at))
 	}
 	name, issue := decodeName(raw[:nameLen], e.flags, x)
 	e.encrypted = e.flags&(flagEncrypted|flagStrong) != 0 || e.method == methodAES || x.aes
@@ -434,7 +434,7 @@ func (l *lister) inflate(lv *level, e *entry, idx int) error {
 	switch {
 	case lim != nil:
 		if err == nil && lim.n > 0 {
-			l.anomaly(l.res.Members[idx].Path, "deflate_slack", fmt.Sprintf("%d compressed bytes after the end of the deflate stream", lim.n))
+			l.anomaly(l.res.Members[idx].Path, AnomalyDeflateSlack, fmt.Sprintf("%d compressed bytes after the end of the deflate stream", lim.n))
 		}
 		if n := s.skip(lim.n); n < lim.n && err == nil {
 			l.cut(lv, idx, s.shortErr())
@@ -449,7 +449,7 @@ func (l *lister) inflate(lv *level, e *entry, idx int) error {
 		// The deflate stream ended by itself; its data descriptor comes next.
 		d, ok := findDesc(s.window(descMaxLen+4), 0, []bool{true, false}, s.pos-e.dataStart, h.n, e.zip64, s.eof)
 		if !ok {
-			l.anomaly(l.res.Members[idx].Path, "bad_data_descriptor", fmt.Sprintf("no data descriptor after the deflate stream at offset %d", s.pos))
+			l.anomaly(l.res.Members[idx].Path, AnomalyBadDataDescriptor, fmt.Sprintf("no data descriptor after the deflate stream at offset %d", s.pos))
 			return nil
 		}
 		s.advance(d.n)
@@ -484,7 +484,7 @@ func (l *lister) stored(lv *level, e *entry, idx int) error {
 	if err == io.ErrUnexpectedEOF && s.err == nil {
 		// Also what a stored member whose descriptor's CRC-32 is wrong looks like: the
 		// search ran to the end of the stream. The central directory still lists the rest.
-		l.anomaly(l.res.Members[idx].Path, "truncated", "no data descriptor matches the stored data before the end of the stream")
+		l.anomaly(l.res.Members[idx].Path, AnomalyTruncated, "no data descriptor matches the stored data before the end of the stream")
 		return nil
 	}
 	l.cut(lv, idx, err)
@@ -498,10 +498,10 @@ func (l *lister) stored(lv *level, e *entry, idx int) error {
 func (l *lister) declared(idx int, e *entry, h *hashes) {
 	m := &l.res.Members[idx]
 	if e.usize >= 0 && e.usize != h.n {
-		l.anomaly(m.Path, "size_mismatch", fmt.Sprintf("declared %d bytes, holds %d", e.usize, h.n))
+		l.anomaly(m.Path, AnomalySizeMismatch, fmt.Sprintf("declared %d bytes, holds %d", e.usize, h.n))
 	}
 	if e.crc != h.crc {
-		l.anomaly(m.Path, "crc_mismatch", fmt.Sprintf("declared %08x, data has %08x", e.crc, h.crc))
+		l.anomaly(m.Path, AnomalyCRCMismatch, fmt.Sprintf("declared %08x, data has %08x", e.crc, h.crc))
 	}
 }
 
@@ -522,10 +522,10 @@ func (l *lister) described(lv *level, e *entry, idx int, d descriptor, h *hashes
 		return
 	}
 	if uint64(h.n) != d.usize {
-		l.anomaly(m.Path, "size_mismatch", fmt.Sprintf("data descriptor says %d bytes, data holds %d", d.usize, h.n))
+		l.anomaly(m.Path, AnomalySizeMismatch, fmt.Sprintf("data descriptor says %d bytes, data holds %d", d.usize, h.n))
 	}
 	if d.crc != h.crc {
-		l.anomaly(m.Path, "crc_mismatch", fmt.Sprintf("data descriptor says %08x, data has %08x", d.crc, h.crc))
+		l.anomaly(m.Path, AnomalyCRCMismatch, fmt.Sprintf("data descriptor says %08x, data has %08x", d.crc, h.crc))
 	}
 }
 
@@ -542,11 +542,11 @@ func (l *lister) cut(lv *level, idx int, err error) {
 		l.limit(LimitBytes)
 	case lv.s.err != nil && errors.Is(err, lv.s.err):
 		// The archive holding this one was cut short; that member reports why.
-		l.anomaly(path, "truncated", "the archive holding this member is cut short")
+		l.anomaly(path, AnomalyTruncated, "the archive holding this member is cut short")
 	case errors.As(err, &ce):
-		l.anomaly(path, "bad_deflate", "corrupt deflate data")
+		l.anomaly(path, AnomalyBadDeflate, "corrupt deflate data")
 	default:
-		l.anomaly(path, "truncated", "member data cut short")
+		l.anomaly(path, AnomalyTruncated, "member data cut short")
 	}
 }
 

@@ -46,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"strings"
 )
@@ -128,7 +129,8 @@ type ID struct {
 	SigningTime  string // RFC 3339 UTC; the signer's own claim, not a verified time
 }
 
-// Options bound the readers. Zero means the default.
+// Options bound the readers. For each limit, zero means the default and a negative value
+// means no limit (the rule of go-message's ReadOptions).
 type Options struct {
 	// MaxBytes is the most input the readers keep: captured CMS elements, decoded and
 	// decompressed OpenPGP packets, one inline armour block. Default 1 MiB.
@@ -144,16 +146,22 @@ type Options struct {
 	Content io.Writer
 }
 
+// unlimited stands for no limit: never reached, and small enough that the sums the readers
+// make on a limit (twice MaxBytes and a margin, one past the budget) cannot overflow.
+const unlimited = math.MaxInt / 4
+
 func (o Options) withDefaults() Options {
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = 1 << 20
+	def := func(v *int, d int) {
+		switch {
+		case *v == 0:
+			*v = d
+		case *v < 0:
+			*v = unlimited
+		}
 	}
-	if o.MaxItems <= 0 {
-		o.MaxItems = 64
-	}
-	if o.MaxDepth <= 0 {
-		o.MaxDepth = 32
-	}
+	def(&o.MaxBytes, 1<<20)
+	def(&o.MaxItems, 64)
+	def(&o.MaxDepth, 32)
 	return o
 }
 

@@ -106,7 +106,7 @@ func benchScan(b *testing.B, in []byte, want int64) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h := &discard{}
-		s := NewScanner(h, Limits{})
+		s := NewScanner(h, Options{})
 		for p := in; len(p) > 0; {
 			n := min(32<<10, len(p))
 			if _, err := s.Write(p[:n]); err != nil {

@@ -21,7 +21,7 @@ func FuzzScanner(f *testing.F) {
 	f.Add([]byte("=ybegin name=y\n"+string(make([]byte, 100))+"=\n=yend\n"), uint8(5), uint8(16))
 	f.Fuzz(func(t *testing.T, data []byte, chunk, maxLine uint8) {
 		// Small limits reach the overlong and MaxBlocks paths with small inputs.
-		lim := Limits{MaxLine: int(maxLine), MaxBlocks: 3}
+		lim := Options{MaxLine: int(maxLine), MaxBlocks: 3}
 		want, s := scan(t, data, lim, whole)
 		if len(want) > 3 {
 			t.Fatalf("%d blocks reported with MaxBlocks 3", len(want))

@@ -90,7 +90,7 @@ var chunkers = map[string]chunker{
 }
 
 // scan runs a Scanner over in, written as split says.
-func scan(t testing.TB, in []byte, lim Limits, split chunker) ([]found, *Scanner) {
+func scan(t testing.TB, in []byte, lim Options, split chunker) ([]found, *Scanner) {
 	t.Helper()
 	r := &recorder{t: t}
 	s := NewScanner(r, lim)
@@ -110,7 +110,7 @@ func scan(t testing.TB, in []byte, lim Limits, split chunker) ([]found, *Scanner
 }
 
 // scanAll runs every chunker and checks they agree; it returns the blocks.
-func scanAll(t testing.TB, in []byte, lim Limits) []found {
+func scanAll(t testing.TB, in []byte, lim Options) []found {
 	t.Helper()
 	want, _ := scan(t, in, lim, whole)
 	for name, split := range chunkers {

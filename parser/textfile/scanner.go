@@ -5,7 +5,7 @@
 // The Scanner is push-style: the parser writes each text part's transfer-decoded bytes into
 // it once, in chunks of any size, and it calls a Handler at the start and end of every
 // encoded block, writing the decoded bytes in between. It holds at most one line of text
-// (Limits.MaxLine) and one output buffer, whatever the size of the part or of the files in it.
+// (Options.MaxLine) and one output buffer, whatever the size of the part or of the files in it.
 package textfile
 
 import (
@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 )
 
 // Block kinds.
@@ -34,27 +35,36 @@ const (
 	outSize    = 32 << 10
 )
 
-// Limits bounds the work and memory of a Scanner. Zero fields take the defaults.
-type Limits struct {
+// Options bound the work and memory of a Scanner. For each limit, zero means the default
+// and a negative value means no limit (the rule of go-message's ReadOptions).
+type Options struct {
 	// MaxLine is the longest text line considered: a longer line never starts a block, and
 	// the Scanner buffers no more than this. Longer lines inside a yEnc or begin-base64
 	// block are still decoded, piece by piece; uuencode lines are 61 characters, so below
-	// that no uuencoded block is found. Values below 16 are raised to 16.
+	// that no uuencoded block is found. Values from 1 to 15 are raised to 16.
 	MaxLine int
 	// MaxBlocks is how many blocks one Scanner reports; later ones are decoded to nowhere
-	// and counted in Dropped. Negative means no limit.
+	// and counted in Dropped.
 	MaxBlocks int
 }
 
-func (l Limits) withDefaults() Limits {
-	if l.MaxLine == 0 {
-		l.MaxLine = DefaultMaxLine
+// withDefaults is written out, without a helper, so that NewScanner stays small enough to
+// be inlined: a caller whose Scanner does not escape then keeps it off the heap.
+func (o Options) withDefaults() Options {
+	switch {
+	case o.MaxLine == 0:
+		o.MaxLine = DefaultMaxLine
+	case o.MaxLine < 0:
+		o.MaxLine = math.MaxInt
 	}
-	l.MaxLine = max(l.MaxLine, minMaxLine)
-	if l.MaxBlocks == 0 {
-		l.MaxBlocks = DefaultMaxBlocks
+	o.MaxLine = max(o.MaxLine, minMaxLine)
+	switch {
+	case o.MaxBlocks == 0:
+		o.MaxBlocks = DefaultMaxBlocks
+	case o.MaxBlocks < 0:
+		o.MaxBlocks = math.MaxInt
 	}
-	return l
+	return o
 }
 
 // Handler receives the blocks a Scanner finds. The Scanner calls it from inside Write and
@@ -104,8 +114,8 @@ var ErrClosed = errors.New("textfile: write after Close")
 // Scanner finds and decodes encoded files in text written to it. It implements io.Writer;
 // Close must be called at the end of the text to finish a block still open.
 type Scanner struct {
-	h   Handler
-	lim Limits
+	h    Handler
+	opts Options
 
 	line   []byte // the current line so far, when it spans Write calls (≤ MaxLine)
 	long   bool   // the current line passed MaxLine; its remaining bytes go to overlong
@@ -139,8 +149,8 @@ type Scanner struct {
 }
 
 // NewScanner returns a Scanner that reports to h.
-func NewScanner(h Handler, lim Limits) *Scanner {
-	return &Scanner{h: h, lim: lim.withDefaults()}
+func NewScanner(h Handler, opts Options) *Scanner {
+	return &Scanner{h: h, opts: opts.withDefaults()}
 }
 
 // Dropped returns how many blocks were not reported because MaxBlocks was reached.
@@ -221,7 +231,7 @@ func (s *Scanner) feed(p []byte) {
 		case s.long:
 			s.overlong(seg)
 			s.overlongEnd()
-		case len(s.line) == 0 && len(seg) <= s.lim.MaxLine:
+		case len(s.line) == 0 && len(seg) <= s.opts.MaxLine:
 			s.lineDone(seg) // the common case: the whole line is in p, no copy
 		default:
 			s.add(seg)
@@ -257,7 +267,7 @@ func (s *Scanner) add(seg []byte) {
 		s.overlong(seg)
 		return
 	}
-	if len(s.line)+len(seg) <= s.lim.MaxLine {
+	if len(s.line)+len(seg) <= s.opts.MaxLine {
 		s.line = append(s.line, seg...)
 		return
 	}
@@ -356,7 +366,7 @@ func (s *Scanner) overlongStart(a, b []byte) {
 		s.drop = true
 	case stB64Pending:
 		// Base64 lines may be long; judge this one by the part that fits.
-		if !isB64Chars(a) || !isB64Chars(b[:min(len(b), s.lim.MaxLine-len(a))]) {
+		if !isB64Chars(a) || !isB64Chars(b[:min(len(b), s.opts.MaxLine-len(a))]) {
 			s.st = stIdle
 			s.drop = true
 			return
@@ -418,7 +428,7 @@ func (s *Scanner) begin(kind, name string) {
 	if s.out == nil {
 		s.out = make([]byte, 0, outSize)
 	}
-	if s.lim.MaxBlocks >= 0 && s.blocks >= s.lim.MaxBlocks {
+	if s.blocks >= s.opts.MaxBlocks {
 		s.dropped++
 		s.muted = true
 		return

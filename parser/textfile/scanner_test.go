@@ -86,7 +86,7 @@ func TestSynthetic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			check(t, scanAll(t, in, Limits{}), byFile[name])
+			check(t, scanAll(t, in, Options{}), byFile[name])
 		})
 	}
 }
@@ -106,7 +106,7 @@ func TestOverlongDataLines(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			check(t, scanAll(t, in, Limits{MaxLine: maxLine}), byFile[name])
+			check(t, scanAll(t, in, Options{MaxLine: maxLine}), byFile[name])
 		})
 	}
 }
@@ -116,7 +116,7 @@ func TestYEncPartInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := scanAll(t, in, Limits{})
+	got := scanAll(t, in, Options{})
 	// gen.py: part 2 of 3, bytes 2001..3500 of a 5000-byte file.
 	if len(got) != 1 || got[0].Part != 2 || got[0].Total != 3 || got[0].Offset != 2000 || got[0].FileSize != 5000 {
 		t.Errorf("got %v, want part 2/3 at offset 2000 of 5000", got)
@@ -125,7 +125,7 @@ func TestYEncPartInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = scanAll(t, in, Limits{})
+	got = scanAll(t, in, Options{})
 	if len(got) != 1 || got[0].Part != 0 || got[0].Total != 0 || got[0].Offset != 0 || got[0].FileSize != 3000 {
 		t.Errorf("got %v, want single part of 3000", got)
 	}
@@ -156,7 +156,7 @@ func TestCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			check(t, scanAll(t, in, Limits{}), wants)
+			check(t, scanAll(t, in, Options{}), wants)
 		})
 	}
 }
@@ -175,7 +175,7 @@ func TestCorpusNoFalsePositives(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := scan(t, in, Limits{}, whole); len(got) > 0 {
+		if got, _ := scan(t, in, Options{}, whole); len(got) > 0 {
 			t.Errorf("%s: found %v", path, got)
 		}
 		n++
@@ -189,7 +189,7 @@ func TestLineEndings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := scanAll(t, in, Limits{})
+	want := scanAll(t, in, Options{})
 	lines := strings.Split(string(in), "\n")
 	var mixed strings.Builder
 	for i, l := range lines {
@@ -205,7 +205,7 @@ func TestLineEndings(t *testing.T) {
 		"no final line end": strings.TrimSuffix(strings.ReplaceAll(string(in), "\n", "\r\n"),
 			"\r\n"),
 	} {
-		got := scanAll(t, []byte(text), Limits{})
+		got := scanAll(t, []byte(text), Options{})
 		if len(got) != 1 || !sameFound(got[0], want[0]) {
 			t.Errorf("%s: got %v, want %v", name, got, want)
 		}
@@ -275,7 +275,7 @@ func TestShapes(t *testing.T) {
 			[]want{yenc("y", "a", true, "yenc: part size mismatch")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			check(t, scanAll(t, []byte(tc.in), Limits{}), tc.want)
+			check(t, scanAll(t, []byte(tc.in), Options{}), tc.want)
 		})
 	}
 }
@@ -304,7 +304,7 @@ func TestNotABlock(t *testing.T) {
 		"begin-base64 644 x\nHi==x\n====\n",                              //
 		"begin 644 " + strings.Repeat("n", 100) + "\n" + abc + "\nend\n", // over MaxLine below
 	} {
-		if got := scanAll(t, []byte(in), Limits{MaxLine: 64}); len(got) > 0 {
+		if got := scanAll(t, []byte(in), Options{MaxLine: 64}); len(got) > 0 {
 			t.Errorf("%q: found %v", in, got)
 		}
 	}
@@ -313,7 +313,7 @@ func TestNotABlock(t *testing.T) {
 func TestMaxBlocks(t *testing.T) {
 	in := strings.Repeat("begin 644 a\n"+abc+"\nend\n=ybegin name=y\n\x8b\n=yend\n", 3)
 	for _, tc := range []struct{ max, found, dropped int }{{0, 6, 0}, {2, 2, 4}, {-1, 6, 0}, {5, 5, 1}} {
-		got, s := scan(t, []byte(in), Limits{MaxBlocks: tc.max}, whole)
+		got, s := scan(t, []byte(in), Options{MaxBlocks: tc.max}, whole)
 		if len(got) != tc.found || s.Dropped() != tc.dropped {
 			t.Errorf("MaxBlocks %d: found %d, dropped %d; want %d, %d", tc.max, len(got), s.Dropped(), tc.found, tc.dropped)
 		}
@@ -323,7 +323,7 @@ func TestMaxBlocks(t *testing.T) {
 // A text with no line ends keeps at most MaxLine bytes, and a long line is not a header.
 func TestLongLineMemory(t *testing.T) {
 	r := &recorder{t: t}
-	s := NewScanner(r, Limits{MaxLine: 1000})
+	s := NewScanner(r, Options{MaxLine: 1000})
 	chunk := bytes.Repeat([]byte("begin 644 x "), 1000)
 	for range 100 {
 		if _, err := s.Write(chunk); err != nil {
@@ -366,7 +366,7 @@ func (f *failHandler) End(b Block) {
 func TestWriterError(t *testing.T) {
 	disk := errors.New("disk full")
 	h := &failHandler{recorder: recorder{t: t}, err: disk}
-	s := NewScanner(h, Limits{})
+	s := NewScanner(h, Options{})
 	if _, err := s.Write([]byte("begin 644 a\n" + abc + "\n")); !errors.Is(err, disk) {
 		t.Fatalf("Write: %v, want %v", err, disk)
 	}
@@ -388,7 +388,7 @@ func (h *nilHandler) End(b Block)                  { h.ends = append(h.ends, b) 
 
 func TestNilWriter(t *testing.T) {
 	h := &nilHandler{}
-	s := NewScanner(h, Limits{})
+	s := NewScanner(h, Options{})
 	if _, err := s.Write([]byte("begin 644 a\n" + hello + "\n`\nend\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func TestNilWriter(t *testing.T) {
 }
 
 func TestWriteAfterClose(t *testing.T) {
-	s := NewScanner(&nilHandler{}, Limits{})
+	s := NewScanner(&nilHandler{}, Options{})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

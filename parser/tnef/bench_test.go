@@ -30,7 +30,7 @@ func BenchmarkDecodeLarge(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := Decode(bytes.NewReader(in), Limits{}, onData)
+		res, err := Decode(bytes.NewReader(in), Options{}, onData)
 		if err != nil || len(res.Files) != 1 || res.Files[0].Size != int64(len(payload)) || len(res.Anomalies) != 0 {
 			b.Fatalf("%v %+v", err, res)
 		}

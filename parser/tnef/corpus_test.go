@@ -123,8 +123,8 @@ func TestCorpus(t *testing.T) {
 	for _, tc := range corpusCases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := corpusStream(t, dir, tc.path, tc.eml)
-			res, h := decodeHash(t, in, Limits{})
-			checkInvariants(t, res, Limits{})
+			res, h := decodeHash(t, in, Options{})
+			checkInvariants(t, res, Options{})
 			if res.MessageClass != tc.class {
 				t.Errorf("MessageClass %q, want %q", res.MessageClass, tc.class)
 			}
@@ -170,7 +170,7 @@ func TestCorpusCut(t *testing.T) {
 }
 
 func cutEverywhere(t *testing.T, in []byte) {
-	full, _ := decodeHash(t, in, Limits{})
+	full, _ := decodeHash(t, in, Options{})
 	bounds := boundaries(in)
 	// Every offset of the first 12 KiB (2 KiB under -race) and of the last 256 bytes, and
 	// every 61st between.
@@ -182,8 +182,8 @@ func cutEverywhere(t *testing.T, in []byte) {
 		if n >= dense && n < len(in)-256 && n%61 != 0 {
 			continue
 		}
-		res, h := decodeHash(t, in[:n], Limits{})
-		checkInvariants(t, res, Limits{})
+		res, h := decodeHash(t, in[:n], Options{})
+		checkInvariants(t, res, Options{})
 		if len(res.Files) > len(full.Files) {
 			t.Fatalf("cut %d: %d files, whole stream has %d", n, len(res.Files), len(full.Files))
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // Small limits make the fuzzer reach the limit paths with small inputs.
-var fuzzLimits = []Limits{
+var fuzzLimits = []Options{
 	{},
 	{MaxBytes: 300, MaxAttributes: 6, MaxFiles: 2, MaxPropBytes: 6, MaxDepth: 1},
 }

@@ -114,7 +114,7 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func decodeHash(t testing.TB, in []byte, lim Limits) (*Result, *hashData) {
+func decodeHash(t testing.TB, in []byte, lim Options) (*Result, *hashData) {
 	t.Helper()
 	h := &hashData{}
 	res, err := Decode(bytes.NewReader(in), lim, h.fn)
@@ -140,7 +140,7 @@ func hasCode(res *Result, code string) bool { return slices.Contains(codes(res),
 func hasLimit(res *Result, name string) bool { return slices.Contains(res.LimitsHit, name) }
 
 // checkInvariants holds for every result of any input.
-func checkInvariants(t testing.TB, res *Result, lim Limits) {
+func checkInvariants(t testing.TB, res *Result, lim Options) {
 	t.Helper()
 	lim = lim.withDefaults()
 	if len(res.Files) > lim.MaxFiles {

@@ -236,7 +236,7 @@ func (d *decoder) variable(vs *span, lv *level, att bool, base, id uint16) error
 // str reads a PT_STRING8 or PT_UNICODE value, or skips it with an anomaly when it is larger
 // than MaxPropBytes.
 func (d *decoder) str(vs *span, lv *level, base, id uint16) (string, error) {
-	if vs.left > int64(d.lim.MaxPropBytes) {
+	if vs.left > int64(d.opts.MaxPropBytes) {
 		d.anomaly(AnomalyPropertyTooLarge, "property %#04x of %d bytes", id, vs.left)
 		return "", nil
 	}
@@ -267,7 +267,7 @@ func (d *decoder) object(vs *span, lv *level) error {
 	}
 	idx := lv.cur
 	d.res.Files[idx].Embedded = true
-	if lv.depth >= d.lim.MaxDepth {
+	if lv.depth >= d.opts.MaxDepth {
 		d.limit(LimitDepth)
 		return d.data(vs, lv, vs.left, nil, what)
 	}

@@ -11,11 +11,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 )
 
-// Limits bound one decode. Zero means the default; for MaxBytes, MaxAttributes and MaxFiles
-// a negative value means no limit, for MaxDepth it means embedded messages are not decoded.
-type Limits struct {
+// Options bound one decode. For each limit, zero means the default and a negative value
+// means no limit (the rule of go-message's ReadOptions), except MaxDepth: a negative
+// MaxDepth means embedded messages are not decoded at all.
+type Options struct {
 	// MaxBytes is how much of the stream is read; past it decoding stops, nothing more is
 	// read and "tnef_size" is hit. Default 256 MiB.
 	MaxBytes int64
@@ -26,7 +28,8 @@ type Limits struct {
 	MaxFiles int
 	// MaxPropBytes caps any one attribute or MAPI value that is kept in memory (names, MIME
 	// types, the message class); a longer one is skipped with an anomaly. It does not
-	// apply to attachment bytes, which are streamed. Default 1 MiB.
+	// apply to attachment bytes, which are streamed. Default 1 MiB; with no limit, an
+	// attribute's declared length (up to 4 GiB) is what is held.
 	MaxPropBytes int
 	// MaxDepth bounds how deep embedded messages (attached messages carried as nested
 	// TNEF streams) are decoded; deeper ones are handed to onData whole ("tnef_depth").
@@ -149,35 +152,31 @@ type Result struct {
 	LimitsHit []string
 }
 
-func (l Limits) withDefaults() Limits {
-	switch {
-	case l.MaxBytes == 0:
-		l.MaxBytes = DefaultMaxBytes
-	case l.MaxBytes < 0:
-		l.MaxBytes = 1<<63 - 1
+func (o Options) withDefaults() Options {
+	def := func(v *int, d int) {
+		switch {
+		case *v == 0:
+			*v = d
+		case *v < 0:
+			*v = math.MaxInt
+		}
 	}
 	switch {
-	case l.MaxAttributes == 0:
-		l.MaxAttributes = DefaultMaxAttributes
-	case l.MaxAttributes < 0:
-		l.MaxAttributes = int(^uint(0) >> 1)
+	case o.MaxBytes == 0:
+		o.MaxBytes = DefaultMaxBytes
+	case o.MaxBytes < 0:
+		o.MaxBytes = math.MaxInt64
 	}
+	def(&o.MaxAttributes, DefaultMaxAttributes)
+	def(&o.MaxFiles, DefaultMaxFiles)
+	def(&o.MaxPropBytes, DefaultMaxPropBytes)
 	switch {
-	case l.MaxFiles == 0:
-		l.MaxFiles = DefaultMaxFiles
-	case l.MaxFiles < 0:
-		l.MaxFiles = int(^uint(0) >> 1)
+	case o.MaxDepth == 0:
+		o.MaxDepth = DefaultMaxDepth
+	case o.MaxDepth < 0:
+		o.MaxDepth = 0
 	}
-	if l.MaxPropBytes <= 0 {
-		l.MaxPropBytes = DefaultMaxPropBytes
-	}
-	switch {
-	case l.MaxDepth == 0:
-		l.MaxDepth = DefaultMaxDepth
-	case l.MaxDepth < 0:
-		l.MaxDepth = 0
-	}
-	return l
+	return o
 }
 
 // Decode reads a TNEF stream from r. For each attachment it calls onData once, in stream
@@ -189,11 +188,11 @@ func (l Limits) withDefaults() Limits {
 // Decode is total: garbage or a truncated stream gives a Result with anomalies. The error is
 // non-nil only when r fails or onData returns an error (wrapped); the Result then holds what
 // was found before.
-func Decode(r io.Reader, lim Limits, onData func(io.Reader) (any, error)) (*Result, error) {
-	lim = lim.withDefaults()
-	src := &root{r: r, left: lim.MaxBytes}
+func Decode(r io.Reader, opts Options, onData func(io.Reader) (any, error)) (*Result, error) {
+	opts = opts.withDefaults()
+	src := &root{r: r, left: opts.MaxBytes}
 	d := &decoder{
-		lim:    lim,
+		opts:   opts,
 		src:    src,
 		br:     bufio.NewReaderSize(src, 8<<10),
 		onData: onData,
@@ -229,7 +228,7 @@ const (
 
 // decoder is the state of one Decode call.
 type decoder struct {
-	lim    Limits
+	opts   Options
 	src    *root
 	br     *bufio.Reader
 	onData func(io.Reader) (any, error)
@@ -337,7 +336,7 @@ func (d *decoder) stream(r io.Reader, lv *level) error {
 			return d.halt(err, lv, "attribute header")
 		}
 		d.attrs++
-		if d.attrs > d.lim.MaxAttributes {
+		if d.attrs > d.opts.MaxAttributes {
 			d.limit(LimitAttributes)
 			return errHalt
 		}
@@ -417,7 +416,7 @@ func (d *decoder) attribute(sp *span, lv *level, id uint32) error {
 // keep reads a whole small attribute into memory, or skips it with an anomaly when it is
 // larger than MaxPropBytes.
 func (d *decoder) keep(sp *span, id uint32) ([]byte, error) {
-	if sp.left > int64(d.lim.MaxPropBytes) {
+	if sp.left > int64(d.opts.MaxPropBytes) {
 		d.anomaly(AnomalyAttributeTooLarge, "attribute %#08x of %d bytes", id, sp.left)
 		return nil, nil
 	}
@@ -451,7 +450,7 @@ func (d *decoder) newAttachment(lv *level) error {
 	if err := d.finish(lv); err != nil {
 		return err
 	}
-	if len(d.res.Files) >= d.lim.MaxFiles {
+	if len(d.res.Files) >= d.opts.MaxFiles {
 		d.limit(LimitFiles)
 		return errHalt
 	}

@@ -19,8 +19,8 @@ func TestMulti(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, h := decodeHash(t, in, Limits{})
-	checkInvariants(t, res, Limits{})
+	res, h := decodeHash(t, in, Options{})
+	checkInvariants(t, res, Options{})
 	if res.MessageClass != "IPM.Note" {
 		t.Errorf("MessageClass %q", res.MessageClass)
 	}
@@ -64,7 +64,7 @@ func TestBadChecksumKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, _ := decodeHash(t, in, Limits{})
+	res, _ := decodeHash(t, in, Options{})
 	if got := codes(res); len(got) != 1 || got[0] != AnomalyBadChecksum {
 		t.Fatalf("anomalies %v", res.Anomalies)
 	}
@@ -105,7 +105,7 @@ func TestCodepages(t *testing.T) {
 		{999999, []byte("caf\xe9.txt"), "café.txt"}, // unknown: Windows-1252
 	} {
 		in := stream(append(header("IPM.Note", tc.cp), fileAttrs(string(tc.title), []byte("x"))...)...)
-		res, _ := decodeHash(t, in, Limits{})
+		res, _ := decodeHash(t, in, Options{})
 		if len(res.Files) != 1 || res.Files[0].Title != tc.want {
 			t.Errorf("cp %d: %+v, want title %q", tc.cp, res.Files, tc.want)
 		}
@@ -123,7 +123,7 @@ func TestMessagePropsClass(t *testing.T) {
 		{stream(mp, attr(1, tClass, []byte("IPM.Attr\x00"))), "IPM.Attr"},
 		{stream(attr(1, tClass, []byte("IPM.Attr\x00")), mp), "IPM.Attr"},
 	} {
-		res, _ := decodeHash(t, tc.in, Limits{})
+		res, _ := decodeHash(t, tc.in, Options{})
 		if res.MessageClass != tc.want {
 			t.Errorf("class %q, want %q", res.MessageClass, tc.want)
 		}
@@ -153,7 +153,7 @@ func TestDataPlacement(t *testing.T) {
 			[]string{AnomalyMissingRendData}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, h := decodeHash(t, stream(tc.attrs...), Limits{})
+			res, h := decodeHash(t, stream(tc.attrs...), Options{})
 			if len(res.Files) != 1 || h.calls != 1 {
 				t.Fatalf("files %+v, %d calls", res.Files, h.calls)
 			}
@@ -173,7 +173,7 @@ func TestPartialRead(t *testing.T) {
 	a := bytes.Repeat([]byte("A"), 100000)
 	in := stream(append(fileAttrs("a", a), fileAttrs("b", []byte("bee"))...)...)
 	var got []string
-	res, err := Decode(bytes.NewReader(in), Limits{}, func(r io.Reader) (any, error) {
+	res, err := Decode(bytes.NewReader(in), Options{}, func(r io.Reader) (any, error) {
 		b := make([]byte, 3)
 		n, _ := io.ReadFull(r, b)
 		got = append(got, string(b[:n]))
@@ -191,7 +191,7 @@ func TestPartialRead(t *testing.T) {
 func TestReaderExpires(t *testing.T) {
 	in := stream(fileAttrs("a", []byte("abc"))...)
 	var kept io.Reader
-	_, err := Decode(bytes.NewReader(in), Limits{}, func(r io.Reader) (any, error) {
+	_, err := Decode(bytes.NewReader(in), Options{}, func(r io.Reader) (any, error) {
 		kept = r
 		return nil, nil
 	})
@@ -205,7 +205,7 @@ func TestReaderExpires(t *testing.T) {
 
 func TestNilOnData(t *testing.T) {
 	in := stream(append(header("IPM.Note", 1252), fileAttrs("a", []byte("abc"))...)...)
-	res, err := Decode(bytes.NewReader(in), Limits{}, nil)
+	res, err := Decode(bytes.NewReader(in), Options{}, nil)
 	if err != nil || len(res.Files) != 1 || res.Files[0].Size != 3 || res.Files[0].Data != nil {
 		t.Fatalf("%v %+v", err, res)
 	}
@@ -215,7 +215,7 @@ func TestOnDataError(t *testing.T) {
 	boom := errors.New("boom")
 	in := stream(append(fileAttrs("a", []byte("abc")), fileAttrs("b", []byte("def"))...)...)
 	calls := 0
-	res, err := Decode(bytes.NewReader(in), Limits{}, func(r io.Reader) (any, error) {
+	res, err := Decode(bytes.NewReader(in), Options{}, func(r io.Reader) (any, error) {
 		calls++
 		return nil, boom
 	})
@@ -226,7 +226,7 @@ func TestOnDataError(t *testing.T) {
 	// The empty reader given to a file without bytes at the end of the stream, too.
 	in = stream(attr(2, tRendData, nil), attr(2, tTitle, []byte("nodata\x00")))
 	calls = 0
-	res, err = Decode(bytes.NewReader(in), Limits{}, func(r io.Reader) (any, error) {
+	res, err = Decode(bytes.NewReader(in), Options{}, func(r io.Reader) (any, error) {
 		calls++
 		return nil, boom
 	})
@@ -240,14 +240,14 @@ func TestReaderError(t *testing.T) {
 	in := stream(fileAttrs("a", bytes.Repeat([]byte("x"), 5000))...)
 	for _, cut := range []int{3, 20, 40, 1000} {
 		r := io.MultiReader(bytes.NewReader(in[:cut]), iotest.ErrReader(boom))
-		res, err := Decode(r, Limits{}, (&hashData{}).fn)
+		res, err := Decode(r, Options{}, (&hashData{}).fn)
 		if !errors.Is(err, boom) || res == nil {
 			t.Errorf("cut %d: err %v", cut, err)
 		}
 	}
 	// An onData that swallows the read error does not hide it.
 	r := io.MultiReader(bytes.NewReader(in[:1000]), iotest.ErrReader(boom))
-	_, err := Decode(r, Limits{}, func(r io.Reader) (any, error) {
+	_, err := Decode(r, Options{}, func(r io.Reader) (any, error) {
 		_, _ = io.Copy(io.Discard, r)
 		return nil, nil
 	})
@@ -262,13 +262,13 @@ func TestChunking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	whole, _ := decodeHash(t, in, Limits{})
+	whole, _ := decodeHash(t, in, Options{})
 	for _, r := range []io.Reader{
 		iotest.OneByteReader(bytes.NewReader(in)),
 		iotest.DataErrReader(bytes.NewReader(in)),
 		iotest.HalfReader(bytes.NewReader(in)),
 	} {
-		res, err := Decode(r, Limits{}, (&hashData{}).fn)
+		res, err := Decode(r, Options{}, (&hashData{}).fn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +288,7 @@ func TestBadSignature(t *testing.T) {
 		[]byte("PK\x03\x04 not tnef at all"),
 		stream(fileAttrs("a", []byte("abc"))...)[1:],
 	} {
-		res, h := decodeHash(t, in, Limits{})
+		res, h := decodeHash(t, in, Options{})
 		if got := codes(res); len(got) != 1 || got[0] != AnomalyBadSignature || len(res.Files) != 0 || h.calls != 0 {
 			t.Errorf("%+v", res)
 		}
@@ -297,7 +297,7 @@ func TestBadSignature(t *testing.T) {
 
 func TestBadLevel(t *testing.T) {
 	in := stream(attr(7, tClass, []byte("IPM.Note\x00")))
-	res, _ := decodeHash(t, in, Limits{})
+	res, _ := decodeHash(t, in, Options{})
 	if got := codes(res); len(got) != 1 || got[0] != AnomalyBadLevel || res.MessageClass != "IPM.Note" {
 		t.Errorf("%+v", res)
 	}
@@ -324,8 +324,8 @@ func TestHugeLengths(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			res, _ := decodeHash(t, tc.in, Limits{})
-			checkInvariants(t, res, Limits{})
+			res, _ := decodeHash(t, tc.in, Options{})
+			checkInvariants(t, res, Options{})
 			if !hasCode(res, tc.code) {
 				t.Errorf("anomalies %v, want %s", res.Anomalies, tc.code)
 			}
@@ -340,38 +340,38 @@ func TestLimits(t *testing.T) {
 	three := stream(append(append(fileAttrs("a", []byte("1")), fileAttrs("b", []byte("2"))...), fileAttrs("c", []byte("3"))...)...)
 
 	t.Run("size exact", func(t *testing.T) {
-		res, _ := decodeHash(t, three, Limits{MaxBytes: int64(len(three))})
+		res, _ := decodeHash(t, three, Options{MaxBytes: int64(len(three))})
 		if len(res.Files) != 3 || len(res.LimitsHit) != 0 || len(res.Anomalies) != 0 {
 			t.Errorf("%+v", res)
 		}
 	})
 	t.Run("size short", func(t *testing.T) {
-		res, _ := decodeHash(t, three, Limits{MaxBytes: int64(len(three) - 1)})
+		res, _ := decodeHash(t, three, Options{MaxBytes: int64(len(three) - 1)})
 		if len(res.Files) != 3 || !hasLimit(res, LimitSize) || hasCode(res, AnomalyTruncated) {
 			t.Errorf("%+v", res)
 		}
 	})
 	t.Run("size stops reading", func(t *testing.T) {
 		r := &countingReader{r: bytes.NewReader(three)}
-		res, _ := Decode(r, Limits{MaxBytes: 40}, nil)
+		res, _ := Decode(r, Options{MaxBytes: 40}, nil)
 		if !hasLimit(res, LimitSize) || r.n > 41 {
 			t.Errorf("read %d bytes, %+v", r.n, res)
 		}
 	})
 	t.Run("files", func(t *testing.T) {
-		res, h := decodeHash(t, three, Limits{MaxFiles: 2})
+		res, h := decodeHash(t, three, Options{MaxFiles: 2})
 		if len(res.Files) != 2 || h.calls != 2 || !hasLimit(res, LimitFiles) {
 			t.Errorf("%+v", res)
 		}
 	})
 	t.Run("attributes", func(t *testing.T) {
-		res, _ := decodeHash(t, three, Limits{MaxAttributes: 4})
+		res, _ := decodeHash(t, three, Options{MaxAttributes: 4})
 		if len(res.Files) != 2 || !hasLimit(res, LimitAttributes) {
 			t.Errorf("%+v", res)
 		}
 	})
 	t.Run("unlimited", func(t *testing.T) {
-		res, _ := decodeHash(t, three, Limits{MaxBytes: -1, MaxFiles: -1, MaxAttributes: -1})
+		res, _ := decodeHash(t, three, Options{MaxBytes: -1, MaxFiles: -1, MaxAttributes: -1})
 		if len(res.Files) != 3 || len(res.LimitsHit) != 0 {
 			t.Errorf("%+v", res)
 		}
@@ -381,7 +381,7 @@ func TestLimits(t *testing.T) {
 		in := stream(append(fileAttrs(long, []byte("x")),
 			attr(2, tAttachment, props(prop(0x001E, 0x3707, vals([]byte(long+"\x00"))),
 				prop(0x001E, 0x370E, vals([]byte("text/plain\x00"))))))...)
-		res, _ := decodeHash(t, in, Limits{MaxPropBytes: 50})
+		res, _ := decodeHash(t, in, Options{MaxPropBytes: 50})
 		f := res.Files[0]
 		if f.Title != "" || f.LongFilename != "" || f.MIMEType != "text/plain" || f.Size != 1 ||
 			!hasCode(res, AnomalyAttributeTooLarge) || !hasCode(res, AnomalyPropertyTooLarge) {
@@ -393,7 +393,7 @@ func TestLimits(t *testing.T) {
 		for range 200 {
 			attrs = append(attrs, attr(9, 0x00010001, nil))
 		}
-		res, _ := decodeHash(t, stream(attrs...), Limits{})
+		res, _ := decodeHash(t, stream(attrs...), Options{})
 		if len(res.Anomalies) != maxAnomalies || !hasLimit(res, LimitAnomalies) {
 			t.Errorf("%d anomalies, limits %v", len(res.Anomalies), res.LimitsHit)
 		}
@@ -422,7 +422,7 @@ func nest(depth int, payload []byte) []byte {
 
 func TestEmbeddedDepth(t *testing.T) {
 	in := nest(3, []byte("leaf"))
-	res, h := decodeHash(t, in, Limits{})
+	res, h := decodeHash(t, in, Options{})
 	// Three messages, each inside the one before, then the leaf file.
 	if len(res.Files) != 4 || h.calls != 1 || len(res.LimitsHit) != 0 {
 		t.Fatalf("%+v", res)
@@ -437,7 +437,7 @@ func TestEmbeddedDepth(t *testing.T) {
 	}
 
 	// With MaxDepth 1 the second message is not opened: its stream goes to onData.
-	res, h = decodeHash(t, in, Limits{MaxDepth: 1})
+	res, h = decodeHash(t, in, Options{MaxDepth: 1})
 	if len(res.Files) != 2 || h.calls != 1 || !hasLimit(res, LimitDepth) {
 		t.Fatalf("%+v", res)
 	}
@@ -447,7 +447,7 @@ func TestEmbeddedDepth(t *testing.T) {
 	}
 
 	// A negative MaxDepth opens none.
-	res, _ = decodeHash(t, in, Limits{MaxDepth: -1})
+	res, _ = decodeHash(t, in, Options{MaxDepth: -1})
 	if len(res.Files) != 1 || !res.Files[0].Embedded || !hasLimit(res, LimitDepth) {
 		t.Fatalf("%+v", res)
 	}
@@ -455,7 +455,7 @@ func TestEmbeddedDepth(t *testing.T) {
 
 func TestEmbeddedNotTNEF(t *testing.T) {
 	in := stream(attr(2, tRendData, nil), embedded([]byte("From: x\r\n\r\nbody")))
-	res, h := decodeHash(t, in, Limits{})
+	res, h := decodeHash(t, in, Options{})
 	if len(res.Files) != 1 || h.calls != 1 || !hasCode(res, AnomalyBadEmbedded) ||
 		res.Files[0].Data != sha([]byte("From: x\r\n\r\nbody")) || !res.Files[0].Embedded {
 		t.Fatalf("%+v", res)
@@ -467,7 +467,7 @@ func TestEmbeddedNotTNEF(t *testing.T) {
 func TestEmbeddedCut(t *testing.T) {
 	inner := nest(0, []byte("leafdata"))
 	in := stream(attr(2, tRendData, nil), embedded(inner[:len(inner)-5]), attr(2, tRendData, nil), attr(2, tData, []byte("after")))
-	res, _ := decodeHash(t, in, Limits{})
+	res, _ := decodeHash(t, in, Options{})
 	if len(res.Files) != 3 || !hasCode(res, AnomalyTruncated) || res.Files[2].Data != sha([]byte("after")) {
 		t.Fatalf("%+v", res)
 	}
@@ -494,7 +494,7 @@ func TestGarbage(t *testing.T) {
 			copy(b[7:], le32(tAttachment))
 			copy(b[11:], le32(uint32(rng.IntN(len(b)))))
 		}
-		for _, lim := range []Limits{{}, {MaxPropBytes: 8, MaxFiles: 2, MaxDepth: 1, MaxAttributes: 5}} {
+		for _, lim := range []Options{{}, {MaxPropBytes: 8, MaxFiles: 2, MaxDepth: 1, MaxAttributes: 5}} {
 			res, _ := decodeHash(t, b, lim)
 			checkInvariants(t, res, lim)
 		}

@@ -27,8 +27,9 @@ const (
 	LimitUnwrapDepth = "url_unwrap_depth"
 )
 
-// Options bounds what one Collector may hold. Zero means the default; negative means
-// unlimited, which also lifts the memory bound that limit provides.
+// Options bounds what one Collector may hold. For each limit, zero means the default and a
+// negative value means no limit (the rule of go-message's ReadOptions), which also lifts the
+// memory bound that limit provides; MaxUnwrapDepth is the exception.
 type Options struct {
 	MaxURLs      int // distinct URLs per message; default 10000
 	MaxURLLength int // bytes per URL; default 8192

@@ -20,6 +20,7 @@ package walker
 import (
 	"bytes"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -56,31 +57,74 @@ type Anomaly struct {
 	Detail string
 }
 
-// Options bound the walk. Zero means the default.
+// Anomaly codes, as they appear in Anomaly.Code.
+const (
+	// AnomalyUnclosedMultipart: a multipart was ended by an enclosing multipart's boundary or
+	// by the end of the message, not by its own closing boundary.
+	AnomalyUnclosedMultipart = "unclosed_multipart"
+	// AnomalyEmptyMultipart: the closing boundary came before any part.
+	AnomalyEmptyMultipart = "empty_multipart"
+	// AnomalyBoundaryNotFound: no line matched the declared boundary.
+	AnomalyBoundaryNotFound = "boundary_not_found"
+	// AnomalyHeaderUnterminated: a header was cut short by a boundary or the end of the
+	// input, with no blank line after it; the entity has no body.
+	AnomalyHeaderUnterminated = "header_unterminated"
+	// AnomalyBadContentType: the Content-Type did not parse, wholly or in part.
+	AnomalyBadContentType = "bad_content_type"
+	// AnomalyMultipartWithoutBoundary: a multipart without a boundary, read as a single part.
+	AnomalyMultipartWithoutBoundary = "multipart_without_boundary"
+	// AnomalyEncodedMultipart: a multipart with a Content-Transfer-Encoding (RFC 2045 §6.4
+	// forbids it).
+	AnomalyEncodedMultipart = "encoded_multipart"
+	// AnomalyHeaderFieldTruncated: a header field longer than MaxLineLength was cut.
+	AnomalyHeaderFieldTruncated = "header_field_truncated"
+	// AnomalyHeaderTruncated: header fields past MaxHeaderBytes were dropped.
+	AnomalyHeaderTruncated = "header_truncated"
+	// AnomalyMboxFromLine: the message started with an mbox "From " line, which was skipped.
+	AnomalyMboxFromLine = "mbox_from_line"
+	// AnomalyMissingHeader: an entity started with body text instead of a header.
+	AnomalyMissingHeader = "missing_header"
+	// AnomalyHeaderLeadingWhitespace: the first header line started with whitespace.
+	AnomalyHeaderLeadingWhitespace = "header_leading_whitespace"
+	// AnomalyHeaderLineWithoutColon: a header line that is no field and no continuation.
+	AnomalyHeaderLineWithoutColon = "header_line_without_colon"
+)
+
+// Limit names, as passed to Options.Limit.
+const (
+	LimitParts       = "parts"        // entities past MaxParts were skipped
+	LimitDepth       = "depth"        // an entity deeper than MaxDepth was not walked into
+	LimitLineLength  = "line_length"  // a header field was cut at MaxLineLength
+	LimitHeaderBytes = "header_bytes" // header fields past MaxHeaderBytes were dropped
+)
+
+// Options bound the walk. For each limit, zero means the default and a negative value means
+// no limit (the rule of go-message's ReadOptions). BufferSize is a size, not a limit: zero
+// or negative means the default.
 type Options struct {
 	MaxDepth       int // deepest entity that is still walked into; default 64
 	MaxParts       int // entities per message; default 10000; the rest of the input is skipped
 	MaxHeaderBytes int // stored header bytes per entity; default 1 MiB; later fields are dropped
 	MaxLineLength  int // bytes of one header field, unfolded; default 256 KiB; the rest is cut
-	BufferSize     int // read buffer, and the longest line fragment handed out; default 64 KiB
+	BufferSize     int // read buffer, and the longest line fragment handed out; default 64 KiB, at least 1 KiB
 
 	Report func(Anomaly)     // receives each repair; nil drops them
 	Limit  func(name string) // receives the name of each limit that cut something short
 }
 
 func (o Options) withDefaults() Options {
-	if o.MaxDepth <= 0 {
-		o.MaxDepth = 64
+	def := func(v *int, d int) {
+		switch {
+		case *v == 0:
+			*v = d
+		case *v < 0:
+			*v = math.MaxInt
+		}
 	}
-	if o.MaxParts <= 0 {
-		o.MaxParts = 10000
-	}
-	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = 1 << 20
-	}
-	if o.MaxLineLength <= 0 {
-		o.MaxLineLength = 256 << 10
-	}
+	def(&o.MaxDepth, 64)
+	def(&o.MaxParts, 10000)
+	def(&o.MaxHeaderBytes, 1<<20)
+	def(&o.MaxLineLength, 256<<10)
 	if o.BufferSize <= 0 {
 		o.BufferSize = 64 << 10
 	}
@@ -269,13 +313,13 @@ func (w *Walker) matchBoundary(line []byte) (int, bool) {
 // onBoundary acts on a boundary line of frame i.
 func (w *Walker) onBoundary(i int, closing bool) {
 	for j := len(w.frames) - 1; j > i; j-- {
-		w.report("unclosed_multipart", w.frames[j].path, "ended by an enclosing multipart's boundary")
+		w.report(AnomalyUnclosedMultipart, w.frames[j].path, "ended by an enclosing multipart's boundary")
 	}
 	w.frames = w.frames[:i+1]
 	f := &w.frames[i]
 	if closing {
 		if f.children == 0 {
-			w.report("empty_multipart", f.path, "closing boundary before any part")
+			w.report(AnomalyEmptyMultipart, f.path, "closing boundary before any part")
 		}
 		w.frames = w.frames[:i]
 		w.state = stateSkip
@@ -290,9 +334,9 @@ func (w *Walker) atEOF() {
 	for j := len(w.frames) - 1; j >= 0; j-- {
 		f := w.frames[j]
 		if f.children == 0 {
-			w.report("boundary_not_found", f.path, "no line matched the declared boundary")
+			w.report(AnomalyBoundaryNotFound, f.path, "no line matched the declared boundary")
 		} else {
-			w.report("unclosed_multipart", f.path, "ended by the end of the message")
+			w.report(AnomalyUnclosedMultipart, f.path, "ended by the end of the message")
 		}
 	}
 	w.frames = nil
@@ -330,7 +374,7 @@ func (w *Walker) readEntity() (*Part, error) {
 	sp := w.next
 	w.parts++
 	if w.parts > w.opts.MaxParts {
-		w.limit("parts")
+		w.limit(LimitParts)
 		w.state = stateSkip
 		w.frames = nil // nothing can match: skip reads to the end
 		w.skip()
@@ -348,7 +392,7 @@ func (w *Walker) readEntity() (*Part, error) {
 
 	if end.kind != endBlank {
 		// The header was cut short by a boundary or the end of input: there is no body.
-		w.report("header_unterminated", p.Path, "no blank line after the header")
+		w.report(AnomalyHeaderUnterminated, p.Path, "no blank line after the header")
 		p.Kind = Leaf
 		w.body = bodyReader{w: w, done: true}
 		w.state = stateBody
@@ -387,11 +431,11 @@ func (w *Walker) classify(p *Part, sp spec) {
 	ct := p.Header.Get("Content-Type")
 	mt, params, problems := ParseMediaType(ct)
 	for _, pr := range problems {
-		w.report("bad_content_type", sp.path, pr)
+		w.report(AnomalyBadContentType, sp.path, pr)
 	}
 	if mt == "" || strings.Count(mt, "/") != 1 || strings.HasPrefix(mt, "/") || strings.HasSuffix(mt, "/") {
 		if strings.TrimSpace(ct) != "" {
-			w.report("bad_content_type", sp.path, "unparseable Content-Type, using the default")
+			w.report(AnomalyBadContentType, sp.path, "unparseable Content-Type, using the default")
 		}
 		mt = "text/plain"
 		if sp.digest {
@@ -410,15 +454,15 @@ func (w *Walker) classify(p *Part, sp spec) {
 	case strings.HasPrefix(mt, "multipart/"):
 		switch {
 		case strings.TrimRight(params["boundary"], " \t") == "":
-			w.report("multipart_without_boundary", sp.path, "read as a single part")
+			w.report(AnomalyMultipartWithoutBoundary, sp.path, "read as a single part")
 		case !IdentityEncoding(p.Encoding) && !w.boundaryAhead(params["boundary"]):
-			w.report("encoded_multipart", sp.path, "multipart with Content-Transfer-Encoding "+p.Encoding)
+			w.report(AnomalyEncodedMultipart, sp.path, "multipart with Content-Transfer-Encoding "+p.Encoding)
 		case !deeper:
-			w.limit("depth")
+			w.limit(LimitDepth)
 		case !IdentityEncoding(p.Encoding):
 			// Declared encoded, but its boundary is right there in plain text: the
 			// declaration is wrong (seen from mailers that copy the parts' encoding up).
-			w.report("encoded_multipart", sp.path, "declared "+p.Encoding+" but not encoded; walked as is")
+			w.report(AnomalyEncodedMultipart, sp.path, "declared "+p.Encoding+" but not encoded; walked as is")
 			p.Kind = Multipart
 		default:
 			p.Kind = Multipart
@@ -428,7 +472,7 @@ func (w *Walker) classify(p *Part, sp spec) {
 		case !IdentityEncoding(p.Encoding):
 			// Not walkable in line; the caller may decode it and walk the result.
 		case !deeper:
-			w.limit("depth")
+			w.limit(LimitDepth)
 		default:
 			p.Kind = Message
 		}
@@ -541,14 +585,14 @@ func (w *Walker) readHeader(h *Header, path string, top bool) (end headerEnd, he
 		}
 		if room := w.opts.MaxLineLength - len(cur); len(b) > room {
 			// One field this long is no header anyone wrote: keep its start as evidence.
-			w.limit("line_length")
-			w.report("header_field_truncated", path, "field cut at "+strconv.Itoa(w.opts.MaxLineLength)+" bytes")
+			w.limit(LimitLineLength)
+			w.report(AnomalyHeaderFieldTruncated, path, "field cut at "+strconv.Itoa(w.opts.MaxLineLength)+" bytes")
 			b, cut = b[:max(room, 0)], true
 		}
 		if stored+len(b) > w.opts.MaxHeaderBytes {
 			if !dropping {
-				w.limit("header_bytes")
-				w.report("header_truncated", path, "header fields past "+strconv.Itoa(w.opts.MaxHeaderBytes)+" bytes dropped")
+				w.limit(LimitHeaderBytes)
+				w.report(AnomalyHeaderTruncated, path, "header fields past "+strconv.Itoa(w.opts.MaxHeaderBytes)+" bytes dropped")
 			}
 			dropping, have, cur = true, false, cur[:0]
 			return
@@ -583,11 +627,11 @@ func (w *Walker) readHeader(h *Header, path string, top bool) (end headerEnd, he
 		if first {
 			first = false
 			if top && bytes.HasPrefix(line, []byte("From ")) {
-				w.report("mbox_from_line", path, "leading mbox From_ line skipped")
+				w.report(AnomalyMboxFromLine, path, "leading mbox From_ line skipped")
 				continue
 			}
 			if line[0] != ' ' && line[0] != '\t' && bytes.IndexByte(line, ':') < 0 {
-				w.report("missing_header", path, "entity starts with body text")
+				w.report(AnomalyMissingHeader, path, "entity starts with body text")
 				return headerEnd{kind: endBlank}, append([]byte(nil), line...)
 			}
 		}
@@ -596,7 +640,7 @@ func (w *Walker) readHeader(h *Header, path string, top bool) (end headerEnd, he
 				add(line) // folded continuation: keep the whitespace, drop the line break
 				continue
 			}
-			w.report("header_leading_whitespace", path, "first header line starts with whitespace")
+			w.report(AnomalyHeaderLeadingWhitespace, path, "first header line starts with whitespace")
 			line = bytes.TrimLeft(line, " \t")
 		}
 		colon := bytes.IndexByte(line, ':')
@@ -604,11 +648,11 @@ func (w *Walker) readHeader(h *Header, path string, top bool) (end headerEnd, he
 			if have {
 				// QUIRK: RFC 5322 §2.2 requires folded lines to start with whitespace; some
 				// mailers forget, so join the line to the previous field as enmime does.
-				w.report("header_line_without_colon", path, "unindented continuation joined to the previous field")
+				w.report(AnomalyHeaderLineWithoutColon, path, "unindented continuation joined to the previous field")
 				add([]byte{' '})
 				add(line)
 			} else {
-				w.report("header_line_without_colon", path, "line skipped")
+				w.report(AnomalyHeaderLineWithoutColon, path, "line skipped")
 			}
 			continue
 		}
