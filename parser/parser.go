@@ -208,6 +208,9 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 }
 
 // exported makes a reader failure match ErrIncomplete, so callers need not know the walker.
+// A local failure can reach Parse wrapped in a read error (a blob write failing while the CMS
+// reader goroutine pulls an opaque-signed part); it stays local: our disk, not the sender's
+// connection, is at fault.
 func exported(err error) error {
 	var re *walker.ReadError
 	if err != nil && !errors.Is(err, ErrLocal) && errors.As(err, &re) {
@@ -398,7 +401,8 @@ func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, mult
 		in = io.TeeReader(dec, h)
 		defer done()
 	}
-	sub := walker.New(in, st.walkerOptions(base, st.opts.MaxDepth-offset, max(st.opts.MaxParts-st.parts, 1)))
+	// Both caps are clamped to 1: a negative value would mean no limit at all.
+	sub := walker.New(in, st.walkerOptions(base, max(st.opts.MaxDepth-offset, 1), max(st.opts.MaxParts-st.parts, 1)))
 	st.encodedDepth++
 	defer func() { st.encodedDepth-- }()
 	if err := st.walk(sub, multipart, base, offset); err != nil {

@@ -109,7 +109,7 @@ func (b *Budget) Remaining() int64 { return b.left }
 type Options struct {
 	MaxMembers   int // members listed per List call, nested ones included; default 10000
 	MaxDepth     int // deepest Member.Depth listed (outer members have depth 0); default 4, at most 16
-	TailBytes    int // bytes of the stream's end kept to find the central directory; default 1 MiB, at least the longest end record (64 KiB)
+	TailBytes    int // bytes of the stream's end kept to find the central directory; default 1 MiB (also when negative: a buffer, not a limit), at least the longest end record (64 KiB)
 	MaxAnomalies int // anomalies recorded per List call; default 100
 
 	// Sniff, when set, is called with the first bytes (up to HeadBytes) of each member List
@@ -135,6 +135,10 @@ func (o Options) withDefaults() Options {
 	}
 	def(&o.MaxMembers, DefaultMaxMembers)
 	def(&o.MaxDepth, DefaultMaxDepth)
+	if o.TailBytes < 0 {
+		// A buffer, not a limit: "no limit" would hold a whole stream in memory.
+		o.TailBytes = 0
+	}
 	def(&o.TailBytes, DefaultTailBytes)
 	def(&o.MaxAnomalies, DefaultMaxAnomalies)
 	o.MaxDepth = min(o.MaxDepth, maxDepthCap)

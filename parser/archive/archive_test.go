@@ -608,3 +608,11 @@ func TestCRCOfStored(t *testing.T) {
 		t.Errorf("%+v", res.Members[1])
 	}
 }
+
+// TestNegativeTailBytesIsTheDefault: TailBytes sizes a buffer; read as "no limit", a negative
+// value would keep a whole archive stream in memory.
+func TestNegativeTailBytesIsTheDefault(t *testing.T) {
+	if got := (Options{TailBytes: -1}).withDefaults().TailBytes; got != DefaultTailBytes {
+		t.Errorf("TailBytes -1 became %d, want the default %d", got, DefaultTailBytes)
+	}
+}
