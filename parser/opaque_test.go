@@ -192,3 +192,37 @@ func (b *failingBlob) Write(p []byte) (int, error) {
 
 func (b *failingBlob) Commit(string) error { b.s.committed++; return nil }
 func (b *failingBlob) Abort()              {}
+
+// lateFailSink's blobs fail once more than 6,000 bytes are written to one of them: past the
+// first buffer an opaque-signed attachment's reader goroutine has handed over.
+type lateFailSink struct{}
+
+type lateFailBlob struct{ n int }
+
+func (lateFailSink) Create() (BlobWriter, error) { return &lateFailBlob{}, nil }
+
+func (b *lateFailBlob) Write(p []byte) (int, error) {
+	if b.n+len(p) > 6000 {
+		return 0, errors.New("disk full")
+	}
+	b.n += len(p)
+	return len(p), nil
+}
+
+func (b *lateFailBlob) Commit(string) error { return nil }
+func (b *lateFailBlob) Abort()              {}
+
+// TestBlobFailureInsideSignedContentIsLocal: a blob write that fails while the CMS reader
+// goroutine pulls an opaque-signed attachment reaches Parse wrapped in the walker's read
+// error. It is still our disk's fault, not the sender's connection: it must match ErrLocal
+// and not ErrIncomplete, so the sender is told of a local error and the log says so.
+func TestBlobFailureInsideSignedContentIsLocal(t *testing.T) {
+	p7, _ := signOpaque(t, crlf("Content-Type: text/plain\n\n"+strings.Repeat("hello world line\n", 2000)))
+	hdr, b64, _ := strings.Cut(p7, "\n\n")
+	msg := crlf("Content-Type: multipart/mixed; boundary=o\n\n--o\n") + strings.ReplaceAll(hdr, "\n", "\r\n") + "\r\n\r\n" +
+		strings.ReplaceAll(b64, "\n", "\r\n") + crlf("\n--o--\n")
+	rec, err := newTestParser(t, Options{Attachments: AttachmentsContent, Blobs: lateFailSink{}}).Parse(strings.NewReader(msg))
+	if rec != nil || !errors.Is(err, ErrLocal) || errors.Is(err, ErrIncomplete) {
+		t.Fatalf("Parse = %v, %v; want no record and an error that is ErrLocal and not ErrIncomplete", rec, err)
+	}
+}
