@@ -87,8 +87,12 @@ type Outcome struct {
 
 // RefusedError marks an error of a door's byte stream that the sender must fix (the SMTP
 // size limit): Receive answers it with Refused, not Incomplete. Err is the door's own
-// error, for the door to map back to its answer.
-type RefusedError struct{ Err error }
+// error, for the door to map back to its answer; Code, when not 0, is the door's reply code,
+// for the log line.
+type RefusedError struct {
+	Err  error
+	Code int
+}
 
 func (e *RefusedError) Error() string { return e.Err.Error() }
 func (e *RefusedError) Unwrap() error { return e.Err }
@@ -246,7 +250,7 @@ func (in *Intake) parseFailed(log *slog.Logger, id string, err error) Outcome {
 	switch {
 	case errors.As(err, &refused):
 		o.Kind, o.Err = Refused, refused
-		log.Info("message refused", "id", id, "reason", refused.Error())
+		log.Info("message refused", "id", id, "code", refused.Code, "reason", refused.Error())
 	case errors.Is(err, parser.ErrIncomplete):
 		o.Kind = Incomplete
 		log.Warn("message not received whole", "id", id, "error", err)

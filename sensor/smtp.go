@@ -156,25 +156,31 @@ func (s *SMTPServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 type session struct {
-	srv *SMTPServer
-	// mu guards inTxn and res: go-smtp's Server.Close calls Logout from its own goroutine,
-	// while Data may still be running.
-	mu    sync.Mutex
-	inTxn bool         // counted in srv.inflight, from MAIL to the end of the transaction
-	res   *Reservation // the transaction's spool room when SIZE was declared; nil when none
-	conn  *smtp.Conn
-	cid   string
-	log   *slog.Logger
-	ip    string
-	port  int
-	helo  string
-	from  string
-	size  int64 // declared with SIZE=; 0 when not
-	rcpts []string
+	srv  *SMTPServer
+	conn *smtp.Conn
+	cid  string
+	log  *slog.Logger
+	ip   string
+	port int
+	helo string
+
+	// mu guards the transaction below: go-smtp runs Data on a goroutine of its own for
+	// BDAT, so RSET (Reset) can come while Data reads the envelope, and Server.Close calls
+	// Logout from yet another goroutine.
+	mu     sync.Mutex
+	closed bool         // Logout was called: a reservation made now must be given back at once
+	inTxn  bool         // counted in srv.inflight, from MAIL to the end of the transaction
+	res    *Reservation // the transaction's spool room when SIZE was declared; nil when none
+	from   string
+	size   int64 // declared with SIZE=; 0 when not
+	rcpts  []string
 }
 
-// envelope is what the intake is told of the transaction.
+// envelope is what the intake is told of the transaction. It reads a snapshot: a later
+// Rcpt appends past the snapshot's length, and Reset replaces the slice.
 func (s *session) envelope() Envelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return Envelope{
 		Transport:    api.TransportSMTP,
 		Conn:         s.cid,
@@ -190,11 +196,16 @@ func (s *session) envelope() Envelope {
 
 // Reset ends the transaction: go-smtp calls it after DATA, on RSET and before MAIL.
 func (s *session) Reset() {
+	s.mu.Lock()
 	s.from, s.size, s.rcpts = "", 0, nil
+	s.mu.Unlock()
 	s.endTxn()
 }
 
 func (s *session) Logout() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.endTxn()
 	return nil
 }
@@ -221,26 +232,37 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	var res *Reservation
 	if opts != nil && opts.Size > 0 {
 		// The sender declared its size: refuse before it sends the body (RFC 1870).
-		s.from, s.size = from, opts.Size
 		env := s.envelope()
+		env.MailFrom, env.DeclaredSize = from, opts.Size
 		var o Outcome
 		if res, o = s.srv.intake.Reserve(&env); o.Kind != Accepted {
-			s.from, s.size = "", 0
 			return smtpReply(o, s.srv.metrics)
 		}
 	}
+	s.mu.Lock()
+	if s.closed {
+		// Logout came while the room was being reserved: nothing will end this
+		// transaction, so it must not hold room or count as in flight.
+		s.mu.Unlock()
+		res.Release()
+		return smtpReply(Outcome{Kind: ShuttingDown, Ref: s.cid}, s.srv.metrics)
+	}
+	s.inTxn, s.res = true, res
+	s.from = from
+	if opts != nil && opts.Size > 0 {
+		s.size = opts.Size
+	}
+	s.mu.Unlock()
 	s.srv.mu.Lock()
 	s.srv.inflight++
 	s.srv.mu.Unlock()
-	s.mu.Lock()
-	s.inTxn, s.res = true, res
-	s.mu.Unlock()
-	s.from = from
 	return nil
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.mu.Lock()
 	s.rcpts = append(s.rcpts, to)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -278,7 +300,7 @@ func (d *dataReader) Read(p []byte) (int, error) {
 	switch {
 	case err == nil || err == io.EOF:
 	case errors.As(err, &se) && se.Code/100 == 5:
-		err = &RefusedError{Err: se}
+		err = &RefusedError{Err: se, Code: se.Code}
 	case errors.Is(err, smtp.ErrDataReset):
 		d.reset = true
 	}
