@@ -218,6 +218,14 @@ func (p *problem) Error() string { return p.where + ": " + p.msg }
 // which it never calls, so it is safe beside a running sensor and before the data dir exists
 // (TestConfigCheckOnlyReads holds it to that).
 func configCheckCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			// The flags are serve's; their own usage would name `sensor serve`.
+			fmt.Fprint(stderr, configCheckUsage)
+			return 0
+		}
+	}
 	c, err := loadServeConfig(args, stderr, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -245,6 +253,13 @@ func configCheckCmd(args []string, stdout, stderr io.Writer, getenv func(string)
 	}
 	return 1
 }
+
+const configCheckUsage = `usage: sensor config check --config FILE [serve flags]
+
+Reads FILE and the files it names, changes nothing (no directory is created, no port bound),
+and prints every problem, one a line, sorted by key; exits 1 if there is any, 0 and
+"config OK" if not. The keys and flags are those of ` + "`sensor serve --help`" + `.
+`
 
 // checkFixes completes serveConfig.check's messages that say what is wrong but not what to
 // write instead. Each fits every message check gives for its key.

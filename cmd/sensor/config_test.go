@@ -365,3 +365,13 @@ func TestConfigCheckGolden(t *testing.T) {
 		t.Errorf("config check of good.yaml created its data dir (or stat failed: %v)", err)
 	}
 }
+
+func TestConfigCheckHelpNamesConfigCheck(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := configCheckCmd([]string{"--help"}, &out, &errOut, func(string) string { return "" }); code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	if !strings.HasPrefix(errOut.String(), "usage: sensor config check --config FILE") {
+		t.Errorf("help = %q, want the usage of config check", errOut.String())
+	}
+}
