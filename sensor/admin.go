@@ -22,6 +22,7 @@ type Metrics struct {
 	messagesFailed   atomic.Int64
 	bytesAccepted    atomic.Int64
 	spoolFull        atomic.Int64 // 452 answers: the spool budget was reached
+	conns            connMetrics  // open and refused connections (listener.go)
 
 	mu sync.Mutex
 	// replies counts SMTP replies by code where they are decided (smtpReply), whether or
@@ -142,6 +143,10 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	metric("sensor_smtp_messages_failed_total", "counter", "Transactions refused or failed (4xx/5xx).", m.messagesFailed.Load())
 	metric("sensor_smtp_bytes_accepted_total", "counter", "Message bytes accepted.", m.bytesAccepted.Load())
 	metric("sensor_smtp_spool_full_total", "counter", "Messages answered 452 4.3.1 because the spool budget was reached.", m.spoolFull.Load())
+	metric("sensor_smtp_connections", "gauge", "SMTP connections open now.", m.conns.open.Load())
+	const refused = "sensor_smtp_connections_refused_total"
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", refused, "SMTP connections refused with 421 4.7.0 as they came in: --max-connections reached (total) or the client's address at --max-connections-per-ip (per_ip).", refused)
+	fmt.Fprintf(w, "%s{reason=%q} %d\n%s{reason=%q} %d\n", refused, refusedTotal, m.conns.refusedTotal.Load(), refused, refusedPerIP, m.conns.refusedPerIP.Load())
 	const replies = "sensor_smtp_replies_total"
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", replies, "SMTP replies the sensor decides, by code: to each message that gets one (DATA, BDAT LAST), refusals at MAIL, 421 to connections while shutting down. "+
 		"Not counted: replies go-smtp sends itself (greeting, EHLO, MAIL and RCPT accepted, syntax, SIZE at MAIL, BDAT over SIZE, idle timeout).", replies)

@@ -35,6 +35,7 @@ type SMTPConfig struct {
 	MaxRecipients   int           // default 1000
 	IdleTimeout     time.Duration // per read, not per DATA; default 5m
 	TLSConfig       *tls.Config   // enables STARTTLS when set
+	Conns           ConnLimits    // caps on open connections (listener.go); zero: none
 	Logger          *slog.Logger
 }
 
@@ -92,6 +93,7 @@ func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 // Serve accepts connections on l until Close. Each read has its own deadline, so a slow
 // but live sender is never cut off mid-DATA the way go-smtp's ReadTimeout would.
 func (s *SMTPServer) Serve(l net.Listener) error {
+	l = LimitListener(l, s.cfg.Conns, s.cfg.Domain, s.log, s.metrics)
 	err := s.srv.Serve(idleListener{Listener: l, timeout: s.cfg.IdleTimeout, srv: s})
 	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil

@@ -272,6 +272,10 @@ var checkFixes = map[string]string{
 	"pipeline-client-cert": "set both pipeline-client-cert and pipeline-client-key to readable PEM files, or neither",
 	"pipeline-client-key":  "set both pipeline-client-cert and pipeline-client-key to readable PEM files, or neither",
 	"log-level":            "want debug, info, warn or error",
+
+	// The per-address cap is also checked against the total one.
+	"max-connections":        "write a whole number of at least 1, such as 1000",
+	"max-connections-per-ip": "write a whole number from 1 to max-connections, such as 100",
 }
 
 // configProblems lists what loadServeConfig found, for config check. Problems found by

@@ -375,3 +375,63 @@ func TestConfigCheckHelpNamesConfigCheck(t *testing.T) {
 		t.Errorf("help = %q, want the usage of config check", errOut.String())
 	}
 }
+
+// The connection caps layer like every other setting, and config check holds them to whole
+// numbers of at least 1, the per-address one no bigger than the total.
+func TestConnectionCaps(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	c, err := loadServeConfig(nil, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.maxConns != 1000 || c.maxConnsPerIP != 100 {
+		t.Errorf("defaults %d total, %d per address; want DESIGN.md's 1000 and 100", c.maxConns, c.maxConnsPerIP)
+	}
+
+	cfgFile := writeFile(t, t.TempDir(), "s.yaml", "max-connections: 300\nmax-connections-per-ip: 30\n")
+	c, err = loadServeConfig([]string{"--config", cfgFile, "--max-connections-per-ip", "20"}, io.Discard, func(k string) string {
+		return map[string]string{"SENSOR_MAX_CONNECTIONS": "200", "SENSOR_MAX_CONNECTIONS_PER_IP": "25"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.maxConns != 200 || c.maxConnsPerIP != 20 {
+		t.Errorf("got %d total (env beats file), %d per address (flag beats env); want 200 and 20", c.maxConns, c.maxConnsPerIP)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want []string // one problem each
+	}{
+		{[]string{"--max-connections", "0"}, []string{"--max-connections: 0: must be positive"}},
+		{[]string{"--max-connections-per-ip", "-1"}, []string{"--max-connections-per-ip: -1: must be positive"}},
+		{[]string{"--max-connections", "10", "--max-connections-per-ip", "11"},
+			[]string{"--max-connections-per-ip: 11 is more than --max-connections 10"}},
+		{[]string{"--max-connections", "10", "--max-connections-per-ip", "10"}, nil},
+		{[]string{"--max-connections", "0", "--max-connections-per-ip", "0"},
+			[]string{"--max-connections: 0: must be positive", "--max-connections-per-ip: 0: must be positive"}},
+	} {
+		_, err := loadServeConfig(tc.args, io.Discard, noEnv)
+		problems := leafErrors(err)
+		if len(problems) != len(tc.want) {
+			t.Errorf("%v: %d problems, want %d: %v", tc.args, len(problems), len(tc.want), err)
+			continue
+		}
+		for i, p := range problems {
+			if !strings.HasPrefix(p.Error(), tc.want[i]) {
+				t.Errorf("%v: %q, want it to start %q", tc.args, p, tc.want[i])
+			}
+		}
+	}
+
+	// A value that is no number is reported once, as such, and not again as "must be positive".
+	_, err = loadServeConfig(nil, io.Discard, func(k string) string {
+		if k == "SENSOR_MAX_CONNECTIONS" {
+			return "lots"
+		}
+		return ""
+	})
+	if p := leafErrors(err); len(p) != 1 || !strings.Contains(p[0].Error(), `SENSOR_MAX_CONNECTIONS="lots": want a whole number`) {
+		t.Errorf("SENSOR_MAX_CONNECTIONS=lots: %v", err)
+	}
+}

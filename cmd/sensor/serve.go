@@ -40,6 +40,8 @@ type serveConfig struct {
 	maxMessageBytes   byteSize
 	spoolMaxBytes     byteSize
 	idleTimeout       time.Duration
+	maxConns          int
+	maxConnsPerIP     int
 	shutdownTimeout   time.Duration
 	maxAge            time.Duration
 	logFormat         string
@@ -71,6 +73,9 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	c.spoolMaxBytes = 10 << 30
 	fs.Var(&c.spoolMaxBytes, "spool-max-bytes", "spool budget; past it new messages get 452 4.3.1 until uploads drain it (0: none)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 5*time.Minute, "close a connection that sends nothing for this long")
+	fs.IntVar(&c.maxConns, "max-connections", 1000, "SMTP connections open at once, in all; past it a new one is greeted 421 4.7.0 and closed")
+	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", 100,
+		"SMTP connections open at once from one client address; past it a new one is greeted 421 4.7.0 and closed")
 	fs.DurationVar(&c.maxAge, "max-age", 7*24*time.Hour,
 		"records undeliverable for longer go to the spool's deadletter/ folder (never deleted)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second,
@@ -155,6 +160,15 @@ func (c *serveConfig) check() error {
 	}
 	if c.idleTimeout <= 0 {
 		bad("idle-timeout", "must be positive")
+	}
+	if c.maxConns <= 0 {
+		bad("max-connections", "%d: must be positive", c.maxConns)
+	}
+	switch {
+	case c.maxConnsPerIP <= 0:
+		bad("max-connections-per-ip", "%d: must be positive", c.maxConnsPerIP)
+	case c.maxConns > 0 && c.maxConnsPerIP > c.maxConns:
+		bad("max-connections-per-ip", "%d is more than --max-connections %d, so it would never apply", c.maxConnsPerIP, c.maxConns)
 	}
 	if c.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
@@ -252,6 +266,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		Domain:          hostname,
 		MaxMessageBytes: int64(c.maxMessageBytes),
 		IdleTimeout:     c.idleTimeout,
+		Conns:           sensor.ConnLimits{Total: c.maxConns, PerIP: c.maxConnsPerIP},
 		Logger:          log.With("component", "smtp"),
 	}, intake, metrics)
 

@@ -1,0 +1,205 @@
+package sensor
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ConnLimits caps the connections a listener keeps open at once (DESIGN.md, "Security
+// rules": total and per-IP connection caps). Zero means no cap.
+type ConnLimits struct {
+	Total int // open connections in all (--max-connections)
+	PerIP int // open connections from one client address (--max-connections-per-ip)
+}
+
+// Why a connection was refused: the label values of sensor_smtp_connections_refused_total.
+const (
+	refusedTotal = "total"
+	refusedPerIP = "per_ip"
+)
+
+// connMetrics are the listener's part of Metrics.
+type connMetrics struct {
+	open         atomic.Int64 // connections handed out and not yet closed (a gauge)
+	refusedTotal atomic.Int64 // refused: the total cap was reached
+	refusedPerIP atomic.Int64 // refused: the client's address was at its cap
+}
+
+// maxRefusing bounds the refusals being written at once. Past it a refused connection is
+// closed without a greeting, so that a flood of connections costs no more than a few
+// goroutines.
+const maxRefusing = 64
+
+// LimitListener wraps l so that it hands out at most lim.Total connections at once, and at
+// most lim.PerIP from one client address. A connection over a cap never leaves Accept: it is
+// greeted "421 4.7.0 <domain> Too many connections ...; try again later (ref <conn id>)"
+// and closed (RFC 5321 §3.1 lets a server say 421 instead of 220), and counted in m by its
+// reason. A connection handed out counts until its first Close.
+//
+// It knows nothing of the SMTP engine: it takes any net.Listener and hands out net.Conn. The
+// client address is the connection's RemoteAddr; a connection that has none (a pipe, a Unix
+// socket) counts towards the total only. Wrap the raw TCP listener, under any TLS: the
+// greeting is written to the connection as it was accepted. m and log may be nil.
+func LimitListener(l net.Listener, lim ConnLimits, domain string, log *slog.Logger, m *Metrics) net.Listener {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = &Metrics{}
+	}
+	return &limitListener{
+		Listener: l,
+		lim:      lim,
+		domain:   domain,
+		log:      log,
+		m:        m,
+		perIP:    map[netip.Addr]int{},
+		refusing: make(chan struct{}, maxRefusing),
+	}
+}
+
+type limitListener struct {
+	net.Listener
+	lim      ConnLimits
+	domain   string
+	log      *slog.Logger
+	m        *Metrics
+	refusing chan struct{} // a token per refusal being written
+
+	mu    sync.Mutex
+	total int
+	perIP map[netip.Addr]int // only addresses with a connection open
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip, hasIP := clientIP(c.RemoteAddr())
+		if reason := l.admit(ip, hasIP); reason != "" {
+			l.refuse(c, reason)
+			continue
+		}
+		lc := &limitConn{Conn: c}
+		lc.release = func() { l.release(ip, hasIP) }
+		return lc, nil
+	}
+}
+
+// admit counts a new connection in, or says which cap it is over.
+func (l *limitListener) admit(ip netip.Addr, hasIP bool) (refused string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case hasIP && l.lim.PerIP > 0 && l.perIP[ip] >= l.lim.PerIP:
+		return refusedPerIP
+	case l.lim.Total > 0 && l.total >= l.lim.Total:
+		return refusedTotal
+	}
+	l.total++
+	if hasIP {
+		l.perIP[ip]++
+	}
+	l.m.conns.open.Add(1)
+	return ""
+}
+
+func (l *limitListener) release(ip netip.Addr, hasIP bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if hasIP {
+		if l.perIP[ip]--; l.perIP[ip] <= 0 {
+			delete(l.perIP, ip)
+		}
+	}
+	l.m.conns.open.Add(-1)
+}
+
+// open is how many connections are handed out and not yet closed.
+func (l *limitListener) open() (total int, perIP map[netip.Addr]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	perIP = make(map[netip.Addr]int, len(l.perIP))
+	for ip, n := range l.perIP {
+		perIP[ip] = n
+	}
+	return l.total, perIP
+}
+
+// refuse greets c with 421 4.7.0 and closes it, off the Accept loop: under TLS the write is
+// a handshake, which a slow client can drag out.
+func (l *limitListener) refuse(c net.Conn, reason string) {
+	what, limit := "Too many connections from your address", l.lim.PerIP
+	if reason == refusedTotal {
+		what, limit = "Too many connections in all", l.lim.Total
+		l.m.conns.refusedTotal.Add(1)
+	} else {
+		l.m.conns.refusedPerIP.Add(1)
+	}
+	cid := newConnID()
+	l.log.Info("too many connections; connection refused",
+		"conn", cid, "client", addrString(c.RemoteAddr()), "reason", reason, "limit", limit)
+	select {
+	case l.refusing <- struct{}{}:
+	default:
+		c.Close() // maxRefusing greetings are being written already
+		return
+	}
+	go func() {
+		defer func() { <-l.refusing }()
+		domain := l.domain
+		if domain != "" {
+			domain += " "
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "421 4.7.0 %s%s; try again later (ref %s)\r\n", domain, what, cid)
+		c.Close()
+	}()
+}
+
+// limitConn gives its listener its place back on the first Close.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// clientIP is the address a connection comes from, IPv4 in IPv6 unmapped, so that both
+// spellings of one client share its count.
+func clientIP(a net.Addr) (netip.Addr, bool) {
+	switch a := a.(type) {
+	case nil:
+		return netip.Addr{}, false
+	case *net.TCPAddr:
+		if a == nil {
+			return netip.Addr{}, false
+		}
+		ip, ok := netip.AddrFromSlice(a.IP)
+		return ip.Unmap(), ok
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap(), true
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
