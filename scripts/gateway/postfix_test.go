@@ -132,6 +132,14 @@ func wrap76(s string) string {
 // server (smtp-sink) and an always_bcc copy to the sensor. Every copy must become exactly
 // one correct record, and Postfix's queue must end empty: nothing deferred, nothing bounced.
 func TestPostfixAlwaysBCC(t *testing.T) {
+	msgs := gatewayMessages()
+	checkRecords(t, "Postfix", msgs, throughPostfix(t, msgs))
+}
+
+// throughPostfix sends msgs through a private Postfix to a new sensor and returns the
+// records the sensor made of the copies.
+func throughPostfix(t *testing.T, msgs []gatewayMessage) []record {
+	t.Helper()
 	for _, tool := range []string{"postfix", "smtp-sink"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: apt-get install -y postfix", tool)
@@ -141,16 +149,22 @@ func TestPostfixAlwaysBCC(t *testing.T) {
 	s := startSensor(t, sensorAddr)
 	startSink(t, sinkAddr)
 	pf := startPostfix(t, gatewayAddr, map[string]string{"sensor.test": sensorAddr, "example.net": sinkAddr})
-
-	msgs := gatewayMessages()
 	for _, m := range msgs {
 		if err := sendRaw(gatewayAddr, "alice@gw.test", "user@example.net", m.body); err != nil {
 			t.Fatalf("%s: sending to Postfix: %v", m.name, err)
 		}
 	}
-	recs := s.waitRecords(t, len(msgs), 90*time.Second, pf)
+	recs := s.waitRecords(t, len(msgs), 90*time.Second, pf.maillog)
 	pf.waitQueueEmpty(t, 30*time.Second)
+	if log := pf.maillog(t); strings.Contains(log, "status=deferred") || strings.Contains(log, "status=bounced") {
+		t.Errorf("Postfix deferred or bounced a copy:\n%s", lastLines(log, 30))
+	}
+	return recs
+}
 
+// checkRecords holds each message to exactly one record that says what the message is.
+func checkRecords(t *testing.T, gateway string, msgs []gatewayMessage, recs []record) {
+	t.Helper()
 	bySubject := map[string][]record{}
 	for _, r := range recs {
 		bySubject[r.Message.Subject] = append(bySubject[r.Message.Subject], r)
@@ -158,23 +172,20 @@ func TestPostfixAlwaysBCC(t *testing.T) {
 	for _, m := range msgs {
 		got := bySubject[m.subject]
 		if len(got) != 1 {
-			t.Errorf("%s: %d records, want exactly 1", m.name, len(got))
+			t.Errorf("%s, %s: %d records, want exactly 1", gateway, m.name, len(got))
 			continue
 		}
 		rec := got[0]
 		if rec.Envelope.Transport != "smtp" || rec.Envelope.MailFrom != "alice@gw.test" ||
 			!slices.Equal(rec.Envelope.RcptTo, []string{"journal@sensor.test"}) {
-			t.Errorf("%s: envelope %+v, want smtp from alice@gw.test to journal@sensor.test", m.name, rec.Envelope)
+			t.Errorf("%s, %s: envelope %+v, want smtp from alice@gw.test to journal@sensor.test", gateway, m.name, rec.Envelope)
 		}
-		if want := "<" + strings.ReplaceAll(m.subject, " ", "-") + "@gw.test>"; rec.Message.MessageID != want && rec.Message.MessageID != strings.Trim(want, "<>") {
-			t.Errorf("%s: message id %q, want %s", m.name, rec.Message.MessageID, want)
+		if want := strings.ReplaceAll(m.subject, " ", "-") + "@gw.test"; strings.Trim(rec.Message.MessageID, "<>") != want {
+			t.Errorf("%s, %s: message id %q, want %s", gateway, m.name, rec.Message.MessageID, want)
 		}
 		if m.check != nil {
 			m.check(t, rec)
 		}
-	}
-	if log := pf.maillog(t); strings.Contains(log, "status=deferred") || strings.Contains(log, "status=bounced") {
-		t.Errorf("Postfix deferred or bounced a copy:\n%s", lastLines(log, 30))
 	}
 }
 
@@ -210,7 +221,7 @@ func startSensor(t *testing.T, addr string) *sensor {
 }
 
 // waitRecords waits until the outbox holds n records and returns them.
-func (s *sensor) waitRecords(t *testing.T, n int, timeout time.Duration, pf *postfix) []record {
+func (s *sensor) waitRecords(t *testing.T, n int, timeout time.Duration, gatewayLog func(*testing.T) string) []record {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -219,7 +230,7 @@ func (s *sensor) waitRecords(t *testing.T, n int, timeout time.Duration, pf *pos
 			return recs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d records after %s, want %d; Postfix's log:\n%s", len(recs), timeout, n, lastLines(pf.maillog(t), 30))
+			t.Fatalf("%d records after %s, want %d; the gateway's log:\n%s", len(recs), timeout, n, lastLines(gatewayLog(t), 30))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
