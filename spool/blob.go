@@ -305,6 +305,41 @@ func (s *Spool) dropBlobs(sums []string) int {
 	return removed
 }
 
+// ReleaseBlobs gives back the blobs a session committed for a record it will not commit (it
+// was refused for want of room, or could not be encoded): sums are the record's
+// attachments[].blob, one per attachment as lineRefs reads them, so each settles the hold of
+// one blob commit. A blob leaves blobs/, and the usage, at once unless a pending record or
+// batch names it or another session's commit still holds it (identical bytes on their way
+// into another record). Without this the blob would count against the budget until its hold
+// expired, refusing later messages for room the refused one no longer needs. Values that are
+// not sums are ignored.
+//
+// A failed Commit needs no call: the spool releases the blobs of the records it could not
+// commit itself.
+func (s *Spool) ReleaseBlobs(sums []string) {
+	var valid []string
+	for _, sum := range sums {
+		if validSum(sum) {
+			valid = append(valid, sum)
+		}
+	}
+	s.releaseHolds(valid)
+}
+
+// releaseHolds settles one hold per occurrence in sums and removes the blobs that leaves
+// unneeded.
+func (s *Spool) releaseHolds(occurrences []string) {
+	if len(occurrences) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for _, sum := range occurrences {
+		s.unhold(sum)
+	}
+	s.mu.Unlock()
+	s.dropBlobs(distinct(occurrences))
+}
+
 // forgetBlob takes a blob that left blobs/ out of the usage. The caller holds s.mu.
 func (s *Spool) forgetBlob(sum string) {
 	if n, ok := s.blobs[sum]; ok {

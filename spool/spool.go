@@ -43,7 +43,9 @@
 // In content mode the parser streams each attachment into a BlobWriter (CreateBlob), which
 // commits it as blobs/<sha256> by the same sequence, sharing fsyncs of blobs/ among
 // concurrent commits, before the session commits the record that names it in
-// attachments[].blob. Identical attachments share one file.
+// attachments[].blob. Identical attachments share one file. A session refused after its
+// blobs were committed gives them back (ReleaseBlobs), as a failed record commit does, so
+// they leave at once unless another record or session needs the same bytes.
 //
 // A blob stays while a pending record or batch names it, and goes the moment the last one is
 // delivered or dead-lettered. Which blobs are named is kept in memory (see refs.go) and
