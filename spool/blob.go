@@ -64,6 +64,7 @@ type BlobWriter struct {
 func (s *Spool) CreateBlob() (*BlobWriter, error) {
 	f, err := s.fs.CreateTemp(s.path(dirTmp), blobTempPrefix+"*")
 	if err != nil {
+		s.noteCommit(err)
 		return nil, fmt.Errorf("spool: create blob: %w", err)
 	}
 	w := &BlobWriter{s: s, tmp: f.Name(), h: sha256.New()}
@@ -146,6 +147,7 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 		f, err := w.s.fs.Reopen(w.tmp)
 		if err != nil {
 			w.err = fmt.Errorf("spool: reopen blob: %w", err)
+			w.s.noteCommit(w.err)
 			return 0, w.err
 		}
 		w.attachLocked(f)
@@ -155,6 +157,7 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 	w.n += int64(n)
 	if err != nil {
 		w.err = fmt.Errorf("spool: write blob %s: %w", w.tmp, err)
+		w.s.noteCommit(w.err)
 		return n, w.err
 	}
 	return n, nil
@@ -178,19 +181,27 @@ func (w *BlobWriter) Commit(sum string) error {
 	n, err := w.finishLocked(sum)
 	w.mu.Unlock()
 	if err != nil {
+		if !errors.Is(err, errBadSum) {
+			w.s.noteCommit(err)
+		}
 		return errors.Join(fmt.Errorf("spool: commit blob %.16s: %w", sum, err), atomicfile.RemoveIfExists(w.s.fs, w.tmp))
 	}
-	if err := w.s.commitBlob(w.tmp, sum, n); err != nil {
+	err = w.s.commitBlob(w.tmp, sum, n)
+	w.s.noteCommit(err)
+	if err != nil {
 		return fmt.Errorf("spool: commit blob %s: %w", sum, err)
 	}
 	return nil
 }
 
+// errBadSum marks a Commit refused for its sum rather than for the disk.
+var errBadSum = errors.New("bad sum")
+
 // finishLocked checks the sum and makes the temp file's data durable, leaving it closed.
 func (w *BlobWriter) finishLocked(sum string) (int64, error) {
 	if !validSum(sum) {
 		w.discardLocked()
-		return 0, errors.New("not a lowercase hex SHA-256")
+		return 0, fmt.Errorf("%w: not a lowercase hex SHA-256", errBadSum)
 	}
 	if w.err != nil {
 		w.discardLocked()
@@ -198,7 +209,7 @@ func (w *BlobWriter) finishLocked(sum string) (int64, error) {
 	}
 	if got := hex.EncodeToString(w.h.Sum(nil)); got != sum {
 		w.discardLocked()
-		return 0, fmt.Errorf("the bytes written hash to %s", got)
+		return 0, fmt.Errorf("%w: the bytes written hash to %s", errBadSum, got)
 	}
 	if w.f == nil {
 		// Closed to make room: reopened only to fsync. On Linux fsync covers the file's data

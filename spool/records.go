@@ -67,6 +67,7 @@ func (s *Spool) Commit(id string, line []byte) error {
 	}
 	t, _ := ulid.ParseStrict(id) // valid: checked above
 	err := s.commits.join(commitReq{line: line, made: t.Timestamp(), refs: lineRefs(line)}, s.commitGroup)
+	s.noteCommit(err)
 	if err != nil {
 		return fmt.Errorf("spool: commit %s: %w", id, err)
 	}

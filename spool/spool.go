@@ -129,6 +129,8 @@ type Spool struct {
 	// scanDone closes when all is read.
 	scanDone chan struct{}
 	toScan   []string // handed to the scan when Open is done with the usage
+
+	health health // whether commits succeed; see health.go
 }
 
 // Usage is what the spool holds, for the spool budget and the status page.
@@ -182,6 +184,7 @@ func Open(dir string, logger *slog.Logger) (*Spool, error) {
 		batchRefs:    make(map[string][]string),
 		holds:        make(map[string]*blobHold),
 		holdTTL:      defaultHoldTTL,
+		health:       health{every: defaultProbeEvery},
 	}
 	s.bufs.New = func() any { return bufio.NewWriterSize(nil, blobBufSize) }
 	for _, sub := range []string{"", dirTmp, dirRecords, dirBatches, dirDeadLetter, dirBlobs} {
