@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -58,16 +59,30 @@ type UploadStats interface {
 	Stats() uploader.Stats
 }
 
+// SpoolHealth is what the admin server needs of the spool: Health returns nil while it can
+// commit, else why not (spool.Spool.Health).
+type SpoolHealth interface {
+	Health() error
+}
+
 // Admin serves /healthz (alive), /readyz (ready to take mail and deliver it), /metrics
 // (Prometheus text format) and /status (the same facts as JSON, for `sensor healthcheck`
 // and people).
 type Admin struct {
 	Metrics *Metrics
 	Uploads UploadStats
+	// Spool, when set, makes readiness follow whether the spool can commit: a sensor whose
+	// disk is full or read-only answers 451 to every copy and must not be sent more.
+	Spool   SpoolHealth
 	Started time.Time
 	Version string
 	// Listening reports whether the SMTP listener is up.
 	Listening func() bool
+	// Logger gets one line each time readiness changes, as /readyz or /status finds it.
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	lastCause string // the cause readiness last reported (notReady), "" for ready
 }
 
 // Handler returns the admin HTTP handler.
@@ -77,7 +92,7 @@ func (a *Admin) Handler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if problem := a.notReady(); problem != "" {
+		if problem, _ := a.readiness(); problem != "" {
 			http.Error(w, "not ready: "+problem, http.StatusServiceUnavailable)
 			return
 		}
@@ -94,16 +109,44 @@ func (a *Admin) Handler() http.Handler {
 	return mux
 }
 
-// notReady says why the sensor should not get traffic, or "" when it should.
-func (a *Admin) notReady() string {
+// readiness says why the sensor should not get traffic, or "" when it should, and what the
+// spool's health is (nil: it can commit). A change of cause (ready, listener, spool,
+// credentials) is logged once: not the changing details of one cause, such as the spool's
+// latest error.
+func (a *Admin) readiness() (why string, spoolErr error) {
+	if a.Spool != nil {
+		spoolErr = a.Spool.Health()
+	}
+	why, cause := a.notReady(spoolErr)
+	a.mu.Lock()
+	was := a.lastCause
+	a.lastCause = cause
+	a.mu.Unlock()
+	if cause != was && a.Logger != nil {
+		if cause != "" {
+			a.Logger.Warn("not ready; /readyz fails until this clears", "cause", cause, "reason", why)
+		} else {
+			a.Logger.Info("ready again", "was", was)
+		}
+	}
+	return why, spoolErr
+}
+
+// notReady says why the sensor should not get traffic, or "" when it should, and names the
+// cause in a word.
+func (a *Admin) notReady(spoolErr error) (why, cause string) {
 	if a.Listening != nil && !a.Listening() {
-		return "SMTP listener is not up"
+		return "SMTP listener is not up", "listener"
+	}
+	if spoolErr != nil {
+		// Every copy gets 451 meanwhile: its sender must try another sensor or later.
+		return spoolErr.Error(), "spool"
 	}
 	if a.Uploads != nil && a.Uploads.Stats().AuthFailing {
 		// Mail is still accepted and kept, but an operator must fix the token: make it loud.
-		return "the pipeline rejects our credentials (401/403); check --pipeline-token-file"
+		return "the pipeline rejects our credentials (401/403); check --pipeline-token-file", "credentials"
 	}
-	return ""
+	return "", ""
 }
 
 type status struct {
@@ -111,6 +154,8 @@ type status struct {
 	UptimeSeconds    int64          `json:"uptime_seconds"`
 	Ready            bool           `json:"ready"`
 	NotReadyReason   string         `json:"not_ready_reason,omitempty"`
+	SpoolOK          bool           `json:"spool_ok"`
+	SpoolError       string         `json:"spool_error,omitempty"`
 	MessagesAccepted int64          `json:"messages_accepted"`
 	MessagesFailed   int64          `json:"messages_failed"`
 	SpoolFull        int64          `json:"spool_full"`
@@ -128,8 +173,13 @@ func (a *Admin) status() status {
 	if a.Uploads != nil {
 		s.Uploads = a.Uploads.Stats()
 	}
-	s.NotReadyReason = a.notReady()
+	var spoolErr error
+	s.NotReadyReason, spoolErr = a.readiness()
 	s.Ready = s.NotReadyReason == ""
+	s.SpoolOK = spoolErr == nil
+	if spoolErr != nil {
+		s.SpoolError = spoolErr.Error()
+	}
 	return s
 }
 

@@ -27,6 +27,16 @@ type Committer interface {
 	Reserve(n int64) (release func(), ok bool)
 }
 
+// BlobReleaser is implemented by a Committer that also stores attachment blobs (the spool,
+// in content mode). The parser commits a message's blobs before Receive knows whether the
+// record fits the budget; when it does not, or the record cannot be encoded, ReleaseBlobs
+// gets the record's attachments[].blob values, one per attachment, so that blobs no record
+// will name stop counting against the budget at once. A failed Commit releases its blobs
+// itself.
+type BlobReleaser interface {
+	ReleaseBlobs(sums []string)
+}
+
 // OutcomeKind says what became of a message, or of a request for spool room. Each front
 // door maps it to its own answer: the SMTP session to a reply (codes.go), a milter to an
 // action.
@@ -181,8 +191,9 @@ func (in *Intake) spoolFull(log *slog.Logger, ref, id string, attrs ...any) Outc
 
 // Receive parses the message as r delivers it, commits the record and says what became of
 // it. res is the room Reserve claimed; when nil (no size was declared) the room is claimed
-// now that the record's size is known, and given back once it is committed. Only an
-// Accepted outcome may be acknowledged.
+// now that the record's size is known, and given back once it is committed; a refusal then
+// gives back the attachment blobs the parser committed too (BlobReleaser). Only an Accepted
+// outcome may be acknowledged.
 func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome {
 	start := time.Now()
 	id := ulid.Make().String()
@@ -193,6 +204,12 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 	if err != nil {
 		return in.parseFailed(log, id, err)
 	}
+	settled := false // the record's blobs are given back unless the spool settles them
+	defer func() {
+		if !settled {
+			in.releaseBlobs(rec)
+		}
+	}()
 	rec.ID = id
 	rec.ReceivedAt = api.FormatTime(start)
 	rec.Sensor = api.Sensor{ID: in.cfg.SensorID, Version: in.cfg.Version}
@@ -220,7 +237,9 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		}
 		defer release()
 	}
-	if err := in.spool.Commit(id, line); err != nil {
+	err = in.spool.Commit(id, line)
+	settled = true // committed or not, the spool has settled the record's blobs
+	if err != nil {
 		log.Error("spool commit failed; the sender must retry later", "id", id, "error", err)
 		in.metrics.messagesFailed.Add(1)
 		return Outcome{Kind: LocalFault, ID: id, Ref: id, Err: err}
@@ -239,6 +258,24 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		"duration_ms", time.Since(start).Milliseconds(),
 	)
 	return Outcome{Kind: Accepted, ID: id, Ref: id}
+}
+
+// releaseBlobs gives back the blobs the parser committed for rec, which will not be
+// committed (see BlobReleaser).
+func (in *Intake) releaseBlobs(rec *api.Record) {
+	br, ok := in.spool.(BlobReleaser)
+	if !ok {
+		return
+	}
+	var sums []string
+	for _, a := range rec.Attachments {
+		if a.Blob != "" {
+			sums = append(sums, a.Blob)
+		}
+	}
+	if len(sums) > 0 {
+		br.ReleaseBlobs(sums)
+	}
 }
 
 // parseFailed sorts a parse failure: the door's own refusal of the bytes (size exceeded),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -167,3 +168,52 @@ func TestIntakeReserve(t *testing.T) {
 		t.Errorf("log:\n%s", log)
 	}
 }
+
+// releasingSpool is a memSpool that also stores blobs, and records what it is given back.
+type releasingSpool struct {
+	*memSpool
+	released [][]string
+}
+
+func (r *releasingSpool) ReleaseBlobs(sums []string) { r.released = append(r.released, sums) }
+
+// Refused for room after the body, a message gives back the blobs the parser committed for
+// it, one per attachment naming a blob; an accepted one, or one whose commit failed (the
+// spool settles those itself), does not.
+func TestIntakeReleasesTheBlobsOfARefusedMessage(t *testing.T) {
+	p := parseFunc(func(r io.Reader) (*api.Record, error) {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return nil, err
+		}
+		return &api.Record{Attachments: []api.Attachment{{Blob: sumA}, {}, {Blob: sumA}, {Blob: sumB}}}, nil
+	})
+	for _, tc := range []struct {
+		name  string
+		setup func(*memSpool)
+		want  OutcomeKind
+		rel   [][]string
+	}{
+		{name: "spool full", setup: func(m *memSpool) { m.full = true }, want: SpoolFull, rel: [][]string{{sumA, sumA, sumB}}},
+		{name: "accepted", want: Accepted},
+		{name: "commit failed", setup: func(m *memSpool) { m.fail = errors.New("disk full") }, want: LocalFault},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := &releasingSpool{memSpool: &memSpool{}}
+			if tc.setup != nil {
+				tc.setup(sp.memSpool)
+			}
+			in := NewIntake(IntakeConfig{}, p, sp, nil)
+			if o := in.Receive(testEnvelope(), nil, strings.NewReader(simpleMessage)); o.Kind != tc.want {
+				t.Fatalf("outcome %v, want %v", o.Kind, tc.want)
+			}
+			if !reflect.DeepEqual(sp.released, tc.rel) {
+				t.Errorf("released %q, want %q", sp.released, tc.rel)
+			}
+		})
+	}
+}
+
+const (
+	sumA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	sumB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)

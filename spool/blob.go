@@ -64,6 +64,7 @@ type BlobWriter struct {
 func (s *Spool) CreateBlob() (*BlobWriter, error) {
 	f, err := s.fs.CreateTemp(s.path(dirTmp), blobTempPrefix+"*")
 	if err != nil {
+		s.noteCommit(err)
 		return nil, fmt.Errorf("spool: create blob: %w", err)
 	}
 	w := &BlobWriter{s: s, tmp: f.Name(), h: sha256.New()}
@@ -146,6 +147,7 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 		f, err := w.s.fs.Reopen(w.tmp)
 		if err != nil {
 			w.err = fmt.Errorf("spool: reopen blob: %w", err)
+			w.s.noteCommit(w.err)
 			return 0, w.err
 		}
 		w.attachLocked(f)
@@ -155,6 +157,7 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 	w.n += int64(n)
 	if err != nil {
 		w.err = fmt.Errorf("spool: write blob %s: %w", w.tmp, err)
+		w.s.noteCommit(w.err)
 		return n, w.err
 	}
 	return n, nil
@@ -178,19 +181,27 @@ func (w *BlobWriter) Commit(sum string) error {
 	n, err := w.finishLocked(sum)
 	w.mu.Unlock()
 	if err != nil {
+		if !errors.Is(err, errBadSum) {
+			w.s.noteCommit(err)
+		}
 		return errors.Join(fmt.Errorf("spool: commit blob %.16s: %w", sum, err), atomicfile.RemoveIfExists(w.s.fs, w.tmp))
 	}
-	if err := w.s.commitBlob(w.tmp, sum, n); err != nil {
+	err = w.s.commitBlob(w.tmp, sum, n)
+	w.s.noteCommit(err)
+	if err != nil {
 		return fmt.Errorf("spool: commit blob %s: %w", sum, err)
 	}
 	return nil
 }
 
+// errBadSum marks a Commit refused for its sum rather than for the disk.
+var errBadSum = errors.New("bad sum")
+
 // finishLocked checks the sum and makes the temp file's data durable, leaving it closed.
 func (w *BlobWriter) finishLocked(sum string) (int64, error) {
 	if !validSum(sum) {
 		w.discardLocked()
-		return 0, errors.New("not a lowercase hex SHA-256")
+		return 0, fmt.Errorf("%w: not a lowercase hex SHA-256", errBadSum)
 	}
 	if w.err != nil {
 		w.discardLocked()
@@ -198,7 +209,7 @@ func (w *BlobWriter) finishLocked(sum string) (int64, error) {
 	}
 	if got := hex.EncodeToString(w.h.Sum(nil)); got != sum {
 		w.discardLocked()
-		return 0, fmt.Errorf("the bytes written hash to %s", got)
+		return 0, fmt.Errorf("%w: the bytes written hash to %s", errBadSum, got)
 	}
 	if w.f == nil {
 		// Closed to make room: reopened only to fsync. On Linux fsync covers the file's data
@@ -303,6 +314,41 @@ func (s *Spool) dropBlobs(sums []string) int {
 		removed++
 	}
 	return removed
+}
+
+// ReleaseBlobs gives back the blobs a session committed for a record it will not commit (it
+// was refused for want of room, or could not be encoded): sums are the record's
+// attachments[].blob, one per attachment as lineRefs reads them, so each settles the hold of
+// one blob commit. A blob leaves blobs/, and the usage, at once unless a pending record or
+// batch names it or another session's commit still holds it (identical bytes on their way
+// into another record). Without this the blob would count against the budget until its hold
+// expired, refusing later messages for room the refused one no longer needs. Values that are
+// not sums are ignored.
+//
+// A failed Commit needs no call: the spool releases the blobs of the records it could not
+// commit itself.
+func (s *Spool) ReleaseBlobs(sums []string) {
+	var valid []string
+	for _, sum := range sums {
+		if validSum(sum) {
+			valid = append(valid, sum)
+		}
+	}
+	s.releaseHolds(valid)
+}
+
+// releaseHolds settles one hold per occurrence in sums and removes the blobs that leaves
+// unneeded.
+func (s *Spool) releaseHolds(occurrences []string) {
+	if len(occurrences) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for _, sum := range occurrences {
+		s.unhold(sum)
+	}
+	s.mu.Unlock()
+	s.dropBlobs(distinct(occurrences))
 }
 
 // forgetBlob takes a blob that left blobs/ out of the usage. The caller holds s.mu.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 // Known SHA-256 values, from FIPS 180-2 appendix B.1 ("abc") and for the empty string
@@ -833,5 +835,88 @@ func TestHoldsExpire(t *testing.T) {
 	defer s.mu.Unlock()
 	if len(s.holds) != 0 {
 		t.Errorf("holds = %v after the sweep", s.holds)
+	}
+}
+
+// A session refused after the parser committed its blobs gives them back: each leaves blobs/
+// and the budget at once, unless a pending record names it or another session's commit of
+// the same bytes still holds it. An attachment the message carried twice was committed twice
+// and is named twice.
+func TestReleasedBlobsLeaveAtOnceUnlessSomethingElseNeedsThem(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	s.SetBudget(10_000)
+	put := func(data []byte) string {
+		t.Helper()
+		if err := putBlob(t, s, data, 100, sumOf(data)); err != nil {
+			t.Fatal(err)
+		}
+		return sumOf(data)
+	}
+	alone := put(bytes.Repeat([]byte{1}, 6_000))
+	twice := put([]byte("attached twice to the refused message"))
+	put([]byte("attached twice to the refused message"))
+	named := put([]byte("also named by a pending record"))
+	commitNaming(t, s, named)
+	shared := put([]byte("also on its way into another session's record"))
+	put([]byte("also on its way into another session's record")) // the other session's commit
+
+	if _, ok := s.Reserve(5_000); ok {
+		t.Fatal("Reserve(5000) succeeded with 6000 of 10000 bytes in one blob")
+	}
+	s.ReleaseBlobs([]string{alone, twice, twice, named, shared, "not-a-sum", "../records"})
+
+	if got, want := blobNames(t, dir), sorted(named, shared); !slices.Equal(got, want) {
+		t.Errorf("blobs/ = %v, want only %v", got, want)
+	}
+	if u := s.Usage(); u.Blobs != 2 {
+		t.Errorf("usage %+v, want the 2 blobs kept", u)
+	}
+	if release, ok := s.Reserve(5_000); !ok {
+		t.Error("the released blob still counts against the budget")
+	} else {
+		release()
+	}
+	// The other session's record arrives and is delivered; then nothing needs the blob.
+	commitNaming(t, s, shared)
+	b := batchAll(t, s)
+	if err := s.DeleteBatch(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := blobNames(t, dir); len(got) != 0 {
+		t.Errorf("blobs/ = %v after delivery, want empty", got)
+	}
+}
+
+// A record whose commit fails will not name its blobs for this session (its sender retries),
+// so the spool gives them back itself, whichever step failed.
+func TestFailedCommitReleasesItsBlobs(t *testing.T) {
+	for _, step := range []string{"create", "write", "fsync", "rename", "syncdir", "bad-id"} {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			s, _ := openTest(t, dir)
+			data := []byte("the attachment of a record that fails to commit")
+			sum := sumOf(data)
+			if err := putBlob(t, s, data, 7, sum); err != nil {
+				t.Fatal(err)
+			}
+			id := ulid.Make().String()
+			line := recordNaming(id, sum)
+			if step == "bad-id" {
+				id = "not-a-ulid"
+			} else {
+				s.fs = faultFS{testkit.FaultFS{Step: step}}
+			}
+			if err := s.Commit(id, line); err == nil {
+				t.Fatal("Commit succeeded")
+			}
+			s.fs = osFS{}
+			if got := blobNames(t, dir); len(got) != 0 {
+				t.Errorf("blobs/ = %v after the record failed to commit, want empty", got)
+			}
+			if u := s.Usage(); u.Blobs != 0 || u.Bytes() != 0 {
+				t.Errorf("usage %+v, want nothing", u)
+			}
+		})
 	}
 }

@@ -46,7 +46,7 @@ type Entry struct {
 // that is fsync'd, renamed into place and whose directory is fsync'd, and the SMTP session may
 // answer 250. id is the record's id, a canonical ULID, and line one JSON object on one line (a
 // trailing "\n" is added if missing). On error the record is not in the spool and the session
-// answers 451.
+// answers 451, and the blobs the line names are given back as ReleaseBlobs does.
 //
 // Concurrent Commits share one file (group commit): whoever finds no commit running writes
 // the lines of everyone who joined so far, fsyncs that one file and the directory once, and
@@ -55,16 +55,19 @@ type Entry struct {
 // Commit never fails for lack of budget: the budget is checked earlier, by Reserve.
 func (s *Spool) Commit(id string, line []byte) error {
 	if !validID(id) {
+		s.releaseHolds(lineRefs(line))
 		return fmt.Errorf("spool: commit: record id %q is not a ULID", id)
 	}
 	if !bytes.HasSuffix(line, []byte("\n")) {
 		line = append(line[:len(line):len(line)], '\n')
 	}
 	if !validLine(line) {
+		s.releaseHolds(lineRefs(line))
 		return fmt.Errorf("spool: commit %s: not one JSON object on one line", id)
 	}
 	t, _ := ulid.ParseStrict(id) // valid: checked above
 	err := s.commits.join(commitReq{line: line, made: t.Timestamp(), refs: lineRefs(line)}, s.commitGroup)
+	s.noteCommit(err)
 	if err != nil {
 		return fmt.Errorf("spool: commit %s: %w", id, err)
 	}
@@ -86,6 +89,7 @@ func (s *Spool) commitGroup(r *commitRound) error {
 		return nil
 	})
 	if err != nil {
+		s.releaseRound(r)
 		return err
 	}
 	if err := s.fs.SyncDir(s.path(dirRecords)); err != nil {
@@ -96,6 +100,8 @@ func (s *Spool) commitGroup(r *commitRound) error {
 			s.log.Error("spool: records not durable and not removed; they will be sent anyway",
 				"group", gid, "records", len(r.reqs), "error", rmErr)
 			s.addCommitted(gid, r)
+		} else {
+			s.releaseRound(r)
 		}
 		return errors.Join(err, rmErr)
 	}
@@ -121,6 +127,16 @@ func (s *Spool) addCommitted(gid string, r *commitRound) {
 	for _, sum := range occ {
 		s.unhold(sum)
 	}
+}
+
+// releaseRound gives back the blobs of a round that was not committed: its senders are told
+// to retry, so no record will name them for those sessions (see ReleaseBlobs).
+func (s *Spool) releaseRound(r *commitRound) {
+	var occ []string
+	for _, q := range r.reqs {
+		occ = append(occ, q.refs...)
+	}
+	s.releaseHolds(occ)
 }
 
 // addGroup enters a pending group. The caller holds s.mu.

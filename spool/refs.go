@@ -27,9 +27,11 @@ import (
 // A blob is unneeded, and removed, when refs is 0 and it has no live hold. The hold covers
 // the moment between the parser committing an attachment's blob and the session committing
 // the record that names it: without it, a batch delivered in that moment could take the
-// blob's last reference and delete the bytes the new record is about to name. A hold
-// whose record never comes (the session failed after the blob was committed) expires after
-// holdTTL, and SweepBlobs then removes the blob if nothing names it.
+// blob's last reference and delete the bytes the new record is about to name. A session
+// whose record will not be committed gives its holds back at once: ReleaseBlobs when it is
+// refused after its blobs were committed, the spool itself when the record's commit fails.
+// A hold whose record never comes for another reason (a crash of the session between the
+// two) expires after holdTTL, and SweepBlobs then removes the blob if nothing names it.
 
 // blobHold counts commits of one blob not yet matched by a record commit.
 type blobHold struct {

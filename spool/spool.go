@@ -43,7 +43,9 @@
 // In content mode the parser streams each attachment into a BlobWriter (CreateBlob), which
 // commits it as blobs/<sha256> by the same sequence, sharing fsyncs of blobs/ among
 // concurrent commits, before the session commits the record that names it in
-// attachments[].blob. Identical attachments share one file.
+// attachments[].blob. Identical attachments share one file. A session refused after its
+// blobs were committed gives them back (ReleaseBlobs), as a failed record commit does, so
+// they leave at once unless another record or session needs the same bytes.
 //
 // A blob stays while a pending record or batch names it, and goes the moment the last one is
 // delivered or dead-lettered. Which blobs are named is kept in memory (see refs.go) and
@@ -127,6 +129,8 @@ type Spool struct {
 	// scanDone closes when all is read.
 	scanDone chan struct{}
 	toScan   []string // handed to the scan when Open is done with the usage
+
+	health health // whether commits succeed; see health.go
 }
 
 // Usage is what the spool holds, for the spool budget and the status page.
@@ -180,6 +184,7 @@ func Open(dir string, logger *slog.Logger) (*Spool, error) {
 		batchRefs:    make(map[string][]string),
 		holds:        make(map[string]*blobHold),
 		holdTTL:      defaultHoldTTL,
+		health:       health{every: defaultProbeEvery},
 	}
 	s.bufs.New = func() any { return bufio.NewWriterSize(nil, blobBufSize) }
 	for _, sub := range []string{"", dirTmp, dirRecords, dirBatches, dirDeadLetter, dirBlobs} {

@@ -281,7 +281,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	}
 
 	var listening atomic.Bool
-	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Started: time.Now(), Version: version, Listening: listening.Load}
+	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Spool: sp, Started: time.Now(), Version: version,
+		Listening: listening.Load, Logger: log.With("component", "admin")}
 	adminSrv := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
