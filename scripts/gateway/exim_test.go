@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 // eximBinary is Exim, unpacked rather than installed: Debian's exim4-daemon-light conflicts
@@ -95,7 +97,7 @@ remote:
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eximLog := func(t *testing.T) string {
+	eximLog := func(t testing.TB) string {
 		b, _ := os.ReadFile(filepath.Join(dir, "log", "mainlog"))
 		return string(b)
 	}
@@ -106,15 +108,15 @@ remote:
 		cmd.Stdin = bytes.NewReader(m.body)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("%s: exim: %v\n%s", m.name, err, lastLines(string(out), 30))
+			t.Fatalf("%s: exim: %v\n%s", m.name, err, testkit.LastLines(string(out), 30))
 		}
 		if !strings.Contains(string(out), "SMTP+> BDAT ") || !strings.Contains(string(out), " LAST") {
-			t.Errorf("%s: Exim did not send BDAT ... LAST; its debug output ends:\n%s", m.name, lastLines(string(out), 40))
+			t.Errorf("%s: Exim did not send BDAT ... LAST; its debug output ends:\n%s", m.name, testkit.LastLines(string(out), 40))
 		}
 	}
 	recs := s.waitRecords(t, len(msgs), 60*time.Second, eximLog)
 	if log := eximLog(t); strings.Contains(log, "==") || strings.Contains(log, "**") {
-		t.Errorf("Exim deferred or failed a copy:\n%s", lastLines(log, 30))
+		t.Errorf("Exim deferred or failed a copy:\n%s", testkit.LastLines(log, 30))
 	}
 	checkRecords(t, "Exim", msgs, recs)
 

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 // gatewayMessage is one message sent through the gateway, and what its record must say.
@@ -148,16 +150,17 @@ func throughPostfix(t *testing.T, msgs []gatewayMessage) []record {
 	sensorAddr, sinkAddr, gatewayAddr := freePort(t), freePort(t), freePort(t)
 	s := startSensor(t, sensorAddr)
 	startSink(t, sinkAddr)
-	pf := startPostfix(t, gatewayAddr, map[string]string{"sensor.test": sensorAddr, "example.net": sinkAddr})
+	pf := testkit.StartPostfix(t, gatewayAddr, map[string]string{"sensor.test": sensorAddr, "example.net": sinkAddr},
+		"# A copy the sensor does not answer is deferred after this, and the test fails on it.\nsmtp_data_done_timeout = 30s\n")
 	for _, m := range msgs {
 		if err := sendRaw(gatewayAddr, "alice@gw.test", "user@example.net", m.body); err != nil {
 			t.Fatalf("%s: sending to Postfix: %v", m.name, err)
 		}
 	}
-	recs := s.waitRecords(t, len(msgs), 90*time.Second, pf.maillog)
-	pf.waitQueueEmpty(t, 30*time.Second)
-	if log := pf.maillog(t); strings.Contains(log, "status=deferred") || strings.Contains(log, "status=bounced") {
-		t.Errorf("Postfix deferred or bounced a copy:\n%s", lastLines(log, 30))
+	recs := s.waitRecords(t, len(msgs), 90*time.Second, pf.Maillog)
+	pf.WaitQueueEmpty(t, 30*time.Second)
+	if log := pf.Maillog(t); strings.Contains(log, "status=deferred") || strings.Contains(log, "status=bounced") {
+		t.Errorf("Postfix deferred or bounced a copy:\n%s", testkit.LastLines(log, 30))
 	}
 	return recs
 }
@@ -213,15 +216,15 @@ func startSensor(t *testing.T, addr string) *sensor {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("sensor log:\n%s", lastLines(s.logs.String(), 40))
+			t.Logf("sensor log:\n%s", testkit.LastLines(s.logs.String(), 40))
 		}
 	})
-	waitListening(t, addr)
+	testkit.WaitListening(t, addr)
 	return s
 }
 
 // waitRecords waits until the outbox holds n records and returns them.
-func (s *sensor) waitRecords(t *testing.T, n int, timeout time.Duration, gatewayLog func(*testing.T) string) []record {
+func (s *sensor) waitRecords(t *testing.T, n int, timeout time.Duration, gatewayLog func(testing.TB) string) []record {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -230,7 +233,7 @@ func (s *sensor) waitRecords(t *testing.T, n int, timeout time.Duration, gateway
 			return recs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d records after %s, want %d; the gateway's log:\n%s", len(recs), timeout, n, lastLines(gatewayLog(t), 30))
+			t.Fatalf("%d records after %s, want %d; the gateway's log:\n%s", len(recs), timeout, n, testkit.LastLines(gatewayLog(t), 30))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -270,148 +273,7 @@ func startSink(t *testing.T, addr string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitListening(t, addr)
-}
-
-// postfix is a private Postfix instance: nothing of the system's configuration, queue or log
-// is used or touched.
-type postfix struct {
-	dir string
-}
-
-func startPostfix(t *testing.T, listen string, routes map[string]string) *postfix {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("a private Postfix must be started as root (its daemons drop to the postfix user)")
-	}
-	// Not t.TempDir: Postfix's daemons run as the postfix user and must reach the queue, and
-	// the test's temp directory is private to root.
-	dir, err := os.MkdirTemp("", "sensor-postfix-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	pf := &postfix{dir: dir}
-	conf := filepath.Join(dir, "conf")
-	for _, d := range []string{conf, filepath.Join(dir, "queue")} { // postfix makes the queue's subdirectories
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var transport []string
-	for domain, addr := range routes {
-		transport = append(transport, domain+"=smtp:["+strings.Replace(addr, ":", "]:", 1))
-	}
-	slices.Sort(transport)
-	mainCF := fmt.Sprintf(`compatibility_level = 3.6
-queue_directory = %[1]s/queue
-data_directory = %[1]s/data
-maillog_file = %[1]s/maillog
-maillog_file_prefixes = %[1]s
-myhostname = gw.test
-mydomain = gw.test
-myorigin = gw.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-relay_domains =
-transport_maps = inline:{ %[2]s }
-always_bcc = journal@sensor.test
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
-# Send long lines as they are: the sensor must take them whole.
-smtp_line_length_limit = 0
-# A copy the sensor does not answer is deferred after this, and the test fails on it.
-smtp_data_done_timeout = 30s
-message_size_limit = 52428800
-`, dir, strings.Join(transport, ", "))
-	masterCF := listen + ` inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`
-	for name, data := range map[string]string{"main.cf": mainCF, "master.cf": masterCF} {
-		if err := os.WriteFile(filepath.Join(conf, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := exec.Command("postfix", "-c", conf, "start").CombinedOutput(); err != nil {
-		t.Fatalf("postfix -c %s start: %v\n%s\n%s", conf, err, out, pf.maillog(t))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("postfix", "-c", conf, "stop").CombinedOutput(); err != nil {
-			t.Errorf("postfix stop: %v\n%s", err, out)
-		}
-		if t.Failed() {
-			t.Logf("Postfix's files are kept in %s", dir)
-			return
-		}
-		_ = os.RemoveAll(dir)
-	})
-	waitListening(t, listen)
-	return pf
-}
-
-func (pf *postfix) maillog(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(pf.dir, "maillog"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// queued lists the messages still in Postfix's queues.
-func (pf *postfix) queued(t *testing.T) []string {
-	t.Helper()
-	var files []string
-	for _, q := range []string{"maildrop", "incoming", "active", "deferred", "hold", "corrupt"} {
-		_ = filepath.WalkDir(filepath.Join(pf.dir, "queue", q), func(path string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				files = append(files, strings.TrimPrefix(path, pf.dir+"/"))
-			}
-			return nil
-		})
-	}
-	return files
-}
-
-func (pf *postfix) waitQueueEmpty(t *testing.T, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		q := pf.queued(t)
-		if len(q) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Postfix's queue still holds %v after %s:\n%s", q, timeout, lastLines(pf.maillog(t), 30))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testkit.WaitListening(t, addr)
 }
 
 // sendRaw sends body as one message with a plain SMTP dialogue, so that its bytes (a bare CR,
@@ -480,28 +342,4 @@ func freePort(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return addr
-}
-
-func waitListening(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -1,0 +1,185 @@
+package testkit
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Postfix is a private Postfix instance: nothing of the system's configuration, queue or log
+// is used or touched.
+type Postfix struct {
+	dir string
+}
+
+// StartPostfix starts a private Postfix listening for SMTP on listen, relaying mail for
+// each domain in routes to its host:port, and sending an always_bcc copy of every message to
+// journal@sensor.test (route "sensor.test" to the sensor). extra is appended to main.cf.
+// It is stopped, and its directory removed unless the test failed, when the test ends.
+// Needs root (Postfix's daemons drop to the postfix user) and the postfix package.
+func StartPostfix(t testing.TB, listen string, routes map[string]string, extra string) *Postfix {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("a private Postfix must be started as root (its daemons drop to the postfix user)")
+	}
+	// Not t.TempDir: Postfix's daemons run as the postfix user and must reach the queue, and
+	// the test's temp directory is private to root.
+	dir, err := os.MkdirTemp("", "sensor-postfix-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pf := &Postfix{dir: dir}
+	conf := filepath.Join(dir, "conf")
+	for _, d := range []string{conf, filepath.Join(dir, "queue")} { // postfix makes the queue's subdirectories
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var transport []string
+	for domain, addr := range routes {
+		transport = append(transport, domain+"=smtp:["+strings.Replace(addr, ":", "]:", 1))
+	}
+	slices.Sort(transport)
+	mainCF := fmt.Sprintf(`compatibility_level = 3.6
+queue_directory = %[1]s/queue
+data_directory = %[1]s/data
+maillog_file = %[1]s/maillog
+maillog_file_prefixes = %[1]s
+myhostname = gw.test
+mydomain = gw.test
+myorigin = gw.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+relay_domains =
+transport_maps = inline:{ %[2]s }
+always_bcc = journal@sensor.test
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtpd_tls_security_level = none
+smtp_tls_security_level = none
+# Send long lines as they are: the sensor must take them whole.
+smtp_line_length_limit = 0
+message_size_limit = 52428800
+`, dir, strings.Join(transport, ", ")) + extra
+	masterCF := listen + ` inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`
+	for name, data := range map[string]string{"main.cf": mainCF, "master.cf": masterCF} {
+		if err := os.WriteFile(filepath.Join(conf, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("postfix", "-c", conf, "start").CombinedOutput(); err != nil {
+		t.Fatalf("postfix -c %s start: %v\n%s\n%s", conf, err, out, pf.Maillog(t))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("postfix", "-c", conf, "stop").CombinedOutput(); err != nil {
+			t.Errorf("postfix stop: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			t.Logf("Postfix's files are kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	WaitListening(t, listen)
+	return pf
+}
+
+// Maillog returns Postfix's log so far.
+func (pf *Postfix) Maillog(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(pf.dir, "maillog"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Queued lists the messages still in Postfix's queues.
+func (pf *Postfix) Queued(t testing.TB) []string {
+	t.Helper()
+	var files []string
+	for _, q := range []string{"maildrop", "incoming", "active", "deferred", "hold", "corrupt"} {
+		_ = filepath.WalkDir(filepath.Join(pf.dir, "queue", q), func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, strings.TrimPrefix(path, pf.dir+"/"))
+			}
+			return nil
+		})
+	}
+	return files
+}
+
+// WaitQueueEmpty fails the test if Postfix still holds a message after timeout.
+func (pf *Postfix) WaitQueueEmpty(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		q := pf.Queued(t)
+		if len(q) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Postfix's queue still holds %v after %s:\n%s", q, timeout, LastLines(pf.Maillog(t), 30))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// WaitListening waits until something accepts TCP connections on addr.
+func WaitListening(t testing.TB, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// LastLines returns the last n lines of s.
+func LastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
