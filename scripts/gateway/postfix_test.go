@@ -61,14 +61,6 @@ type record struct {
 	} `json:"anomalies"`
 }
 
-func (r record) hasAnomaly(code string) bool {
-	return slices.ContainsFunc(r.Anomalies, func(a struct {
-		Code string `json:"code"`
-	}) bool {
-		return a.Code == code
-	})
-}
-
 // gatewayMessages are the copies a gateway must get through whole: everyday mail, and the
 // shapes that used to keep a message out of the sensor.
 func gatewayMessages() []gatewayMessage {
