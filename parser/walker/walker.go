@@ -85,8 +85,8 @@ const (
 	AnomalyMboxFromLine = "mbox_from_line"
 	// AnomalyMissingHeader: an entity started with body text instead of a header.
 	AnomalyMissingHeader = "missing_header"
-	// AnomalyHeaderLeadingWhitespace: the first header line started with whitespace, or a
-	// line of only whitespace came before it.
+	// AnomalyHeaderLeadingWhitespace: the first header line started with whitespace (or a
+	// UTF-8 byte order mark), or a line of only whitespace came before it.
 	AnomalyHeaderLeadingWhitespace = "header_leading_whitespace"
 	// AnomalyMissingSeparator: a header ended at a line that is no field and no continuation,
 	// with no blank line before it; that line is the body's first.
@@ -692,6 +692,14 @@ func (w *Walker) readHeader(h *Header, path string, messageRoot bool) headerEnd 
 		}
 		if first {
 			first = false
+			if messageRoot && bytes.HasPrefix(line, []byte(utf8BOM)) {
+				// QUIRK: a file saved by a Windows editor starts with a UTF-8 byte order
+				// mark (MimeKit's feedback-report.txt); RFC 5322 has no place for one.
+				w.report(AnomalyHeaderLeadingWhitespace, path, "UTF-8 byte order mark before the header skipped")
+				if line = line[len(utf8BOM):]; len(line) == 0 {
+					continue
+				}
+			}
 			if messageRoot && bytes.HasPrefix(line, []byte("From ")) {
 				w.report(AnomalyMboxFromLine, path, "leading mbox From_ line skipped")
 				continue
@@ -724,6 +732,8 @@ func (w *Walker) readHeader(h *Header, path string, messageRoot bool) headerEnd 
 		}
 	}
 }
+
+const utf8BOM = "\xef\xbb\xbf"
 
 // isField reports whether a header line starts a field: a valid name, then a colon
 // (whitespace before the colon is tolerated).

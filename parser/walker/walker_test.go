@@ -366,6 +366,14 @@ func TestWhitespaceOnlyLineBeforeTheHeaderIsSkipped(t *testing.T) {
 	}
 }
 
+func TestByteOrderMarkBeforeTheHeaderIsSkipped(t *testing.T) {
+	msg := crlf("\xef\xbb\xbfFrom: a@example.com\nContent-Type: text/html\n\n<p>\n")
+	want := []Field{{"From", "a@example.com"}, {"Content-Type", "text/html"}}
+	if got := headerOf(t, msg); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("fields\n got %q\nwant %q", got, want)
+	}
+}
+
 func TestIndentedBodyTextWithoutHeaderIsBody(t *testing.T) {
 	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\n  indented text\nNote: more\n--A--\n")
 	res := walk(t, strings.NewReader(msg), Options{})
