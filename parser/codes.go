@@ -91,7 +91,8 @@ func anomalyCodes() []string {
 		walker.AnomalyMboxFromLine,
 		walker.AnomalyMissingHeader,
 		walker.AnomalyHeaderLeadingWhitespace,
-		walker.AnomalyHeaderLineWithoutColon,
+		walker.AnomalyMissingSeparator,
+		walker.AnomalyWhitespaceSeparator,
 	}
 	for _, c := range []string{
 		tnef.AnomalyBadSignature,

@@ -19,6 +19,11 @@ func FuzzWalker(f *testing.F) {
 		"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: in\r\n\r\nx\r\n--d--",
 		"From x\r\nno colon\r\n continuation\r\n\r\n",
 		"Content-Type: multipart/mixed; boundary=b\rContent-Transfer-Encoding: base64\r\r--b\rx\r--b--\r",
+		"Subject: s\r\nbody with no blank line before it\r\nNote: more\r\n",
+		"Subject: s\r\n \t\r\nNote: body after a whitespace separator\r\n",
+		"\xef\xbb\xbf\r\n \r\nFrom: a\r\n\tfolded\r\n\t\r\n\tindented body",
+		"Content-Type: multipart/mixed; boundary=b\r\n--b\r\nContent-Type: message/rfc822\r\nbody\r\n--b--\r\n",
+		"Content-Type: message/rfc822\n\nFrom x Mon Jan  1 00:00:00 2024\nSubject: in\nbody\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -80,14 +80,20 @@ const (
 	AnomalyHeaderFieldTruncated = "header_field_truncated"
 	// AnomalyHeaderTruncated: header fields past MaxHeaderBytes were dropped.
 	AnomalyHeaderTruncated = "header_truncated"
-	// AnomalyMboxFromLine: the message started with an mbox "From " line, which was skipped.
+	// AnomalyMboxFromLine: a message (the top-level one, or one encapsulated in it) started
+	// with an mbox "From " line, which was skipped.
 	AnomalyMboxFromLine = "mbox_from_line"
 	// AnomalyMissingHeader: an entity started with body text instead of a header.
 	AnomalyMissingHeader = "missing_header"
-	// AnomalyHeaderLeadingWhitespace: the first header line started with whitespace.
+	// AnomalyHeaderLeadingWhitespace: the first header line started with whitespace (or a
+	// UTF-8 byte order mark), or a line of only whitespace came before it.
 	AnomalyHeaderLeadingWhitespace = "header_leading_whitespace"
-	// AnomalyHeaderLineWithoutColon: a header line that is no field and no continuation.
-	AnomalyHeaderLineWithoutColon = "header_line_without_colon"
+	// AnomalyMissingSeparator: a header ended at a line that is no field and no continuation,
+	// with no blank line before it; that line is the body's first.
+	AnomalyMissingSeparator = "missing_separator"
+	// AnomalyWhitespaceSeparator: a header ended at a line of only spaces and tabs, read as
+	// the blank line.
+	AnomalyWhitespaceSeparator = "whitespace_separator"
 )
 
 // Limit names, as passed to Options.Limit.
@@ -176,6 +182,14 @@ type Walker struct {
 	body   bodyReader
 	taps   []*tap
 	tapEOL [3]byte
+
+	// A line that ended a header without being part of it, read again by the next call to
+	// nextLine: it is the first line of what follows (a body, a preamble or boundary, or
+	// the header of an encapsulated message).
+	pending      []byte
+	pendingPrev  [3]byte
+	pendingPrevN int
+	hasPending   bool
 }
 
 // New returns a walker over the raw message r.
@@ -259,6 +273,9 @@ type lineInfo struct {
 // byte of the input passes through here.
 func (w *Walker) nextLine() (li lineInfo, err error) {
 	li.bidx = -1
+	if w.hasPending {
+		return w.pendingLine(), nil
+	}
 	li.prev, li.prevN = w.prevEOL, w.prevEOLn
 	line, eol, start, err := w.sc.next()
 	if err != nil {
@@ -279,6 +296,33 @@ func (w *Walker) nextLine() (li lineInfo, err error) {
 	}
 	w.prevEOLn = copy(w.prevEOL[:], eol)
 	return li, nil
+}
+
+// unread hands the header line li back, to be read again as the first line of what follows
+// the header. The line has been consumed and fed to the taps already.
+func (w *Walker) unread(li lineInfo) {
+	w.pending = append(w.pending[:0:0], li.data...)
+	w.pendingPrev, w.pendingPrevN = li.prev, li.prevN
+	w.hasPending = true
+}
+
+// pendingLine returns the line handed back by unread. Its boundary match is made again, as
+// the multipart that the header opened may be the one it delimits, and the taps opened since
+// it was first read get it.
+func (w *Walker) pendingLine() lineInfo {
+	w.hasPending = false
+	li := lineInfo{data: w.pending, start: true, bidx: -1, prev: w.pendingPrev, prevN: w.pendingPrevN}
+	w.pending = nil
+	if len(w.frames) > 0 && len(li.data) >= 2 && li.data[0] == '-' && li.data[1] == '-' {
+		li.bidx, li.closing = w.matchBoundary(li.data)
+	}
+	for _, t := range w.taps {
+		if !t.started {
+			t.started = true
+			t.write(li.data)
+		}
+	}
+	return li
 }
 
 // ReadError is a failure of the underlying reader: the message did not arrive whole. It is the
@@ -384,7 +428,7 @@ func (w *Walker) readEntity() (*Part, error) {
 		return nil, io.EOF
 	}
 	p := &Part{Path: sp.path, Depth: sp.depth, MessageRoot: sp.messageRoot}
-	end, held := w.readHeader(&p.Header, sp.path, sp.messageRoot && sp.depth == 0)
+	end := w.readHeader(&p.Header, sp.path, sp.messageRoot)
 	if w.err != nil {
 		return nil, w.err
 	}
@@ -417,10 +461,6 @@ func (w *Walker) readEntity() (*Part, error) {
 		w.state = stateHeader
 	default:
 		w.body = bodyReader{w: w, first: true}
-		if held != nil {
-			w.body.rem = held
-			w.body.first = false
-		}
 		w.state = stateBody
 	}
 	return p, nil
@@ -565,12 +605,15 @@ func IdentityEncoding(e string) bool {
 	return false
 }
 
-// readHeader reads header lines into h up to the blank line, a boundary line or the end of
-// input. When the entity turns out to have no header at all, the first body line is returned
-// as held (a copy) so the body reader can hand it out first.
-func (w *Walker) readHeader(h *Header, path string, top bool) (end headerEnd, held []byte) {
+// readHeader reads header lines into h up to the end of the header: a blank line, a line of
+// only spaces and tabs, a line that is no field and no continuation, a boundary line or the
+// end of input. A line that ends the header without being blank is handed back (unread) to be
+// read as the first line of what follows, so no byte after the header ever lands in a field.
+func (w *Walker) readHeader(h *Header, path string, messageRoot bool) headerEnd {
 	var cur []byte // the field being assembled: "Name: value" unfolded
-	have, dropping, first, cut := false, false, true, false
+	have, dropping, cut := false, false, false
+	inField := false // a field has begun (stored or dropped), so a folded line continues it
+	first := true
 	stored := 0
 	flush := func() {
 		if have {
@@ -600,15 +643,25 @@ func (w *Walker) readHeader(h *Header, path string, top bool) (end headerEnd, he
 		stored += len(b)
 		cur = append(cur, b...)
 	}
+	bodyStarts := func(li lineInfo) headerEnd {
+		flush()
+		if inField {
+			w.report(AnomalyMissingSeparator, path, "a line that is no field and no continuation ended the header; read as body")
+		} else {
+			w.report(AnomalyMissingHeader, path, "entity starts with body text")
+		}
+		w.unread(li)
+		return headerEnd{kind: endBlank}
+	}
 	for {
 		li, err := w.nextLine()
 		if err != nil {
 			flush()
-			return headerEnd{kind: endEOF}, nil
+			return headerEnd{kind: endEOF}
 		}
 		if li.bidx >= 0 {
 			flush()
-			return headerEnd{kind: endBoundary, bidx: li.bidx, closing: li.closing}, nil
+			return headerEnd{kind: endBoundary, bidx: li.bidx, closing: li.closing}
 		}
 		line := li.data
 		if !li.start { // the rest of a line longer than the buffer
@@ -619,47 +672,84 @@ func (w *Walker) readHeader(h *Header, path string, top bool) (end headerEnd, he
 		}
 		if len(line) == 0 {
 			flush()
-			return headerEnd{kind: endBlank}, nil
+			return headerEnd{kind: endBlank}
 		}
-		if dropping {
+		if onlySpace(line) && !inField {
+			// Nothing to continue, so no body can be joined to a field: skip it, as Python's
+			// email package does (flanker's iphone.eml starts with a line of 255 spaces).
+			w.report(AnomalyHeaderLeadingWhitespace, path, "line of only whitespace before the header skipped")
 			continue
+		}
+		if onlySpace(line) {
+			// QUIRK: RFC 5322 §4.2 (obs-FWS) lets a folded line hold only whitespace, but
+			// a separator line that picked up a space or a tab is far likelier, and reading
+			// it as a continuation would put the body into the last field. (Of a line longer
+			// than the buffer only the first fragment is looked at; the rest of the line is
+			// read as the start of the body.)
+			flush()
+			w.report(AnomalyWhitespaceSeparator, path, "a line of only spaces and tabs read as the blank line")
+			return headerEnd{kind: endBlank}
 		}
 		if first {
 			first = false
-			if top && bytes.HasPrefix(line, []byte("From ")) {
+			if messageRoot && bytes.HasPrefix(line, []byte(utf8BOM)) {
+				// QUIRK: a file saved by a Windows editor starts with a UTF-8 byte order
+				// mark (MimeKit's feedback-report.txt); RFC 5322 has no place for one.
+				w.report(AnomalyHeaderLeadingWhitespace, path, "UTF-8 byte order mark before the header skipped")
+				if line = line[len(utf8BOM):]; len(line) == 0 {
+					continue
+				}
+			}
+			if messageRoot && bytes.HasPrefix(line, []byte("From ")) {
 				w.report(AnomalyMboxFromLine, path, "leading mbox From_ line skipped")
 				continue
 			}
-			if line[0] != ' ' && line[0] != '\t' && bytes.IndexByte(line, ':') < 0 {
-				w.report(AnomalyMissingHeader, path, "entity starts with body text")
-				return headerEnd{kind: endBlank}, append([]byte(nil), line...)
-			}
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if have {
-				add(line) // folded continuation: keep the whitespace, drop the line break
+			if inField {
+				if !dropping {
+					add(line) // folded continuation: keep the whitespace, drop the line break
+				}
 				continue
 			}
-			w.report(AnomalyHeaderLeadingWhitespace, path, "first header line starts with whitespace")
-			line = bytes.TrimLeft(line, " \t")
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !validFieldName(bytes.TrimRight(line[:colon], " \t")) {
-			if have {
-				// QUIRK: RFC 5322 §2.2 requires folded lines to start with whitespace; some
-				// mailers forget, so join the line to the previous field as enmime does.
-				w.report(AnomalyHeaderLineWithoutColon, path, "unindented continuation joined to the previous field")
-				add([]byte{' '})
-				add(line)
-			} else {
-				w.report(AnomalyHeaderLineWithoutColon, path, "line skipped")
+			trimmed := bytes.TrimLeft(line, " \t")
+			if !isField(trimmed) {
+				return bodyStarts(li)
 			}
-			continue
+			w.report(AnomalyHeaderLeadingWhitespace, path, "first header line starts with whitespace")
+			line = trimmed
+		} else if !isField(line) {
+			// RFC 5322 §2.2 requires folded lines to start with whitespace. A mailer that
+			// forgets is indistinguishable from a header with no blank line after it, and
+			// joining the line to the field (as enmime does) would put body text into it.
+			return bodyStarts(li)
 		}
 		flush()
-		add(line)
-		have = !dropping
+		inField = true
+		if !dropping {
+			add(line)
+			have = !dropping
+		}
 	}
+}
+
+const utf8BOM = "\xef\xbb\xbf"
+
+// isField reports whether a header line starts a field: a valid name, then a colon
+// (whitespace before the colon is tolerated).
+func isField(line []byte) bool {
+	colon := bytes.IndexByte(line, ':')
+	return colon > 0 && validFieldName(bytes.TrimRight(line[:colon], " \t"))
+}
+
+// onlySpace reports whether line holds nothing but spaces and tabs.
+func onlySpace(line []byte) bool {
+	for _, c := range line {
+		if c != ' ' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 func makeField(raw []byte) Field {

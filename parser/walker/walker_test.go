@@ -299,28 +299,140 @@ func TestTapAtEndOfInputKeepsFinalLineEnd(t *testing.T) {
 func TestHeaderRepairs(t *testing.T) {
 	msg := crlf("From sender@example.com Mon Jan  1 00:00:00 2024\n" +
 		"Subject: folded\n\tsubject\n" +
-		"X-Broken: first\nunindented continuation\n" +
-		"Bad Name: dropped into previous\n" +
 		"Content-Type : text/plain\n" +
 		"\nbody\n")
-	var got []Field
-	var anomalies []string
-	w := New(strings.NewReader(msg), Options{Report: func(a Anomaly) { anomalies = append(anomalies, a.Code) }})
+	res := walk(t, strings.NewReader(msg), Options{})
+	w := New(strings.NewReader(msg), Options{})
 	p, err := w.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = p.Header.Fields
-	want := []Field{
-		{"Subject", "folded\tsubject"},
-		{"X-Broken", "first unindented continuation Bad Name: dropped into previous"},
-		{"Content-Type", "text/plain"},
+	want := []Field{{"Subject", "folded\tsubject"}, {"Content-Type", "text/plain"}}
+	if fmt.Sprint(p.Header.Fields) != fmt.Sprint(want) {
+		t.Errorf("fields\n got %q\nwant %q", p.Header.Fields, want)
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	checkParts(t, res.parts, `1 leaf text/plain "body\r\n"`)
+	if got := strings.Join(res.anomalies, ","); got != "mbox_from_line@" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+// headerOf returns the fields of the first entity of msg.
+func headerOf(t *testing.T, msg string) []Field {
+	t.Helper()
+	p, err := New(strings.NewReader(msg), Options{}).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Header.Fields
+}
+
+func TestUnindentedLineEndsHeader(t *testing.T) {
+	// Joining the line to X-Broken, as enmime does, would make body text a header value.
+	msg := crlf("Subject: s\nX-Broken: first\nunindented line\nBad Name: x\nContent-Type : text/html\n\nbody\n")
+	want := []Field{{"Subject", "s"}, {"X-Broken", "first"}}
+	if got := headerOf(t, msg); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("fields\n got %q\nwant %q", got, want)
 	}
-	if strings.Join(anomalies, ",") != "mbox_from_line,header_line_without_colon,header_line_without_colon" {
-		t.Errorf("anomalies %v", anomalies)
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `1 leaf text/plain "unindented line\r\nBad Name: x\r\nContent-Type : text/html\r\n\r\nbody\r\n"`)
+	if got := strings.Join(res.anomalies, ","); got != "missing_separator@" {
+		t.Errorf("anomalies %s", got)
+	}
+	if res.consumed != int64(len(msg)) {
+		t.Errorf("consumed %d of %d bytes", res.consumed, len(msg))
+	}
+}
+
+func TestWhitespaceOnlyLineIsTheSeparator(t *testing.T) {
+	for _, sep := range []string{" ", "\t", " \t "} {
+		msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\nContent-Type: text/html\n" + sep +
+			"\nNote: body\n\tindented body\n--A--\n")
+		res := walk(t, strings.NewReader(msg), Options{})
+		checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 leaf text/html "Note: body\r\n\tindented body"`)
+		if got := strings.Join(res.anomalies, ","); got != "whitespace_separator@1" {
+			t.Errorf("%q: anomalies %s", sep, got)
+		}
+	}
+}
+
+func TestWhitespaceOnlyLineBeforeTheHeaderIsSkipped(t *testing.T) {
+	// flanker's iphone.eml starts with a line of spaces; there is no field it could end.
+	msg := crlf(strings.Repeat(" ", 255) + "\nSubject: s\nContent-Type: text/html\n\n<p>\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `1 leaf text/html "<p>\r\n"`)
+	if got := strings.Join(res.anomalies, ","); got != "header_leading_whitespace@" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+func TestByteOrderMarkBeforeTheHeaderIsSkipped(t *testing.T) {
+	msg := crlf("\xef\xbb\xbfFrom: a@example.com\nContent-Type: text/html\n\n<p>\n")
+	want := []Field{{"From", "a@example.com"}, {"Content-Type", "text/html"}}
+	if got := headerOf(t, msg); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("fields\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestIndentedBodyTextWithoutHeaderIsBody(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\n  indented text\nNote: more\n--A--\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 leaf text/plain "  indented text\r\nNote: more"`)
+	if got := strings.Join(res.anomalies, ","); got != "missing_header@1" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+func TestBoundaryRightAfterMultipartHeaderOpensItsFirstPart(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n--A\nContent-Type: text/html\n\n<p>\n--A--\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 leaf text/html "<p>"`)
+	if got := strings.Join(res.anomalies, ","); got != "missing_separator@" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+func TestBodyRightAfterMessageHeaderIsTheEncapsulatedBody(t *testing.T) {
+	// The line that ends the message/rfc822 part's header is the first line of the message
+	// inside, which has no header, and the raw copy of that message starts with it.
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\nContent-Type: message/rfc822\nsecret text\nmore\n--A--\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 message message/rfc822 ""`, `1.1 leaf text/plain "secret text\r\nmore"`)
+	if got := strings.Join(res.anomalies, ","); got != "missing_separator@1,missing_header@1" {
+		t.Errorf("anomalies %s", got)
+	}
+	if got, want := res.taps["1"], "secret text\r\nmore"; got != want {
+		t.Errorf("tap %q, want %q", got, want)
+	}
+}
+
+func TestMboxFromLineOfAnEncapsulatedMessageIsSkipped(t *testing.T) {
+	// As in mikel-mail's attachment_message_rfc822.eml.
+	msg := crlf("Content-Type: message/rfc822\n\nFrom x@example.com Tue May 10 11:28:07 2005\nSubject: in\n\nbody\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `1 message message/rfc822 ""`, `1.1 leaf text/plain "body\r\n"`)
+	if got := strings.Join(res.anomalies, ","); got != "mbox_from_line@1" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+func TestLongLineEndsHeaderAndStaysWhole(t *testing.T) {
+	long := strings.Repeat("word ", 1000) // longer than the buffer: comes in fragments
+	spaces := strings.Repeat(" ", 3000)
+	for _, c := range []struct{ sep, body, code string }{
+		{"", long, "missing_separator@"},
+		// Of a line, only the first fragment is looked at; the rest is the body's start.
+		{spaces + "\n", spaces[1024:] + "\r\n" + long, "whitespace_separator@"},
+	} {
+		msg := crlf("Subject: s\n" + c.sep + long + "\nend\n")
+		res := walk(t, strings.NewReader(msg), Options{BufferSize: 1024})
+		checkParts(t, res.parts, fmt.Sprintf(`1 leaf text/plain %q`, c.body+"\r\nend\r\n"))
+		if got := strings.Join(res.anomalies, ","); got != c.code {
+			t.Errorf("anomalies %s", got)
+		}
+		if got := headerOf(t, msg); len(got) != 1 || got[0].Value != "s" {
+			t.Errorf("fields %q", got)
+		}
 	}
 }
 
