@@ -122,6 +122,7 @@ type bdatReader struct {
 	left  int64 // bytes of the current chunk still to read
 	last  bool  // the current chunk is the LAST one
 	done  bool  // the LAST chunk was read whole
+	acked bool  // the current chunk, read whole, was answered
 	err   error // the connection failed
 	abort *command
 }
@@ -141,7 +142,10 @@ func (b *bdatReader) Read(p []byte) (int, error) {
 			b.done = true
 			return 0, io.EOF
 		}
-		b.c.reply(250, "2.0.0", "Continue")
+		if !b.acked {
+			b.c.reply(250, "2.0.0", "Continue")
+			b.acked = true
+		}
 		line, err := b.c.readCommand()
 		if errors.Is(err, errLineTooLong) {
 			b.c.reply(500, "5.5.2", "Line too long")
@@ -159,7 +163,7 @@ func (b *bdatReader) Read(p []byte) (int, error) {
 				b.c.reply(501, "5.5.4", "Malformed BDAT arguments")
 				continue
 			}
-			b.left, b.last = size, last
+			b.left, b.last, b.acked = size, last, false
 		case ok && cmd.verb == "NOOP":
 			b.c.reply(250, "2.0.0", "OK")
 		default:
