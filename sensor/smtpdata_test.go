@@ -87,3 +87,22 @@ func TestLimitReaderRefusesPastMax(t *testing.T) {
 		t.Fatalf("%d bytes, %v", len(b), err)
 	}
 }
+
+// BenchmarkDotReader reads DATA of 76-byte lines, as base64 attachments come.
+func BenchmarkDotReader(b *testing.B) {
+	line := strings.Repeat("QUJD", 19) + "\r\n"
+	body := strings.Repeat(line, (4<<20)/len(line)) + ".\r\n"
+	b.SetBytes(int64(len(body)))
+	buf := make([]byte, 32<<10)
+	for b.Loop() {
+		d := newDotReader(bufio.NewReaderSize(strings.NewReader(body), 64<<10))
+		for {
+			if _, err := d.Read(buf); err != nil {
+				if err != io.EOF {
+					b.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+}
