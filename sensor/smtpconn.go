@@ -68,7 +68,6 @@ type connIO struct {
 
 func (c *connIO) Read(p []byte) (int, error) {
 	if c.bw != nil && c.bw.Buffered() > 0 {
-		c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := c.bw.Flush(); err != nil {
 			return 0, err
 		}
@@ -101,7 +100,7 @@ func newSMTPConn(s *SMTPServer, nc net.Conn) *smtpConn {
 
 func (c *smtpConn) setConn(nc net.Conn) {
 	c.io = &connIO{conn: nc, idle: c.srv.cfg.IdleTimeout}
-	c.bw = bufio.NewWriterSize(nc, 4096)
+	c.bw = bufio.NewWriterSize(deadlineWriter{nc}, 4096)
 	c.io.bw = c.bw
 	c.br = bufio.NewReaderSize(c.io, 64<<10)
 }
@@ -208,9 +207,17 @@ func (c *smtpConn) replyErr(r *smtp.SMTPError) {
 	c.reply(r.Code, fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2]), r.Message)
 }
 
-func (c *smtpConn) flush() {
-	c.io.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	c.bw.Flush()
+func (c *smtpConn) flush() { c.bw.Flush() }
+
+// deadlineWriter gives each write to the client writeTimeout, so that a client that sends
+// but never reads cannot hold its session forever.
+type deadlineWriter struct{ c net.Conn }
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	if err := w.c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return 0, err
+	}
+	return w.c.Write(p)
 }
 
 // dispatch serves one command and says whether the session goes on.
