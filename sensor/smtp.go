@@ -26,7 +26,7 @@ import (
 // SMTPConfig configures the SMTP server.
 type SMTPConfig struct {
 	Domain          string // our name in the greeting and EHLO reply
-	MaxMessageBytes int64  // advertised SIZE and enforced limit; must be > 0
+	MaxMessageBytes int64  // advertised SIZE and enforced limit; 0 or less: none
 	// MaxLineLength is not used: command lines are bounded by maxCommandLine, and lines
 	// inside DATA and BDAT have no limit. Kept so that configurations still compile.
 	MaxLineLength      int

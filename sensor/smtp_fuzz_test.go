@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/internal/testkit"
 	"github.com/journalsensor/sensor/parser"
 )
 
@@ -60,8 +62,10 @@ func FuzzSession(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, session []byte) {
 		spool := &memSpool{}
-		in := NewIntake(IntakeConfig{SensorID: "fuzz"}, drainParser, spool, nil)
-		srv := NewSMTPServer(SMTPConfig{Domain: "sensor.test", MaxMessageBytes: 1000, MaxRecipients: 3}, in, nil)
+		logs := &testkit.LogBuffer{}
+		log := slog.New(slog.NewTextHandler(logs, nil))
+		in := NewIntake(IntakeConfig{SensorID: "fuzz", Logger: log}, drainParser, spool, nil)
+		srv := NewSMTPServer(SMTPConfig{Domain: "sensor.test", MaxMessageBytes: 1000, MaxRecipients: 3, Logger: log}, in, nil)
 		conn := &scriptConn{in: bytes.NewReader(session)}
 		done := make(chan struct{})
 		go func() {
@@ -72,6 +76,9 @@ func FuzzSession(f *testing.F) {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Fatal("session did not end after its input did")
+		}
+		if strings.Contains(logs.String(), "panic in SMTP session") {
+			t.Fatalf("the session panicked:\n%s", logs.String())
 		}
 		told := map[string]bool{}
 		for line := range strings.Lines(conn.out.String()) {

@@ -273,9 +273,13 @@ func (c *smtpConn) hello(cmd command) {
 	if c.srv.cfg.TLSConfig != nil && c.tls == nil {
 		ext = append(ext, "STARTTLS")
 	}
-	ext = append(ext, "SMTPUTF8", "BINARYMIME",
-		fmt.Sprintf("SIZE %d", c.srv.cfg.MaxMessageBytes),
-		fmt.Sprintf("LIMITS RCPTMAX=%d", c.srv.cfg.MaxRecipients))
+	ext = append(ext, "SMTPUTF8", "BINARYMIME")
+	if c.srv.cfg.MaxMessageBytes > 0 {
+		ext = append(ext, fmt.Sprintf("SIZE %d", c.srv.cfg.MaxMessageBytes))
+	} else {
+		ext = append(ext, "SIZE") // no limit (RFC 1870 §4)
+	}
+	ext = append(ext, fmt.Sprintf("LIMITS RCPTMAX=%d", c.srv.cfg.MaxRecipients))
 	c.reply(250, "", strings.Join(ext, "\n"))
 }
 
@@ -304,7 +308,7 @@ func (c *smtpConn) mail(arg string) bool {
 		c.replyErr(smtpReply(Outcome{Kind: ShuttingDown, Ref: c.cid}, c.srv.metrics))
 		return false
 	}
-	if m.size > c.srv.cfg.MaxMessageBytes {
+	if c.srv.cfg.MaxMessageBytes > 0 && m.size > c.srv.cfg.MaxMessageBytes {
 		c.reply(552, "5.3.4", "Max message size exceeded")
 		return true
 	}
