@@ -47,12 +47,13 @@ type SMTPServer struct {
 
 	// draining is set by Shutdown: new connections and new transactions get 421, and
 	// transactions already under way (MAIL given) may finish.
-	draining atomic.Bool
-	mu       sync.Mutex
-	inflight int
-	closed   bool
-	lns      map[net.Listener]struct{}
-	conns    map[net.Conn]struct{}
+	draining     atomic.Bool
+	writeTimeout time.Duration // each write to a client; a test shortens it, under mu
+	mu           sync.Mutex
+	inflight     int
+	closed       bool
+	lns          map[net.Listener]struct{}
+	conns        map[net.Conn]struct{}
 }
 
 // NewSMTPServer returns a server that hands every message to in and counts its replies in m.
@@ -72,7 +73,7 @@ func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 	if m == nil {
 		m = &Metrics{}
 	}
-	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m,
+	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m, writeTimeout: writeTimeout,
 		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
 }
 

@@ -23,7 +23,7 @@ const (
 	maxCommandLine = 4096
 	// maxErrors is how many bad commands a session may send before it is closed.
 	maxErrors = 20
-	// writeTimeout bounds each flush of replies to the client.
+	// writeTimeout bounds each write of replies to the client (SMTPServer.writeTimeout).
 	writeTimeout = time.Minute
 )
 
@@ -42,6 +42,8 @@ type smtpConn struct {
 	ip   string
 	port int
 	tls  *api.TLS
+
+	writeTimeout time.Duration
 
 	helo   string
 	ehlo   bool
@@ -90,6 +92,9 @@ func (c *connIO) txnExpired(err error) bool {
 
 func newSMTPConn(s *SMTPServer, nc net.Conn) *smtpConn {
 	c := &smtpConn{srv: s, cid: newConnID()}
+	s.mu.Lock()
+	c.writeTimeout = s.writeTimeout
+	s.mu.Unlock()
 	if addr, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.ip, c.port = addr.IP.String(), addr.Port
 	}
@@ -100,7 +105,7 @@ func newSMTPConn(s *SMTPServer, nc net.Conn) *smtpConn {
 
 func (c *smtpConn) setConn(nc net.Conn) {
 	c.io = &connIO{conn: nc, idle: c.srv.cfg.IdleTimeout}
-	c.bw = bufio.NewWriterSize(deadlineWriter{nc}, 4096)
+	c.bw = bufio.NewWriterSize(deadlineWriter{nc, c.writeTimeout}, 4096)
 	c.io.bw = c.bw
 	c.br = bufio.NewReaderSize(c.io, 64<<10)
 }
@@ -209,12 +214,15 @@ func (c *smtpConn) replyErr(r *smtp.SMTPError) {
 
 func (c *smtpConn) flush() { c.bw.Flush() }
 
-// deadlineWriter gives each write to the client writeTimeout, so that a client that sends
-// but never reads cannot hold its session forever.
-type deadlineWriter struct{ c net.Conn }
+// deadlineWriter gives each write to the client its own deadline, so that a client that
+// sends but never reads cannot hold its session forever.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
-	if err := w.c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+	if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
 		return 0, err
 	}
 	return w.c.Write(p)

@@ -214,3 +214,34 @@ func ehloLines(t *testing.T, c *conversation) string {
 		}
 	}
 }
+
+// A client that pipelines commands but never reads the replies is cut off once a write to
+// it has waited writeTimeout, idle timeout or not.
+func TestClientThatNeverReadsIsCutOff(t *testing.T) {
+	ts := startServer(t, SMTPConfig{IdleTimeout: time.Minute})
+	ts.srv.mu.Lock()
+	ts.srv.writeTimeout = 300 * time.Millisecond
+	ts.srv.mu.Unlock()
+	c := dial(t, ts.addr)
+	c.conn.SetDeadline(time.Now().Add(time.Minute))
+	done := make(chan error, 1)
+	go func() {
+		noops := strings.Repeat("NOOP\r\n", 1<<16)
+		for {
+			if _, err := io.WriteString(c.conn, noops); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server still reads from a client that reads nothing")
+	}
+	waitFor(t, func() bool {
+		ts.srv.mu.Lock()
+		defer ts.srv.mu.Unlock()
+		return len(ts.srv.conns) == 0
+	})
+}
