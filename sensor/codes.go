@@ -6,8 +6,9 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// SMTP reply codes the sensor decides, RFC 5321 §4.2.2 and §4.2.3. go-smtp sends others
-// itself (greeting, EHLO, RCPT, syntax errors, SIZE at MAIL, the idle timeout).
+// SMTP reply codes the sensor decides, RFC 5321 §4.2.2 and §4.2.3. The session
+// (smtpconn.go) sends others itself (greeting, EHLO, RCPT, syntax errors, SIZE at MAIL, the
+// idle timeout).
 const (
 	// c250Completed: "Requested mail action okay, completed". The record is durable.
 	c250Completed = 250
@@ -20,8 +21,8 @@ const (
 	// RFC 1870 names it for a SIZE that does not fit for now.
 	c452InsufficientStorage = 452
 	// c552ExceededStorage: "Requested mail action aborted: exceeded storage allocation";
-	// RFC 1870 names it for a message over the SIZE limit. go-smtp decides it; a Refused
-	// outcome passes it through.
+	// RFC 1870 names it for a message over the SIZE limit. The session decides it
+	// (errTooBig); a Refused outcome passes it through.
 	c552ExceededStorage = 552
 )
 
@@ -49,7 +50,7 @@ var (
 //	SpoolFull     452 4.3.1 Insufficient storage; try again later (ref <ref>)
 //	Incomplete    451 4.4.2 Message not received completely; try again (ref <ref>)
 //	ShuttingDown  421 4.3.2 Shutting down; try again later (ref <ref>)
-//	Refused       the door's own 5xx (go-smtp's 552 5.3.4 for an oversized message)
+//	Refused       the door's own 5xx (552 5.3.4 for an oversized message)
 //	LocalFault    451 4.3.0 Local error, message not accepted; try again later (ref <ref>)
 //	anything else as LocalFault: never an error's text, never a 5xx
 //
@@ -60,10 +61,10 @@ var (
 // queue id. A 5xx is the sender's to fix and names nothing.
 //
 // Local trouble is always a 4xx: Google does not retry a 5xx, and Exchange Online disables a
-// journal rule whose destination keeps failing. Session.Data must return the reply itself, an
-// unwrapped *smtp.SMTPError: go-smtp turns any other error into a 554 with its text.
+// journal rule whose destination keeps failing. The reply is go-smtp's SMTPError type, kept
+// from when its server ran the sessions.
 //
-// Accepted at MAIL (room reserved) is go-smtp's own 250, not this one.
+// Accepted at MAIL (room reserved) is the session's own 250, not this one.
 //
 // Each reply is counted in m by its code (sensor_smtp_replies_total), here and nowhere
 // else; m may be nil for a reply that will not be sent.

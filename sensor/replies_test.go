@@ -26,7 +26,7 @@ func scrape(t *testing.T, m *Metrics) string {
 	return rec.Body.String()
 }
 
-// The replies the sensor decides are counted by code, each once, and go-smtp's own replies
+// The replies the sensor decides are counted by code, each once, and the protocol's own replies
 // (EHLO, MAIL and RCPT accepted, 354, BDAT's 250 Continue, RSET) are not.
 func TestRepliesAreCountedByCode(t *testing.T) {
 	ts := startServer(t, SMTPConfig{MaxMessageBytes: 1000})

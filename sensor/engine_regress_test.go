@@ -1,0 +1,64 @@
+package sensor
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A last line that ends in a bare CR ("...\r\r\n.\r\n") still ends DATA at its CRLF.CRLF: the
+// sender is answered and its next command is a command, not body.
+func TestBareCRBeforeFinalCRLFEndsData(t *testing.T) {
+	ts := startServer(t, SMTPConfig{})
+	c := dial(t, ts.addr)
+	c.conn.SetDeadline(time.Now().Add(3 * time.Second))
+	c.envelope()
+	c.cmd("DATA", "354")
+	c.send("Subject: cr\r\n\r\nbody ends in a bare CR\r\r\n.\r\n")
+	id := queuedID(t, c.expect("250 2.0.0"))
+	rec, ok := ts.spool.get(id)
+	if !ok || rec.Message.Subject != "cr" {
+		t.Fatalf("250 for %s: committed %v, subject %q", id, ok, rec.Message.Subject)
+	}
+	if want := int64(len("Subject: cr\r\n\r\nbody ends in a bare CR\r\r\n")); rec.Envelope.Size != want {
+		t.Errorf("size %d, want %d: the bare CR is data", rec.Envelope.Size, want)
+	}
+	c.cmd("NOOP", "250")
+}
+
+// A BDAT LAST chunk that the connection cuts short is an incomplete message: nothing is
+// committed.
+func TestBDATLastChunkCutShortIsNotCommitted(t *testing.T) {
+	ts := startServer(t, SMTPConfig{})
+	c := dial(t, ts.addr)
+	c.envelope()
+	c.send(fmt.Sprintf("BDAT %d LAST\r\n%s", 1000, simpleMessage))
+	c.conn.(*net.TCPConn).CloseWrite()
+	waitFor(t, func() bool { return strings.Contains(ts.log.String(), "id=") })
+	time.Sleep(100 * time.Millisecond)
+	if n := ts.spool.count(); n != 0 {
+		t.Errorf("%d records committed for a chunk cut short", n)
+	}
+	if !strings.Contains(ts.log.String(), "not received whole") {
+		t.Errorf("log does not say the message broke off:\n%s", ts.log.String())
+	}
+}
+
+// A body line of 2 MiB is data like any other: no line limit applies inside DATA.
+func TestDataLineOver1MiBIsAccepted(t *testing.T) {
+	ts := startServer(t, SMTPConfig{})
+	c := dial(t, ts.addr)
+	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c.envelope()
+	c.cmd("DATA", "354")
+	body := "Subject: long\r\n\r\n" + strings.Repeat("x", 2<<20) + "\r\n"
+	c.send(body + ".\r\n")
+	id := queuedID(t, c.expect("250 2.0.0"))
+	rec, ok := ts.spool.get(id)
+	if !ok || rec.Envelope.Size != int64(len(body)) {
+		t.Fatalf("committed %v, size %d, want %d", ok, rec.Envelope.Size, len(body))
+	}
+	c.cmd("NOOP", "250")
+}
