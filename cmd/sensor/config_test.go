@@ -435,3 +435,27 @@ func TestConnectionCaps(t *testing.T) {
 		t.Errorf("SENSOR_MAX_CONNECTIONS=lots: %v", err)
 	}
 }
+
+func TestMaxTransactionTime(t *testing.T) {
+	c, err := loadServeConfig(nil, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.maxTxnTime != 30*time.Minute {
+		t.Errorf("default %v, want DESIGN.md's 30m", c.maxTxnTime)
+	}
+	cfgFile := writeFile(t, t.TempDir(), "s.yaml", "max-transaction-time: 10m\n")
+	c, err = loadServeConfig([]string{"--config", cfgFile}, io.Discard, func(k string) string {
+		return map[string]string{"SENSOR_MAX_TRANSACTION_TIME": "2m"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.maxTxnTime != 2*time.Minute {
+		t.Errorf("got %v, want the environment's 2m over the file's 10m", c.maxTxnTime)
+	}
+	_, err = loadServeConfig([]string{"--max-transaction-time", "0s"}, io.Discard, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "--max-transaction-time: must be positive") {
+		t.Errorf("0s: err %v, want --max-transaction-time: must be positive", err)
+	}
+}

@@ -40,6 +40,7 @@ type serveConfig struct {
 	maxMessageBytes   byteSize
 	spoolMaxBytes     byteSize
 	idleTimeout       time.Duration
+	maxTxnTime        time.Duration
 	maxConns          int
 	maxConnsPerIP     int
 	shutdownTimeout   time.Duration
@@ -73,6 +74,8 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	c.spoolMaxBytes = 10 << 30
 	fs.Var(&c.spoolMaxBytes, "spool-max-bytes", "spool budget; past it new messages get 452 4.3.1 until uploads drain it (0: none)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 5*time.Minute, "close a connection that sends nothing for this long")
+	fs.DurationVar(&c.maxTxnTime, "max-transaction-time", 30*time.Minute,
+		"a transaction (MAIL to the reply to its message) that takes longer ends with 451 4.4.2 and no record")
 	fs.IntVar(&c.maxConns, "max-connections", 1000, "SMTP connections open at once, in all; past it a new one is greeted 421 4.7.0 and closed")
 	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", 100,
 		"SMTP connections open at once from one client address; past it a new one is greeted 421 4.7.0 and closed")
@@ -157,6 +160,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.spoolMaxBytes < 0 {
 		bad("spool-max-bytes", "must not be negative")
+	}
+	if c.maxTxnTime <= 0 {
+		bad("max-transaction-time", "must be positive")
 	}
 	if c.idleTimeout <= 0 {
 		bad("idle-timeout", "must be positive")
@@ -263,11 +269,12 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		Logger:   log.With("component", "intake"),
 	}, p, sp, metrics)
 	smtpSrv := sensor.NewSMTPServer(sensor.SMTPConfig{
-		Domain:          hostname,
-		MaxMessageBytes: int64(c.maxMessageBytes),
-		IdleTimeout:     c.idleTimeout,
-		Conns:           sensor.ConnLimits{Total: c.maxConns, PerIP: c.maxConnsPerIP},
-		Logger:          log.With("component", "smtp"),
+		Domain:             hostname,
+		MaxMessageBytes:    int64(c.maxMessageBytes),
+		IdleTimeout:        c.idleTimeout,
+		MaxTransactionTime: c.maxTxnTime,
+		Conns:              sensor.ConnLimits{Total: c.maxConns, PerIP: c.maxConnsPerIP},
+		Logger:             log.With("component", "smtp"),
 	}, intake, metrics)
 
 	smtpLn, err := net.Listen("tcp", c.smtpListen)
