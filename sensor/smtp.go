@@ -18,6 +18,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -100,8 +101,8 @@ func (s *SMTPServer) Serve(l net.Listener) error {
 			if closed || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if retryableAccept(err) {
+				s.log.Warn("accepting a connection failed; retrying", "error", err, "after", delay)
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue
@@ -207,3 +208,19 @@ func refuseConn(c net.Conn, domain string, log *slog.Logger, m *Metrics) {
 // record id it is unique across restarts and sensors, so a ref in a sender's bounce finds
 // one log line.
 func newConnID() string { return ulid.Make().String() }
+
+// retryableAccept reports whether an Accept error is the machine's passing trouble rather
+// than the listener's end: out of file descriptors (a connection flood can get there before
+// the connection caps do) or of buffers or memory. Returning would stop the whole sensor.
+func retryableAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
