@@ -62,3 +62,44 @@ func TestDataLineOver1MiBIsAccepted(t *testing.T) {
 	}
 	c.cmd("NOOP", "250")
 }
+
+// A BDAT whose size cannot be read leaves the end of its chunk unknown: were the session to go
+// on, the chunk's bytes (here a forged transaction) would be read as commands. It closes, and
+// nothing is committed.
+func TestMalformedBDATClosesTheSession(t *testing.T) {
+	forged := "MAIL FROM:<forged@evil.example>\r\nRCPT TO:<journal@sensor.test>\r\nDATA\r\n" + simpleMessage + ".\r\n"
+	for _, tc := range []struct {
+		name, script string
+		replies      []string
+	}{
+		{"first chunk", "BDAT 99999999999999999999 LAST\r\n" + forged, []string{"421 4.5.4"}},
+		{"later chunk", fmt.Sprintf("BDAT %d\r\n%sBDAT 12x LAST\r\n%s", len(simpleMessage), simpleMessage, forged),
+			[]string{"250 2.0.0 Continue", "451 4.4.2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, SMTPConfig{})
+			c := dial(t, ts.addr)
+			c.conn.SetDeadline(time.Now().Add(5 * time.Second))
+			c.envelope()
+			c.send(tc.script)
+			var line string
+			for _, r := range tc.replies {
+				line += c.expect(r)
+			}
+			for {
+				l, err := c.r.ReadString('\n')
+				if err != nil {
+					break // closed, as it must be
+				}
+				line += l
+			}
+			if strings.Contains(line, "250 2.0.0 OK queued") {
+				t.Errorf("the forged transaction was served: %q", line)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if n := ts.spool.count(); n != 0 {
+				t.Errorf("%d records committed after a malformed BDAT", n)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -59,9 +60,15 @@ func parseMail(arg string) (mailArgs, error) {
 		k, v, _ := strings.Cut(p, "=")
 		switch strings.ToUpper(k) {
 		case "SIZE":
+			if v == "" || strings.TrimLeft(v, "0123456789") != "" {
+				return m, errSizeSyntax // RFC 1870: digits only, so no sign
+			}
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				return m, errSizeSyntax
+			if err != nil {
+				// RFC 1870 allows 20 digits, more than an int64 holds: such a message is
+				// over any limit we set, which the size check answers with 552 (not a
+				// syntax error); it cannot fit a budget either.
+				n = math.MaxInt64
 			}
 			m.size = n
 		case "BODY":

@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"math"
 	"testing"
 )
 
@@ -57,6 +58,9 @@ func TestParseMail(t *testing.T) {
 		{"TO:<a@example.org>", mailArgs{}, errPathSyntax},
 		{"FROM:<a@example.org> SIZE=x", mailArgs{}, errSizeSyntax},
 		{"FROM:<a@example.org> SIZE=-1", mailArgs{}, errSizeSyntax},
+		{"FROM:<a@example.org> SIZE=+5", mailArgs{}, errSizeSyntax},
+		// RFC 1870 allows 20 digits: too big for any limit, not a syntax error.
+		{"FROM:<a@example.org> SIZE=99999999999999999999", mailArgs{from: "a@example.org", size: math.MaxInt64}, nil},
 		{"FROM:<a@example.org> SIZE", mailArgs{}, errSizeSyntax},
 		{"FROM:<a@example.org> BODY=9BIT", mailArgs{}, errBodyValue},
 		{"FROM:<a@example.org> SMTPUTF8=yes", mailArgs{}, errParamSyntax},

@@ -399,8 +399,11 @@ func (c *smtpConn) data(arg string) bool {
 func (c *smtpConn) bdat(arg string) bool {
 	size, last, err := parseBDAT(arg)
 	if err != nil {
-		c.reply(501, "5.5.4", "Malformed BDAT arguments")
-		return c.badCommand()
+		// Where the chunk ends is unknown, so its bytes would be read as commands (a
+		// relayed message's "MAIL FROM" among them): the session cannot go on.
+		c.log.Warn("malformed BDAT; closing", "arg", arg)
+		c.reply(421, "4.5.4", "Malformed BDAT arguments; closing the connection")
+		return false
 	}
 	b := &bdatReader{c: c, left: size, last: last}
 	if !c.ready("BDAT") {

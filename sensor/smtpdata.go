@@ -18,6 +18,9 @@ var errTooBig = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3,
 // once the intake has given up on the message.
 var errBDATAborted = errors.New("BDAT transaction abandoned before its LAST chunk")
 
+// errMalformedBDAT ends a BDAT message whose next chunk's size cannot be read.
+var errMalformedBDAT = errors.New("malformed BDAT arguments")
+
 // unexpectedEOF turns the connection's EOF, which inside a message means it broke off, into
 // an error, so that the intake never takes a cut-off message for a whole one.
 func unexpectedEOF(err error) error {
@@ -160,8 +163,11 @@ func (b *bdatReader) Read(p []byte) (int, error) {
 		case ok && cmd.verb == "BDAT":
 			size, last, err := parseBDAT(cmd.arg)
 			if err != nil {
-				b.c.reply(501, "5.5.4", "Malformed BDAT arguments")
-				continue
+				// Where this chunk ends is unknown, so the message cannot be read whole,
+				// nor the session go on: the message is Incomplete and the connection
+				// closes (its bytes would otherwise be read as commands).
+				b.err = errMalformedBDAT
+				return 0, b.err
 			}
 			b.left, b.last, b.acked = size, last, false
 		case ok && cmd.verb == "NOOP":
