@@ -229,9 +229,15 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		in.metrics.messagesFailed.Add(1)
 		return Outcome{Kind: LocalFault, ID: id, Ref: id, Err: err}
 	}
-	if res == nil {
-		// No size was declared, so the check comes now that the body is read.
-		release, ok := in.spool.Reserve(int64(len(line)))
+	// Without a declared size the check comes now that the body is read. With one, the room
+	// claimed at MAIL counts only if the sender told the truth: SIZE=1 before a message whose
+	// record is larger must not slip past the budget.
+	need := int64(len(line))
+	if res != nil {
+		need -= env.DeclaredSize
+	}
+	if need > 0 {
+		release, ok := in.spool.Reserve(need)
 		if !ok {
 			return in.spoolFull(log, id, id, "size", counted.n)
 		}

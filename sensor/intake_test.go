@@ -217,3 +217,23 @@ const (
 	sumA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	sumB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
+
+// A sender that declares SIZE=1 and sends more is held to the budget for what it sent: the
+// room claimed at MAIL covers the declared byte only.
+func TestIntakeUnderstatedSizeStillMeetsTheBudget(t *testing.T) {
+	k := newIntake(t, nil)
+	env := testEnvelope()
+	env.DeclaredSize = 1
+	res, o := k.in.Reserve(env)
+	if o.Kind != Accepted {
+		t.Fatalf("Reserve: %+v", o)
+	}
+	defer res.Release()
+	k.spool.full = true
+	if o := k.in.Receive(env, res, strings.NewReader(simpleMessage)); o.Kind != SpoolFull {
+		t.Errorf("Receive after SIZE=1 on a full spool: %v, want spool_full", o.Kind)
+	}
+	if n := len(k.spool.records); n != 0 {
+		t.Errorf("%d records committed past the budget", n)
+	}
+}
