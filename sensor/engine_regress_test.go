@@ -3,7 +3,9 @@ package sensor
 import (
 	"fmt"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -101,5 +103,38 @@ func TestMalformedBDATClosesTheSession(t *testing.T) {
 				t.Errorf("%d records committed after a malformed BDAT", n)
 			}
 		})
+	}
+}
+
+// emfileListener fails its first Accepts as a process out of file descriptors does.
+type emfileListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// Running out of file descriptors for a moment must not end the sensor: Serve waits and
+// accepts again.
+func TestAcceptOutOfFileDescriptorsKeepsServing(t *testing.T) {
+	ts := startServer(t, SMTPConfig{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ts.srv.Serve(&emfileListener{Listener: l, fails: 3}) }()
+	c := dial(t, l.Addr().String())
+	c.cmd("NOOP", "250")
+	select {
+	case err := <-done:
+		t.Fatalf("Serve returned %v after EMFILE", err)
+	default:
 	}
 }
