@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 // BenchmarkDataTo250 measures, for 20 concurrent SMTP sessions, the time from the client
@@ -39,7 +41,7 @@ func BenchmarkDataTo250(b *testing.B) {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	sensorAddr, sinkAddr := freePort(b), freePort(b)
+	sensorAddr, sinkAddr := testkit.FreePort(b), testkit.FreePort(b)
 	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", sensorAddr,
 		"--admin-listen", "127.0.0.1:0")
 	args := []string{"-c", sinkAddr, "256"}
@@ -145,15 +147,6 @@ func benchMessage() []byte {
 	}
 	sb.WriteString(enc + "\r\n--b1--\r\n")
 	return []byte(sb.String())
-}
-
-func freePort(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func waitSMTP(b *testing.B, addr string) {

@@ -35,7 +35,7 @@ func BenchmarkSMTPSource(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	sensorAddr, sinkAddr, relaySinkAddr, postfixAddr := freePort(b), freePort(b), freePort(b), freePort(b)
+	sensorAddr, sinkAddr, relaySinkAddr, postfixAddr := testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b)
 	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", sensorAddr,
 		"--admin-listen", "127.0.0.1:0")
 	start(b, sensor)

@@ -42,7 +42,7 @@ func eximBinary(t *testing.T) string {
 func TestEximChunking(t *testing.T) {
 	bin := eximBinary(t)
 	msgs := gatewayMessages()
-	sensorAddr := freePort(t)
+	sensorAddr := testkit.FreePort(t)
 	s := startSensor(t, sensorAddr)
 
 	// Not t.TempDir: Exim drops to its own user, which must reach its spool and log.

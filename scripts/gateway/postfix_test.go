@@ -139,7 +139,7 @@ func throughPostfix(t *testing.T, msgs []gatewayMessage) []record {
 			t.Fatalf("%s not found: apt-get install -y postfix", tool)
 		}
 	}
-	sensorAddr, sinkAddr, gatewayAddr := freePort(t), freePort(t), freePort(t)
+	sensorAddr, sinkAddr, gatewayAddr := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	s := startSensor(t, sensorAddr)
 	startSink(t, sinkAddr)
 	pf := testkit.StartPostfix(t, gatewayAddr, map[string]string{"sensor.test": sensorAddr, "example.net": sinkAddr},
@@ -321,17 +321,4 @@ func sendRaw(addr, from, to string, body []byte) error {
 		return fmt.Errorf("end of data: %w", err)
 	}
 	return cmd("QUIT", "221")
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
