@@ -36,6 +36,7 @@ type SMTPConfig struct {
 	MaxTransactionTime time.Duration // from MAIL to the reply to the message; default 30m
 	TLSConfig          *tls.Config   // enables STARTTLS when set
 	Conns              ConnLimits    // caps on open connections (listener.go); zero: none
+	Recipients         *Recipients   // RCPT TO addresses accepted (recipients.go); nil: all
 	Logger             *slog.Logger
 }
 

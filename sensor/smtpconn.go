@@ -351,6 +351,13 @@ func (c *smtpConn) rcpt(arg string) {
 		c.reply(501, "5.1.3", "Bad recipient address syntax")
 		return
 	}
+	if !c.srv.cfg.Recipients.Accepts(to) {
+		// RFC 5321 §4.2.2 550 "mailbox unavailable"; RFC 3463 X.1.1 "Bad destination
+		// mailbox address".
+		c.log.Info("recipient not accepted", "rcpt", to)
+		c.reply(550, "5.1.1", "Recipient not accepted")
+		return
+	}
 	if len(c.rcpts) >= c.srv.cfg.MaxRecipients {
 		c.reply(452, "4.5.3", "Too many recipients")
 		return
