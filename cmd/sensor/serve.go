@@ -43,14 +43,16 @@ type serveConfig struct {
 	maxTxnTime        time.Duration
 	maxConns          int
 	maxConnsPerIP     int
+	journalAddresses  listFlag
 	shutdownTimeout   time.Duration
 	maxAge            time.Duration
 	logFormat         string
 	logLevel          string
 
 	// Derived by check.
-	mode  parser.AttachmentMode
-	token string
+	mode       parser.AttachmentMode
+	token      string
+	recipients *sensor.Recipients // nil: every recipient
 }
 
 func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
@@ -79,6 +81,8 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.maxConns, "max-connections", 1000, "SMTP connections open at once, in all; past it a new one is greeted 421 4.7.0 and closed")
 	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", 100,
 		"SMTP connections open at once from one client address; past it a new one is greeted 421 4.7.0 and closed")
+	fs.Var(&c.journalAddresses, "journal-address",
+		"accept RCPT TO only for this address, local@domain or *@domain (repeatable; in the environment, comma-separated); others get 550 5.1.1 (default: every address)")
 	fs.DurationVar(&c.maxAge, "max-age", 7*24*time.Hour,
 		"records undeliverable for longer go to the spool's deadletter/ folder (never deleted)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second,
@@ -176,6 +180,12 @@ func (c *serveConfig) check() error {
 	case c.maxConns > 0 && c.maxConnsPerIP > c.maxConns:
 		bad("max-connections-per-ip", "%d is more than --max-connections %d, so it would never apply", c.maxConnsPerIP, c.maxConns)
 	}
+	for _, a := range c.journalAddresses {
+		if err := sensor.CheckRecipient(a); err != nil {
+			bad("journal-address", "%q: %v; write local@domain, such as journal-7f3kq9@example.org, or *@domain for every address at one domain", a, err)
+		}
+	}
+	c.recipients, _ = sensor.NewRecipients(c.journalAddresses) // nil on a bad entry, reported above
 	if c.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
 	}
@@ -274,6 +284,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		IdleTimeout:        c.idleTimeout,
 		MaxTransactionTime: c.maxTxnTime,
 		Conns:              sensor.ConnLimits{Total: c.maxConns, PerIP: c.maxConnsPerIP},
+		Recipients:         c.recipients,
 		Logger:             log.With("component", "smtp"),
 	}, intake, metrics)
 
