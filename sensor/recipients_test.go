@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -65,4 +66,23 @@ func TestCheckRecipient(t *testing.T) {
 	if _, err := NewRecipients([]string{"a@x", "bad"}); err == nil {
 		t.Error("NewRecipients accepted a bad pattern")
 	}
+}
+
+// The journal address is a secret shared with the journal rule: a client that keeps guessing
+// loses its session, as it would for any run of errors.
+func TestGuessingTheJournalAddressEndsTheSession(t *testing.T) {
+	r, err := NewRecipients([]string{"journal-7Qx2@example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, SMTPConfig{Recipients: r})
+	c := dial(t, ts.addr)
+	c.cmd("EHLO client.test", "250")
+	c.cmd("MAIL FROM:<a@example.org>", "250")
+	for i := 1; i < maxErrors; i++ {
+		c.cmd(fmt.Sprintf("RCPT TO:<journal-%d@example.org>", i), "550 5.1.1")
+	}
+	c.send("RCPT TO:<journal@example.org>\r\n")
+	c.expect("550 5.1.1")
+	c.expect("421 4.7.0")
 }

@@ -236,7 +236,7 @@ func (c *smtpConn) dispatch(cmd command) bool {
 	case "MAIL":
 		return c.mail(cmd.arg)
 	case "RCPT":
-		c.rcpt(cmd.arg)
+		return c.rcpt(cmd.arg)
 	case "DATA":
 		return c.data(cmd.arg)
 	case "BDAT":
@@ -341,29 +341,32 @@ func (c *smtpConn) mail(arg string) bool {
 	return true
 }
 
-func (c *smtpConn) rcpt(arg string) {
+// rcpt reports whether the session goes on: guessing at the journal address costs a client
+// its session, as other errors do.
+func (c *smtpConn) rcpt(arg string) bool {
 	if !c.inTxn {
 		c.reply(503, "5.5.1", "Send MAIL first")
-		return
+		return true
 	}
 	to, err := parseRcpt(arg)
 	if err != nil {
 		c.reply(501, "5.1.3", "Bad recipient address syntax")
-		return
+		return true
 	}
 	if !c.srv.cfg.Recipients.Accepts(to) {
 		// RFC 5321 §4.2.2 550 "mailbox unavailable"; RFC 3463 X.1.1 "Bad destination
 		// mailbox address".
 		c.log.Info("recipient not accepted", "rcpt", to)
 		c.reply(550, "5.1.1", "Recipient not accepted")
-		return
+		return c.badCommand()
 	}
 	if len(c.rcpts) >= c.srv.cfg.MaxRecipients {
 		c.reply(452, "4.5.3", "Too many recipients")
-		return
+		return true
 	}
 	c.rcpts = append(c.rcpts, to)
 	c.reply(250, "2.1.5", "OK")
+	return true
 }
 
 // ready says whether a message may be sent now, and answers when not.
