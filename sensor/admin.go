@@ -1,6 +1,8 @@
 package sensor
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +70,8 @@ type SpoolHealth interface {
 
 // Admin serves /healthz (alive), /readyz (ready to take mail and deliver it), /metrics
 // (Prometheus text format) and /status (the same facts as JSON, for `sensor healthcheck`
-// and people).
+// and people). With a Token, everything but /healthz and /readyz (which probes call without
+// credentials) needs it.
 type Admin struct {
 	Metrics *Metrics
 	Uploads UploadStats
@@ -80,6 +84,9 @@ type Admin struct {
 	Listening func() bool
 	// Logger gets one line each time readiness changes, as /readyz or /status finds it.
 	Logger *slog.Logger
+	// Token, when set, is the bearer token /metrics, /status and any other page but the
+	// probes need: "Authorization: Bearer <Token>", else 401.
+	Token string
 
 	mu        sync.Mutex
 	lastCause string // the cause readiness last reported (notReady), "" for ready
@@ -106,7 +113,27 @@ func (a *Admin) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(a.status())
 	})
-	return mux
+	if a.Token == "" {
+		return mux
+	}
+	want := sha256.Sum256([]byte(a.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || bearerIs(r, &want) {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sensor admin"`)
+		http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+	})
+}
+
+// bearerIs reports whether r carries "Authorization: Bearer <token>" whose token's SHA-256
+// is want. Hashing both sides first makes the comparison constant-time in the token's length
+// too, which subtle.ConstantTimeCompare alone would leak.
+func bearerIs(r *http.Request, want *[sha256.Size]byte) bool {
+	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1 && strings.EqualFold(scheme, "Bearer")
 }
 
 // readiness says why the sensor should not get traffic, or "" when it should, and what the

@@ -3,6 +3,7 @@ package sensor
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -154,5 +155,76 @@ func TestReadinessFollowsTheSpool(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), `msg="ready again"`); n != 1 {
 		t.Errorf("%d ready-again log lines, want 1:\n%s", n, logs)
+	}
+}
+
+// With a token, /metrics, /status and every other page need it as a bearer token: 401 and
+// WWW-Authenticate without it or with a wrong one, the same page as without a token with it.
+// /healthz and /readyz stay open, for probes and `sensor healthcheck`.
+func TestAdminTokenGuardsAllButTheProbes(t *testing.T) {
+	const token = "adm-0123456789abcdef"
+	newAdmin := func(token string) *Admin {
+		m := &Metrics{}
+		m.messagesAccepted.Add(7)
+		m.countReply(250)
+		return &Admin{Metrics: m, Uploads: fixedStats{RecordsDelivered: 3}, Started: time.Now(), Version: "v-test",
+			Listening: func() bool { return true }, Token: token}
+	}
+	srv := httptest.NewServer(newAdmin(token).Handler())
+	defer srv.Close()
+	open := httptest.NewServer(newAdmin("").Handler())
+	defer open.Close()
+	get := func(base, path, auth string) (int, http.Header, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	for _, path := range []string{"/metrics", "/status", "/nothing-here"} {
+		for _, auth := range []string{"", "Bearer wrong", "Bearer " + token + "x", "Basic " + token, token, "Bearer"} {
+			code, h, body := get(srv.URL, path, auth)
+			if code != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s with Authorization %q: %d, WWW-Authenticate %q, want 401 and Bearer", path, auth, code, h.Get("WWW-Authenticate"))
+			}
+			if strings.Contains(body, token) || strings.Contains(body, "sensor_") {
+				t.Errorf("%s refused, yet its body says %q", path, body)
+			}
+		}
+	}
+	for _, auth := range []string{"Bearer " + token, "bearer " + token, "Bearer  " + token + " "} {
+		if code, _, _ := get(srv.URL, "/status", auth); code != http.StatusOK {
+			t.Errorf("/status with Authorization %q: %d, want 200", auth, code)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _, body := get(srv.URL, path, ""); code != http.StatusOK {
+			t.Errorf("%s without a token: %d %q, want 200", path, code, body)
+		}
+		if code, _, _ := get(srv.URL, path, "Bearer wrong"); code != http.StatusOK {
+			t.Errorf("%s with a wrong token: %d, want 200 (probes ignore it)", path, code)
+		}
+	}
+	code, h, withToken := get(srv.URL, "/metrics", "Bearer "+token)
+	_, hOpen, without := get(open.URL, "/metrics", "")
+	if code != http.StatusOK || withToken != without || h.Get("Content-Type") != hOpen.Get("Content-Type") {
+		t.Errorf("/metrics with the token: %d %q\n%s\nwant 200 %q and what it is without a token:\n%s",
+			code, h.Get("Content-Type"), withToken, hOpen.Get("Content-Type"), without)
+	}
+	if !strings.Contains(withToken, "sensor_smtp_messages_accepted_total 7\n") || !strings.Contains(withToken, `sensor_smtp_replies_total{code="250"} 1`) {
+		t.Errorf("/metrics lacks the counters:\n%s", withToken)
 	}
 }
