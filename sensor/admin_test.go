@@ -3,13 +3,17 @@ package sensor
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,21 +128,26 @@ func TestReadinessFollowsTheSpool(t *testing.T) {
 		t.Errorf("/status with a healthy spool: %v", s)
 	}
 
-	spool.set(errors.New("spool cannot commit: 1 commit(s) failed"))
+	full := &fs.PathError{Op: "write", Path: "/var/lib/sensor/spool/tmp/probe-1", Err: syscall.ENOSPC}
+	spool.set(fmt.Errorf("spool cannot commit: 1 commit(s) failed: %w", full))
 	get("/readyz")
-	const why = "spool cannot commit: 2 commit(s) failed" // the details change; the cause does not
-	spool.set(errors.New(why))
+	// The details change; the cause does not. Only the log names the path.
+	spool.set(fmt.Errorf("spool cannot commit: 2 commit(s) failed: %w", full))
+	const why = "spool cannot commit: no space left on device"
 	for range 3 {
 		if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, why) {
 			t.Fatalf("/readyz: %d %q, want 503 saying %q", code, body, why)
 		}
 		s := status()
-		if s["spool_ok"] != false || s["ready"] != false || s["not_ready_reason"] != why || s["spool_error"] != why {
+		if s["spool_ok"] != false || s["ready"] != false || s["not_ready_reason"] != why || s["spool_error"] != "no space left on device" {
 			t.Fatalf("/status: %v", s)
 		}
 	}
 	if n := strings.Count(logs.String(), `msg="not ready`); n != 1 {
 		t.Errorf("%d not-ready log lines for one change, want 1:\n%s", n, logs)
+	}
+	if !strings.Contains(logs.String(), full.Path) {
+		t.Errorf("the log does not name the failing path:\n%s", logs)
 	}
 
 	spool.set(nil)
@@ -226,5 +235,74 @@ func TestAdminTokenGuardsAllButTheProbes(t *testing.T) {
 	}
 	if !strings.Contains(withToken, "sensor_smtp_messages_accepted_total 7\n") || !strings.Contains(withToken, `sensor_smtp_replies_total{code="250"} 1`) {
 		t.Errorf("/metrics lacks the counters:\n%s", withToken)
+	}
+}
+
+// /status and /readyz show no filesystem path and no credential to anyone, token or not:
+// the spool's error is told by its kind, and paths in the uploader's last error, the data
+// dir's (given relative, as by default) or any other, become <path>.
+func TestStatusShowsNoPathsOrTokens(t *testing.T) {
+	const token = "adm-0123456789abcdef"
+	dataDir := "sensor-data-x"
+	absData, err := filepath.Abs(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		spoolErr error
+		kind     string
+	}{
+		{&fs.PathError{Op: "open", Path: filepath.Join(dataDir, "spool", "tmp", "x"), Err: syscall.ENOSPC}, "no space left on device"},
+		{fmt.Errorf("commit: %w", &fs.PathError{Op: "rename", Path: filepath.Join(absData, "spool", "new"), Err: syscall.EROFS}), "read-only file system"},
+		{&fs.PathError{Op: "write", Path: absData, Err: syscall.EACCES}, "permission denied"},
+		{errors.New("create in " + absData + "/spool/tmp: bad"), "an I/O error (the sensor's log has the details)"},
+	} {
+		lastErrors := []string{
+			"outbox: open " + absData + "/outbox/records.ndjson: no space left on device",
+			"spool: rename " + filepath.Join(dataDir, "spool", "ready", "b1") + " " + filepath.Join(dataDir, "spool", "sent", "b1") + ": permission denied",
+			`outbox: mkdir "/srv/outbox/blobs": read-only file system`,
+			`Post "https://someone:hunter2@pipeline.example/v1/records": dial tcp: connection refused`,
+		}
+		for _, lastErr := range lastErrors {
+			a := &Admin{Metrics: &Metrics{}, Spool: &fakeHealth{err: tc.spoolErr}, Started: time.Now(), Version: "v-test",
+				Uploads: fixedStats{LastError: lastErr, AuthFailing: true}, Paths: []string{dataDir}, Token: token}
+			srv := httptest.NewServer(a.Handler())
+			var bodies []string
+			for _, path := range []string{"/status", "/readyz"} {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				bodies = append(bodies, string(b))
+			}
+			srv.Close()
+			var st status
+			if err := json.Unmarshal([]byte(bodies[0]), &st); err != nil {
+				t.Fatalf("/status: %v\n%s", err, bodies[0])
+			}
+			if st.SpoolError != tc.kind || st.NotReadyReason != "spool cannot commit: "+tc.kind {
+				t.Errorf("spool error %v: spool_error %q, not_ready_reason %q, want %q", tc.spoolErr, st.SpoolError, st.NotReadyReason, tc.kind)
+			}
+			if lastErr == lastErrors[0] && st.Uploads.LastError != "outbox: open <path>: no space left on device" {
+				t.Errorf("last_error %q for %q, want the path alone hidden", st.Uploads.LastError, lastErr)
+			}
+			if !strings.Contains(st.Uploads.LastError, "<path>") && !strings.Contains(lastErr, "https:") {
+				t.Errorf("last_error %q for %q: no <path>", st.Uploads.LastError, lastErr)
+			}
+			for _, body := range bodies {
+				for _, secret := range []string{dataDir, absData, "/srv/", "/spool", "/outbox", token, "hunter2", "someone"} {
+					if strings.Contains(body, secret) {
+						t.Errorf("the admin endpoint shows %q:\n%s", secret, body)
+					}
+				}
+				if m := pathLike.FindString(body); m != "" {
+					t.Errorf("the admin endpoint shows the path %q:\n%s", m, body)
+				}
+			}
+		}
 	}
 }

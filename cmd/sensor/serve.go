@@ -305,7 +305,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 
 	var listening atomic.Bool
 	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Spool: sp, Started: time.Now(), Version: version,
-		Listening: listening.Load, Logger: log.With("component", "admin"), Token: c.adminToken}
+		Listening: listening.Load, Logger: log.With("component", "admin"), Token: c.adminToken,
+		Paths: []string{c.dataDir}}
 	adminSrv := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
