@@ -1,15 +1,23 @@
 package sensor
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net/http"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/journalsensor/sensor/uploader"
@@ -67,7 +75,8 @@ type SpoolHealth interface {
 
 // Admin serves /healthz (alive), /readyz (ready to take mail and deliver it), /metrics
 // (Prometheus text format) and /status (the same facts as JSON, for `sensor healthcheck`
-// and people).
+// and people). With a Token, everything but /healthz and /readyz (which probes call without
+// credentials) needs it.
 type Admin struct {
 	Metrics *Metrics
 	Uploads UploadStats
@@ -80,6 +89,12 @@ type Admin struct {
 	Listening func() bool
 	// Logger gets one line each time readiness changes, as /readyz or /status finds it.
 	Logger *slog.Logger
+	// Paths are directories, such as a relative --data-dir, that /status must not show,
+	// even in an error's text; absolute paths are never shown anyway.
+	Paths []string
+	// Token, when set, is the bearer token /metrics, /status and any other page but the
+	// probes need: "Authorization: Bearer <Token>", else 401.
+	Token string
 
 	mu        sync.Mutex
 	lastCause string // the cause readiness last reported (notReady), "" for ready
@@ -104,9 +119,31 @@ func (a *Admin) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(a.status())
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // "<path>" as such, for people
+		_ = enc.Encode(a.status())
 	})
-	return mux
+	if a.Token == "" {
+		return mux
+	}
+	want := sha256.Sum256([]byte(a.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || bearerIs(r, &want) {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sensor admin"`)
+		http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+	})
+}
+
+// bearerIs reports whether r carries "Authorization: Bearer <token>" whose token's SHA-256
+// is want. Hashing both sides first makes the comparison constant-time in the token's length
+// too, which subtle.ConstantTimeCompare alone would leak.
+func bearerIs(r *http.Request, want *[sha256.Size]byte) bool {
+	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1 && strings.EqualFold(scheme, "Bearer")
 }
 
 // readiness says why the sensor should not get traffic, or "" when it should, and what the
@@ -124,7 +161,11 @@ func (a *Admin) readiness() (why string, spoolErr error) {
 	a.mu.Unlock()
 	if cause != was && a.Logger != nil {
 		if cause != "" {
-			a.Logger.Warn("not ready; /readyz fails until this clears", "cause", cause, "reason", why)
+			attrs := []any{"cause", cause, "reason", why}
+			if spoolErr != nil {
+				attrs = append(attrs, "error", spoolErr) // the full error, paths and all: the log is not public
+			}
+			a.Logger.Warn("not ready; /readyz fails until this clears", attrs...)
 		} else {
 			a.Logger.Info("ready again", "was", was)
 		}
@@ -140,7 +181,7 @@ func (a *Admin) notReady(spoolErr error) (why, cause string) {
 	}
 	if spoolErr != nil {
 		// Every copy gets 451 meanwhile: its sender must try another sensor or later.
-		return spoolErr.Error(), "spool"
+		return "spool cannot commit: " + errorKind(spoolErr), "spool"
 	}
 	if a.Uploads != nil && a.Uploads.Stats().AuthFailing {
 		// Mail is still accepted and kept, but an operator must fix the token: make it loud.
@@ -172,16 +213,67 @@ func (a *Admin) status() status {
 	}
 	if a.Uploads != nil {
 		s.Uploads = a.Uploads.Stats()
+		s.Uploads.LastError = a.hidePaths(s.Uploads.LastError)
 	}
 	var spoolErr error
 	s.NotReadyReason, spoolErr = a.readiness()
 	s.Ready = s.NotReadyReason == ""
 	s.SpoolOK = spoolErr == nil
 	if spoolErr != nil {
-		s.SpoolError = spoolErr.Error()
+		s.SpoolError = errorKind(spoolErr)
 	}
 	return s
 }
+
+// errorKind says what kind of failure err is, without the paths its text may name:
+// "no space left on device", "read-only file system", "permission denied" and the like.
+// /readyz and /status say this much to anyone; the log has the rest.
+func errorKind(err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		return errno.Error()
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.Is(err, fs.ErrNotExist):
+		return "file does not exist"
+	}
+	return "an I/O error (the sensor's log has the details)"
+}
+
+// pathLike is an absolute or explicitly relative path (also as a file:// URL) standing as a
+// word of an error's text: after a space, quote, bracket, '=' or ',' (so not the path of
+// an https:// URL, which follows a host).
+var pathLike = regexp.MustCompile(`(^|[\s"'(\[=,])(?:file://)?(?:~|\.{1,2})?/` + pathRest)
+
+// pathRest is the rest of a path, up to a space, quote, bracket, ',' or ';', or a ':' that
+// ends it ("open /x/y: no space left on device").
+const pathRest = `(?:[^\s"',;:()\[\]]|:[^\s"',;:()\[\]])*`
+
+// hidePaths replaces the paths in an error's text with <path>: those of a.Paths, and any
+// other that looks like one. URLs lose their user info, which may be a credential.
+func (a *Admin) hidePaths(s string) string {
+	for _, dir := range a.Paths {
+		if dir == "" {
+			continue
+		}
+		forms := []string{dir, filepath.Clean(dir)}
+		if abs, err := filepath.Abs(dir); err == nil {
+			forms = append(forms, abs)
+		}
+		for _, f := range forms {
+			if f == "." || f == "/" {
+				continue // would hide every dot or slash, not a path
+			}
+			s = regexp.MustCompile(regexp.QuoteMeta(f)+pathRest).ReplaceAllString(s, "<path>")
+		}
+	}
+	s = pathLike.ReplaceAllString(s, "$1<path>")
+	return userInfo.ReplaceAllString(s, "$1")
+}
+
+// userInfo is the user[:password]@ of an http(s) URL.
+var userInfo = regexp.MustCompile(`(https?://)[^/@\s"']*@`)
 
 func (a *Admin) writeMetrics(w io.Writer) {
 	m := a.Metrics

@@ -3,12 +3,17 @@ package sensor
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -123,21 +128,26 @@ func TestReadinessFollowsTheSpool(t *testing.T) {
 		t.Errorf("/status with a healthy spool: %v", s)
 	}
 
-	spool.set(errors.New("spool cannot commit: 1 commit(s) failed"))
+	full := &fs.PathError{Op: "write", Path: "/var/lib/sensor/spool/tmp/probe-1", Err: syscall.ENOSPC}
+	spool.set(fmt.Errorf("spool cannot commit: 1 commit(s) failed: %w", full))
 	get("/readyz")
-	const why = "spool cannot commit: 2 commit(s) failed" // the details change; the cause does not
-	spool.set(errors.New(why))
+	// The details change; the cause does not. Only the log names the path.
+	spool.set(fmt.Errorf("spool cannot commit: 2 commit(s) failed: %w", full))
+	const why = "spool cannot commit: no space left on device"
 	for range 3 {
 		if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, why) {
 			t.Fatalf("/readyz: %d %q, want 503 saying %q", code, body, why)
 		}
 		s := status()
-		if s["spool_ok"] != false || s["ready"] != false || s["not_ready_reason"] != why || s["spool_error"] != why {
+		if s["spool_ok"] != false || s["ready"] != false || s["not_ready_reason"] != why || s["spool_error"] != "no space left on device" {
 			t.Fatalf("/status: %v", s)
 		}
 	}
 	if n := strings.Count(logs.String(), `msg="not ready`); n != 1 {
 		t.Errorf("%d not-ready log lines for one change, want 1:\n%s", n, logs)
+	}
+	if !strings.Contains(logs.String(), full.Path) {
+		t.Errorf("the log does not name the failing path:\n%s", logs)
 	}
 
 	spool.set(nil)
@@ -154,5 +164,145 @@ func TestReadinessFollowsTheSpool(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), `msg="ready again"`); n != 1 {
 		t.Errorf("%d ready-again log lines, want 1:\n%s", n, logs)
+	}
+}
+
+// With a token, /metrics, /status and every other page need it as a bearer token: 401 and
+// WWW-Authenticate without it or with a wrong one, the same page as without a token with it.
+// /healthz and /readyz stay open, for probes and `sensor healthcheck`.
+func TestAdminTokenGuardsAllButTheProbes(t *testing.T) {
+	const token = "adm-0123456789abcdef"
+	newAdmin := func(token string) *Admin {
+		m := &Metrics{}
+		m.messagesAccepted.Add(7)
+		m.countReply(250)
+		return &Admin{Metrics: m, Uploads: fixedStats{RecordsDelivered: 3}, Started: time.Now(), Version: "v-test",
+			Listening: func() bool { return true }, Token: token}
+	}
+	srv := httptest.NewServer(newAdmin(token).Handler())
+	defer srv.Close()
+	open := httptest.NewServer(newAdmin("").Handler())
+	defer open.Close()
+	get := func(base, path, auth string) (int, http.Header, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	for _, path := range []string{"/metrics", "/status", "/nothing-here"} {
+		for _, auth := range []string{"", "Bearer wrong", "Bearer " + token + "x", "Basic " + token, token, "Bearer"} {
+			code, h, body := get(srv.URL, path, auth)
+			if code != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s with Authorization %q: %d, WWW-Authenticate %q, want 401 and Bearer", path, auth, code, h.Get("WWW-Authenticate"))
+			}
+			if strings.Contains(body, token) || strings.Contains(body, "sensor_") {
+				t.Errorf("%s refused, yet its body says %q", path, body)
+			}
+		}
+	}
+	for _, auth := range []string{"Bearer " + token, "bearer " + token, "Bearer  " + token + " "} {
+		if code, _, _ := get(srv.URL, "/status", auth); code != http.StatusOK {
+			t.Errorf("/status with Authorization %q: %d, want 200", auth, code)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _, body := get(srv.URL, path, ""); code != http.StatusOK {
+			t.Errorf("%s without a token: %d %q, want 200", path, code, body)
+		}
+		if code, _, _ := get(srv.URL, path, "Bearer wrong"); code != http.StatusOK {
+			t.Errorf("%s with a wrong token: %d, want 200 (probes ignore it)", path, code)
+		}
+	}
+	code, h, withToken := get(srv.URL, "/metrics", "Bearer "+token)
+	_, hOpen, without := get(open.URL, "/metrics", "")
+	if code != http.StatusOK || withToken != without || h.Get("Content-Type") != hOpen.Get("Content-Type") {
+		t.Errorf("/metrics with the token: %d %q\n%s\nwant 200 %q and what it is without a token:\n%s",
+			code, h.Get("Content-Type"), withToken, hOpen.Get("Content-Type"), without)
+	}
+	if !strings.Contains(withToken, "sensor_smtp_messages_accepted_total 7\n") || !strings.Contains(withToken, `sensor_smtp_replies_total{code="250"} 1`) {
+		t.Errorf("/metrics lacks the counters:\n%s", withToken)
+	}
+}
+
+// /status and /readyz show no filesystem path and no credential to anyone, token or not:
+// the spool's error is told by its kind, and paths in the uploader's last error, the data
+// dir's (given relative, as by default) or any other, become <path>.
+func TestStatusShowsNoPathsOrTokens(t *testing.T) {
+	const token = "adm-0123456789abcdef"
+	dataDir := "sensor-data-x"
+	absData, err := filepath.Abs(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		spoolErr error
+		kind     string
+	}{
+		{&fs.PathError{Op: "open", Path: filepath.Join(dataDir, "spool", "tmp", "x"), Err: syscall.ENOSPC}, "no space left on device"},
+		{fmt.Errorf("commit: %w", &fs.PathError{Op: "rename", Path: filepath.Join(absData, "spool", "new"), Err: syscall.EROFS}), "read-only file system"},
+		{&fs.PathError{Op: "write", Path: absData, Err: syscall.EACCES}, "permission denied"},
+		{errors.New("create in " + absData + "/spool/tmp: bad"), "an I/O error (the sensor's log has the details)"},
+	} {
+		lastErrors := []string{
+			"outbox: open " + absData + "/outbox/records.ndjson: no space left on device",
+			"spool: rename " + filepath.Join(dataDir, "spool", "ready", "b1") + " " + filepath.Join(dataDir, "spool", "sent", "b1") + ": permission denied",
+			`outbox: mkdir "/srv/outbox/blobs": read-only file system`,
+			`Post "https://someone:hunter2@pipeline.example/v1/records": dial tcp: connection refused`,
+		}
+		for _, lastErr := range lastErrors {
+			a := &Admin{Metrics: &Metrics{}, Spool: &fakeHealth{err: tc.spoolErr}, Started: time.Now(), Version: "v-test",
+				Uploads: fixedStats{LastError: lastErr, AuthFailing: true}, Paths: []string{dataDir}, Token: token}
+			srv := httptest.NewServer(a.Handler())
+			var bodies []string
+			for _, path := range []string{"/status", "/readyz"} {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				bodies = append(bodies, string(b))
+			}
+			srv.Close()
+			var st status
+			if err := json.Unmarshal([]byte(bodies[0]), &st); err != nil {
+				t.Fatalf("/status: %v\n%s", err, bodies[0])
+			}
+			if st.SpoolError != tc.kind || st.NotReadyReason != "spool cannot commit: "+tc.kind {
+				t.Errorf("spool error %v: spool_error %q, not_ready_reason %q, want %q", tc.spoolErr, st.SpoolError, st.NotReadyReason, tc.kind)
+			}
+			if lastErr == lastErrors[0] && st.Uploads.LastError != "outbox: open <path>: no space left on device" {
+				t.Errorf("last_error %q for %q, want the path alone hidden", st.Uploads.LastError, lastErr)
+			}
+			if !strings.Contains(st.Uploads.LastError, "<path>") && !strings.Contains(lastErr, "https:") {
+				t.Errorf("last_error %q for %q: no <path>", st.Uploads.LastError, lastErr)
+			}
+			for _, body := range bodies {
+				for _, secret := range []string{dataDir, absData, "/srv/", "/spool", "/outbox", token, "hunter2", "someone"} {
+					if strings.Contains(body, secret) {
+						t.Errorf("the admin endpoint shows %q:\n%s", secret, body)
+					}
+				}
+				if m := pathLike.FindString(body); m != "" {
+					t.Errorf("the admin endpoint shows the path %q:\n%s", m, body)
+				}
+			}
+		}
 	}
 }

@@ -102,6 +102,10 @@ func TestReadinessFollowsWhetherTheSpoolCanCommit(t *testing.T) {
 			t.Fatalf("/status after a failed commit: ready %v, spool_ok %v, not_ready_reason %q",
 				s["ready"], s["spool_ok"], s["not_ready_reason"])
 		}
+		_, st := get("/status")
+		if strings.Contains(st+body, e.dataDir) || !strings.Contains(st, `"spool_error":"not a directory"`) {
+			t.Fatalf("/status and /readyz must tell the spool's error by its kind, with no path:\n%s%s", st, body)
+		}
 	}
 	if n := strings.Count(e.logs.String(), `msg="not ready`); n != 1 {
 		t.Errorf("%d log lines say the sensor is not ready, want 1 for the change", n)

@@ -29,6 +29,7 @@ type serveConfig struct {
 	configFile        string
 	smtpListen        string
 	adminListen       string
+	adminTokenFile    string
 	dataDir           string
 	pipelineURL       string
 	pipelineTokenFile string
@@ -53,6 +54,7 @@ type serveConfig struct {
 	mode       parser.AttachmentMode
 	token      string
 	recipients *sensor.Recipients // nil: every recipient
+	adminToken string
 }
 
 func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
@@ -61,6 +63,8 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.configFile, "config", "", "YAML config file; its keys are spelled like these flags (smtp-listen: \":2525\")")
 	fs.StringVar(&c.smtpListen, "smtp-listen", "127.0.0.1:2525", "SMTP address the journal rule delivers to")
 	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9025", "address for /healthz, /readyz, /metrics and /status")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "",
+		"file holding a bearer token that /metrics and /status then require (/healthz and /readyz stay open)")
 	fs.StringVar(&c.dataDir, "data-dir", "./sensor-data", "directory for the spool and the default outbox")
 	fs.StringVar(&c.pipelineURL, "pipeline-url", "", "https://... scoring pipeline, or file://DIR (default file://<data-dir>/outbox)")
 	fs.StringVar(&c.pipelineTokenFile, "pipeline-token-file", "", "file holding the pipeline's bearer token")
@@ -146,6 +150,18 @@ func (c *serveConfig) check() error {
 			bad("pipeline-token-file", "%s is empty", c.pipelineTokenFile)
 		default:
 			c.token = strings.TrimSpace(string(b))
+		}
+	}
+	if c.adminTokenFile != "" {
+		const fix = "name a readable file holding the admin endpoints' bearer token, or remove the key to leave them open"
+		b, err := os.ReadFile(c.adminTokenFile)
+		switch {
+		case err != nil:
+			bad("admin-token-file", "%v; %s", err, fix)
+		case strings.TrimSpace(string(b)) == "":
+			bad("admin-token-file", "%s is empty; %s", c.adminTokenFile, fix)
+		default:
+			c.adminToken = strings.TrimSpace(string(b))
 		}
 	}
 	for flag, f := range map[string]string{"pipeline-ca-file": c.pipelineCAFile, "pipeline-client-cert": c.clientCertFile, "pipeline-client-key": c.clientKeyFile} {
@@ -300,7 +316,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 
 	var listening atomic.Bool
 	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Spool: sp, Started: time.Now(), Version: version,
-		Listening: listening.Load, Logger: log.With("component", "admin")}
+		Listening: listening.Load, Logger: log.With("component", "admin"), Token: c.adminToken,
+		Paths: []string{c.dataDir}}
 	adminSrv := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
