@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/journalsensor/sensor/api"
 )
 
 // SMTPConfig configures the SMTP server.
@@ -34,7 +36,8 @@ type SMTPConfig struct {
 	MaxRecipients      int           // default 1000
 	IdleTimeout        time.Duration // per read, not per DATA; default 5m
 	MaxTransactionTime time.Duration // from MAIL to the reply to the message; default 30m
-	TLSConfig          *tls.Config   // enables STARTTLS when set
+	TLSConfig          *tls.Config   // enables STARTTLS when set, and ServeTLS
+	RequireTLS         bool          // MAIL before STARTTLS gets 530 5.7.0
 	Conns              ConnLimits    // caps on open connections (listener.go); zero: none
 	Logger             *slog.Logger
 }
@@ -81,7 +84,19 @@ func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 
 // Serve accepts connections on l until Close. Each read has its own deadline, so a slow
 // but live sender is never cut off mid-DATA.
-func (s *SMTPServer) Serve(l net.Listener) error {
+func (s *SMTPServer) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeTLS is Serve for implicit TLS (RFC 8314 §3.3): each connection starts with a TLS
+// handshake under TLSConfig, then holds the same session as Serve's, already secure.
+func (s *SMTPServer) ServeTLS(l net.Listener) error {
+	if s.cfg.TLSConfig == nil {
+		l.Close()
+		return errors.New("implicit TLS needs SMTPConfig.TLSConfig")
+	}
+	return s.serve(l, true)
+}
+
+func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
 	l = LimitListener(l, s.cfg.Conns, s.cfg.Domain, s.log, s.metrics)
 	s.mu.Lock()
 	if s.closed {
@@ -120,9 +135,38 @@ func (s *SMTPServer) Serve(l net.Listener) error {
 		}
 		go func() {
 			defer s.untrack(c)
-			newSMTPConn(s, c).serve()
+			if !implicitTLS {
+				newSMTPConn(s, c).serve()
+				return
+			}
+			tc, st, err := s.handshake(c)
+			if err != nil {
+				s.log.Info("TLS handshake failed", "client", c.RemoteAddr().String(), "error", err)
+				c.Close()
+				return
+			}
+			sc := newSMTPConn(s, tc)
+			sc.tls = st
+			sc.serve()
 		}()
 	}
+}
+
+// handshake runs the server side of a TLS handshake on c, within the idle timeout, and
+// returns the TLS connection and what the record tells of it.
+func (s *SMTPServer) handshake(c net.Conn) (*tls.Conn, *api.TLS, error) {
+	tc := tls.Server(c, s.cfg.TLSConfig)
+	if err := tc.SetDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
+		return nil, nil, err
+	}
+	if err := tc.Handshake(); err != nil {
+		return nil, nil, err
+	}
+	if err := tc.SetDeadline(time.Time{}); err != nil {
+		return nil, nil, err
+	}
+	st := tc.ConnectionState()
+	return tc, &api.TLS{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), ServerName: st.ServerName}, nil
 }
 
 func (s *SMTPServer) track(c net.Conn) bool {
