@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -63,6 +64,11 @@ func writePair(t *testing.T, dir, cn string) (certFile, keyFile string) {
 // (ts.addr) and an implicit-TLS one (the address returned).
 func tlsServer(t *testing.T, cn string, requireTLS bool) (ts *testServer, certs *CertReloader, dir, smtpsAddr string) {
 	t.Helper()
+	return tlsServerConfig(t, cn, SMTPConfig{RequireTLS: requireTLS})
+}
+
+func tlsServerConfig(t *testing.T, cn string, cfg SMTPConfig) (ts *testServer, certs *CertReloader, dir, smtpsAddr string) {
+	t.Helper()
 	dir = t.TempDir()
 	certFile, keyFile := writePair(t, dir, cn)
 	logs := &testkit.LogBuffer{}
@@ -70,7 +76,8 @@ func tlsServer(t *testing.T, cn string, requireTLS bool) (ts *testServer, certs 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts = startServer(t, SMTPConfig{TLSConfig: ServerTLSConfig(certs.GetCertificate), RequireTLS: requireTLS})
+	cfg.TLSConfig = ServerTLSConfig(certs.GetCertificate)
+	ts = startServer(t, cfg)
 	ts.log = logs // the certificate's log lines, for the reload tests
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -304,5 +311,38 @@ func TestNewCertReloaderRefusesBrokenPair(t *testing.T) {
 	_, err := NewCertReloader(certFile, keyFile, nil)
 	if err == nil || !strings.Contains(err.Error(), certFile) {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestImplicitTLSRefusals: past a connection cap, and while shutting down, the implicit-TLS
+// listener says its 421 over TLS, where the client can read it.
+func TestImplicitTLSRefusals(t *testing.T) {
+	ts, _, _, smtpsAddr := tlsServerConfig(t, "one", SMTPConfig{Conns: ConnLimits{Total: 1}})
+	first, err := smtp.DialTLS(smtpsAddr, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := first.Noop(); err != nil {
+		t.Fatal(err)
+	}
+	greeting := func() error { // the client reads the greeting with its first command
+		c, err := smtp.DialTLS(smtpsAddr, clientTLS)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Hello("client.test")
+	}
+	var se *smtp.SMTPError
+	if err := greeting(); !errors.As(err, &se) || se.Code != 421 {
+		t.Errorf("over the cap: %v, want 421 over TLS", err)
+	}
+	first.Close()
+	waitFor(t, func() bool { return ts.metrics.conns.open.Load() == 0 })
+
+	ts.srv.draining.Store(true)
+	if err := greeting(); !errors.As(err, &se) || se.Code != 421 {
+		t.Errorf("shutting down: %v, want 421 over TLS", err)
 	}
 }

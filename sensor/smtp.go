@@ -97,6 +97,10 @@ func (s *SMTPServer) ServeTLS(l net.Listener) error {
 }
 
 func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
+	if implicitTLS {
+		// Under the connection caps, so that their 421, and shutdown's, are said over TLS.
+		l = tls.NewListener(l, s.cfg.TLSConfig)
+	}
 	l = LimitListener(l, s.cfg.Conns, s.cfg.Domain, s.log, s.metrics)
 	s.mu.Lock()
 	if s.closed {
@@ -139,34 +143,41 @@ func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
 				newSMTPConn(s, c).serve()
 				return
 			}
-			tc, st, err := s.handshake(c)
+			st, err := s.handshake(tlsConn(c))
 			if err != nil {
 				s.log.Info("TLS handshake failed", "client", c.RemoteAddr().String(), "error", err)
 				c.Close()
 				return
 			}
-			sc := newSMTPConn(s, tc)
+			sc := newSMTPConn(s, c)
 			sc.tls = st
 			sc.serve()
 		}()
 	}
 }
 
-// handshake runs the server side of a TLS handshake on c, within the idle timeout, and
-// returns the TLS connection and what the record tells of it.
-func (s *SMTPServer) handshake(c net.Conn) (*tls.Conn, *api.TLS, error) {
-	tc := tls.Server(c, s.cfg.TLSConfig)
+// handshake runs the server side of tc's TLS handshake, within the idle timeout, and
+// returns what the record tells of it.
+func (s *SMTPServer) handshake(tc *tls.Conn) (*api.TLS, error) {
 	if err := tc.SetDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := tc.Handshake(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := tc.SetDeadline(time.Time{}); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	st := tc.ConnectionState()
-	return tc, &api.TLS{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), ServerName: st.ServerName}, nil
+	return &api.TLS{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), ServerName: st.ServerName}, nil
+}
+
+// tlsConn is the TLS connection a connection from ServeTLS's listener wraps.
+func tlsConn(c net.Conn) *tls.Conn {
+	if lc, ok := c.(*limitConn); ok {
+		c = lc.Conn
+	}
+	return c.(*tls.Conn)
 }
 
 func (s *SMTPServer) track(c net.Conn) bool {
@@ -243,7 +254,7 @@ func refuseConn(c net.Conn, domain string, log *slog.Logger, m *Metrics) {
 	log.Info("shutting down; connection refused", "conn", cid, "client", c.RemoteAddr().String())
 	r := smtpReply(Outcome{Kind: ShuttingDown, Ref: cid}, m)
 	e := r.EnhancedCode
-	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(5 * time.Second)) // on the implicit-TLS listener, the handshake too
 	fmt.Fprintf(c, "%d %d.%d.%d %s %s\r\n", r.Code, e[0], e[1], e[2], domain, r.Message)
 	c.Close()
 }

@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -473,7 +474,8 @@ func (c *smtpConn) startTLS(arg string) bool {
 	}
 	c.reply(220, "2.0.0", "Ready to start TLS")
 	c.flush()
-	tc, st, err := c.srv.handshake(c.io.conn)
+	tc := tls.Server(c.io.conn, c.srv.cfg.TLSConfig)
+	st, err := c.srv.handshake(tc)
 	if err != nil {
 		c.log.Info("TLS handshake failed", "error", err)
 		return false
