@@ -46,6 +46,7 @@ type CertReloader struct {
 
 	cur      atomic.Pointer[tls.Certificate]
 	failures atomic.Int64
+	m        *Metrics // set by CountIn; nil: not counted
 
 	mu    sync.Mutex // serialises Reload
 	stamp fileStamp  // of the files as last read, loaded or not
@@ -96,6 +97,36 @@ func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 // NotAfter is when the certificate in use expires.
 func (r *CertReloader) NotAfter() time.Time { return r.cur.Load().Leaf.NotAfter }
 
+// CountIn makes /metrics tell m's readers of the certificate in use and of refused reloads.
+// Call it before Reload or Watch.
+func (r *CertReloader) CountIn(m *Metrics) {
+	r.m = m
+	r.count()
+}
+
+func (r *CertReloader) count() {
+	if r.m != nil {
+		r.m.conns.tls.notAfter.Store(r.NotAfter().Unix())
+		r.m.conns.tls.reloadFailures.Store(r.failures.Load())
+	}
+}
+
+// tlsMetrics is what /metrics tells of the SMTP door's certificate.
+type tlsMetrics struct {
+	notAfter       atomic.Int64 // Unix seconds; 0 without a certificate
+	reloadFailures atomic.Int64
+}
+
+func (t *tlsMetrics) write(metric func(name, kind, help string, v any)) {
+	if t.notAfter.Load() == 0 {
+		return
+	}
+	metric("sensor_tls_certificate_expiry_seconds", "gauge",
+		"When the SMTP door's certificate in use expires, in Unix seconds.", t.notAfter.Load())
+	metric("sensor_tls_certificate_reload_failures_total", "counter",
+		"Certificate reloads refused (the previous pair stayed in use).", t.reloadFailures.Load())
+}
+
 // Failures counts the reloads that were refused.
 func (r *CertReloader) Failures() int64 { return r.failures.Load() }
 
@@ -104,6 +135,7 @@ func (r *CertReloader) Failures() int64 { return r.failures.Load() }
 func (r *CertReloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.count()
 	stamp, _ := r.statFiles()
 	r.stamp = stamp
 	cert, err := loadPair(r.certFile, r.keyFile)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -78,6 +79,7 @@ func tlsServerConfig(t *testing.T, cn string, cfg SMTPConfig) (ts *testServer, c
 	}
 	cfg.TLSConfig = ServerTLSConfig(certs.GetCertificate)
 	ts = startServer(t, cfg)
+	certs.CountIn(ts.metrics)
 	ts.log = logs // the certificate's log lines, for the reload tests
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -276,6 +278,9 @@ func TestCertReload(t *testing.T) {
 	}
 
 	// A broken pair (the key of another certificate) is refused; the one in use stays.
+	// Reloaded by hand (SIGHUP's path), with Watch stopped so that it counts once.
+	cancel()
+	<-watchDone
 	_, otherKey := pemPair(t, "third")
 	if err := os.WriteFile(filepath.Join(dir, "key.pem"), otherKey, 0o600); err != nil {
 		t.Fatal(err)
@@ -285,6 +290,16 @@ func TestCertReload(t *testing.T) {
 	}
 	if certs.Failures() == 0 {
 		t.Error("failure not counted")
+	}
+	var metrics strings.Builder
+	(&Admin{Metrics: ts.metrics}).writeMetrics(&metrics)
+	for _, want := range []string{
+		"\nsensor_tls_certificate_reload_failures_total 1\n",
+		fmt.Sprintf("\nsensor_tls_certificate_expiry_seconds %d\n", certs.NotAfter().Unix()),
+	} {
+		if !strings.Contains(metrics.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics.String())
+		}
 	}
 	logs := ts.log.String()
 	if !strings.Contains(logs, "TLS certificate not reloaded") || !strings.Contains(logs, filepath.Join(dir, "cert.pem")) ||

@@ -301,6 +301,9 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		tlsConfig = sensor.ServerTLSConfig(certs.GetCertificate)
 	}
 	metrics := &sensor.Metrics{}
+	if certs != nil {
+		certs.CountIn(metrics)
+	}
 	intake := sensor.NewIntake(sensor.IntakeConfig{
 		SensorID: hostname,
 		Version:  version,
