@@ -296,6 +296,7 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	for _, code := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(w, "%s{code=\"%d\"} %d\n", replies, code, counts[code])
 	}
+	m.conns.tls.write(metric)
 	if a.Uploads == nil {
 		return
 	}

@@ -28,6 +28,7 @@ type connMetrics struct {
 	open         atomic.Int64 // connections handed out and not yet closed (a gauge)
 	refusedTotal atomic.Int64 // refused: the total cap was reached
 	refusedPerIP atomic.Int64 // refused: the client's address was at its cap
+	tls          tlsMetrics   // the certificate of the SMTP door (certs.go)
 }
 
 // maxRefusing bounds the refusals being written at once. Past it a refused connection is

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/journalsensor/sensor/api"
 )
 
 // SMTPConfig configures the SMTP server.
@@ -34,7 +36,8 @@ type SMTPConfig struct {
 	MaxRecipients      int           // default 1000
 	IdleTimeout        time.Duration // per read, not per DATA; default 5m
 	MaxTransactionTime time.Duration // from MAIL to the reply to the message; default 30m
-	TLSConfig          *tls.Config   // enables STARTTLS when set
+	TLSConfig          *tls.Config   // enables STARTTLS when set, and ServeTLS
+	RequireTLS         bool          // MAIL before STARTTLS gets 530 5.7.0
 	Conns              ConnLimits    // caps on open connections (listener.go); zero: none
 	Recipients         *Recipients   // RCPT TO addresses accepted (recipients.go); nil: all
 	Logger             *slog.Logger
@@ -82,7 +85,23 @@ func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 
 // Serve accepts connections on l until Close. Each read has its own deadline, so a slow
 // but live sender is never cut off mid-DATA.
-func (s *SMTPServer) Serve(l net.Listener) error {
+func (s *SMTPServer) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeTLS is Serve for implicit TLS (RFC 8314 §3.3): each connection starts with a TLS
+// handshake under TLSConfig, then holds the same session as Serve's, already secure.
+func (s *SMTPServer) ServeTLS(l net.Listener) error {
+	if s.cfg.TLSConfig == nil {
+		l.Close()
+		return errors.New("implicit TLS needs SMTPConfig.TLSConfig")
+	}
+	return s.serve(l, true)
+}
+
+func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
+	if implicitTLS {
+		// Under the connection caps, so that their 421, and shutdown's, are said over TLS.
+		l = tls.NewListener(l, s.cfg.TLSConfig)
+	}
 	l = LimitListener(l, s.cfg.Conns, s.cfg.Domain, s.log, s.metrics)
 	s.mu.Lock()
 	if s.closed {
@@ -121,9 +140,45 @@ func (s *SMTPServer) Serve(l net.Listener) error {
 		}
 		go func() {
 			defer s.untrack(c)
-			newSMTPConn(s, c).serve()
+			if !implicitTLS {
+				newSMTPConn(s, c).serve()
+				return
+			}
+			st, err := s.handshake(tlsConn(c))
+			if err != nil {
+				s.log.Info("TLS handshake failed", "client", c.RemoteAddr().String(), "error", err)
+				c.Close()
+				return
+			}
+			sc := newSMTPConn(s, c)
+			sc.tls = st
+			sc.serve()
 		}()
 	}
+}
+
+// handshake runs the server side of tc's TLS handshake, within the idle timeout, and
+// returns what the record tells of it.
+func (s *SMTPServer) handshake(tc *tls.Conn) (*api.TLS, error) {
+	if err := tc.SetDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
+		return nil, err
+	}
+	if err := tc.Handshake(); err != nil {
+		return nil, err
+	}
+	if err := tc.SetDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	st := tc.ConnectionState()
+	return &api.TLS{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), ServerName: st.ServerName}, nil
+}
+
+// tlsConn is the TLS connection a connection from ServeTLS's listener wraps.
+func tlsConn(c net.Conn) *tls.Conn {
+	if lc, ok := c.(*limitConn); ok {
+		c = lc.Conn
+	}
+	return c.(*tls.Conn)
 }
 
 func (s *SMTPServer) track(c net.Conn) bool {
@@ -200,7 +255,7 @@ func refuseConn(c net.Conn, domain string, log *slog.Logger, m *Metrics) {
 	log.Info("shutting down; connection refused", "conn", cid, "client", c.RemoteAddr().String())
 	r := smtpReply(Outcome{Kind: ShuttingDown, Ref: cid}, m)
 	e := r.EnhancedCode
-	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(5 * time.Second)) // on the implicit-TLS listener, the handshake too
 	fmt.Fprintf(c, "%d %d.%d.%d %s %s\r\n", r.Code, e[0], e[1], e[2], domain, r.Message)
 	c.Close()
 }

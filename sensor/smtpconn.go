@@ -308,6 +308,10 @@ func (c *smtpConn) mail(arg string) bool {
 		c.reply(501, "5.5.4", "Unable to parse MAIL ESMTP parameters")
 		return c.badCommand()
 	}
+	if c.srv.cfg.RequireTLS && c.tls == nil {
+		c.reply(530, "5.7.0", "Must issue a STARTTLS command first")
+		return c.badCommand()
+	}
 	// A MAIL inside a transaction starts a new one (go-smtp did the same); a refusal here
 	// would lose the copy.
 	c.endTxn()
@@ -481,14 +485,12 @@ func (c *smtpConn) startTLS(arg string) bool {
 	c.reply(220, "2.0.0", "Ready to start TLS")
 	c.flush()
 	tc := tls.Server(c.io.conn, c.srv.cfg.TLSConfig)
-	tc.SetDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
-	if err := tc.Handshake(); err != nil {
+	st, err := c.srv.handshake(tc)
+	if err != nil {
 		c.log.Info("TLS handshake failed", "error", err)
 		return false
 	}
-	tc.SetDeadline(time.Time{})
-	st := tc.ConnectionState()
-	c.tls = &api.TLS{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), ServerName: st.ServerName}
+	c.tls = st
 	c.endTxn()
 	c.helo, c.ehlo = "", false // RFC 3207 §4.2: the session starts over
 	c.setConn(tc)

@@ -272,6 +272,10 @@ var checkFixes = map[string]string{
 	"pipeline-client-cert": "set both pipeline-client-cert and pipeline-client-key to readable PEM files, or neither",
 	"pipeline-client-key":  "set both pipeline-client-cert and pipeline-client-key to readable PEM files, or neither",
 	"log-level":            "want debug, info, warn or error",
+	"tls-cert":             "set both tls-cert and tls-key to readable PEM files of one certificate and its key, or neither",
+	"tls-key":              "set both tls-cert and tls-key to readable PEM files of one certificate and its key, or neither",
+	"smtps-listen":         `write host:port, such as ":465", with tls-cert and tls-key set`,
+	"require-tls":          "set tls-cert and tls-key, or remove require-tls",
 
 	// The per-address cap is also checked against the total one.
 	"max-connections":        "write a whole number of at least 1, such as 1000",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +50,10 @@ type serveConfig struct {
 	maxAge            time.Duration
 	logFormat         string
 	logLevel          string
+	tlsCert           string
+	tlsKey            string
+	smtpsListen       string
+	requireTLS        bool
 
 	// Derived by check.
 	mode       parser.AttachmentMode
@@ -91,6 +96,11 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 		"records undeliverable for longer go to the spool's deadletter/ folder (never deleted)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second,
 		"on SIGTERM, how long messages already being received may take to finish (uploads then get 10s more)")
+	// TLS on the SMTP door.
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) for STARTTLS and --smtps-listen; reloaded on SIGHUP and when the file changes")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM key of --tls-cert")
+	fs.StringVar(&c.smtpsListen, "smtps-listen", "", "implicit-TLS SMTP address (RFC 8314), such as :465; needs --tls-cert (default off)")
+	fs.BoolVar(&c.requireTLS, "require-tls", false, "answer MAIL before STARTTLS with 530 5.7.0; needs --tls-cert")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs
@@ -174,6 +184,26 @@ func (c *serveConfig) check() error {
 	}
 	if (c.clientCertFile == "") != (c.clientKeyFile == "") {
 		bad("pipeline-client-cert", "--pipeline-client-cert and --pipeline-client-key go together")
+	}
+	switch {
+	case c.tlsCert != "" && c.tlsKey == "":
+		bad("tls-cert", "set without --tls-key")
+	case c.tlsKey != "" && c.tlsCert == "":
+		bad("tls-key", "set without --tls-cert")
+	case c.tlsCert != "":
+		if _, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey); err != nil {
+			bad("tls-cert", "%s with --tls-key %s: %v", c.tlsCert, c.tlsKey, err)
+		}
+	}
+	if c.smtpsListen != "" {
+		if _, _, err := net.SplitHostPort(c.smtpsListen); err != nil {
+			bad("smtps-listen", "%q is not host:port (%v)", c.smtpsListen, err)
+		} else if c.tlsCert == "" {
+			bad("smtps-listen", "needs --tls-cert and --tls-key")
+		}
+	}
+	if c.requireTLS && c.tlsCert == "" {
+		bad("require-tls", "needs --tls-cert and --tls-key: without a certificate no client could send")
 	}
 	if c.maxMessageBytes <= 0 {
 		bad("max-message-bytes", "must be positive")
@@ -288,7 +318,18 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	if err != nil {
 		return err
 	}
+	var tlsConfig *tls.Config
+	var certs *sensor.CertReloader
+	if c.tlsCert != "" {
+		if certs, err = sensor.NewCertReloader(c.tlsCert, c.tlsKey, log.With("component", "tls")); err != nil {
+			return fmt.Errorf("--tls-cert: %w", err)
+		}
+		tlsConfig = sensor.ServerTLSConfig(certs.GetCertificate)
+	}
 	metrics := &sensor.Metrics{}
+	if certs != nil {
+		certs.CountIn(metrics)
+	}
 	intake := sensor.NewIntake(sensor.IntakeConfig{
 		SensorID: hostname,
 		Version:  version,
@@ -301,6 +342,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		MaxTransactionTime: c.maxTxnTime,
 		Conns:              sensor.ConnLimits{Total: c.maxConns, PerIP: c.maxConnsPerIP},
 		Recipients:         c.recipients,
+		TLSConfig:          tlsConfig,
+		RequireTLS:         c.requireTLS,
 		Logger:             log.With("component", "smtp"),
 	}, intake, metrics)
 
@@ -308,11 +351,24 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	if err != nil {
 		return fmt.Errorf("--smtp-listen: %w", err)
 	}
+	var smtpsLn net.Listener
+	if c.smtpsListen != "" {
+		if smtpsLn, err = net.Listen("tcp", c.smtpsListen); err != nil {
+			smtpLn.Close()
+			return fmt.Errorf("--smtps-listen: %w", err)
+		}
+	}
 	adminLn, err := net.Listen("tcp", c.adminListen)
 	if err != nil {
 		smtpLn.Close()
+		if smtpsLn != nil {
+			smtpsLn.Close()
+		}
 		return fmt.Errorf("--admin-listen: %w", err)
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	watchCerts(watchCtx, certs, log)
 
 	var listening atomic.Bool
 	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Spool: sp, Started: time.Now(), Version: version,
@@ -334,12 +390,20 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		}
 	}()
 
-	smtpDone := make(chan error, 1)
+	smtpDone := make(chan error, 2)
 	listening.Store(true)
 	go func() { smtpDone <- smtpSrv.Serve(smtpLn) }()
+	smtpsAddr := "off"
+	if smtpsLn != nil {
+		smtpsAddr = smtpsLn.Addr().String()
+		go func() { smtpDone <- smtpSrv.ServeTLS(smtpsLn) }()
+	}
 	log.Info("sensor ready",
 		"version", version,
 		"smtp", smtpLn.Addr().String(),
+		"smtps", smtpsAddr,
+		"starttls", certs != nil,
+		"require_tls", c.requireTLS,
 		"admin", adminLn.Addr().String(),
 		"data_dir", c.dataDir,
 		"pipeline", redactURL(c.pipelineURL),
@@ -373,6 +437,36 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	_ = adminSrv.Shutdown(shutdownCtx)
 	log.Info("sensor stopped")
 	return runErr
+}
+
+// certPollInterval is how often the certificate files are checked for a renewal.
+const certPollInterval = 5 * time.Second
+
+// watchCerts reloads the SMTP door's certificate on SIGHUP and when its files change, until
+// ctx is done. Without a certificate, SIGHUP is logged and otherwise ignored: it must not
+// stop a sensor whose operator ran `systemctl reload`.
+func watchCerts(ctx context.Context, certs *sensor.CertReloader, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if certs != nil {
+		go certs.Watch(ctx, certPollInterval)
+	}
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			if certs == nil {
+				log.Info("SIGHUP: no TLS certificate to reload")
+				continue
+			}
+			log.Info("SIGHUP: reloading the TLS certificate")
+			_ = certs.Reload() // a refusal is logged there; the pair in use stays
+		}
+	}()
 }
 
 // flushUploads gives the uploader a bounded time to deliver what is pending. Whatever is

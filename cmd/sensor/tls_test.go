@@ -1,0 +1,155 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/journalsensor/sensor/internal/testkit"
+)
+
+// writeCertPair writes a self-signed certificate for sensor.test named cn and its key to
+// dir/cert.pem and dir/key.pem, in place, as a renewer does.
+func writeCertPair(t *testing.T, dir, cn string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		DNSNames: []string{"sensor.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// TestServeTLS runs `sensor serve` with --tls-cert, --tls-key, --smtps-listen and
+// --require-tls: plain MAIL is refused, a message over STARTTLS reaches the pipeline with
+// its TLS facts, implicit TLS works, and SIGHUP puts a renewed certificate in use.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeCertPair(t, dir, "first")
+	smtpsAddr := testkit.FreePort(t)
+	e := startE2E(t, "--tls-cert", certFile, "--tls-key", keyFile, "--smtps-listen", smtpsAddr, "--require-tls")
+	clientTLS := &tls.Config{ServerName: "sensor.test", InsecureSkipVerify: true}
+
+	plain, err := smtp.Dial(e.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *smtp.SMTPError
+	if err := plain.Mail("sender@example.org", nil); !errors.As(err, &se) || se.Code != 530 {
+		t.Errorf("plain MAIL: %v, want 530", err)
+	}
+	plain.Close()
+
+	c, err := smtp.DialStartTLS(e.smtp, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := sendTLS(t, c)
+	rec, _, _ := e.await(id)
+	env, _ := rec["envelope"].(map[string]any)
+	tl, _ := env["tls"].(map[string]any)
+	if tl["version"] != "TLS 1.3" || tl["server_name"] != "sensor.test" || tl["cipher"] == "" || tl["cipher"] == nil {
+		t.Errorf("envelope.tls %v", tl)
+	}
+
+	cn := func() string {
+		c, err := smtp.DialTLS(smtpsAddr, clientTLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Noop(); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := c.TLSConnectionState()
+		return st.PeerCertificates[0].Subject.CommonName
+	}
+	if got := cn(); got != "first" {
+		t.Fatalf("implicit TLS certificate %q", got)
+	}
+
+	writeCertPair(t, dir, "renewed")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cn() != "renewed" {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed certificate was never used")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(e.logs.String(), "SIGHUP: reloading the TLS certificate") {
+		t.Error("SIGHUP not logged")
+	}
+
+	c, err = smtp.DialTLS(smtpsAddr, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.await(sendTLS(t, c))
+}
+
+// sendTLS sends one message on c, quits, and returns the record id of the 250 reply.
+func sendTLS(t *testing.T, c *smtp.Client) string {
+	t.Helper()
+	defer c.Close()
+	if err := c.Hello("client.e2e.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("sender@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("journal@sensor.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "From: a@example.org\r\nTo: b@example.org\r\nSubject: over TLS\r\n\r\nHello.\r\n")
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`queued as ([0-9A-Z]{26})$`).FindStringSubmatch(resp.StatusText)
+	if m == nil {
+		t.Fatalf("250 reply %q names no record id", resp.StatusText)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	return m[1]
+}
