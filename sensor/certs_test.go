@@ -172,7 +172,7 @@ func TestRequireTLS(t *testing.T) {
 	ts, _, _, smtpsAddr := tlsServer(t, "one", true)
 	raw := dial(t, ts.addr)
 	raw.cmd("EHLO client.test", "250")
-	raw.cmd("MAIL FROM:<sender@example.org>", "530 5.7.0 Must issue a STARTTLS command first")
+	raw.cmd("MAIL FROM:<sender@example.org>", "451 4.7.0 Must issue a STARTTLS command first")
 	raw.cmd("STARTTLS", "220 2.0.0")
 	tc := tls.Client(raw.conn, clientTLS)
 	if err := tc.Handshake(); err != nil {

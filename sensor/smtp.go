@@ -37,7 +37,7 @@ type SMTPConfig struct {
 	IdleTimeout        time.Duration // per read, not per DATA; default 5m
 	MaxTransactionTime time.Duration // from MAIL to the reply to the message; default 30m
 	TLSConfig          *tls.Config   // enables STARTTLS when set, and ServeTLS
-	RequireTLS         bool          // MAIL before STARTTLS gets 530 5.7.0
+	RequireTLS         bool          // MAIL before STARTTLS gets 451 4.7.0
 	Conns              ConnLimits    // caps on open connections (listener.go); zero: none
 	Recipients         *Recipients   // RCPT TO addresses accepted (recipients.go); nil: all
 	Logger             *slog.Logger

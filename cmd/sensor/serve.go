@@ -100,7 +100,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate (chain) for STARTTLS and --smtps-listen; reloaded on SIGHUP and when the file changes")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.StringVar(&c.smtpsListen, "smtps-listen", "", "implicit-TLS SMTP address (RFC 8314), such as :465; needs --tls-cert (default off)")
-	fs.BoolVar(&c.requireTLS, "require-tls", false, "answer MAIL before STARTTLS with 530 5.7.0; needs --tls-cert")
+	fs.BoolVar(&c.requireTLS, "require-tls", false, "answer MAIL before STARTTLS with 451 4.7.0 (the sender keeps the copy and retries); needs --tls-cert")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs

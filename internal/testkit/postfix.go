@@ -70,6 +70,9 @@ alias_database =
 local_recipient_maps =
 smtpd_tls_security_level = none
 smtp_tls_security_level = none
+# Next hops are looked up as the machine does (/etc/hosts), not in DNS, which a test machine
+# may not have.
+smtp_host_lookup = native
 # Send long lines as they are: the sensor must take them whole.
 smtp_line_length_limit = 0
 message_size_limit = 52428800
@@ -78,6 +81,7 @@ message_size_limit = 52428800
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
 defer     unix  -       -       n       -       0       bounce

@@ -45,6 +45,10 @@ type record struct {
 		MailFrom  string   `json:"mail_from"`
 		RcptTo    []string `json:"rcpt_to"`
 		Size      int64    `json:"size"`
+		TLS       *struct {
+			Version string `json:"version"`
+			Cipher  string `json:"cipher"`
+		} `json:"tls"`
 	} `json:"envelope"`
 	Message struct {
 		Subject   string     `json:"subject"`
@@ -190,7 +194,7 @@ type sensor struct {
 	logs   *bytes.Buffer
 }
 
-func startSensor(t *testing.T, addr string) *sensor {
+func startSensor(t *testing.T, addr string, args ...string) *sensor {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "sensor")
@@ -198,8 +202,8 @@ func startSensor(t *testing.T, addr string) *sensor {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	s := &sensor{outbox: filepath.Join(dir, "data", "outbox"), logs: &bytes.Buffer{}}
-	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", addr,
-		"--admin-listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", addr,
+		"--admin-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
