@@ -2,18 +2,11 @@ package sensor
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,41 +19,6 @@ import (
 	"github.com/journalsensor/sensor/internal/testkit"
 )
 
-// pemPair makes a self-signed certificate for sensor.test named cn, as PEM.
-func pemPair(t *testing.T, cn string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		DNSNames: []string{"sensor.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
-// writePair writes a new pair named cn to dir/cert.pem and dir/key.pem, in place.
-func writePair(t *testing.T, dir, cn string) (certFile, keyFile string) {
-	t.Helper()
-	c, k := pemPair(t, cn)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, c, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, k, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // tlsServer starts a server with a reloadable certificate named cn, on a STARTTLS listener
 // (ts.addr) and an implicit-TLS one (the address returned).
 func tlsServer(t *testing.T, cn string, requireTLS bool) (ts *testServer, certs *CertReloader, dir, smtpsAddr string) {
@@ -71,7 +29,7 @@ func tlsServer(t *testing.T, cn string, requireTLS bool) (ts *testServer, certs 
 func tlsServerConfig(t *testing.T, cn string, cfg SMTPConfig) (ts *testServer, certs *CertReloader, dir, smtpsAddr string) {
 	t.Helper()
 	dir = t.TempDir()
-	certFile, keyFile := writePair(t, dir, cn)
+	certFile, keyFile := testkit.WriteCertPair(t, dir, cn)
 	logs := &testkit.LogBuffer{}
 	certs, err := NewCertReloader(certFile, keyFile, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
@@ -253,7 +211,7 @@ func TestCertReload(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { defer close(watchDone); certs.Watch(ctx, 10*time.Millisecond) }()
 	t.Cleanup(func() { cancel(); <-watchDone })
-	writePair(t, dir, "second-renewed")
+	testkit.WriteCertPair(t, dir, "second-renewed")
 	waitFor(t, func() bool { return certs.cur.Load().Leaf.Subject.CommonName == "second-renewed" })
 
 	for _, addr := range []string{ts.addr, smtpsAddr} {
@@ -281,7 +239,7 @@ func TestCertReload(t *testing.T) {
 	// Reloaded by hand (SIGHUP's path), with Watch stopped so that it counts once.
 	cancel()
 	<-watchDone
-	_, otherKey := pemPair(t, "third")
+	_, otherKey := testkit.SelfSignedPEM(t, "third")
 	if err := os.WriteFile(filepath.Join(dir, "key.pem"), otherKey, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +277,7 @@ func TestCertReload(t *testing.T) {
 
 func TestNewCertReloaderRefusesBrokenPair(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := writePair(t, dir, "x")
+	certFile, keyFile := testkit.WriteCertPair(t, dir, "x")
 	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}

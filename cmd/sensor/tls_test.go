@@ -1,18 +1,10 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -24,40 +16,12 @@ import (
 	"github.com/journalsensor/sensor/internal/testkit"
 )
 
-// writeCertPair writes a self-signed certificate for sensor.test named cn and its key to
-// dir/cert.pem and dir/key.pem, in place, as a renewer does.
-func writeCertPair(t *testing.T, dir, cn string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		DNSNames: []string{"sensor.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // TestServeTLS runs `sensor serve` with --tls-cert, --tls-key, --smtps-listen and
 // --require-tls: plain MAIL is refused, a message over STARTTLS reaches the pipeline with
 // its TLS facts, implicit TLS works, and SIGHUP puts a renewed certificate in use.
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := writeCertPair(t, dir, "first")
+	certFile, keyFile := testkit.WriteCertPair(t, dir, "first")
 	smtpsAddr := testkit.FreePort(t)
 	e := startE2E(t, "--tls-cert", certFile, "--tls-key", keyFile, "--smtps-listen", smtpsAddr, "--require-tls")
 	clientTLS := &tls.Config{ServerName: "sensor.test", InsecureSkipVerify: true}
@@ -100,7 +64,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatalf("implicit TLS certificate %q", got)
 	}
 
-	writeCertPair(t, dir, "renewed")
+	testkit.WriteCertPair(t, dir, "renewed")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
