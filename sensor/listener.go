@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // ConnLimits caps the connections a listener keeps open at once (DESIGN.md, "Security
@@ -160,9 +159,7 @@ func (l *limitListener) refuse(c net.Conn, reason string) {
 		if domain != "" {
 			domain += " "
 		}
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "421 4.7.0 %s%s; try again later (ref %s)\r\n", domain, what, cid)
-		c.Close()
+		sayAndClose(c, fmt.Sprintf("421 4.7.0 %s%s; try again later (ref %s)", domain, what, cid))
 	}()
 }
 

@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -28,11 +29,8 @@ import (
 
 // SMTPConfig configures the SMTP server.
 type SMTPConfig struct {
-	Domain          string // our name in the greeting and EHLO reply
-	MaxMessageBytes int64  // advertised SIZE and enforced limit; 0 or less: none
-	// MaxLineLength is not used: command lines are bounded by maxCommandLine, and lines
-	// inside DATA and BDAT have no limit. Kept so that configurations still compile.
-	MaxLineLength      int
+	Domain             string        // our name in the greeting and EHLO reply
+	MaxMessageBytes    int64         // advertised SIZE and enforced limit; 0 or less: none
 	MaxRecipients      int           // default 1000
 	IdleTimeout        time.Duration // per read, not per DATA; default 5m
 	MaxTransactionTime time.Duration // from MAIL to the reply to the message; default 30m
@@ -255,9 +253,16 @@ func refuseConn(c net.Conn, domain string, log *slog.Logger, m *Metrics) {
 	log.Info("shutting down; connection refused", "conn", cid, "client", c.RemoteAddr().String())
 	r := smtpReply(Outcome{Kind: ShuttingDown, Ref: cid}, m)
 	e := r.EnhancedCode
-	c.SetDeadline(time.Now().Add(5 * time.Second)) // on the implicit-TLS listener, the handshake too
-	fmt.Fprintf(c, "%d %d.%d.%d %s %s\r\n", r.Code, e[0], e[1], e[2], domain, r.Message)
-	c.Close()
+	sayAndClose(c, fmt.Sprintf("%d %d.%d.%d %s %s", r.Code, e[0], e[1], e[2], domain, r.Message))
+}
+
+// sayAndClose writes one reply line to a connection the server will not serve, within a
+// deadline (on the implicit-TLS listener the write is the handshake too, which a slow client
+// can drag out), and closes it.
+func sayAndClose(c net.Conn, line string) {
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, line+"\r\n")
+	_ = c.Close()
 }
 
 // newConnID names a connection in the log and in the replies that name no record. Like a
