@@ -69,24 +69,6 @@ func peerCN(t *testing.T, c *smtp.Client) string {
 	return st.PeerCertificates[0].Subject.CommonName
 }
 
-func sendOne(t *testing.T, c *smtp.Client) {
-	t.Helper()
-	if err := c.Mail("sender@example.org", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("journal@sensor.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, simpleMessage)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestTLSVersionsAndSuites(t *testing.T) {
 	ts, _, _, _ := tlsServer(t, "one", false)
 
@@ -118,7 +100,7 @@ func TestTLSVersionsAndSuites(t *testing.T) {
 	if st.Version != tls.VersionTLS12 || st.CipherSuite != tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 {
 		t.Errorf("negotiated %s %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 	}
-	sendOne(t, c)
+	sendOn(t, c, simpleMessage)
 	for _, rec := range ts.spool.records {
 		if tl := rec.Envelope.TLS; tl == nil || tl.Version != "TLS 1.2" || tl.Cipher != "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" || tl.ServerName != "sensor.test" {
 			t.Errorf("record's TLS %+v", tl)
@@ -151,7 +133,7 @@ func TestRequireTLS(t *testing.T) {
 	if err := c.Hello("client.test"); err != nil {
 		t.Fatal(err)
 	}
-	sendOne(t, c)
+	sendOn(t, c, simpleMessage)
 	if ts.spool.count() != 1 {
 		t.Fatalf("%d records", ts.spool.count())
 	}
@@ -170,7 +152,7 @@ func TestImplicitTLS(t *testing.T) {
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		t.Error("STARTTLS advertised over implicit TLS")
 	}
-	sendOne(t, c)
+	sendOn(t, c, simpleMessage)
 	if ts.spool.count() != 1 {
 		t.Fatalf("%d records", ts.spool.count())
 	}
@@ -230,7 +212,7 @@ func TestCertReload(t *testing.T) {
 		c.Close()
 	}
 	// The older session still works.
-	sendOne(t, before)
+	sendOn(t, before, simpleMessage)
 	if ts.spool.count() != 1 {
 		t.Fatalf("%d records", ts.spool.count())
 	}
@@ -272,7 +254,7 @@ func TestCertReload(t *testing.T) {
 	if cn := peerCN(t, c); cn != "second-renewed" {
 		t.Errorf("after a broken pair: %q", cn)
 	}
-	sendOne(t, c)
+	sendOn(t, c, simpleMessage)
 }
 
 func TestNewCertReloaderRefusesBrokenPair(t *testing.T) {

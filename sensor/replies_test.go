@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -132,22 +131,7 @@ func sendWithClient(t *testing.T, addr, msg string) {
 	if err := c.Hello("client.test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Mail("sender@example.org", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("journal@sensor.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(w, msg); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatalf("DATA: %v", err)
-	}
+	sendOn(t, c, msg)
 	if err := c.Quit(); err != nil {
 		t.Fatal(err)
 	}

@@ -359,3 +359,25 @@ func TestSlowButLiveSenderIsNotCutOff(t *testing.T) {
 	c.send(".\r\n")
 	c.expect("250")
 }
+
+// sendOn sends msg as one message on c, a go-smtp client past EHLO, and fails unless it is
+// answered 250.
+func sendOn(t *testing.T, c *smtp.Client, msg string) {
+	t.Helper()
+	if err := c.Mail("sender@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("journal@sensor.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(w, msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
+}

@@ -167,20 +167,7 @@ func TestSTARTTLS(t *testing.T) {
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		t.Error("STARTTLS advertised over TLS")
 	}
-	if err := c.Mail("sender@example.org", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("journal@sensor.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, simpleMessage)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	sendOn(t, c, simpleMessage)
 	if ts.spool.count() != 1 {
 		t.Fatalf("%d records", ts.spool.count())
 	}
