@@ -535,6 +535,29 @@ func TestBlobCommittedForARecordNotYetCommittedSurvivesDelivery(t *testing.T) {
 	}
 }
 
+// Two sessions parse the same attachment, so its blob holds twice, and the first session's
+// record is committed and delivered before the second's record is: the second hold must keep
+// the blob. A record's commit used to settle its holds twice, which let delivery delete it.
+func TestOneRecordSettlesOneHoldOfEachBlob(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir)
+	data := []byte("one attachment, two copies parsed at once")
+	sum := sumOf(data)
+	for range 2 {
+		if err := putBlob(t, s, data, 8, sum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commitNaming(t, s, sum) // the first session's record
+	b := batchAll(t, s)
+	if err := s.DeleteBatch(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := blobNames(t, dir); !slices.Equal(got, []string{sum}) {
+		t.Fatalf("blobs/ = %v: delivery removed a blob the second session's record will name", got)
+	}
+}
+
 // A crash after a blob's commit and before its record's leaves a blob nothing names; the next
 // Open removes it. Blobs that records or batches name survive any number of restarts.
 func TestCrashBetweenBlobAndRecordLeavesOnlyAnOrphanOpenRemoves(t *testing.T) {

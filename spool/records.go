@@ -111,32 +111,32 @@ func (s *Spool) commitGroup(r *commitRound) error {
 }
 
 // addCommitted enters a group Commit wrote into the index and the usage. Each blob its records
-// name settles one hold (see refs.go).
+// name settles one hold (indexRecord does that; see refs.go).
 func (s *Spool) addCommitted(gid string, r *commitRound) {
 	g := &group{records: len(r.reqs), bytes: int64(r.bytes), oldest: r.reqs[0].made, written: true}
-	var occ []string
 	for _, q := range r.reqs {
 		if q.made.Before(g.oldest) {
 			g.oldest = q.made
 		}
-		occ = append(occ, q.refs...)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.addGroup(gid, g, occ)
-	for _, sum := range occ {
-		s.unhold(sum)
-	}
+	s.addGroup(gid, g, r.refs())
 }
 
 // releaseRound gives back the blobs of a round that was not committed: its senders are told
 // to retry, so no record will name them for those sessions (see ReleaseBlobs).
 func (s *Spool) releaseRound(r *commitRound) {
+	s.releaseHolds(r.refs())
+}
+
+// refs lists every blob the round's records name, once per naming attachment.
+func (r *commitRound) refs() []string {
 	var occ []string
 	for _, q := range r.reqs {
 		occ = append(occ, q.refs...)
 	}
-	s.releaseHolds(occ)
+	return occ
 }
 
 // addGroup enters a pending group. The caller holds s.mu.
