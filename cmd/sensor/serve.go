@@ -151,29 +151,24 @@ func (c *serveConfig) check() error {
 	if u, err := url.Parse(c.pipelineURL); err != nil || (u.Scheme != "https" && u.Scheme != "file") {
 		bad("pipeline-url", "%q: want https://host[:port][/prefix] or file:///dir (TLS is not optional)", c.pipelineURL)
 	}
-	if c.pipelineTokenFile != "" {
-		b, err := os.ReadFile(c.pipelineTokenFile)
+	// readToken reads a bearer token from the file a flag names; the token itself never
+	// appears in a problem.
+	readToken := func(flag, path, fix string) string {
+		if path == "" {
+			return ""
+		}
+		b, err := os.ReadFile(path)
 		switch {
 		case err != nil:
-			bad("pipeline-token-file", "%v", err)
+			bad(flag, "%v%s", err, fix)
 		case strings.TrimSpace(string(b)) == "":
-			bad("pipeline-token-file", "%s is empty", c.pipelineTokenFile)
-		default:
-			c.token = strings.TrimSpace(string(b))
+			bad(flag, "%s is empty%s", path, fix)
 		}
+		return strings.TrimSpace(string(b))
 	}
-	if c.adminTokenFile != "" {
-		const fix = "name a readable file holding the admin endpoints' bearer token, or remove the key to leave them open"
-		b, err := os.ReadFile(c.adminTokenFile)
-		switch {
-		case err != nil:
-			bad("admin-token-file", "%v; %s", err, fix)
-		case strings.TrimSpace(string(b)) == "":
-			bad("admin-token-file", "%s is empty; %s", c.adminTokenFile, fix)
-		default:
-			c.adminToken = strings.TrimSpace(string(b))
-		}
-	}
+	c.token = readToken("pipeline-token-file", c.pipelineTokenFile, "")
+	c.adminToken = readToken("admin-token-file", c.adminTokenFile,
+		"; name a readable file holding the admin endpoints' bearer token, or remove the key to leave them open")
 	for flag, f := range map[string]string{"pipeline-ca-file": c.pipelineCAFile, "pipeline-client-cert": c.clientCertFile, "pipeline-client-key": c.clientKeyFile} {
 		if f == "" {
 			continue
@@ -406,7 +401,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		"require_tls", c.requireTLS,
 		"admin", adminLn.Addr().String(),
 		"data_dir", c.dataDir,
-		"pipeline", redactURL(c.pipelineURL),
+		"pipeline", maskUserinfo(c.pipelineURL),
 		"attachments", c.mode.String(),
 		"urls", c.urls.String(),
 	)
@@ -483,16 +478,6 @@ func flushUploads(up *uploader.Uploader, bound time.Duration, log *slog.Logger) 
 	s := up.Stats()
 	log.Warn("uploads not flushed before shutdown; they stay in the spool",
 		"pending_records", s.PendingRecords, "pending_batches", s.PendingBatches)
-}
-
-// redactURL drops any user info from a URL before it is logged.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable)"
-	}
-	u.User = nil
-	return u.String()
 }
 
 // blobSink hands the parser the spool's blob writers (content mode). The spool returns a
