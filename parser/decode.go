@@ -9,7 +9,9 @@ import (
 // decoder undoes a Content-Transfer-Encoding as a stream and counts what it had to repair.
 type decoder interface {
 	io.Reader
-	repairs() int64 // bytes skipped or passed through because they were not valid encoding
+	// repairs returns the bytes skipped or passed through because they were not valid in the
+	// encoding, and the anomaly code that reports them.
+	repairs() (n int64, code string)
 }
 
 // newDecoder returns a decoding reader for the encoding, and false when the encoding is not
@@ -28,7 +30,7 @@ func newDecoder(encoding string, r io.Reader) (decoder, bool) {
 
 type identity struct{ io.Reader }
 
-func (identity) repairs() int64 { return 0 }
+func (identity) repairs() (int64, string) { return 0, "" }
 
 // base64Reader decodes base64 leniently: line breaks, whitespace and bytes outside the
 // alphabet are skipped (and counted), padding may appear in the middle (concatenated blobs),
@@ -72,7 +74,7 @@ func (d *base64Reader) enlarge() {
 	d.out = append(make([]byte, 0, size), d.out...)
 }
 
-func (d *base64Reader) repairs() int64 { return d.bad }
+func (d *base64Reader) repairs() (int64, string) { return d.bad, anomalyBadBase64 }
 
 func (d *base64Reader) Read(p []byte) (int, error) {
 	for d.off == len(d.out) {
@@ -231,7 +233,7 @@ func newQPReader(r io.Reader) *qpReader {
 	return &qpReader{r: r, in: make([]byte, 32<<10)}
 }
 
-func (q *qpReader) repairs() int64 { return q.bad }
+func (q *qpReader) repairs() (int64, string) { return q.bad, anomalyBadQuotedPrintable }
 
 func (q *qpReader) Read(p []byte) (int, error) {
 	for q.off == len(q.out) {

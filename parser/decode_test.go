@@ -16,7 +16,8 @@ func decodeAll(t *testing.T, d decoder) (string, int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(out), d.repairs()
+	n, _ := d.repairs()
+	return string(out), n
 }
 
 // wrap76 breaks encoded text into 76-character CRLF lines, as MIME encoders do.

@@ -428,11 +428,7 @@ func (st *state) walkerOptions(base string, maxDepth, maxParts int) walker.Optio
 
 // decodeRepairs records how much of a body was not valid in its transfer encoding.
 func (st *state) decodeRepairs(dec decoder, p *walker.Part) {
-	if n := dec.repairs(); n > 0 {
-		code := anomalyBadBase64 // only the base64 and quoted-printable decoders repair
-		if _, qp := dec.(*qpReader); qp {
-			code = anomalyBadQuotedPrintable
-		}
+	if n, code := dec.repairs(); n > 0 {
 		st.anomaly(code, p.Path, strconv.FormatInt(n, 10)+" bytes skipped or kept undecoded")
 	}
 }

@@ -728,7 +728,7 @@ func (w *Walker) readHeader(h *Header, path string, messageRoot bool) headerEnd 
 		inField = true
 		if !dropping {
 			add(line)
-			have = !dropping
+			have = !dropping // add starts dropping when this field passes MaxHeaderBytes
 		}
 	}
 }
