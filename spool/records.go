@@ -62,7 +62,8 @@ func (s *Spool) Commit(id string, line []byte) error {
 		line = append(line[:len(line):len(line)], '\n')
 	}
 	if !validLine(line) {
-		s.releaseHolds(lineRefs(line))
+		// Which blobs a line that is not one JSON object names cannot be read, so their holds
+		// are not given back here: they expire (holdTTL). Only a caller's bug gets here.
 		return fmt.Errorf("spool: commit %s: not one JSON object on one line", id)
 	}
 	t, _ := ulid.ParseStrict(id) // valid: checked above
