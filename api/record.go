@@ -62,14 +62,16 @@ type Sensor struct {
 // Envelope is what the SMTP (or milter) transaction said, as opposed to what the headers say.
 // It is absent for records made by `sensor parse`, which has no transaction.
 type Envelope struct {
-	Transport  string   `json:"transport"`
-	ClientIP   string   `json:"client_ip,omitempty"`
-	ClientPort int      `json:"client_port,omitempty"`
-	HELO       string   `json:"helo,omitempty"`
-	TLS        *TLS     `json:"tls,omitempty"`
-	MailFrom   string   `json:"mail_from"` // "" is the null reverse-path <>
-	RcptTo     []string `json:"rcpt_to"`
-	Size       int64    `json:"size"` // bytes received in DATA or BDAT, after dot-unstuffing
+	Transport  string `json:"transport"`
+	ClientIP   string `json:"client_ip,omitempty"`
+	ClientPort int    `json:"client_port,omitempty"`
+	HELO       string `json:"helo,omitempty"`
+	TLS        *TLS   `json:"tls,omitempty"`
+	// AccessGroup names the host access table group the client matched; "" without a table.
+	AccessGroup string   `json:"access_group,omitempty"`
+	MailFrom    string   `json:"mail_from"` // "" is the null reverse-path <>
+	RcptTo      []string `json:"rcpt_to"`
+	Size        int64    `json:"size"` // bytes received in DATA or BDAT, after dot-unstuffing
 }
 
 // TLS describes the TLS session the copy arrived over.
@@ -77,13 +79,29 @@ type TLS struct {
 	Version    string `json:"version"`
 	Cipher     string `json:"cipher"`
 	ServerName string `json:"server_name,omitempty"`
+	// ClientName is the client certificate's name that matched --tls-client-name, after
+	// its chain was verified; "" when no certificate was asked for or presented.
+	ClientName string `json:"client_name,omitempty"`
 }
 
 // Source says what kind of copy this is.
 type Source struct {
 	Kind    string `json:"kind"`
 	Gateway string `json:"gateway,omitempty"`
+	// VerifiedBy lists the proofs of origin that held (Verified* constants); empty when no
+	// proof is configured.
+	VerifiedBy []string `json:"verified_by,omitempty"`
+	// Tenant is the pinned Microsoft 365 tenant the copy's tenant headers named.
+	Tenant string `json:"tenant,omitempty"`
 }
+
+// Proofs of origin: the values of Source.VerifiedBy.
+const (
+	VerifiedTLSClientCert  = "tls_client_cert"
+	VerifiedM365Tenant     = "m365_tenant"
+	VerifiedSourceHeader   = "source_header"
+	VerifiedJournalAddress = "journal_address"
+)
 
 // Journal is the envelope summary of an Exchange journal report: the true recipients,
 // Bcc and expanded distribution lists included.
