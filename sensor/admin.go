@@ -37,6 +37,36 @@ type Metrics struct {
 	// replies counts SMTP replies by code where they are decided (smtpReply), whether or
 	// not the client was still there to read them.
 	replies map[int]int64
+	// untrusted counts copies refused for want of proof of origin, by the reason's label.
+	untrusted map[string]int64
+}
+
+// untrustedReasons are the labels of sensor_messages_untrusted_total shown at 0 before the
+// first refusal, one per way a proof fails; a copy that fails two proofs counts under both
+// joined by +.
+var untrustedReasons = []string{"headers_unreadable", "source_header_missing", "source_header_mismatch",
+	"tenant_conflict", "tenant_foreign", "tenant_missing"}
+
+func (m *Metrics) countUntrusted(reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.untrusted == nil {
+		m.untrusted = map[string]int64{}
+	}
+	m.untrusted[reason]++
+}
+
+func (m *Metrics) untrustedCounts() map[string]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	counts := maps.Clone(m.untrusted)
+	if counts == nil {
+		counts = map[string]int64{}
+	}
+	for _, r := range untrustedReasons {
+		counts[r] += 0
+	}
+	return counts
 }
 
 func (m *Metrics) countReply(code int) {
@@ -295,6 +325,12 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	counts := m.replyCounts()
 	for _, code := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(w, "%s{code=\"%d\"} %d\n", replies, code, counts[code])
+	}
+	const untrusted = "sensor_messages_untrusted_total"
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", untrusted, "Copies refused with 550 5.7.1 because no configured header proof of origin held (--m365-tenant, --source-header), by reason.", untrusted)
+	ucounts := m.untrustedCounts()
+	for _, r := range slices.Sorted(maps.Keys(ucounts)) {
+		fmt.Fprintf(w, "%s{reason=%q} %d\n", untrusted, r, ucounts[r])
 	}
 	m.conns.tls.write(metric)
 	if a.Uploads == nil {

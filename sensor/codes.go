@@ -20,6 +20,9 @@ const (
 	// c452InsufficientStorage: "Requested action not taken: insufficient system storage";
 	// RFC 1870 names it for a SIZE that does not fit for now.
 	c452InsufficientStorage = 452
+	// c550NotTaken: "Requested action not taken: mailbox unavailable", which §3.8 and
+	// §4.2.2 also give to a refusal for policy reasons: a copy whose origin is not proven.
+	c550NotTaken = 550
 	// c552ExceededStorage: "Requested mail action aborted: exceeded storage allocation";
 	// RFC 1870 names it for a message over the SIZE limit. The session decides it
 	// (errTooBig); a Refused outcome passes it through.
@@ -28,7 +31,7 @@ const (
 
 // decidedCodes are the codes smtpReply answers with, exposed at 0 before the first one so
 // that a rate can be taken from the start.
-var decidedCodes = []int{c250Completed, c421ServiceUnavail, c451LocalError, c452InsufficientStorage, c552ExceededStorage}
+var decidedCodes = []int{c250Completed, c421ServiceUnavail, c451LocalError, c452InsufficientStorage, c550NotTaken, c552ExceededStorage}
 
 // Enhanced status codes, RFC 3463 §3.
 var (
@@ -42,6 +45,9 @@ var (
 	se432NotAccepting = smtp.EnhancedCode{4, 3, 2}
 	// se442BadConnection: X.4.2 "Bad connection" (§3.5).
 	se442BadConnection = smtp.EnhancedCode{4, 4, 2}
+	// se571NotAuthorized: X.7.1 "Delivery not authorized, message refused" (§3.8): the
+	// sender is not allowed to send this message here.
+	se571NotAuthorized = smtp.EnhancedCode{5, 7, 1}
 )
 
 // smtpReply is the SMTP reply to an outcome, and the only place one is decided:
@@ -51,6 +57,7 @@ var (
 //	Incomplete    451 4.4.2 Message not received completely; try again (ref <ref>)
 //	ShuttingDown  421 4.3.2 Shutting down; try again later (ref <ref>)
 //	Refused       the door's own 5xx (552 5.3.4 for an oversized message)
+//	Untrusted     550 5.7.1 Origin not proven: <Outcome.Reason> (ref <ref>)
 //	LocalFault    451 4.3.0 Local error, message not accepted; try again later (ref <ref>)
 //	anything else as LocalFault: never an error's text, never a 5xx
 //
@@ -58,7 +65,9 @@ var (
 // retrying for days) can be matched to the line of ours that says why: the record id once a
 // message was read (the id=... of Receive's log line), else the connection id (conn=..., as
 // for 452 at MAIL or 421 while draining). The 250 names the record id as Postfix names its
-// queue id. A 5xx is the sender's to fix and names nothing.
+// queue id. A 5xx is the sender's to fix and names nothing, but for Untrusted: a journal
+// rule's bounce of a copy refused for its origin goes to an administrator, who needs the ref
+// to find which proof failed in our log.
 //
 // Local trouble is always a 4xx: Google does not retry a 5xx, and Exchange Online disables a
 // journal rule whose destination keeps failing. The reply is go-smtp's SMTPError type, kept
@@ -70,7 +79,7 @@ var (
 // else; m may be nil for a reply that will not be sent.
 func smtpReply(o Outcome, m *Metrics) *smtp.SMTPError {
 	r := decide(o)
-	if r.Code/100 == 4 && o.Ref != "" {
+	if (r.Code/100 == 4 || o.Kind == Untrusted) && o.Ref != "" {
 		r.Message += " (ref " + o.Ref + ")"
 	}
 	if m != nil {
@@ -95,6 +104,14 @@ func decide(o Outcome) *smtp.SMTPError {
 	case ShuttingDown:
 		return &smtp.SMTPError{Code: c421ServiceUnavail, EnhancedCode: se432NotAccepting,
 			Message: "Shutting down; try again later"}
+	case Untrusted:
+		// What the sender must fix: its configuration (the journal rule's route, the
+		// header a gateway adds), or the copy is not from the customer's own platform.
+		msg := "Origin not proven"
+		if o.Reason != "" {
+			msg += ": " + o.Reason
+		}
+		return &smtp.SMTPError{Code: c550NotTaken, EnhancedCode: se571NotAuthorized, Message: msg}
 	case Refused:
 		// The SMTP layer's own refusal, for what the sender must fix, passes through.
 		var se *smtp.SMTPError

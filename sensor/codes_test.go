@@ -32,6 +32,10 @@ func TestSMTPReplyTable(t *testing.T) {
 		{Outcome{Kind: Refused, Ref: "01ID", Err: &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 0, 0}, Message: "x"}},
 			"451 4.3.0 Local error, message not accepted; try again later (ref 01ID)"},
 		{Outcome{Kind: OutcomeKind(99), Ref: "01ID", Err: secret}, "451 4.3.0 Local error, message not accepted; try again later (ref 01ID)"},
+		// A copy whose origin is not proven is the sender's to fix, and the ref leads its
+		// administrator to our log line.
+		{Outcome{Kind: Untrusted, ID: "01ID", Ref: "01ID", Reason: "names no Microsoft 365 tenant", Err: secret},
+			"550 5.7.1 Origin not proven: names no Microsoft 365 tenant (ref 01ID)"},
 	} {
 		r := smtpReply(tc.o, nil)
 		e := r.EnhancedCode
@@ -42,7 +46,7 @@ func TestSMTPReplyTable(t *testing.T) {
 		if strings.Contains(r.Message, "input/output") {
 			t.Errorf("%v: the reply leaks the internal error: %q", tc.o.Kind, r.Message)
 		}
-		if r.Code/100 == 5 && tc.o.Kind != Refused {
+		if r.Code/100 == 5 && tc.o.Kind != Refused && tc.o.Kind != Untrusted {
 			t.Errorf("%v: a 5xx for a local condition", tc.o.Kind)
 		}
 	}

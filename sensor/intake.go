@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -60,6 +61,9 @@ const (
 	// ShuttingDown: the door is draining and takes no new transaction. The intake never
 	// returns it; a door makes it, so that it is answered like every other outcome.
 	ShuttingDown
+	// Untrusted: header proofs of origin are configured and none held (origin.go).
+	// Outcome.Reason says why, for the sender to read. Nothing was committed.
+	Untrusted
 )
 
 func (k OutcomeKind) String() string {
@@ -76,6 +80,8 @@ func (k OutcomeKind) String() string {
 		return "refused"
 	case ShuttingDown:
 		return "shutting_down"
+	case Untrusted:
+		return "untrusted"
 	}
 	return fmt.Sprintf("outcome(%d)", int(k))
 }
@@ -93,6 +99,9 @@ type Outcome struct {
 	// Err is the cause, for logs and for a door that refused the bytes itself. It is never
 	// shown to a sender.
 	Err error
+	// Reason is why an Untrusted copy's origin is not proven, made to be shown to its
+	// sender: it names the failed proofs, never a secret.
+	Reason string
 }
 
 // RefusedError marks an error of a door's byte stream that the sender must fix (the SMTP
@@ -119,6 +128,9 @@ type Envelope struct {
 	RcptTo     []string
 	// DeclaredSize is the size the sender announced (SIZE=, RFC 1870); 0 when it did not.
 	DeclaredSize int64
+	// VerifiedBy lists the proofs of origin the door itself holds (api.VerifiedTLSClientCert,
+	// api.VerifiedJournalAddress); the intake adds the header proofs to them.
+	VerifiedBy []string
 }
 
 // Reservation is spool room claimed before a message's body arrives. Release gives it back;
@@ -138,6 +150,8 @@ type IntakeConfig struct {
 	SensorID string
 	Version  string
 	Logger   *slog.Logger
+	// Origin is the header proofs of origin a copy must give (origin.go); nil: none.
+	Origin *Origin
 }
 
 // Intake is what happens to a message once a front door has it: parse it, reserve spool
@@ -200,7 +214,14 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 	log := in.logger(env)
 	in.metrics.messagesStarted.Add(1)
 	counted := &countingReader{r: r}
-	rec, err := in.parser.Parse(counted)
+	var src io.Reader = counted
+	var tap *headerTap // the outer header, kept for the proofs of origin
+	if in.cfg.Origin != nil {
+		// The header is judged here, not by the parser, which stays ignorant of secrets.
+		tap = newHeaderTap(counted, maxOriginHeaderBytes)
+		src = tap
+	}
+	rec, err := in.parser.Parse(src)
 	if err != nil {
 		return in.parseFailed(log, id, err)
 	}
@@ -210,6 +231,17 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 			in.releaseBlobs(rec)
 		}
 	}()
+	// Judged after the parse, which reads the message to its end (so that the door can
+	// answer it), and before anything is committed.
+	verdict := in.cfg.Origin.judge(tap.header())
+	if verdict.reason != "" {
+		return in.untrusted(log, env, id, verdict, counted.n)
+	}
+	in.cfg.Origin.scrubHeaders(rec)
+	if proofs := append(slices.Clone(env.VerifiedBy), verdict.proofs...); len(proofs) > 0 {
+		rec.Source.VerifiedBy = proofs
+	}
+	rec.Source.Tenant = verdict.tenant
 	rec.ID = id
 	rec.ReceivedAt = api.FormatTime(start)
 	rec.Sensor = api.Sensor{ID: in.cfg.SensorID, Version: in.cfg.Version}
@@ -228,6 +260,10 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		log.Error("encoding record failed", "id", id, "error", err)
 		in.metrics.messagesFailed.Add(1)
 		return Outcome{Kind: LocalFault, ID: id, Ref: id, Err: err}
+	}
+	if redacted, found := in.cfg.Origin.redact(line); found {
+		line = redacted
+		log.Warn("the source header's secret appeared in the record outside its header; cut out", "id", id)
 	}
 	// Without a declared size the check comes now that the body is read. With one, the room
 	// claimed at MAIL counts only if the sender told the truth: SIZE=1 before a message whose
@@ -264,6 +300,16 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		"duration_ms", time.Since(start).Milliseconds(),
 	)
 	return Outcome{Kind: Accepted, ID: id, Ref: id}
+}
+
+// untrusted counts and logs a copy whose origin no configured header proof showed. The log
+// line says why, as the reply does; neither shows a secret.
+func (in *Intake) untrusted(log *slog.Logger, env *Envelope, id string, v originVerdict, size int64) Outcome {
+	in.metrics.messagesFailed.Add(1)
+	in.metrics.countUntrusted(v.label)
+	log.Warn("copy refused: its origin is not proven", "id", id, "reason", v.reason,
+		"mail_from", env.MailFrom, "size", size)
+	return Outcome{Kind: Untrusted, ID: id, Ref: id, Reason: v.reason}
 }
 
 // releaseBlobs gives back the blobs the parser committed for rec, which will not be

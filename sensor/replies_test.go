@@ -30,7 +30,7 @@ func scrape(t *testing.T, m *Metrics) string {
 func TestRepliesAreCountedByCode(t *testing.T) {
 	ts := startServer(t, SMTPConfig{MaxMessageBytes: 1000})
 	before := scrape(t, ts.metrics)
-	for _, code := range []string{"250", "421", "451", "452", "552"} {
+	for _, code := range []string{"250", "421", "451", "452", "550", "552"} {
 		if line := `sensor_smtp_replies_total{code="` + code + `"} 0`; !strings.Contains(before, line+"\n") {
 			t.Errorf("before any session, /metrics lacks %q:\n%s", line, before)
 		}
@@ -90,13 +90,13 @@ func TestRepliesAreCountedByCode(t *testing.T) {
 	}
 
 	got := scrape(t, ts.metrics)
-	for code, n := range map[string]int{"250": 1, "421": 2, "451": 1, "452": 2, "552": 1} {
+	for code, n := range map[string]int{"250": 1, "421": 2, "451": 1, "452": 2, "550": 0, "552": 1} {
 		if line := fmt.Sprintf(`sensor_smtp_replies_total{code="%s"} %d`, code, n); !strings.Contains(got, line+"\n") {
 			t.Errorf("/metrics lacks %q", line)
 		}
 	}
-	if n := strings.Count(got, "sensor_smtp_replies_total{"); n != 5 {
-		t.Errorf("%d reply codes counted, want 5", n)
+	if n := strings.Count(got, "sensor_smtp_replies_total{"); n != 6 {
+		t.Errorf("%d reply codes counted, want 6", n)
 	}
 	for _, line := range []string{"# HELP sensor_smtp_replies_total ", "# TYPE sensor_smtp_replies_total counter\n"} {
 		if strings.Count(got, line) != 1 {

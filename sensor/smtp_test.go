@@ -83,8 +83,9 @@ type testServer struct {
 	metrics *Metrics
 }
 
-// startServer runs a real SMTP server with the real parser on a loopback port.
-func startServer(t *testing.T, cfg SMTPConfig) *testServer {
+// startServer runs a real SMTP server with the real parser on a loopback port. Each of
+// intake, when given, changes the intake's config.
+func startServer(t *testing.T, cfg SMTPConfig, intake ...func(*IntakeConfig)) *testServer {
 	t.Helper()
 	p, err := parser.New(parser.Options{CRLFInput: true})
 	if err != nil {
@@ -98,7 +99,11 @@ func startServer(t *testing.T, cfg SMTPConfig) *testServer {
 	cfg.Domain = "sensor.test"
 	m := &Metrics{}
 	ts.metrics = m
-	in := NewIntake(IntakeConfig{SensorID: "sensor-1", Version: "v-test", Logger: cfg.Logger}, p, ts.spool, m)
+	icfg := IntakeConfig{SensorID: "sensor-1", Version: "v-test", Logger: cfg.Logger}
+	for _, f := range intake {
+		f(&icfg)
+	}
+	in := NewIntake(icfg, p, ts.spool, m)
 	srv := NewSMTPServer(cfg, in, m)
 	ts.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

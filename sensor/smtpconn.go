@@ -514,6 +514,7 @@ func (c *smtpConn) envelope() Envelope {
 		MailFrom:     c.from,
 		RcptTo:       c.rcpts,
 		DeclaredSize: c.size,
+		VerifiedBy:   c.doorProofs(),
 	}
 }
 

@@ -241,6 +241,9 @@ func configCheckCmd(args []string, stdout, stderr io.Writer, getenv func(string)
 	problems := configProblems(err, c, args, getenv)
 	if len(problems) == 0 {
 		fmt.Fprintln(stdout, "config OK")
+		if s := originSummary(c); s != "" {
+			fmt.Fprintln(stdout, s)
+		}
 		return 0
 	}
 	for _, p := range problems {
@@ -252,6 +255,23 @@ func configCheckCmd(args []string, stdout, stderr io.Writer, getenv func(string)
 		fmt.Fprintf(stderr, "%s: %d problems\n", c.configFile, len(problems))
 	}
 	return 1
+}
+
+// originSummary says what a copy must show of its origin, for config check: a refusal of
+// every copy is the likeliest mistake an operator can make here, so the rule is spelled
+// out. It names the secret's file, never the secret.
+func originSummary(c *serveConfig) string {
+	var proofs []string
+	if t := c.origin.Tenants(); len(t) > 0 {
+		proofs = append(proofs, "name a pinned Microsoft 365 tenant ("+strings.Join(t, ", ")+") in its outer tenant headers")
+	}
+	if h := c.origin.SourceHeader(); h != "" {
+		proofs = append(proofs, fmt.Sprintf("carry the header %s with the secret in %s", h, c.sourceSecretFile))
+	}
+	if len(proofs) == 0 {
+		return ""
+	}
+	return "proof of origin: each copy must " + strings.Join(proofs, ", or ") + "; others get 550 5.7.1"
 }
 
 const configCheckUsage = `usage: sensor config check --config FILE [serve flags]

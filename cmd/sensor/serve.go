@@ -54,12 +54,16 @@ type serveConfig struct {
 	tlsKey            string
 	smtpsListen       string
 	requireTLS        bool
+	m365Tenants       listFlag
+	sourceHeader      string
+	sourceSecretFile  string
 
 	// Derived by check.
 	mode       parser.AttachmentMode
 	token      string
 	recipients *sensor.Recipients // nil: every recipient
 	adminToken string
+	origin     *sensor.Origin // nil: no header proof of origin
 }
 
 func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
@@ -101,6 +105,13 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.StringVar(&c.smtpsListen, "smtps-listen", "", "implicit-TLS SMTP address (RFC 8314), such as :465; needs --tls-cert (default off)")
 	fs.BoolVar(&c.requireTLS, "require-tls", false, "answer MAIL before STARTTLS with 451 4.7.0 (the sender keeps the copy and retries); needs --tls-cert")
+	// Proof of origin from the copy's own header (docs/sources/).
+	fs.Var(&c.m365Tenants, "m365-tenant",
+		"pin a Microsoft 365 tenant by its initial domain (contoso.onmicrosoft.com) or tenant id (a GUID): a copy must name it in its outer X-OriginatorOrg / X-MS-Exchange-CrossTenant-Id, or get 550 5.7.1 (repeatable; in the environment, comma-separated)")
+	fs.StringVar(&c.sourceHeader, "source-header", "",
+		"name of a header your routing rule or gateway adds to each copy with a secret: a copy must carry it, or get 550 5.7.1; the header is never recorded (needs --source-header-secret-file)")
+	fs.StringVar(&c.sourceSecretFile, "source-header-secret-file", "",
+		"file holding the --source-header value: at least 16 letters, digits or -._~+/= (openssl rand -hex 32 makes one)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs
@@ -227,6 +238,7 @@ func (c *serveConfig) check() error {
 		}
 	}
 	c.recipients, _ = sensor.NewRecipients(c.journalAddresses) // nil on a bad entry, reported above
+	c.checkOrigin(bad, readToken)
 	if c.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
 	}
@@ -240,6 +252,44 @@ func (c *serveConfig) check() error {
 		bad("log-level", "%v", err)
 	}
 	return errors.Join(errs...)
+}
+
+// checkOrigin checks the header proofs of origin and makes their judge. Without a header
+// proof, copies prove their origin by the door alone (--allow-cidr, --tls-client-name,
+// --journal-address); with one, each copy must give one that holds (sensor/origin.go).
+func (c *serveConfig) checkOrigin(bad func(flag, format string, a ...any), readToken func(flag, path, fix string) string) {
+	for _, t := range c.m365Tenants {
+		if err := sensor.CheckTenant(t); err != nil {
+			bad("m365-tenant", "%q: %v; write the tenant's initial domain, such as contoso.onmicrosoft.com, or its tenant id, a GUID such as 3f2504e0-4f89-11d3-9a0c-0305e82c3301", t, err)
+		}
+	}
+	if c.sourceHeader != "" {
+		if err := sensor.CheckSourceHeader(c.sourceHeader); err != nil {
+			bad("source-header", "%q: %v", c.sourceHeader, err)
+		}
+	}
+	switch {
+	case c.sourceHeader != "" && c.sourceSecretFile == "":
+		bad("source-header", "set without --source-header-secret-file, the file that holds its secret")
+	case c.sourceSecretFile != "" && c.sourceHeader == "":
+		bad("source-header-secret-file", "set without --source-header, the name of the header that carries the secret")
+	}
+	// The secret never appears in a problem: only its file and what is wrong with it.
+	secret := readToken("source-header-secret-file", c.sourceSecretFile,
+		"; name a readable file holding the secret your routing rule or gateway puts in the source header")
+	if secret != "" {
+		if err := sensor.CheckSourceSecret(secret); err != nil {
+			bad("source-header-secret-file", "%s: the secret is %v", c.sourceSecretFile, err)
+		}
+	}
+	if c.sourceHeader == "" || c.sourceSecretFile == "" {
+		secret = "" // the pair is incomplete, reported above
+	}
+	c.origin, _ = sensor.NewOrigin(sensor.OriginConfig{ // nil on a bad setting, reported above
+		Tenants:      c.m365Tenants,
+		SourceHeader: c.sourceHeader,
+		SourceSecret: secret,
+	})
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -329,6 +379,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		SensorID: hostname,
 		Version:  version,
 		Logger:   log.With("component", "intake"),
+		Origin:   c.origin,
 	}, p, sp, metrics)
 	smtpSrv := sensor.NewSMTPServer(sensor.SMTPConfig{
 		Domain:             hostname,
@@ -404,6 +455,9 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		"pipeline", maskUserinfo(c.pipelineURL),
 		"attachments", c.mode.String(),
 		"urls", c.urls.String(),
+		// The source header's name is not logged: with its secret, it is the proof.
+		"m365_tenants", strings.Join(c.origin.Tenants(), ","),
+		"source_header", c.origin.SourceHeader() != "",
 	)
 	if ready != nil {
 		ready(smtpLn.Addr(), adminLn.Addr())
