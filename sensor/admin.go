@@ -33,6 +33,8 @@ type Metrics struct {
 	spoolFull        atomic.Int64 // 452 answers: the spool budget was reached
 	conns            connMetrics  // open and refused connections (listener.go)
 
+	clientCerts clientCertMetrics // client certificates refused (clientcert.go)
+
 	mu sync.Mutex
 	// replies counts SMTP replies by code where they are decided (smtpReply), whether or
 	// not the client was still there to read them.
@@ -333,6 +335,7 @@ func (a *Admin) writeMetrics(w io.Writer) {
 		fmt.Fprintf(w, "%s{reason=%q} %d\n", untrusted, r, ucounts[r])
 	}
 	m.conns.tls.write(metric)
+	m.clientCerts.write(w)
 	if a.Uploads == nil {
 		return
 	}

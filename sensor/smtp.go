@@ -39,6 +39,10 @@ type SMTPConfig struct {
 	Conns              ConnLimits    // caps on open connections (listener.go); zero: none
 	Recipients         *Recipients   // RCPT TO addresses accepted (recipients.go); nil: all
 	Logger             *slog.Logger
+
+	// ClientAuth, when set, makes MAIL need a client certificate that it accepts
+	// (clientcert.go): 451 4.7.0 before STARTTLS, 550 5.7.1 over TLS without one.
+	ClientAuth *ClientAuth
 }
 
 // SMTPServer accepts copies over SMTP. Each connection is served by one goroutine
@@ -76,6 +80,16 @@ func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 	}
 	if m == nil {
 		m = &Metrics{}
+	}
+	if cfg.ClientAuth != nil && cfg.TLSConfig != nil {
+		// Ask, never demand nor verify in the handshake: ClientAuth's doc says why.
+		cfg.TLSConfig = cfg.TLSConfig.Clone()
+		cfg.TLSConfig.ClientAuth = tls.RequestClientCert
+		// A session resumed from a ticket is not asked again and keeps the certificate of
+		// the handshake that made it, or none: a sender refused for showing none would be
+		// refused again once it has one, for as long as its ticket lives (7 days). MTAs
+		// open few connections; a full handshake each is cheap.
+		cfg.TLSConfig.SessionTicketsDisabled = true
 	}
 	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m, writeTimeout: writeTimeout,
 		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
@@ -142,33 +156,40 @@ func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
 				newSMTPConn(s, c).serve()
 				return
 			}
-			st, err := s.handshake(tlsConn(c))
+			st, cert, err := s.handshake(tlsConn(c))
 			if err != nil {
 				s.log.Info("TLS handshake failed", "client", c.RemoteAddr().String(), "error", err)
 				c.Close()
 				return
 			}
 			sc := newSMTPConn(s, c)
-			sc.tls = st
+			sc.tls, sc.cert = st, cert
 			sc.serve()
 		}()
 	}
 }
 
 // handshake runs the server side of tc's TLS handshake, within the idle timeout, and
-// returns what the record tells of it.
-func (s *SMTPServer) handshake(tc *tls.Conn) (*api.TLS, error) {
+// returns what the record tells of it and, with ClientAuth, what the client certificate
+// proved (nil without ClientAuth).
+func (s *SMTPServer) handshake(tc *tls.Conn) (*api.TLS, *certVerdict, error) {
 	if err := tc.SetDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := tc.Handshake(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := tc.SetDeadline(time.Time{}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st := tc.ConnectionState()
-	return &api.TLS{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), ServerName: st.ServerName}, nil
+	rec := &api.TLS{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), ServerName: st.ServerName}
+	var cert *certVerdict
+	if s.cfg.ClientAuth != nil {
+		cert = s.cfg.ClientAuth.verify(st.PeerCertificates, time.Now())
+		rec.ClientName = cert.name
+	}
+	return rec, cert, nil
 }
 
 // tlsConn is the TLS connection a connection from ServeTLS's listener wraps.

@@ -42,6 +42,7 @@ type smtpConn struct {
 	ip   string
 	port int
 	tls  *api.TLS
+	cert *certVerdict // the client certificate's, with SMTPConfig.ClientAuth and TLS
 
 	writeTimeout time.Duration
 
@@ -317,6 +318,9 @@ func (c *smtpConn) mail(arg string) bool {
 		c.reply(451, "4.7.0", "Must issue a STARTTLS command first")
 		return c.badCommand()
 	}
+	if !c.clientCertOK() {
+		return c.badCommand()
+	}
 	// A MAIL inside a transaction starts a new one (go-smtp did the same); a refusal here
 	// would lose the copy.
 	c.endTxn()
@@ -490,12 +494,12 @@ func (c *smtpConn) startTLS(arg string) bool {
 	c.reply(220, "2.0.0", "Ready to start TLS")
 	c.flush()
 	tc := tls.Server(c.io.conn, c.srv.cfg.TLSConfig)
-	st, err := c.srv.handshake(tc)
+	st, cert, err := c.srv.handshake(tc)
 	if err != nil {
 		c.log.Info("TLS handshake failed", "error", err)
 		return false
 	}
-	c.tls = st
+	c.tls, c.cert = st, cert
 	c.endTxn()
 	c.helo, c.ehlo = "", false // RFC 3207 §4.2: the session starts over
 	c.setConn(tc)

@@ -213,8 +213,8 @@ func (p *problem) Error() string { return p.where + ": " + p.msg }
 // (flags, then SENSOR_* environment, then the file, then defaults) and prints every problem,
 // one a line, then their count, and exits 1; or prints "config OK" and exits 0.
 //
-// It only reads: the config file, the token file, and the metadata of the other files the
-// settings name. The data dir, the spool, the outbox and the listeners are made by serve,
+// It only reads: the config file, the token file, the TLS certificates and CA bundles, and
+// the metadata of the other files the settings name. The data dir, the spool, the outbox and the listeners are made by serve,
 // which it never calls, so it is safe beside a running sensor and before the data dir exists
 // (TestConfigCheckOnlyReads holds it to that).
 func configCheckCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -296,6 +296,8 @@ var checkFixes = map[string]string{
 	"tls-key":              "set both tls-cert and tls-key to readable PEM files of one certificate and its key, or neither",
 	"smtps-listen":         `write host:port, such as ":465", with tls-cert and tls-key set`,
 	"require-tls":          "set tls-cert and tls-key, or remove require-tls",
+	"tls-client-ca":        "set it to a readable PEM file of the CAs that sign the senders' client certificates, and set tls-cert and tls-key too; or remove it",
+	"tls-client-name":      "write each as a host name such as mail.protection.outlook.com, or *.example.com for one label below example.com, and set tls-cert and tls-key too; or remove the key",
 
 	// The per-address cap is also checked against the total one.
 	"max-connections":        "write a whole number of at least 1, such as 1000",

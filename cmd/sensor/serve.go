@@ -57,6 +57,8 @@ type serveConfig struct {
 	m365Tenants       listFlag
 	sourceHeader      string
 	sourceSecretFile  string
+	tlsClientCA       string
+	tlsClientNames    listFlag
 
 	// Derived by check.
 	mode       parser.AttachmentMode
@@ -112,6 +114,10 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 		"name of a header your routing rule or gateway adds to each copy with a secret: a copy must carry it, or get 550 5.7.1; the header is never recorded (needs --source-header-secret-file)")
 	fs.StringVar(&c.sourceSecretFile, "source-header-secret-file", "",
 		"file holding the --source-header value: at least 16 letters, digits or -._~+/= (openssl rand -hex 32 makes one)")
+	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "",
+		"PEM bundle of the CAs that sign senders' client certificates: each sender is asked for one, and MAIL without one that verifies gets 550 5.7.1 (451 4.7.0 before STARTTLS); read again on SIGHUP and when the file changes; needs --tls-cert")
+	fs.Var(&c.tlsClientNames, "tls-client-name",
+		"a name the sender's client certificate must carry, such as mail.protection.outlook.com (Exchange Online), or *.example.com for any one label below example.com (repeatable; in the environment, comma-separated); MAIL without one gets 550 5.7.1; without --tls-client-ca the chain is verified against the system roots; needs --tls-cert")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs
@@ -210,6 +216,23 @@ func (c *serveConfig) check() error {
 	}
 	if c.requireTLS && c.tlsCert == "" {
 		bad("require-tls", "needs --tls-cert and --tls-key: without a certificate no client could send")
+	}
+	if c.tlsClientCA != "" {
+		if _, err := sensor.LoadClientCAs(c.tlsClientCA); err != nil {
+			bad("tls-client-ca", "%v", err)
+		}
+	}
+	for _, n := range c.tlsClientNames {
+		if err := sensor.CheckClientName(n); err != nil {
+			bad("tls-client-name", "%q: %v", n, err)
+		}
+	}
+	if (c.tlsClientCA != "" || len(c.tlsClientNames) > 0) && c.tlsCert == "" {
+		flag := "tls-client-ca"
+		if c.tlsClientCA == "" {
+			flag = "tls-client-name"
+		}
+		bad(flag, "needs --tls-cert and --tls-key: a client certificate is shown only over TLS")
 	}
 	if c.maxMessageBytes <= 0 {
 		bad("max-message-bytes", "must be positive")
@@ -371,9 +394,18 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		}
 		tlsConfig = sensor.ServerTLSConfig(certs.GetCertificate)
 	}
+	var clientAuth *sensor.ClientAuth
+	if c.tlsClientCA != "" || len(c.tlsClientNames) > 0 {
+		if clientAuth, err = sensor.NewClientAuth(c.tlsClientCA, c.tlsClientNames, log.With("component", "tls")); err != nil {
+			return fmt.Errorf("--tls-client-ca, --tls-client-name: %w", err)
+		}
+	}
 	metrics := &sensor.Metrics{}
 	if certs != nil {
 		certs.CountIn(metrics)
+	}
+	if clientAuth != nil {
+		clientAuth.CountIn(metrics)
 	}
 	intake := sensor.NewIntake(sensor.IntakeConfig{
 		SensorID: hostname,
@@ -390,6 +422,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		Recipients:         c.recipients,
 		TLSConfig:          tlsConfig,
 		RequireTLS:         c.requireTLS,
+		ClientAuth:         clientAuth,
 		Logger:             log.With("component", "smtp"),
 	}, intake, metrics)
 
@@ -414,7 +447,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
-	watchCerts(watchCtx, certs, log)
+	watchCerts(watchCtx, certs, clientAuth, log)
 
 	var listening atomic.Bool
 	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Spool: sp, Started: time.Now(), Version: version,
@@ -450,6 +483,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		"smtps", smtpsAddr,
 		"starttls", certs != nil,
 		"require_tls", c.requireTLS,
+		"client_cert", clientAuth != nil,
 		"admin", adminLn.Addr().String(),
 		"data_dir", c.dataDir,
 		"pipeline", maskUserinfo(c.pipelineURL),
@@ -491,14 +525,18 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 // certPollInterval is how often the certificate files are checked for a renewal.
 const certPollInterval = 5 * time.Second
 
-// watchCerts reloads the SMTP door's certificate on SIGHUP and when its files change, until
-// ctx is done. Without a certificate, SIGHUP is logged and otherwise ignored: it must not
-// stop a sensor whose operator ran `systemctl reload`.
-func watchCerts(ctx context.Context, certs *sensor.CertReloader, log *slog.Logger) {
+// watchCerts reloads the SMTP door's certificate, and the client CA bundle when there is
+// one, on SIGHUP and when their files change, until ctx is done. Without a certificate,
+// SIGHUP is logged and otherwise ignored: it must not stop a sensor whose operator ran
+// `systemctl reload`. clientAuth may be nil.
+func watchCerts(ctx context.Context, certs *sensor.CertReloader, clientAuth *sensor.ClientAuth, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	if certs != nil {
 		go certs.Watch(ctx, certPollInterval)
+	}
+	if clientAuth != nil {
+		go clientAuth.Watch(ctx, certPollInterval)
 	}
 	go func() {
 		defer signal.Stop(hup)
@@ -514,6 +552,9 @@ func watchCerts(ctx context.Context, certs *sensor.CertReloader, log *slog.Logge
 			}
 			log.Info("SIGHUP: reloading the TLS certificate")
 			_ = certs.Reload() // a refusal is logged there; the pair in use stays
+			if clientAuth != nil {
+				_ = clientAuth.Reload() // likewise
+			}
 		}
 	}()
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -116,4 +118,54 @@ func sendTLS(t *testing.T, c *smtp.Client) string {
 		t.Fatal(err)
 	}
 	return m[1]
+}
+
+// TestServeClientCert runs `sensor serve` with --tls-client-ca and --tls-client-name: a
+// sender whose CA is not in the bundle is refused at MAIL for good, and once the bundle
+// names its CA (rewritten in place, then SIGHUP) its copy reaches the pipeline with the
+// certificate's name in envelope.tls.client_name. The receiver's schema check passes the
+// field.
+func TestServeClientCert(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := testkit.WriteCertPair(t, dir, "sensor")
+	ours, partners := testkit.MakeCA(t, "our CA"), testkit.MakeCA(t, "partner CA")
+	caFile := ours.WriteFile(t, filepath.Join(dir, "client-ca.pem"))
+	e := startE2E(t, "--tls-cert", certFile, "--tls-key", keyFile,
+		"--tls-client-ca", caFile, "--tls-client-name", "*.partner.test")
+	cert := partners.Issue(t, testkit.Leaf{DNSNames: []string{"mx1.partner.test"}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	clientTLS := &tls.Config{ServerName: "sensor.test", InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}
+
+	c, err := smtp.DialStartTLS(e.smtp, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *smtp.SMTPError
+	if err := c.Mail("sender@example.org", nil); !errors.As(err, &se) || se.Code != 550 ||
+		!strings.Contains(se.Message, "Client certificate not accepted: not issued by a CA this server trusts") {
+		t.Errorf("MAIL with a certificate of an unknown CA: %v, want 550 5.7.1", err)
+	}
+	c.Close()
+
+	if err := os.WriteFile(caFile, append(ours.PEM(), partners.PEM()...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(e.logs.String(), "client CA bundle loaded") {
+		if time.Now().After(deadline) {
+			t.Fatal("the client CA bundle was never reloaded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c, err = smtp.DialStartTLS(e.smtp, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ := e.await(sendTLS(t, c))
+	env, _ := rec["envelope"].(map[string]any)
+	if tl, _ := env["tls"].(map[string]any); tl["client_name"] != "mx1.partner.test" {
+		t.Errorf("envelope.tls %v, want client_name mx1.partner.test", tl)
+	}
 }

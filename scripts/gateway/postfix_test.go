@@ -46,8 +46,9 @@ type record struct {
 		RcptTo    []string `json:"rcpt_to"`
 		Size      int64    `json:"size"`
 		TLS       *struct {
-			Version string `json:"version"`
-			Cipher  string `json:"cipher"`
+			Version    string `json:"version"`
+			Cipher     string `json:"cipher"`
+			ClientName string `json:"client_name"`
 		} `json:"tls"`
 	} `json:"envelope"`
 	Message struct {
