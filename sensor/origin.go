@@ -561,7 +561,9 @@ func makeHeaderField(raw []byte) headerField {
 // --journal-address list (the door refuses every other one).
 func (c *smtpConn) doorProofs() []string {
 	var p []string
-	if c.tls != nil && c.tls.ClientName != "" {
+	// A verified certificate proves the origin even when it carries no name to record
+	// (--tls-client-ca alone); MAIL never gets this far with one that failed.
+	if c.srv.cfg.ClientAuth != nil && c.tls != nil && c.cert != nil && c.cert.reason == "" {
 		p = append(p, api.VerifiedTLSClientCert)
 	}
 	if c.srv.cfg.Recipients != nil {

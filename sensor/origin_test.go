@@ -535,7 +535,8 @@ func TestSMTPDoorAnswersUntrustedCopies(t *testing.T) {
 	}
 }
 
-// A client certificate the door verified and named is a proof of its own.
+// A client certificate the door verified is a proof of its own, named or not (--tls-client-ca
+// alone records no name); one that failed, or TLS without client certificates, is not.
 func TestDoorProofsOfTheSMTPSession(t *testing.T) {
 	c := &smtpConn{srv: &SMTPServer{}}
 	if p := c.doorProofs(); p != nil {
@@ -543,7 +544,16 @@ func TestDoorProofsOfTheSMTPSession(t *testing.T) {
 	}
 	c.tls = &api.TLS{Version: "TLS 1.3"}
 	if p := c.doorProofs(); p != nil {
-		t.Errorf("TLS without a client name: %q", p)
+		t.Errorf("TLS without client certificates: %q", p)
+	}
+	c.srv.cfg.ClientAuth = &ClientAuth{}
+	c.cert = &certVerdict{reason: certName}
+	if p := c.doorProofs(); p != nil {
+		t.Errorf("a certificate with the wrong names: %q", p)
+	}
+	c.cert = &certVerdict{}
+	if p := c.doorProofs(); !reflect.DeepEqual(p, []string{api.VerifiedTLSClientCert}) {
+		t.Errorf("a verified certificate without a name: %q", p)
 	}
 	c.tls.ClientName = "mail.protection.outlook.com"
 	c.srv.cfg.Recipients, _ = NewRecipients([]string{"*@journal.example"})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"syscall"
@@ -167,5 +168,8 @@ func TestServeClientCert(t *testing.T) {
 	env, _ := rec["envelope"].(map[string]any)
 	if tl, _ := env["tls"].(map[string]any); tl["client_name"] != "mx1.partner.test" {
 		t.Errorf("envelope.tls %v, want client_name mx1.partner.test", tl)
+	}
+	if src, _ := rec["source"].(map[string]any); !reflect.DeepEqual(src["verified_by"], []any{"tls_client_cert"}) {
+		t.Errorf("source %v, want verified_by [tls_client_cert]", src)
 	}
 }
