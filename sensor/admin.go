@@ -30,8 +30,9 @@ type Metrics struct {
 	messagesAccepted atomic.Int64
 	messagesFailed   atomic.Int64
 	bytesAccepted    atomic.Int64
-	spoolFull        atomic.Int64 // 452 answers: the spool budget was reached
-	conns            connMetrics  // open and refused connections (listener.go)
+	spoolFull        atomic.Int64  // 452 answers: the spool budget was reached
+	conns            connMetrics   // open and refused connections (listener.go)
+	access           accessMetrics // what the host access table did (access.go)
 
 	mu sync.Mutex
 	// replies counts SMTP replies by code where they are decided (smtpReply), whether or
@@ -296,6 +297,7 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	for _, code := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(w, "%s{code=\"%d\"} %d\n", replies, code, counts[code])
 	}
+	m.access.write(w)
 	m.conns.tls.write(metric)
 	if a.Uploads == nil {
 		return

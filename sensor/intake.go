@@ -119,6 +119,8 @@ type Envelope struct {
 	RcptTo     []string
 	// DeclaredSize is the size the sender announced (SIZE=, RFC 1870); 0 when it did not.
 	DeclaredSize int64
+	// AccessGroup is the host access table group the client matched; "" without a table.
+	AccessGroup string
 }
 
 // Reservation is spool room claimed before a message's body arrives. Release gives it back;
@@ -223,6 +225,7 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		RcptTo:     env.RcptTo,
 		Size:       counted.n,
 	}
+	rec.Envelope.AccessGroup = env.AccessGroup
 	line, err := api.MarshalRecord(rec)
 	if err != nil { // cannot happen with these types; still a temporary failure
 		log.Error("encoding record failed", "id", id, "error", err)
