@@ -57,8 +57,9 @@ type Group struct {
 	lines map[string]int // of each key, for problems of one field
 }
 
-// line is where key was written, or the group's own line.
-func (g *Group) line(key string) int {
+// KeyLine is the line of the YAML file where key (such as "cidrs") was written, or the
+// group's own line.
+func (g *Group) KeyLine(key string) int {
 	if n := g.lines[key]; n > 0 {
 		return n
 	}
@@ -202,7 +203,7 @@ func check(g *Group, i int, told map[string]bool) []*Problem {
 	var probs []*Problem
 	bad := func(key, format string, a ...any) {
 		if !told[key] {
-			probs = append(probs, &Problem{Line: g.line(key), Where: label(g, i), Msg: fmt.Sprintf(format, a...)})
+			probs = append(probs, &Problem{Line: g.KeyLine(key), Where: label(g, i), Msg: fmt.Sprintf(format, a...)})
 		}
 	}
 	switch {
@@ -282,7 +283,7 @@ func duplicates(groups []*Group) []*Problem {
 		if l := groups[j].Line; l > 0 {
 			at = fmt.Sprintf("line %d", l)
 		}
-		probs = append(probs, &Problem{Line: g.line("name"), Where: fmt.Sprintf("group #%d", i+1),
+		probs = append(probs, &Problem{Line: g.KeyLine("name"), Where: fmt.Sprintf("group #%d", i+1),
 			Msg: fmt.Sprintf("name %q is taken by the group at %s: names must be unique", g.Name, at)})
 	}
 	return probs
