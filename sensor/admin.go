@@ -30,8 +30,9 @@ type Metrics struct {
 	messagesAccepted atomic.Int64
 	messagesFailed   atomic.Int64
 	bytesAccepted    atomic.Int64
-	spoolFull        atomic.Int64 // 452 answers: the spool budget was reached
-	conns            connMetrics  // open and refused connections (listener.go)
+	spoolFull        atomic.Int64  // 452 answers: the spool budget was reached
+	conns            connMetrics   // open and refused connections (listener.go)
+	access           accessMetrics // what the host access table did (access.go)
 
 	clientCerts clientCertMetrics // client certificates refused (clientcert.go)
 
@@ -334,6 +335,7 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	for _, r := range slices.Sorted(maps.Keys(ucounts)) {
 		fmt.Fprintf(w, "%s{reason=%q} %d\n", untrusted, r, ucounts[r])
 	}
+	m.access.write(w)
 	m.conns.tls.write(metric)
 	m.clientCerts.write(w)
 	if a.Uploads == nil {

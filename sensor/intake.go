@@ -131,6 +131,8 @@ type Envelope struct {
 	// VerifiedBy lists the proofs of origin the door itself holds (api.VerifiedTLSClientCert,
 	// api.VerifiedJournalAddress); the intake adds the header proofs to them.
 	VerifiedBy []string
+	// AccessGroup is the host access table group the client matched; "" without a table.
+	AccessGroup string
 }
 
 // Reservation is spool room claimed before a message's body arrives. Release gives it back;
@@ -255,6 +257,7 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		RcptTo:     env.RcptTo,
 		Size:       counted.n,
 	}
+	rec.Envelope.AccessGroup = env.AccessGroup
 	line, err := api.MarshalRecord(rec)
 	if err != nil { // cannot happen with these types; still a temporary failure
 		log.Error("encoding record failed", "id", id, "error", err)

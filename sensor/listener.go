@@ -14,6 +14,21 @@ import (
 type ConnLimits struct {
 	Total int // open connections in all (--max-connections)
 	PerIP int // open connections from one client address (--max-connections-per-ip)
+	// PerIPFor, when set, gives an address a cap of its own (its access group's
+	// max_connections_per_ip), 0 for none. The lower of it and PerIP holds, so that the
+	// listener stays the one place that decides.
+	PerIPFor func(netip.Addr) int
+}
+
+// perIP is the cap on open connections from ip, 0 for none.
+func (lim ConnLimits) perIP(ip netip.Addr) int {
+	c := lim.PerIP
+	if lim.PerIPFor != nil {
+		if own := lim.PerIPFor(ip); own > 0 && (c <= 0 || own < c) {
+			c = own
+		}
+	}
+	return c
 }
 
 // Why a connection was refused: the label values of sensor_smtp_connections_refused_total.
@@ -36,7 +51,7 @@ type connMetrics struct {
 const maxRefusing = 64
 
 // LimitListener wraps l so that it hands out at most lim.Total connections at once, and at
-// most lim.PerIP from one client address. A connection over a cap never leaves Accept: it is
+// most lim.PerIP (or the lower cap lim.PerIPFor gives) from one client address. A connection over a cap never leaves Accept: it is
 // greeted "421 4.7.0 <domain> Too many connections ...; try again later (ref <conn id>)"
 // and closed (RFC 5321 §3.1 lets a server say 421 instead of 220), and counted in m by its
 // reason. A connection handed out counts until its first Close.
@@ -83,8 +98,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip, hasIP := clientIP(c.RemoteAddr())
-		if reason := l.admit(ip, hasIP); reason != "" {
-			l.refuse(c, reason)
+		if reason, limit := l.admit(ip, hasIP); reason != "" {
+			l.refuse(c, reason, limit)
 			continue
 		}
 		lc := &limitConn{Conn: c}
@@ -93,22 +108,26 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// admit counts a new connection in, or says which cap it is over.
-func (l *limitListener) admit(ip netip.Addr, hasIP bool) (refused string) {
+// admit counts a new connection in, or says which cap it is over, and the cap.
+func (l *limitListener) admit(ip netip.Addr, hasIP bool) (refused string, limit int) {
+	perIP := 0
+	if hasIP {
+		perIP = l.lim.perIP(ip)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case hasIP && l.lim.PerIP > 0 && l.perIP[ip] >= l.lim.PerIP:
-		return refusedPerIP
+	case perIP > 0 && l.perIP[ip] >= perIP:
+		return refusedPerIP, perIP
 	case l.lim.Total > 0 && l.total >= l.lim.Total:
-		return refusedTotal
+		return refusedTotal, l.lim.Total
 	}
 	l.total++
 	if hasIP {
 		l.perIP[ip]++
 	}
 	l.m.conns.open.Add(1)
-	return ""
+	return "", 0
 }
 
 func (l *limitListener) release(ip netip.Addr, hasIP bool) {
@@ -136,10 +155,10 @@ func (l *limitListener) open() (total int, perIP map[netip.Addr]int) {
 
 // refuse greets c with 421 4.7.0 and closes it, off the Accept loop: under TLS the write is
 // a handshake, which a slow client can drag out.
-func (l *limitListener) refuse(c net.Conn, reason string) {
-	what, limit := "Too many connections from your address", l.lim.PerIP
+func (l *limitListener) refuse(c net.Conn, reason string, limit int) {
+	what := "Too many connections from your address"
 	if reason == refusedTotal {
-		what, limit = "Too many connections in all", l.lim.Total
+		what = "Too many connections in all"
 		l.m.conns.refusedTotal.Add(1)
 	} else {
 		l.m.conns.refusedPerIP.Add(1)
@@ -155,12 +174,18 @@ func (l *limitListener) refuse(c net.Conn, reason string) {
 	}
 	go func() {
 		defer func() { <-l.refusing }()
-		domain := l.domain
-		if domain != "" {
-			domain += " "
-		}
-		sayAndClose(c, fmt.Sprintf("421 4.7.0 %s%s; try again later (ref %s)", domain, what, cid))
+		sayAndClose(c, tryLater(l.domain, what, cid))
 	}()
+}
+
+// tryLater is the 421 4.7.0 greeting of a connection refused for a limit of the client's or
+// the server's: temporary (RFC 5321 §3.1 lets a server say 421 instead of 220), so that the
+// sender keeps its copy and retries.
+func tryLater(domain, what, cid string) string {
+	if domain != "" {
+		domain += " "
+	}
+	return fmt.Sprintf("421 4.7.0 %s%s; try again later (ref %s)", domain, what, cid)
 }
 
 // limitConn gives its listener its place back on the first Close.

@@ -1,6 +1,10 @@
 // Package sensor holds the front doors: the SMTP server that journal rules point at, and the
 // admin HTTP server (health, readiness, metrics).
 //
+// The SMTP door first matches a connection's address against the host access table, when
+// there is one (access.go, over package access): the client's group accepts, rejects or
+// drops it, and sets the session's policy.
+//
 // A door collects the envelope and hands the message's bytes, as they arrive, to the Intake
 // (intake.go), which parses them, commits the record to the spool and returns one Outcome.
 // The SMTP session answers 250 only for an Accepted outcome, that is after the commit. Every
@@ -17,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +29,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/journalsensor/sensor/access"
 	"github.com/journalsensor/sensor/api"
 )
 
@@ -38,7 +44,11 @@ type SMTPConfig struct {
 	RequireTLS         bool          // MAIL before STARTTLS gets 451 4.7.0
 	Conns              ConnLimits    // caps on open connections (listener.go); zero: none
 	Recipients         *Recipients   // RCPT TO addresses accepted (recipients.go); nil: all
-	Logger             *slog.Logger
+	// Access is the host access table (access.go): each connection is served, refused or
+	// dropped as its address's group says, under that group's policy. Nil: every client is
+	// served, and no record names a group.
+	Access *access.Table
+	Logger *slog.Logger
 
 	// ClientAuth, when set, makes MAIL need a client certificate that it accepts
 	// (clientcert.go): 451 4.7.0 before STARTTLS, 550 5.7.1 over TLS without one.
@@ -52,6 +62,7 @@ type SMTPServer struct {
 	intake  *Intake
 	log     *slog.Logger
 	metrics *Metrics
+	rates   *msgRates // the access groups' max_messages_per_minute, by client address
 
 	// draining is set by Shutdown: new connections and new transactions get 421, and
 	// transactions already under way (MAIL given) may finish.
@@ -91,7 +102,18 @@ func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 		// open few connections; a full handshake each is cheap.
 		cfg.TLSConfig.SessionTicketsDisabled = true
 	}
-	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m, writeTimeout: writeTimeout,
+	if t := cfg.Access; t != nil {
+		m.access.declare(t)
+		if cfg.Conns.PerIPFor == nil {
+			cfg.Conns.PerIPFor = func(ip netip.Addr) int {
+				if g := t.Match(ip); g != nil {
+					return g.MaxConnectionsPerIP
+				}
+				return 0
+			}
+		}
+	}
+	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m, rates: newMsgRates(), writeTimeout: writeTimeout,
 		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
 }
 
@@ -152,8 +174,12 @@ func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
 		}
 		go func() {
 			defer s.untrack(c)
+			g, ok := s.admit(c)
+			if !ok {
+				return
+			}
 			if !implicitTLS {
-				newSMTPConn(s, c).serve()
+				newSMTPConn(s, c, g).serve()
 				return
 			}
 			st, cert, err := s.handshake(tlsConn(c))
@@ -162,7 +188,7 @@ func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
 				c.Close()
 				return
 			}
-			sc := newSMTPConn(s, c)
+			sc := newSMTPConn(s, c, g)
 			sc.tls, sc.cert = st, cert
 			sc.serve()
 		}()

@@ -70,7 +70,7 @@ func FuzzSession(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			newSMTPConn(srv, conn).serve()
+			newSMTPConn(srv, conn, nil).serve()
 		}()
 		select {
 		case <-done:

@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/journalsensor/sensor/access"
 	"github.com/journalsensor/sensor/api"
 )
 
@@ -40,9 +42,16 @@ type smtpConn struct {
 	cid  string
 	log  *slog.Logger
 	ip   string
+	addr netip.Addr // ip, for the access table's message rate
 	port int
 	tls  *api.TLS
 	cert *certVerdict // the client certificate's, with SMTPConfig.ClientAuth and TLS
+
+	// The client's access group (access.go) and what it sets for the session; group is nil
+	// without an access table.
+	group      *access.Group
+	maxBytes   int64 // SIZE advertised and enforced; 0 or less: none
+	requireTLS bool  // MAIL before STARTTLS gets 451 4.7.0
 
 	writeTimeout time.Duration
 
@@ -91,15 +100,24 @@ func (c *connIO) txnExpired(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout() && !c.txnDeadline.IsZero() && !time.Now().Before(c.txnDeadline)
 }
 
-func newSMTPConn(s *SMTPServer, nc net.Conn) *smtpConn {
-	c := &smtpConn{srv: s, cid: newConnID()}
+// newSMTPConn returns the session of nc, a client of access group g (nil: none).
+func newSMTPConn(s *SMTPServer, nc net.Conn, g *access.Group) *smtpConn {
+	c := &smtpConn{srv: s, cid: newConnID(), group: g, maxBytes: s.cfg.MaxMessageBytes, requireTLS: s.cfg.RequireTLS}
 	s.mu.Lock()
 	c.writeTimeout = s.writeTimeout
 	s.mu.Unlock()
 	if addr, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.ip, c.port = addr.IP.String(), addr.Port
 	}
+	c.addr, _ = clientIP(nc.RemoteAddr())
 	c.log = s.log.With("conn", c.cid, "client", c.ip)
+	if g != nil {
+		c.log = c.log.With("access_group", g.Name)
+		if g.MaxMessageBytes > 0 {
+			c.maxBytes = g.MaxMessageBytes
+		}
+		c.requireTLS = c.requireTLS || g.RequireTLS
+	}
 	c.setConn(nc)
 	return c
 }
@@ -283,8 +301,8 @@ func (c *smtpConn) hello(cmd command) {
 		ext = append(ext, "STARTTLS")
 	}
 	ext = append(ext, "SMTPUTF8", "BINARYMIME")
-	if c.srv.cfg.MaxMessageBytes > 0 {
-		ext = append(ext, fmt.Sprintf("SIZE %d", c.srv.cfg.MaxMessageBytes))
+	if c.maxBytes > 0 {
+		ext = append(ext, fmt.Sprintf("SIZE %d", c.maxBytes))
 	} else {
 		ext = append(ext, "SIZE") // no limit (RFC 1870 §4)
 	}
@@ -309,7 +327,7 @@ func (c *smtpConn) mail(arg string) bool {
 		c.reply(501, "5.5.4", "Unable to parse MAIL ESMTP parameters")
 		return c.badCommand()
 	}
-	if c.srv.cfg.RequireTLS && c.tls == nil {
+	if c.requireTLS && c.tls == nil {
 		// QUIRK: RFC 3207 §4 names 530 for this, but Postfix (3.7, seen in the gateway test)
 		// bounces a copy on that 5xx, and a bounced journal copy is a lost one. The
 		// sender's TLS settings are a thing to fix while it retries: 451 4.7.0 keeps the
@@ -329,8 +347,16 @@ func (c *smtpConn) mail(arg string) bool {
 		c.replyErr(smtpReply(Outcome{Kind: ShuttingDown, Ref: c.cid}, c.srv.metrics))
 		return false
 	}
-	if c.srv.cfg.MaxMessageBytes > 0 && m.size > c.srv.cfg.MaxMessageBytes {
+	if c.maxBytes > 0 && m.size > c.maxBytes {
 		c.reply(552, "5.3.4", "Max message size exceeded")
+		return true
+	}
+	if g := c.group; g != nil && g.MaxMessagesPerMinute > 0 && !c.srv.rates.take(c.addr, g.MaxMessagesPerMinute, time.Now()) {
+		// Temporary, as every refusal of a copy must be: the sender keeps it and retries
+		// once its rate allows. RFC 3463 X.7.1: delivery not authorized (now).
+		c.srv.metrics.access.countLimited(g.Name, "mail")
+		c.log.Info("message rate reached; MAIL deferred", "limit_per_minute", g.MaxMessagesPerMinute)
+		c.reply(451, "4.7.1", "Too many messages from your address; try again later (ref "+c.cid+")")
 		return true
 	}
 	var res *Reservation
@@ -407,7 +433,7 @@ func (c *smtpConn) data(arg string) bool {
 	}
 	c.reply(354, "", "Go ahead. End your data with <CR><LF>.<CR><LF>")
 	dr := newDotReader(c.br)
-	o := c.receive(&limitReader{r: dr, max: c.srv.cfg.MaxMessageBytes})
+	o := c.receive(&limitReader{r: dr, max: c.maxBytes})
 	if dr.err == nil && !dr.done {
 		io.Copy(io.Discard, dr) // after a refusal, read on to the end of the data
 	}
@@ -436,7 +462,7 @@ func (c *smtpConn) bdat(arg string) bool {
 		}
 		return c.badCommand()
 	}
-	o := c.receive(&limitReader{r: b, max: c.srv.cfg.MaxMessageBytes})
+	o := c.receive(&limitReader{r: b, max: c.maxBytes})
 	var refused *RefusedError
 	if errors.As(o.Err, &refused) {
 		b.skipChunk()
@@ -508,7 +534,7 @@ func (c *smtpConn) startTLS(arg string) bool {
 
 // envelope is what the intake is told of the transaction.
 func (c *smtpConn) envelope() Envelope {
-	return Envelope{
+	env := Envelope{
 		Transport:    api.TransportSMTP,
 		Conn:         c.cid,
 		ClientIP:     c.ip,
@@ -520,6 +546,10 @@ func (c *smtpConn) envelope() Envelope {
 		DeclaredSize: c.size,
 		VerifiedBy:   c.doorProofs(),
 	}
+	if c.group != nil {
+		env.AccessGroup = c.group.Name
+	}
+	return env
 }
 
 // endTxn ends the transaction, if any: its room is given back and it no longer counts as

@@ -8,19 +8,31 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/journalsensor/sensor/access"
+	"github.com/journalsensor/sensor/internal/bytesize"
 )
+
+// structuredKeys are the config file's keys that are no flag, because their values are
+// structures no flag could spell. The file alone sets them; loadServeConfig reads them from
+// the file layer returns.
+var structuredKeys = []string{
+	"access", // the host access table: a list of sender groups (package access)
+}
 
 // layer fills every flag the command line did not set: first from the environment
 // (SENSOR_<FLAG_IN_UPPER_SNAKE>), then from the YAML config file (keys spelled exactly like
 // the flags). Flag beats env beats file beats default. It reports every problem at once, each
-// a *problem naming where the bad value came from.
-func layer(fs *flag.FlagSet, configPath string, getenv func(string) string) error {
+// a *problem naming where the bad value came from, and returns the file, for its
+// structuredKeys; nil when it could not be read.
+func layer(fs *flag.FlagSet, configPath string, getenv func(string) string) (*configFile, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
@@ -29,13 +41,13 @@ func layer(fs *flag.FlagSet, configPath string, getenv func(string) string) erro
 	if configPath != "" {
 		var err error
 		if file, err = readConfigFile(configPath); err != nil {
-			return err
+			return nil, err
 		}
 		for _, k := range file.keys {
 			if k == "config" {
 				errs = append(errs, &problem{key: k, where: file.at(k, ""),
 					msg: `a config file cannot name another; remove the key`})
-			} else if fs.Lookup(k) == nil {
+			} else if fs.Lookup(k) == nil && !slices.Contains(structuredKeys, k) {
 				errs = append(errs, &problem{key: k, where: fmt.Sprintf("%s:%d", file.path, file.lines[k]), msg: unknownKey(fs, k)})
 			}
 		}
@@ -69,7 +81,7 @@ func layer(fs *flag.FlagSet, configPath string, getenv func(string) string) erro
 			}
 		}
 	})
-	return errors.Join(errs...)
+	return file, errors.Join(errs...)
 }
 
 // setValue sets f from one value of the environment or the file. On failure it leaves f as it
@@ -102,11 +114,17 @@ func setValue(fs *flag.FlagSet, f *flag.Flag, s string) error {
 func unknownKey(fs *flag.FlagSet, k string) string {
 	norm := strings.ReplaceAll(strings.TrimLeft(strings.ToLower(k), "-"), "_", "-")
 	best, bestDist := "", 3 // at most two edits: a typo, two letters swapped, _ for -
+	keys := slices.Clone(structuredKeys)
 	fs.VisitAll(func(f *flag.Flag) {
-		if d := editDistance(norm, f.Name); f.Name != "config" && d < bestDist {
-			best, bestDist = f.Name, d
+		if f.Name != "config" {
+			keys = append(keys, f.Name)
 		}
 	})
+	for _, name := range keys {
+		if d := editDistance(norm, name); d < bestDist {
+			best, bestDist = name, d
+		}
+	}
 	if best != "" {
 		return fmt.Sprintf("unknown key %q; did you mean %q?", k, best)
 	}
@@ -137,8 +155,9 @@ func editDistance(a, b string) int {
 type configFile struct {
 	path   string
 	values map[string]any
-	lines  map[string]int // of each key
-	keys   []string       // sorted
+	nodes  map[string]*yaml.Node // the value of each key, for structuredKeys
+	lines  map[string]int        // of each key
+	keys   []string              // sorted
 }
 
 func readConfigFile(path string) (*configFile, error) {
@@ -149,7 +168,7 @@ func readConfigFile(path string) (*configFile, error) {
 		}
 		return nil, &problem{where: path, msg: fmt.Sprintf("cannot read the config file: %v", err)}
 	}
-	f := &configFile{path: path, values: map[string]any{}, lines: map[string]int{}}
+	f := &configFile{path: path, values: map[string]any{}, nodes: map[string]*yaml.Node{}, lines: map[string]int{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		where, msg := path, yamlError(err)
@@ -161,6 +180,7 @@ func readConfigFile(path string) (*configFile, error) {
 		if bytes.HasPrefix(data, []byte("\t")) || bytes.Contains(data, []byte("\n\t")) {
 			msg += " (YAML indents with spaces, and a line of this file starts with a tab)"
 		}
+		msg += access.QuoteHint(data)
 		return nil, &problem{where: where, msg: "not valid YAML: " + msg}
 	}
 	if len(doc.Content) == 0 {
@@ -176,6 +196,7 @@ func readConfigFile(path string) (*configFile, error) {
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		f.lines[root.Content[i].Value] = root.Content[i].Line
+		f.nodes[root.Content[i].Value] = root.Content[i+1]
 	}
 	for k := range f.values {
 		f.keys = append(f.keys, k)
@@ -484,52 +505,15 @@ func yamlScalar(v any) (string, error) {
 // byteSize is a flag holding a size such as "200MiB", "10GiB", "512KB" or "1048576".
 type byteSize int64
 
-func (b *byteSize) String() string { return formatBytes(int64(*b)) }
+func (b *byteSize) String() string { return bytesize.Format(int64(*b)) }
 
 func (b *byteSize) Set(s string) error {
-	n, err := parseBytes(s)
+	n, err := bytesize.Parse(s)
 	if err != nil {
 		return err
 	}
 	*b = byteSize(n)
 	return nil
-}
-
-var byteUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1},
-}
-
-func parseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range byteUnits {
-		if strings.HasSuffix(strings.ToUpper(t), strings.ToUpper(u.suffix)) {
-			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n < 0 {
-		return 0, errors.New("not a size: want a number with an optional unit, such as 200MiB or 10GiB")
-	}
-	return int64(n * float64(mult)), nil
-}
-
-func formatBytes(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.mult && n%u.mult == 0 {
-			return strconv.FormatInt(n/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10)
 }
 
 // onOff is a flag that takes on|off (and the usual boolean spellings).

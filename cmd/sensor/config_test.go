@@ -104,22 +104,6 @@ smtp-listne: ":25"
 	}
 }
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{
-		"200MiB": 200 << 20, "10GiB": 10 << 30, "512KB": 512_000, "1048576": 1 << 20, "1.5MiB": 3 << 19, "64k": 64 << 10,
-	} {
-		got, err := parseBytes(in)
-		if err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "lots", "-5MiB", "MiB"} {
-		if _, err := parseBytes(bad); err == nil {
-			t.Errorf("parseBytes(%q) accepted", bad)
-		}
-	}
-}
-
 func TestParseCommandPrintsOneValidRecordPerInput(t *testing.T) {
 	dir := t.TempDir()
 	a := writeFile(t, dir, "a.eml", "From: a@example.org\r\nSubject: first\r\n\r\nhello https://a.example/\r\n")

@@ -19,6 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/journalsensor/sensor/access"
 	"github.com/journalsensor/sensor/parser"
 	"github.com/journalsensor/sensor/sensor"
 	"github.com/journalsensor/sensor/spool"
@@ -59,6 +62,12 @@ type serveConfig struct {
 	sourceSecretFile  string
 	tlsClientCA       string
 	tlsClientNames    listFlag
+	allowCIDRs        listFlag
+
+	// From the config file's structuredKeys, set by loadServeConfig.
+	accessNode  *yaml.Node // the value of the key access; nil when absent
+	accessFile  string     // the config file that holds it
+	accessWhere string     // `FILE:LINE: key "access"`
 
 	// Derived by check.
 	mode       parser.AttachmentMode
@@ -66,12 +75,14 @@ type serveConfig struct {
 	recipients *sensor.Recipients // nil: every recipient
 	adminToken string
 	origin     *sensor.Origin // nil: no header proof of origin
+	access     *access.Table  // nil: every client accepted, in no group
 }
 
 func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("sensor serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.configFile, "config", "", "YAML config file; its keys are spelled like these flags (smtp-listen: \":2525\")")
+	fs.StringVar(&c.configFile, "config", "",
+		"YAML config file; its keys are spelled like these flags (smtp-listen: \":2525\"), and access: is the host access table (see the README)")
 	fs.StringVar(&c.smtpListen, "smtp-listen", "127.0.0.1:2525", "SMTP address the journal rule delivers to")
 	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9025", "address for /healthz, /readyz, /metrics and /status")
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "",
@@ -96,6 +107,9 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.maxConns, "max-connections", 1000, "SMTP connections open at once, in all; past it a new one is greeted 421 4.7.0 and closed")
 	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", 100,
 		"SMTP connections open at once from one client address; past it a new one is greeted 421 4.7.0 and closed")
+	fs.Var(&c.allowCIDRs, "allow-cidr",
+		"accept SMTP only from this address range, such as 192.0.2.0/24 (repeatable; in the environment, comma-separated); other clients are greeted 554 5.7.1. "+
+			"The shortcut of the config file's access table, which it cannot be combined with (default: every address)")
 	fs.Var(&c.journalAddresses, "journal-address",
 		"accept RCPT TO only for this address, local@domain or *@domain (repeatable; in the environment, comma-separated); others get 550 5.1.1 (default: every address)")
 	fs.DurationVar(&c.maxAge, "max-age", 7*24*time.Hour,
@@ -136,7 +150,10 @@ func loadServeConfig(args []string, stderr io.Writer, getenv func(string) string
 	if c.configFile == "" {
 		c.configFile = getenv("SENSOR_CONFIG")
 	}
-	layerErr := layer(fs, c.configFile, getenv)
+	file, layerErr := layer(fs, c.configFile, getenv)
+	if file != nil && file.nodes["access"] != nil {
+		c.accessNode, c.accessFile, c.accessWhere = file.nodes["access"], file.path, file.at("access", "")
+	}
 	return c, errors.Join(layerErr, c.check())
 }
 
@@ -262,6 +279,7 @@ func (c *serveConfig) check() error {
 	}
 	c.recipients, _ = sensor.NewRecipients(c.journalAddresses) // nil on a bad entry, reported above
 	c.checkOrigin(bad, readToken)
+	errs = append(errs, c.checkAccess()...)
 	if c.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
 	}
@@ -313,6 +331,87 @@ func (c *serveConfig) checkOrigin(bad func(flag, format string, a ...any), readT
 		SourceHeader: c.sourceHeader,
 		SourceSecret: secret,
 	})
+}
+
+// checkAccess compiles the host access table, from the config file's access key or from
+// --allow-cidr, into c.access, and reports what is wrong with it: each problem of the
+// table's own with its line, groups no address can reach, and what the rest of the
+// configuration makes of a group's policy.
+func (c *serveConfig) checkAccess() []error {
+	c.access = nil
+	var errs []error
+	switch {
+	case len(c.allowCIDRs) > 0:
+		t, err := access.AllowList(c.allowCIDRs)
+		for _, p := range accessProblems(err) {
+			errs = append(errs, fmt.Errorf("--allow-cidr: %s", p.Msg))
+		}
+		if c.accessNode != nil {
+			return append(errs, fmt.Errorf("--allow-cidr: cannot be combined with the access table (%s), of which it is a shortcut; "+
+				"put its ranges in an accept group of the table, or remove one of the two", c.accessWhere))
+		}
+		c.access = t
+		return errs
+	case c.accessNode != nil:
+		t, err := access.Decode(c.accessNode)
+		for _, p := range accessProblems(err) {
+			errs = append(errs, c.accessProblem(p))
+		}
+		c.access = t
+	}
+	if c.access == nil {
+		return errs
+	}
+	for _, s := range c.access.Unreachable() {
+		var by []string
+		for _, g := range s.By {
+			by = append(by, fmt.Sprintf("%q", g.Name))
+		}
+		errs = append(errs, c.accessProblem(&access.Problem{Line: s.Group.Line, Where: fmt.Sprintf("group %q", s.Group.Name),
+			Msg: fmt.Sprintf("can never match: every address in its cidrs is in a group above it (%s), which matches first; remove it, or move it above them",
+				strings.Join(by, ", "))}))
+	}
+	for _, g := range c.access.Groups() {
+		where := fmt.Sprintf("group %q", g.Name)
+		if g.RequireTLS && c.tlsCert == "" {
+			errs = append(errs, c.accessProblem(&access.Problem{Line: g.KeyLine("require_tls"), Where: where,
+				Msg: "require_tls needs --tls-cert and --tls-key: without a certificate no client of the group could send"}))
+		}
+		if c.maxConnsPerIP > 0 && g.MaxConnectionsPerIP > c.maxConnsPerIP {
+			errs = append(errs, c.accessProblem(&access.Problem{Line: g.KeyLine("max_connections_per_ip"), Where: where,
+				Msg: fmt.Sprintf("max_connections_per_ip %d is more than --max-connections-per-ip %d, which holds for every address, so it would never apply; raise --max-connections-per-ip, or lower this",
+					g.MaxConnectionsPerIP, c.maxConnsPerIP)}))
+		}
+	}
+	if len(errs) > 0 {
+		c.access = nil
+	}
+	return errs
+}
+
+// accessProblem places a problem of the access table in the config file.
+func (c *serveConfig) accessProblem(p *access.Problem) *problem {
+	where := c.accessWhere
+	if p.Line > 0 {
+		where = fmt.Sprintf("%s:%d: access", c.accessFile, p.Line)
+		if p.Where != "" {
+			where += " " + p.Where
+		}
+	}
+	return &problem{key: "access", where: where, msg: p.Msg}
+}
+
+// accessProblems are the problems in an error of package access, which makes no other kind.
+func accessProblems(err error) []*access.Problem {
+	var out []*access.Problem
+	for _, e := range leafErrors(err) {
+		p, ok := e.(*access.Problem)
+		if !ok {
+			p = &access.Problem{Msg: e.Error()}
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -420,6 +519,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		MaxTransactionTime: c.maxTxnTime,
 		Conns:              sensor.ConnLimits{Total: c.maxConns, PerIP: c.maxConnsPerIP},
 		Recipients:         c.recipients,
+		Access:             c.access,
 		TLSConfig:          tlsConfig,
 		RequireTLS:         c.requireTLS,
 		ClientAuth:         clientAuth,
@@ -484,6 +584,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		"starttls", certs != nil,
 		"require_tls", c.requireTLS,
 		"client_cert", clientAuth != nil,
+		"access", accessSummary(c.access),
 		"admin", adminLn.Addr().String(),
 		"data_dir", c.dataDir,
 		"pipeline", maskUserinfo(c.pipelineURL),
@@ -520,6 +621,18 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	_ = adminSrv.Shutdown(shutdownCtx)
 	log.Info("sensor stopped")
 	return runErr
+}
+
+// accessSummary names the access table's groups and their actions for the start-up log.
+func accessSummary(t *access.Table) string {
+	if t == nil {
+		return "off (every client accepted)"
+	}
+	var parts []string
+	for _, g := range t.Groups() {
+		parts = append(parts, g.Name+":"+g.Action.String())
+	}
+	return strings.Join(parts, ",")
 }
 
 // certPollInterval is how often the certificate files are checked for a renewal.
