@@ -5,13 +5,16 @@
 # It checks what the sensor promises a newcomer: the record arrives within a second of the 250, the
 # attachment's sha256 equals that of the file attached, a body sentence appears in no record,
 # spool file or log, and journal reports yield the original's Subject and Message-ID and every
-# recipient with its type. Needs: go, swaks, openssl, jq. A missing tool is a failure.
+# recipient with its type. Then a second sensor set up for trusted sources only refuses, with
+# the promised codes, every copy that is not the customer's. Needs: go, swaks with
+# Net::SSLeay (for --tls), openssl, jq. A missing tool is a failure.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 for tool in go swaks openssl jq; do
   command -v "$tool" >/dev/null || { echo "e2e-swaks: $tool is not installed (apt-get install -y swaks openssl jq)" >&2; exit 1; }
 done
+perl -MNet::SSLeay -e 1 2>/dev/null || { echo "e2e-swaks: swaks needs Net::SSLeay for STARTTLS (apt-get install -y libnet-ssleay-perl)" >&2; exit 1; }
 
 work=$(mktemp -d)
 pids=()
@@ -67,7 +70,7 @@ await() {
   done
   fail "record $1 never reached the receiver"
 }
-queued_id() { grep -o 'queued as [0-9A-Z]*' | awk '{print $3}'; }
+queued_id() { { grep -o 'queued as [0-9A-Z]*' || true; } | awk '{print $3}'; }
 
 # 1. A plain message with an attachment and a sentence in the body.
 sentence="The orchard gate code changes every second Tuesday of the month"
@@ -151,4 +154,64 @@ echo "e2e-swaks: no body text in records, spool or logs"
 kill -TERM "${pids[1]}"
 wait "${pids[1]}" || fail "sensor exited $? on SIGTERM"
 grep -q "sensor stopped" sensor.log || fail "no clean shutdown in the log"
+
+# 5. A sensor set up as the docs tell an operator to (docs/sources/, docs/access/): an access
+# table, STARTTLS required, an unguessable journal address, the tenant pinned, and a source
+# header for a gateway. Each proof is tried with swaks, once as the customer and once not.
+[ -d "$corpus" ] || fail "the trusted-source checks need the shared corpus's journal report at $corpus"
+openssl rand -hex 24 > source-secret
+secret=$(cat source-secret)
+cat > trusted.yaml <<'EOF'
+access:
+  - name: journal-senders
+    cidrs: [127.0.0.1/32]
+    action: accept
+    require_tls: true
+  - name: everyone-else
+    cidrs: [0.0.0.0/0, "::/0"]
+    action: reject
+EOF
+./sensor serve --config trusted.yaml --data-dir data2 --smtp-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+  --pipeline-url "https://$rcv" --pipeline-token-file token --pipeline-ca-file ca.pem \
+  --tls-cert srv.pem --tls-key srv.key --journal-address journal-q7Zr2@sensor.test \
+  --m365-tenant teamcompany.onmicrosoft.com --source-header X-Sensor-Source --source-header-secret-file source-secret \
+  2> trusted.log &
+pids+=($!)
+wait_log trusted.log "sensor ready"
+smtp=$(grep -o ' smtp=[0-9.:]*' trusted.log | head -1 | cut -d= -f2)
+report="$corpus/exo-journal-report-single-rcpt.eml"
+# send ARGS...: swaks's transcript, whatever it ended with.
+send() { swaks --server "$smtp" --from journal.ndr@teamcompany.onmicrosoft.com "$@" 2>&1 || true; }
+
+out=$(send --tls --to journal-q7Zr2@sensor.test --data "@$report")
+id=$(queued_id <<<"$out")
+[ -n "$id" ] || fail "the customer's journal report over STARTTLS got no 250: $out"
+await "$id" >/dev/null
+got=$(record "$id" | jq -c '[.source.verified_by, .source.tenant, .envelope.access_group, (.envelope.tls.version | startswith("TLS 1."))]')
+want='[["journal_address","m365_tenant"],"teamcompany.onmicrosoft.com","journal-senders",true]'
+[ "$got" = "$want" ] || fail "trusted journal record: got $got, want $want"
+echo "e2e-swaks: pinned tenant over STARTTLS: 250, verified_by journal_address and m365_tenant"
+
+grep -q ' 451 4.7.0 Must issue a STARTTLS command first' <<<"$(send --to journal-q7Zr2@sensor.test --data "@$report")" \
+  || fail "a plain-text sender was not deferred with 451 4.7.0"
+grep -q ' 550 5.1.1 Recipient not accepted' <<<"$(send --tls --to journal@sensor.test --data "@$report")" \
+  || fail "a guessed journal address was not refused with 550 5.1.1"
+sed 's/^X-OriginatorOrg: .*/X-OriginatorOrg: fabrikam.onmicrosoft.com/' "$report" > forged.eml
+out=$(send --tls --to journal-q7Zr2@sensor.test --data @forged.eml)
+grep -q '550 5.7.1 Origin not proven: names tenant fabrikam.onmicrosoft.com.*(ref ' <<<"$out" \
+  || fail "a report from another tenant was not refused with 550 5.7.1 and a ref: $out"
+out=$(send --tls --to journal-q7Zr2@sensor.test --header "X-Sensor-Source: $secret" --header "Subject: gateway copy" \
+  --body "The orchard gate code changes every second Tuesday of the month")
+id=$(queued_id <<<"$out")
+[ -n "$id" ] || fail "a gateway copy with the source header got no 250: $out"
+await "$id" >/dev/null
+[ "$(record "$id" | jq -c .source.verified_by)" = '["journal_address","source_header"]' ] \
+  || fail "gateway record: $(record "$id" | jq -c .source)"
+grep -q '550 5.7.1 Origin not proven: .*source header does not match' \
+  <<<"$(send --tls --to journal-q7Zr2@sensor.test --header "X-Sensor-Source: ${secret}x")" \
+  || fail "a wrong source header was not refused with 550 5.7.1"
+grep -q ' 554 5.7.1 .* Access denied' <<<"$(send --tls --local-interface 127.0.0.2 --to journal-q7Zr2@sensor.test)" \
+  || fail "a client outside the access table was not greeted 554 5.7.1"
+if grep -rl -e "$secret" -e "orchard gate" out data2 trusted.log; then fail "the source header's secret or body text is in the files above"; fi
+echo "e2e-swaks: refused as promised: plain text 451 4.7.0, guessed address 550 5.1.1, other tenant and wrong secret 550 5.7.1, outside the table 554 5.7.1; the secret is in no record, spool or log"
 echo "e2e-swaks: PASS"
