@@ -474,3 +474,26 @@ func TestConnectionCapsHoldAcrossListeners(t *testing.T) {
 	cv2 := &conversation{t: t, conn: c2, r: bufio.NewReader(c2)}
 	cv2.expect("421 4.7.0 sensor.test Too many connections in all")
 }
+
+// A client the table refuses does not hold a place under the connection caps while it is
+// told so: strangers lingering in the 554 conversation must not crowd out the senders the
+// table accepts.
+func TestRefusedClientsDoNotFillTheConnectionCaps(t *testing.T) {
+	ts := startServer(t, SMTPConfig{Conns: ConnLimits{Total: 2, PerIP: 2}, Access: table(t, `
+- {name: m365, cidrs: [127.0.0.2/32], action: accept}
+- {name: others, cidrs: [127.0.0.0/8], action: reject}
+`)})
+	for range 2 {
+		dialFrom(t, ts.addr, lanIP).expect("554 5.7.1")
+	}
+	greeted(t, ts.addr, otherIP)
+
+	// Nor can they hold descriptors without end: past maxRefusing at once, one is closed
+	// unanswered.
+	for range maxRefusing - 2 {
+		dialFrom(t, ts.addr, lanIP).expect("554 5.7.1")
+	}
+	if c := dialFrom(t, ts.addr, lanIP); !c.closed() {
+		t.Error("a refused client past maxRefusing was not closed")
+	}
+}

@@ -212,9 +212,13 @@ type limitConn struct {
 }
 
 func (c *limitConn) Close() error {
-	c.once.Do(c.release)
+	c.free()
 	return c.Conn.Close()
 }
+
+// free gives the connection's place back while it stays open, for a client that is only
+// being told it is refused.
+func (c *limitConn) free() { c.once.Do(c.release) }
 
 // clientIP is the address a connection comes from, IPv4 in IPv6 unmapped, so that both
 // spellings of one client share its count.

@@ -64,6 +64,8 @@ type SMTPServer struct {
 	metrics *Metrics
 	rates   *msgRates   // the access groups' max_messages_per_minute, by client address
 	counts  *connCounts // open connections on all of its listeners, for the caps
+	// rejecting holds a token per client being told the access table refuses it.
+	rejecting chan struct{}
 
 	// draining is set by Shutdown: new connections and new transactions get 421, and
 	// transactions already under way (MAIL given) may finish.
@@ -114,7 +116,8 @@ func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 			}
 		}
 	}
-	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m, rates: newMsgRates(), counts: newConnCounts(), writeTimeout: writeTimeout,
+	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m, rates: newMsgRates(), counts: newConnCounts(),
+		rejecting: make(chan struct{}, maxRefusing), writeTimeout: writeTimeout,
 		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
 }
 
