@@ -72,7 +72,20 @@ func (s *SMTPServer) admit(c net.Conn) (*access.Group, bool) {
 		_ = c.Close()
 		return nil, false
 	}
-	s.reject(c, cid)
+	// A refused client gives its place under the connection caps back at once: strangers
+	// lingering in the 554 conversation would otherwise crowd out the senders the table
+	// accepts. So that they cannot run the server out of descriptors instead, at most
+	// maxRefusing are answered at once; past that a refused client is closed unanswered.
+	if lc, ok := c.(*limitConn); ok {
+		lc.free()
+	}
+	select {
+	case s.rejecting <- struct{}{}:
+		defer func() { <-s.rejecting }()
+		s.reject(c, cid)
+	default:
+		_ = c.Close()
+	}
 	return nil, false
 }
 

@@ -445,3 +445,55 @@ func TestMsgRatesForgetIdleAddresses(t *testing.T) {
 		t.Errorf("%d addresses tracked, want the most, %d", n, r.max)
 	}
 }
+
+// The caps count a client's connections on every door of the server: with --smtps-listen
+// beside the STARTTLS port, a client at its cap on one must not open as many again on the
+// other.
+func TestConnectionCapsHoldAcrossListeners(t *testing.T) {
+	ts, _, _, smtpsAddr := tlsServerConfig(t, "one", SMTPConfig{Conns: ConnLimits{Total: 100, PerIP: 5}, Access: table(t, `
+- {name: capped, cidrs: [127.0.0.0/8], action: accept, max_connections_per_ip: 1}
+`)})
+	greeted(t, ts.addr, lanIP)
+	c, err := tls.Dial("tcp", smtpsAddr, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	cv := &conversation{t: t, conn: c, r: bufio.NewReader(c)}
+	cv.expect("421 4.7.0 sensor.test Too many connections from your address")
+
+	ts2, _, _, smtpsAddr2 := tlsServerConfig(t, "one", SMTPConfig{Conns: ConnLimits{Total: 1}})
+	greeted(t, ts2.addr, lanIP)
+	c2, err := tls.Dial("tcp", smtpsAddr2, clientTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	cv2 := &conversation{t: t, conn: c2, r: bufio.NewReader(c2)}
+	cv2.expect("421 4.7.0 sensor.test Too many connections in all")
+}
+
+// A client the table refuses does not hold a place under the connection caps while it is
+// told so: strangers lingering in the 554 conversation must not crowd out the senders the
+// table accepts.
+func TestRefusedClientsDoNotFillTheConnectionCaps(t *testing.T) {
+	ts := startServer(t, SMTPConfig{Conns: ConnLimits{Total: 2, PerIP: 2}, Access: table(t, `
+- {name: m365, cidrs: [127.0.0.2/32], action: accept}
+- {name: others, cidrs: [127.0.0.0/8], action: reject}
+`)})
+	for range 2 {
+		dialFrom(t, ts.addr, lanIP).expect("554 5.7.1")
+	}
+	greeted(t, ts.addr, otherIP)
+
+	// Nor can they hold descriptors without end: past maxRefusing at once, one is closed
+	// unanswered.
+	for range maxRefusing - 2 {
+		dialFrom(t, ts.addr, lanIP).expect("554 5.7.1")
+	}
+	if c := dialFrom(t, ts.addr, lanIP); !c.closed() {
+		t.Error("a refused client past maxRefusing was not closed")
+	}
+}

@@ -61,6 +61,22 @@ const maxRefusing = 64
 // socket) counts towards the total only. Wrap the raw TCP listener, under any TLS: the
 // greeting is written to the connection as it was accepted. m and log may be nil.
 func LimitListener(l net.Listener, lim ConnLimits, domain string, log *slog.Logger, m *Metrics) net.Listener {
+	return limitListenerCounting(l, lim, domain, log, m, newConnCounts())
+}
+
+// connCounts are the open connections the caps are held to. A server's listeners share
+// one, so that a client cannot open its cap again on each door (--smtps-listen beside the
+// STARTTLS port).
+type connCounts struct {
+	mu    sync.Mutex
+	total int
+	perIP map[netip.Addr]int // only addresses with a connection open
+}
+
+func newConnCounts() *connCounts { return &connCounts{perIP: map[netip.Addr]int{}} }
+
+// limitListenerCounting is LimitListener counting in counts.
+func limitListenerCounting(l net.Listener, lim ConnLimits, domain string, log *slog.Logger, m *Metrics, counts *connCounts) *limitListener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -73,7 +89,7 @@ func LimitListener(l net.Listener, lim ConnLimits, domain string, log *slog.Logg
 		domain:   domain,
 		log:      log,
 		m:        m,
-		perIP:    map[netip.Addr]int{},
+		counts:   counts,
 		refusing: make(chan struct{}, maxRefusing),
 	}
 }
@@ -85,10 +101,7 @@ type limitListener struct {
 	log      *slog.Logger
 	m        *Metrics
 	refusing chan struct{} // a token per refusal being written
-
-	mu    sync.Mutex
-	total int
-	perIP map[netip.Addr]int // only addresses with a connection open
+	counts   *connCounts
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -114,29 +127,31 @@ func (l *limitListener) admit(ip netip.Addr, hasIP bool) (refused string, limit 
 	if hasIP {
 		perIP = l.lim.perIP(ip)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	n := l.counts
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	switch {
-	case perIP > 0 && l.perIP[ip] >= perIP:
+	case perIP > 0 && n.perIP[ip] >= perIP:
 		return refusedPerIP, perIP
-	case l.lim.Total > 0 && l.total >= l.lim.Total:
+	case l.lim.Total > 0 && n.total >= l.lim.Total:
 		return refusedTotal, l.lim.Total
 	}
-	l.total++
+	n.total++
 	if hasIP {
-		l.perIP[ip]++
+		n.perIP[ip]++
 	}
 	l.m.conns.open.Add(1)
 	return "", 0
 }
 
 func (l *limitListener) release(ip netip.Addr, hasIP bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
+	n := l.counts
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.total--
 	if hasIP {
-		if l.perIP[ip]--; l.perIP[ip] <= 0 {
-			delete(l.perIP, ip)
+		if n.perIP[ip]--; n.perIP[ip] <= 0 {
+			delete(n.perIP, ip)
 		}
 	}
 	l.m.conns.open.Add(-1)
@@ -144,13 +159,14 @@ func (l *limitListener) release(ip netip.Addr, hasIP bool) {
 
 // open is how many connections are handed out and not yet closed.
 func (l *limitListener) open() (total int, perIP map[netip.Addr]int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	perIP = make(map[netip.Addr]int, len(l.perIP))
-	for ip, n := range l.perIP {
+	c := l.counts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	perIP = make(map[netip.Addr]int, len(c.perIP))
+	for ip, n := range c.perIP {
 		perIP[ip] = n
 	}
-	return l.total, perIP
+	return c.total, perIP
 }
 
 // refuse greets c with 421 4.7.0 and closes it, off the Accept loop: under TLS the write is
@@ -196,9 +212,13 @@ type limitConn struct {
 }
 
 func (c *limitConn) Close() error {
-	c.once.Do(c.release)
+	c.free()
 	return c.Conn.Close()
 }
+
+// free gives the connection's place back while it stays open, for a client that is only
+// being told it is refused.
+func (c *limitConn) free() { c.once.Do(c.release) }
 
 // clientIP is the address a connection comes from, IPv4 in IPv6 unmapped, so that both
 // spellings of one client share its count.

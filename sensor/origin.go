@@ -420,6 +420,8 @@ type headerTap struct {
 	r    io.Reader
 	max  int
 	buf  []byte
+	next int  // where in buf the first line not yet seen to its end begins
+	scan int  // where in that line to look for its end: no line end comes before
 	done bool // the blank line was seen, or max reached
 	over bool // max was reached before the blank line
 }
@@ -435,35 +437,54 @@ func (t *headerTap) Read(p []byte) (int, error) {
 }
 
 func (t *headerTap) take(b []byte) {
-	from := max(len(t.buf)-2, 0) // a blank line may begin in the previous read
 	room := t.max - len(t.buf)
 	t.buf = append(t.buf, b[:min(len(b), room)]...)
-	if end := blankLine(t.buf, from); end >= 0 {
-		t.buf, t.done = t.buf[:end], true
-		return
+	for {
+		n, e, ok := lineEnd(t.buf[t.scan:], false)
+		if !ok { // so that a long line read in small pieces is not searched again
+			t.scan += n
+			break
+		}
+		if t.scan+n == t.next { // the blank line: the header is the lines before it
+			t.buf, t.done = t.buf[:t.next], true
+			return
+		}
+		t.next = t.scan + n + e
+		t.scan = t.next
 	}
 	if len(t.buf) >= t.max {
 		t.done, t.over = true, true
 	}
 }
 
-// blankLine returns where the header that b begins ends, at or after from (the index of a
-// line end or of b's start): the length of the header's lines, their last line end
-// included. -1 when b holds no blank line. A line end is LF or CRLF.
-func blankLine(b []byte, from int) int {
-	if from == 0 && (bytes.HasPrefix(b, []byte("\n")) || bytes.HasPrefix(b, []byte("\r\n"))) {
-		return 0
+// lineEnd returns the length of the line b begins and of its line end, splitting lines as
+// the parser does: at LF, CRLF, CR CR LF (one line end, from a CRLF file converted once
+// more) or a bare CR. A bare CR must end a line here too, or a field behind one would be in
+// the parser's header and not in the one judged. ok is false when b holds no line end yet,
+// or ends in a CR that more bytes may join; at the end of the input (eof) that CR, or CR
+// CR, is the line end.
+func lineEnd(b []byte, eof bool) (n, e int, ok bool) {
+	i := bytes.IndexAny(b, "\r\n")
+	switch {
+	case i < 0:
+		return len(b), 0, false
+	case b[i] == '\n':
+		return i, 1, true
 	}
-	for i := from; i < len(b); i++ {
-		if b[i] != '\n' {
-			continue
-		}
-		rest := b[i+1:]
-		if bytes.HasPrefix(rest, []byte("\n")) || bytes.HasPrefix(rest, []byte("\r\n")) {
-			return i + 1
-		}
+	rest := b[i+1:]
+	switch {
+	case len(rest) == 0:
+		return i, 1, eof
+	case rest[0] == '\n':
+		return i, 2, true
+	case rest[0] != '\r':
+		return i, 1, true
+	case len(rest) == 1:
+		return i, 2, eof
+	case rest[1] == '\n':
+		return i, 3, true
 	}
-	return -1
+	return i, 1, true
 }
 
 // header returns the outer header the tap saw. A message that ended before a blank line is
@@ -476,10 +497,11 @@ func (t *headerTap) header() outerHeader {
 }
 
 // parseHeaderBlock splits a header block into unfolded fields, reading lines as the parser
-// does: LF or CRLF line ends; a line starting with a space or a tab continues the field
-// before it (RFC 5322 §2.2.3: the line break is dropped, the whitespace kept); a line of only
-// whitespace, or one that is no field and no continuation, ends the header. A byte order
-// mark and an mbox From_ line before the first field are skipped, as the parser skips them.
+// does: line ends as lineEnd finds them; a line starting with a space or a tab continues the
+// field before it (RFC 5322 §2.2.3: the line break is dropped, the whitespace kept); a line
+// of only whitespace, or one that is no field and no continuation, ends the header. Lines
+// of only whitespace before the first field are skipped, and so are a byte order mark and
+// an mbox From_ line on the first line that is not, as the parser skips them.
 func parseHeaderBlock(b []byte) []headerField {
 	var fields []headerField
 	var cur []byte
@@ -492,25 +514,23 @@ func parseHeaderBlock(b []byte) []headerField {
 	}
 	first := true
 	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if first {
-			first = false
-			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
-			if bytes.HasPrefix(line, []byte("From ")) {
-				continue
-			}
-		}
+		n, e, _ := lineEnd(b, true)
+		line := b[:n]
+		b = b[n+e:]
 		if len(bytes.Trim(line, " \t")) == 0 {
 			if in || len(line) == 0 {
 				break
 			}
 			continue // whitespace before the first field
+		}
+		if first {
+			first = false
+			if line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")); len(line) == 0 {
+				continue
+			}
+			if bytes.HasPrefix(line, []byte("From ")) {
+				continue
+			}
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if in {

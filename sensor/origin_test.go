@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -559,5 +560,80 @@ func TestDoorProofsOfTheSMTPSession(t *testing.T) {
 	c.srv.cfg.Recipients, _ = NewRecipients([]string{"*@journal.example"})
 	if p := c.doorProofs(); !reflect.DeepEqual(p, []string{api.VerifiedTLSClientCert, api.VerifiedJournalAddress}) {
 		t.Errorf("%q", p)
+	}
+}
+
+// The tap must split lines as the parser does: a bare CR ends a line for the parser, so a
+// tenant header behind one is a field of the record, and must be judged. And a line the
+// parser reads as the end of the header must end the tap's, or a pinned tenant written in
+// the body would prove the copy.
+func TestHeaderTapSplitsLinesAsTheParserDoes(t *testing.T) {
+	const pinned, foreign = "X-OriginatorOrg: " + teamcompany, "X-OriginatorOrg: fabrikam.onmicrosoft.com"
+	k := newOriginIntake(t, OriginConfig{Tenants: []string{teamcompany}})
+	for _, msg := range []string{
+		pinned + "\r\nX-Note: a\r" + foreign + "\r\nSubject: hi\r\n\r\nbody\r\n",
+		pinned + "\r\nX-Note: a\r\n\tb\r" + foreign + "\r\n\r\nbody\r\n",
+		"Subject: hi\r\n \rbody\r\n" + pinned + "\r\n\r\nbody\r\n",
+		"Subject: hi\r\rbody\r\n" + pinned + "\r\n\r\nbody\r\n",
+		"\xef\xbb\xbf\r\n" + foreign + "\r\n\r\nbody\r\n",
+	} {
+		if o, rec := k.receive(t, testEnvelope(), msg); o.Kind != Untrusted {
+			t.Errorf("%q: %v, tenant %q; the record's header: %q", msg, o.Kind, rec.Source.Tenant, rec.Message.Headers)
+		}
+	}
+
+	p, err := parser.New(parser.Options{CRLFInput: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{
+		"A: 1\rB: 2\r\n\r\nbody\r\n",
+		"A: 1\r\rB: 2\r\n\r\n",
+		"A: 1\r\r\nB: 2\r\n\r\n",
+		"A: 1\r\n\tx\ry\r\nB: 2\n\n",
+		"A: 1\r\n \rB: 2\r\n\r\n",
+		"A: 1\r\r",
+		"A: 1\rB: 2\r",
+		"A: 1\r\nB: 2\r\r",
+		"\rA: 1\r\n",
+		" \rA: 1\r\n",
+		"\xef\xbb\xbf\r\nA: 1\r\nB: 2\r\n\r\n",
+		"\xef\xbb\xbf\r\nFrom x\r\nA: 1\r\n\r\n",
+		" \r\nFrom x\r\nA: 1\r\n\r\n",
+	} {
+		rec, err := p.Parse(strings.NewReader(msg))
+		if err != nil {
+			t.Fatalf("%q: %v", msg, err)
+		}
+		var want []headerField
+		for _, h := range rec.Message.Headers {
+			want = append(want, headerField{h[0], h[1]})
+		}
+		for _, r := range []io.Reader{strings.NewReader(msg), iotest.OneByteReader(strings.NewReader(msg))} {
+			tap := newHeaderTap(r, maxOriginHeaderBytes)
+			if _, err := io.Copy(io.Discard, tap); err != nil {
+				t.Fatal(err)
+			}
+			if got := tap.header().fields; !reflect.DeepEqual(got, want) {
+				t.Errorf("%q: the tap read %q, the parser %q", msg, got, want)
+			}
+		}
+	}
+}
+
+// A long header line read a few bytes at a time is searched for its end once, not again
+// with every read.
+func TestHeaderTapLongLineInSmallReads(t *testing.T) {
+	msg := "A: " + strings.Repeat("x", maxOriginHeaderBytes-100) + "\r\nB: 2\r\n\r\nbody"
+	start := time.Now()
+	tap := newHeaderTap(iotest.OneByteReader(strings.NewReader(msg)), maxOriginHeaderBytes)
+	if _, err := io.Copy(io.Discard, tap); err != nil {
+		t.Fatal(err)
+	}
+	if h := tap.header(); !h.complete || len(h.fields) != 2 {
+		t.Fatalf("complete %v, %d fields", h.complete, len(h.fields))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
 	}
 }

@@ -62,7 +62,10 @@ type SMTPServer struct {
 	intake  *Intake
 	log     *slog.Logger
 	metrics *Metrics
-	rates   *msgRates // the access groups' max_messages_per_minute, by client address
+	rates   *msgRates   // the access groups' max_messages_per_minute, by client address
+	counts  *connCounts // open connections on all of its listeners, for the caps
+	// rejecting holds a token per client being told the access table refuses it.
+	rejecting chan struct{}
 
 	// draining is set by Shutdown: new connections and new transactions get 421, and
 	// transactions already under way (MAIL given) may finish.
@@ -113,7 +116,8 @@ func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 			}
 		}
 	}
-	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m, rates: newMsgRates(), writeTimeout: writeTimeout,
+	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m, rates: newMsgRates(), counts: newConnCounts(),
+		rejecting: make(chan struct{}, maxRefusing), writeTimeout: writeTimeout,
 		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
 }
 
@@ -136,7 +140,7 @@ func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
 		// Under the connection caps, so that their 421, and shutdown's, are said over TLS.
 		l = tls.NewListener(l, s.cfg.TLSConfig)
 	}
-	l = LimitListener(l, s.cfg.Conns, s.cfg.Domain, s.log, s.metrics)
+	l = limitListenerCounting(l, s.cfg.Conns, s.cfg.Domain, s.log, s.metrics, s.counts)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
