@@ -54,6 +54,14 @@ import (
 // a block that does not end within this is judged to prove nothing.
 const maxOriginHeaderBytes = 256 << 10
 
+// maxOriginLineBytes is the longest header line the proofs read. The parser hands out a line
+// longer than its 64 KiB buffer in pieces and reads the pieces after the first as it can
+// (a continuation, or the end of the header), so past that length the block judged here and
+// the block the parser records may differ, and a pinned tenant written where the parser
+// sees body could prove a copy. No sender needs such a line (RFC 5322 §2.1.1: 998
+// characters), so a block with one proves nothing, well below the parser's buffer.
+const maxOriginLineBytes = 32 << 10
+
 // minSecretLength is the shortest shared secret accepted: 16 bytes of letters and digits
 // is beyond guessing over SMTP.
 const minSecretLength = 16
@@ -247,6 +255,8 @@ type outerHeader struct {
 	fields []headerField
 	// complete is false when the block did not end within maxOriginHeaderBytes.
 	complete bool
+	// longLine is true when a line of the block is longer than maxOriginLineBytes.
+	longLine bool
 }
 
 // originVerdict is what the header proofs say of a copy.
@@ -265,6 +275,10 @@ func (o *Origin) judge(h outerHeader) originVerdict {
 	if !h.complete {
 		return originVerdict{label: "headers_unreadable",
 			reason: fmt.Sprintf("header block longer than %d KiB; its origin cannot be read", maxOriginHeaderBytes>>10)}
+	}
+	if h.longLine {
+		return originVerdict{label: "headers_unreadable",
+			reason: fmt.Sprintf("a header line longer than %d KiB; its origin cannot be read", maxOriginLineBytes>>10)}
 	}
 	var v originVerdict
 	var why, labels []string
@@ -424,6 +438,7 @@ type headerTap struct {
 	scan int  // where in that line to look for its end: no line end comes before
 	done bool // the blank line was seen, or max reached
 	over bool // max was reached before the blank line
+	long bool // a line longer than maxOriginLineBytes was seen
 }
 
 func newHeaderTap(r io.Reader, max int) *headerTap { return &headerTap{r: r, max: max} }
@@ -443,8 +458,10 @@ func (t *headerTap) take(b []byte) {
 		n, e, ok := lineEnd(t.buf[t.scan:], false)
 		if !ok { // so that a long line read in small pieces is not searched again
 			t.scan += n
+			t.long = t.long || t.scan-t.next > maxOriginLineBytes
 			break
 		}
+		t.long = t.long || t.scan+n-t.next > maxOriginLineBytes
 		if t.scan+n == t.next { // the blank line: the header is the lines before it
 			t.buf, t.done = t.buf[:t.next], true
 			return
@@ -493,7 +510,7 @@ func (t *headerTap) header() outerHeader {
 	if t == nil {
 		return outerHeader{complete: true}
 	}
-	return outerHeader{fields: parseHeaderBlock(t.buf), complete: !t.over}
+	return outerHeader{fields: parseHeaderBlock(t.buf), complete: !t.over, longLine: t.long}
 }
 
 // parseHeaderBlock splits a header block into unfolded fields, reading lines as the parser
