@@ -311,8 +311,11 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 	}
 	in.metrics.messagesAccepted.Add(1)
 	in.metrics.bytesAccepted.Add(counted.n)
-	log.Info("accepted",
-		"id", id,
+	attrs := []any{"id", id}
+	if env.QueueID != "" {
+		attrs = append(attrs, "queue_id", env.QueueID) // joins the MTA's log line
+	}
+	log.Info("accepted", append(attrs,
 		"mail_from", env.MailFrom,
 		"rcpts", len(env.RcptTo),
 		"size", counted.n,
@@ -321,7 +324,7 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		"urls", len(rec.URLs),
 		"anomalies", len(rec.Anomalies),
 		"duration_ms", time.Since(start).Milliseconds(),
-	)
+	)...)
 	return Outcome{Kind: Accepted, ID: id, Ref: id}
 }
 

@@ -304,17 +304,20 @@ func (c *milterConn) macros(m *milter.Modifier) {
 	if v := get("{client_name}"); v != "" {
 		c.clientName = v
 	}
-	if v := get("{tls_version}"); v != "" {
-		if c.tls == nil {
-			c.tls = &api.TLS{}
+	if version, cipher := get("{tls_version}"), get("{cipher}"); version != "" || cipher != "" {
+		// A new value, never a change to the old: an intake that outlived its answer may
+		// still be reading the old one.
+		var t api.TLS
+		if c.tls != nil {
+			t = *c.tls
 		}
-		c.tls.Version = tlsVersionName(v)
-	}
-	if v := get("{cipher}"); v != "" {
-		if c.tls == nil {
-			c.tls = &api.TLS{}
+		if version != "" {
+			t.Version = tlsVersionName(version)
 		}
-		c.tls.Cipher = v
+		if cipher != "" {
+			t.Cipher = cipher
+		}
+		c.tls = &t
 	}
 	if c.msg == nil {
 		return

@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -31,7 +32,7 @@ type milterKit struct {
 
 // startMilter serves a milter door on l (nil: a loopback TCP port) with parser p (nil: the
 // real one).
-func startMilter(t *testing.T, cfg MilterConfig, p RecordParser, l net.Listener) *milterKit {
+func startMilter(t *testing.T, cfg MilterConfig, p RecordParser, l net.Listener, intake ...func(*IntakeConfig)) *milterKit {
 	t.Helper()
 	if p == nil {
 		var err error
@@ -41,7 +42,11 @@ func startMilter(t *testing.T, cfg MilterConfig, p RecordParser, l net.Listener)
 	}
 	k := &milterKit{spool: &memSpool{}, metrics: &Metrics{}, log: &testkit.LogBuffer{}}
 	cfg.Logger = slog.New(slog.NewTextHandler(k.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	in := NewIntake(IntakeConfig{SensorID: "sensor-1", Version: "v-test", Logger: cfg.Logger}, p, k.spool, k.metrics)
+	icfg := IntakeConfig{SensorID: "sensor-1", Version: "v-test", Logger: cfg.Logger}
+	for _, f := range intake {
+		f(&icfg)
+	}
+	in := NewIntake(icfg, p, k.spool, k.metrics)
 	k.srv = NewMilterServer(cfg, in, k.metrics)
 	if l == nil {
 		var err error
@@ -50,6 +55,9 @@ func startMilter(t *testing.T, cfg MilterConfig, p RecordParser, l net.Listener)
 		}
 	}
 	k.network, k.addr = l.Addr().Network(), l.Addr().String()
+	if k.network != "unix" {
+		k.network = "tcp"
+	}
 	done := make(chan error, 1)
 	go func() { done <- k.srv.Serve(l) }()
 	t.Cleanup(func() {
@@ -465,5 +473,159 @@ func TestMilterConnectionLostCommitsNothing(t *testing.T) {
 	}
 	if n := len(k.records()); n != 0 || k.srv.busy() != 0 {
 		t.Errorf("%d records, %d still busy", n, k.srv.busy())
+	}
+}
+
+// The milter sits in the customer's own mail path: the header proofs of origin the SMTP door
+// asks for are not asked of its copies, and the source header is still kept out of the
+// record.
+func TestMilterAsksNoProofOfOrigin(t *testing.T) {
+	secret := "0123456789abcdef0123456789abcdef"
+	origin, err := NewOrigin(OriginConfig{Tenants: []string{"contoso.onmicrosoft.com"}, SourceHeader: "X-Source", SourceSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := startMilter(t, MilterConfig{}, nil, nil, func(c *IntakeConfig) { c.Origin = origin })
+	s := k.session(t)
+	sendEnvelope(t, s)
+	msg := "X-Source: " + secret + "\r\n" + simpleMessage
+	if _, act := sendContent(t, s, msg, 100, "QO"); act.Code != milter.ActAccept {
+		t.Fatalf("action %c", act.Code)
+	}
+	recs := k.records()
+	if len(recs) != 1 {
+		t.Fatalf("%d records: a copy without a pinned tenant must still be recorded", len(recs))
+	}
+	if recs[0].Source.VerifiedBy != nil || recs[0].Source.Tenant != "" {
+		t.Errorf("source %+v: nothing was proved", recs[0].Source)
+	}
+	line, _ := api.MarshalRecord(&recs[0])
+	if bytes.Contains(line, []byte(secret)) {
+		t.Errorf("the source header's secret is in the record: %s", line)
+	}
+}
+
+func TestParseMilterAddr(t *testing.T) {
+	for _, tc := range []struct{ spec, network, addr, err string }{
+		{"tcp:127.0.0.1:7357", "tcp", "127.0.0.1:7357", ""},
+		{"inet:127.0.0.1:7357", "tcp", "127.0.0.1:7357", ""},
+		{"127.0.0.1:7357", "tcp", "127.0.0.1:7357", ""},
+		{"[::1]:7357", "tcp", "[::1]:7357", ""},
+		{":7357", "tcp", ":7357", ""},
+		{"unix:/run/sensor/milter.sock", "unix", "/run/sensor/milter.sock", ""},
+		{"unix:", "", "", "needs a socket path"},
+		{"unix:milter.sock", "", "", "relative"},
+		{"7357", "", "", "not host:port"},
+		{"tcp:localhost", "", "", "not host:port"},
+		{"127.0.0.1:", "", "", "not host:port"},
+	} {
+		network, addr, err := ParseMilterAddr(tc.spec)
+		if network != tc.network || addr != tc.addr || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%q: %q %q %v; want %q %q error containing %q", tc.spec, network, addr, err, tc.network, tc.addr, tc.err)
+		}
+	}
+}
+
+// A unix socket gets the mode asked for, serves Postfix, replaces a stale socket file but
+// never a live one, and is gone once the door closes.
+func TestMilterUnixSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "milter") // short: a socket path has a 108-byte limit
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "m.sock")
+
+	// A stale socket, as a sensor that died leaves it.
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the stale socket file is not there to test with: %v", err)
+	}
+
+	l, err := ListenMilter("unix:"+path, 0o640)
+	if err != nil {
+		t.Fatalf("a stale socket file stands in the way: %v", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o640 {
+		t.Errorf("socket mode %v, want a socket with 0640", fi.Mode())
+	}
+	if _, err := ListenMilter("unix:"+path, 0o660); err == nil || !strings.Contains(err.Error(), "listens on it") {
+		t.Errorf("a second sensor on a live socket: %v", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the refused second listener removed the live socket: %v", err)
+	}
+
+	k := startMilter(t, MilterConfig{}, nil, l)
+	s := k.session(t)
+	sendEnvelope(t, s)
+	if _, act := sendContent(t, s, simpleMessage, 100, "QU"); act.Code != milter.ActAccept || len(k.records()) != 1 {
+		t.Fatalf("over the socket: action %c, %d records", act.Code, len(k.records()))
+	}
+	k.srv.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file after close: %v", err)
+	}
+
+	plain := filepath.Join(dir, "file")
+	if err := os.WriteFile(plain, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ListenMilter("unix:"+plain, 0o660); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("a regular file in the way: %v", err)
+	}
+}
+
+// Shutdown lets a message under way finish and be recorded, answers a new one as a fault,
+// and returns once the work is done.
+func TestMilterShutdownDrains(t *testing.T) {
+	k := startMilter(t, MilterConfig{}, nil, nil)
+	busy := k.session(t)
+	sendEnvelope(t, busy)
+	check(t)(busy.HeaderField("Subject", "under way"))
+	idle := k.session(t)
+	check(t)(idle.Conn("mail.client.test", milter.FamilyInet, 40124, "192.0.2.11"))
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- k.srv.Shutdown(ctx)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !k.srv.draining.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	act, err := idle.Mail("<late@example.org>", nil)
+	if err != nil || act.Code != milter.ActAccept {
+		t.Errorf("MAIL while draining: %v %v, want accept (the mail flows, unrecorded)", act, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) with a message under way", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	check(t)(busy.HeaderEnd())
+	check(t)(busy.BodyChunk([]byte("body\r\n")))
+	if _, act, err := busy.End(); err != nil || act.Code != milter.ActAccept {
+		t.Fatalf("end of the message under way: %v %v", act, err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if recs := k.records(); len(recs) != 1 || recs[0].Message.Subject != "under way" {
+		t.Errorf("records %+v", recs)
+	}
+	if counts, _, _ := k.metrics.milter.snapshot(); counts["shutting_down"] != 1 {
+		t.Errorf("unrecorded %v", counts)
 	}
 }
