@@ -68,8 +68,9 @@ type MilterConfig struct {
 	// it the milter asks the MTA for no modification at all.
 	AddHeader bool
 	OnFault   MilterFault
-	// Timeout bounds the wait for the record's commit at the end of a message (default 10s):
-	// past it the milter answers as OnFault says and the intake finishes on its own.
+	// Timeout bounds each step of a message (default 10s): the wait for the record's commit
+	// at its end, and each handing of bytes to an intake that has stopped reading. Past it
+	// the milter answers as OnFault says; a commit under way finishes on its own.
 	Timeout time.Duration
 	Logger  *slog.Logger
 }
@@ -283,6 +284,8 @@ var (
 	errMilterAborted  = errors.New("the MTA aborted the message")
 	errMilterConnLost = errors.New("the MTA's milter connection ended mid-message")
 	errIntakeEnded    = errors.New("the intake ended before the message did")
+	// errMilterStepTimeout: the intake read nothing for --milter-timeout.
+	errMilterStepTimeout = errors.New("the intake stopped reading for longer than the milter timeout")
 )
 
 // macros copies what the record needs from the macros of the current stage. Postfix sends
@@ -385,7 +388,6 @@ func (c *milterConn) RcptTo(to string, m *milter.Modifier) (milter.Response, err
 // from the message as the MTA stores it.
 func (c *milterConn) Header(name, value string, m *milter.Modifier) (milter.Response, error) {
 	c.macros(m)
-	msg := c.start()
 	var b strings.Builder
 	b.Grow(len(name) + len(value) + 4)
 	b.WriteString(name)
@@ -395,31 +397,28 @@ func (c *milterConn) Header(name, value string, m *milter.Modifier) (milter.Resp
 	}
 	b.WriteString(strings.ReplaceAll(strings.ReplaceAll(value, "\r\n", "\n"), "\n", "\r\n"))
 	b.WriteString("\r\n")
-	msg.write([]byte(b.String()))
-	return milter.RespContinue, nil
+	return c.feed(true, []byte(b.String())), nil
 }
 
 func (c *milterConn) Headers(_ textproto.MIMEHeader, m *milter.Modifier) (milter.Response, error) {
 	c.macros(m)
-	c.start().endHeader()
-	return milter.RespContinue, nil
+	return c.feed(false, nil), nil
 }
 
 // BodyChunk passes a chunk on as it is: Postfix sends the body with CRLF line ends.
 func (c *milterConn) BodyChunk(chunk []byte, m *milter.Modifier) (milter.Response, error) {
 	c.macros(m)
-	msg := c.start()
-	msg.endHeader()
-	msg.write(chunk)
-	return milter.RespContinue, nil
+	return c.feed(false, chunk), nil
 }
 
 // Body is the end of the message: its answer waits for the record's commit, up to the
 // timeout.
 func (c *milterConn) Body(m *milter.Modifier) (milter.Response, error) {
 	c.macros(m)
-	msg := c.start()
-	msg.endHeader()
+	if r := c.feed(false, nil); r != milter.RespContinue {
+		return r, nil
+	}
+	msg := c.msg
 	msg.env.QueueID = msg.queueID // read by the intake only once the pipe is closed
 	_ = msg.pw.Close()
 	c.msg = nil
@@ -546,17 +545,45 @@ func (c *milterConn) start() *milterMsg {
 	return msg
 }
 
-// write hands bytes to the intake. A failed write means the intake has ended (its outcome
-// says why), and the rest of the message is dropped.
-func (m *milterMsg) write(p []byte) {
-	_, _ = m.pw.Write(p)
-}
+var crlf = []byte("\r\n")
 
-func (m *milterMsg) endHeader() {
-	if !m.headerEnd {
-		m.headerEnd = true
-		m.write([]byte("\r\n"))
+// feed hands the message's next bytes to the intake, p being a header field when header is
+// set and body bytes otherwise (the blank line that ends the header goes first). Each step
+// has Timeout: an intake that stops reading (a disk that hangs under an attachment blob)
+// must not hold the MTA. Past it the message is over: its intake reads an error and commits
+// nothing, and the answer is OnFault's. A write that fails otherwise means the intake ended
+// early; its outcome is told at the end of the message, and the rest is not read.
+func (c *milterConn) feed(header bool, p []byte) milter.Response {
+	msg := c.start()
+	var parts [][]byte
+	if !header && !msg.headerEnd {
+		msg.headerEnd = true
+		parts = append(parts, crlf)
 	}
+	if len(p) > 0 {
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return milter.RespContinue
+	}
+	var expired atomic.Bool
+	t := time.AfterFunc(c.srv.cfg.Timeout, func() {
+		expired.Store(true)
+		_ = msg.pw.CloseWithError(errMilterStepTimeout)
+	})
+	for _, part := range parts {
+		if _, err := msg.pw.Write(part); err != nil {
+			break
+		}
+	}
+	t.Stop()
+	if !expired.Load() {
+		return milter.RespContinue
+	}
+	queueID := msg.queueID
+	c.endMsg(errMilterStepTimeout)
+	go c.late(msg)
+	return c.fault("timeout", queueID, nil)
 }
 
 // oneConnListener yields one connection, then blocks until it is closed: a go-milter

@@ -629,3 +629,39 @@ func TestMilterShutdownDrains(t *testing.T) {
 		t.Errorf("unrecorded %v", counts)
 	}
 }
+
+// An intake that stops reading mid-message (a disk hanging under an attachment blob) holds
+// the MTA no longer than the timeout at any step: the message is answered as a fault then,
+// and nothing is committed.
+func TestMilterStalledIntakeDoesNotHoldTheMTA(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	stalled := parseFunc(func(r io.Reader) (*api.Record, error) {
+		if _, err := io.ReadFull(r, make([]byte, len("Subject: stall\r\n"))); err != nil {
+			return nil, err
+		}
+		<-release
+		_, err := io.Copy(io.Discard, r)
+		return nil, err
+	})
+	k := startMilter(t, MilterConfig{OnFault: FaultTempFail, Timeout: 100 * time.Millisecond}, stalled, nil)
+	s := k.session(t)
+	sendEnvelope(t, s)
+	check(t)(s.HeaderField("Subject", "stall")) // read whole; then the parser hangs
+	start := time.Now()
+	act, err := s.HeaderField("From", "a@example.org")
+	if err != nil || act.Code != milter.ActTempFail {
+		t.Fatalf("a step the intake does not read: %v %v, want tempfail", act, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the step held the MTA %v", d)
+	}
+	if counts, _, _ := k.metrics.milter.snapshot(); counts["timeout"] != 1 {
+		t.Errorf("unrecorded %v", counts)
+	}
+	// The connection serves the next message.
+	check(t)(s.Mail("<sender@example.org>", nil))
+	if n := len(k.records()); n != 0 {
+		t.Errorf("%d records", n)
+	}
+}

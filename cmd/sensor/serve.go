@@ -148,7 +148,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.milterOnFault, "milter-on-fault", "accept",
 		"when the milter cannot record a copy (spool full, local fault, --milter-timeout): accept (the mail flows, the copy is counted lost) or tempfail (Postfix keeps the mail and retries)")
 	fs.DurationVar(&c.milterTimeout, "milter-timeout", 10*time.Second,
-		"longest the milter holds Postfix at the end of a message waiting for the record's commit; past it --milter-on-fault decides")
+		"longest the milter holds Postfix at one step of a message, the wait for the record's commit at its end included; past it --milter-on-fault decides")
 	fs.BoolVar(&c.milterAddHeader, "milter-add-header", false,
 		"add X-Journal-Sensor-Id: <record id> to each message the milter recorded (the only change it ever makes to mail)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
