@@ -373,6 +373,12 @@ func (c *milterConn) MailFrom(from string, m *milter.Modifier) (milter.Response,
 
 func (c *milterConn) RcptTo(to string, m *milter.Modifier) (milter.Response, error) {
 	msg := c.message()
+	if msg.env != nil {
+		// The intake has the envelope already; a recipient now (no MTA sends one) would
+		// change what it reads.
+		c.log.Warn("recipient after the message began; not recorded", "rcpt", to)
+		return milter.RespContinue, nil
+	}
 	msg.rcpts = append(msg.rcpts, to)
 	c.macros(m)
 	return milter.RespContinue, nil
@@ -442,7 +448,7 @@ func (c *milterConn) Body(m *milter.Modifier) (milter.Response, error) {
 			c.log.Warn("adding the record id header failed", "id", o.ID, "queue_id", msg.queueID, "error", err)
 		}
 	}
-	c.log.Debug("milter accepted", "id", o.ID, "queue_id", msg.queueID)
+	c.log.Debug("milter accepted", "id", o.ID, "queue_id", msg.queueID, "client_name", c.clientName, "auth", msg.auth)
 	return milter.RespAccept, nil
 }
 
@@ -493,7 +499,8 @@ func (c *milterConn) endMsg(err error) {
 // outcome when there is one.
 func (c *milterConn) fault(reason, queueID string, o *Outcome) milter.Response {
 	c.srv.metrics.milter.countUnrecorded(reason)
-	attrs := []any{"reason", reason, "queue_id", queueID, "on_fault", c.srv.cfg.OnFault.String()}
+	attrs := []any{"reason", reason, "queue_id", queueID, "on_fault", c.srv.cfg.OnFault.String(),
+		"client", c.clientIP, "client_name", c.clientName}
 	if o != nil {
 		attrs = append(attrs, "id", o.ID)
 	}
@@ -607,11 +614,21 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 func (l *oneConnListener) Close() error   { return nil }
 func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 
-// notifyConn closes done when it is closed.
+// notifyConn closes done when it is closed. A read cut off by Close (ours at shutdown, or
+// go-milter's) reads as the end of the stream: go-milter logs any other read error through
+// the standard logger, and a connection we closed on purpose is no error.
 type notifyConn struct {
 	net.Conn
 	done chan struct{}
 	once sync.Once
+}
+
+func (c *notifyConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if errors.Is(err, net.ErrClosed) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 func (c *notifyConn) Close() error {
