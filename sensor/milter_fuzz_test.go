@@ -33,7 +33,9 @@ func FuzzMilterSession(f *testing.F) {
 		in := NewIntake(IntakeConfig{}, p, spool, m)
 		srv := NewMilterServer(MilterConfig{OnFault: MilterFault(len(script) % 2), Timeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}, in, m)
 		c := &milterConn{srv: srv, cid: "fuzz", log: srv.log}
-		mod := func() *milter.Modifier { return &milter.Modifier{Macros: map[string]string{"i": "Q", "{client_addr}": "192.0.2.1"}} }
+		mod := func() *milter.Modifier {
+			return &milter.Modifier{Macros: map[string]string{"i": "Q", "{client_addr}": "192.0.2.1"}}
+		}
 		next := func() string { // a NUL-terminated argument from the script
 			for i, b := range script {
 				if b == 0 {
