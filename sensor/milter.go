@@ -166,6 +166,8 @@ func (s *MilterServer) Serve(l net.Listener) error {
 // returns each time. A go-milter server per connection, on a listener that yields just that
 // connection, tells when the session is over, so that a message it cut off ends too.
 func (s *MilterServer) serveConn(c net.Conn) {
+	s.metrics.milter.conns.Add(1)
+	defer s.metrics.milter.conns.Add(-1)
 	mc := &milterConn{srv: s, cid: newConnID()}
 	mc.log = s.log.With("conn", mc.cid)
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
@@ -448,6 +450,7 @@ func (c *milterConn) Body(m *milter.Modifier) (milter.Response, error) {
 			c.log.Warn("adding the record id header failed", "id", o.ID, "queue_id", msg.queueID, "error", err)
 		}
 	}
+	c.srv.metrics.milter.recorded.Add(1)
 	c.log.Debug("milter accepted", "id", o.ID, "queue_id", msg.queueID, "client_name", c.clientName, "auth", msg.auth)
 	return milter.RespAccept, nil
 }
@@ -643,7 +646,9 @@ var unrecordedReasons = []string{"connection_lost", "incomplete", "local_fault",
 
 // milterMetrics counts what the milter door could not record.
 type milterMetrics struct {
-	late atomic.Int64 // records committed after their message's answer (Timeout)
+	conns    atomic.Int64 // MTA connections open now
+	recorded atomic.Int64 // messages accepted after their record was committed
+	late     atomic.Int64 // records committed after their message's answer (Timeout)
 
 	mu             sync.Mutex
 	unrecorded     map[string]int64
@@ -686,6 +691,8 @@ func (m *milterMetrics) write(w io.Writer) {
 	for _, r := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(w, "%s{reason=%q} %d\n", name, r, counts[r])
 	}
+	fmt.Fprintf(w, "# HELP sensor_milter_connections MTA connections to the milter open now.\n# TYPE sensor_milter_connections gauge\nsensor_milter_connections %d\n", m.conns.Load())
+	fmt.Fprintf(w, "# HELP sensor_milter_recorded_total Messages the milter accepted after their record was durable.\n# TYPE sensor_milter_recorded_total counter\nsensor_milter_recorded_total %d\n", m.recorded.Load())
 	const late = "sensor_milter_committed_late_total"
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", late,
 		"Records committed after the milter had answered for want of time (--milter-timeout).", late, late, m.late.Load())
