@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -137,5 +139,43 @@ func TestSIGTERMFinishesTheMilterMessageUnderWay(t *testing.T) {
 	}
 	if rec, _, _ := e.await(mods[0].HeaderValue); rec["id"] != mods[0].HeaderValue {
 		t.Errorf("record %s not delivered by the shutdown flush", mods[0].HeaderValue)
+	}
+}
+
+// A socket mode means the octal it spells, however it is given: YAML alone reads an
+// unquoted 0640 as the number 416.
+func TestMilterSocketModeIsOctalEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	write := func(body string) string {
+		n++
+		f := filepath.Join(dir, fmt.Sprintf("c%d.yaml", n))
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"yaml unquoted", []string{"--config", write("milter-socket-mode: 0640\n")}, nil},
+		{"yaml quoted", []string{"--config", write("milter-socket-mode: \"0640\"\n")}, nil},
+		{"yaml 0o", []string{"--config", write("milter-socket-mode: 0o640\n")}, nil},
+		{"flag", []string{"--milter-socket-mode", "640"}, nil},
+		{"env", nil, map[string]string{"SENSOR_MILTER_SOCKET_MODE": "0640"}},
+		{"flag beats file", []string{"--config", write("milter-socket-mode: 0600\n"), "--milter-socket-mode", "0640"}, nil},
+		{"env beats file", []string{"--config", write("milter-socket-mode: 0600\n")}, map[string]string{"SENSOR_MILTER_SOCKET_MODE": "0640"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadServeConfig(append([]string{"--data-dir", dir}, tc.args...), io.Discard, func(k string) string { return tc.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.milterMode != 0o640 {
+				t.Errorf("mode %#o, want 0640", c.milterMode)
+			}
+		})
 	}
 }
