@@ -68,10 +68,12 @@ type Envelope struct {
 	HELO       string `json:"helo,omitempty"`
 	TLS        *TLS   `json:"tls,omitempty"`
 	// AccessGroup names the host access table group the client matched; "" without a table.
-	AccessGroup string   `json:"access_group,omitempty"`
-	MailFrom    string   `json:"mail_from"` // "" is the null reverse-path <>
-	RcptTo      []string `json:"rcpt_to"`
-	Size        int64    `json:"size"` // bytes received in DATA or BDAT, after dot-unstuffing
+	AccessGroup string `json:"access_group,omitempty"`
+	// QueueID is the MTA's queue id ({i}) of a milter copy; "" for an SMTP copy.
+	QueueID  string   `json:"queue_id,omitempty"`
+	MailFrom string   `json:"mail_from"` // "" is the null reverse-path <>
+	RcptTo   []string `json:"rcpt_to"`
+	Size     int64    `json:"size"` // bytes received in DATA or BDAT, after dot-unstuffing
 }
 
 // TLS describes the TLS session the copy arrived over.

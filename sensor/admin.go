@@ -35,6 +35,7 @@ type Metrics struct {
 	access           accessMetrics // what the host access table did (access.go)
 
 	clientCerts clientCertMetrics // client certificates refused (clientcert.go)
+	milter      milterMetrics     // copies the milter door could not record (milter.go)
 
 	mu sync.Mutex
 	// replies counts SMTP replies by code where they are decided (smtpReply), whether or
@@ -224,16 +225,20 @@ func (a *Admin) notReady(spoolErr error) (why, cause string) {
 }
 
 type status struct {
-	Version          string         `json:"version"`
-	UptimeSeconds    int64          `json:"uptime_seconds"`
-	Ready            bool           `json:"ready"`
-	NotReadyReason   string         `json:"not_ready_reason,omitempty"`
-	SpoolOK          bool           `json:"spool_ok"`
-	SpoolError       string         `json:"spool_error,omitempty"`
-	MessagesAccepted int64          `json:"messages_accepted"`
-	MessagesFailed   int64          `json:"messages_failed"`
-	SpoolFull        int64          `json:"spool_full"`
-	Uploads          uploader.Stats `json:"uploads"`
+	Version          string `json:"version"`
+	UptimeSeconds    int64  `json:"uptime_seconds"`
+	Ready            bool   `json:"ready"`
+	NotReadyReason   string `json:"not_ready_reason,omitempty"`
+	SpoolOK          bool   `json:"spool_ok"`
+	SpoolError       string `json:"spool_error,omitempty"`
+	MessagesAccepted int64  `json:"messages_accepted"`
+	MessagesFailed   int64  `json:"messages_failed"`
+	SpoolFull        int64  `json:"spool_full"`
+	// MilterUnrecorded counts the messages the milter passed on (or tempfailed) without a
+	// record; MilterLastUnrecordedAt says when the last was.
+	MilterUnrecorded       int64          `json:"milter_unrecorded"`
+	MilterLastUnrecordedAt *time.Time     `json:"milter_last_unrecorded_at,omitempty"`
+	Uploads                uploader.Stats `json:"uploads"`
 }
 
 func (a *Admin) status() status {
@@ -243,6 +248,9 @@ func (a *Admin) status() status {
 		MessagesAccepted: a.Metrics.messagesAccepted.Load(),
 		MessagesFailed:   a.Metrics.messagesFailed.Load(),
 		SpoolFull:        a.Metrics.spoolFull.Load(),
+	}
+	if _, n, last := a.Metrics.milter.snapshot(); n > 0 {
+		s.MilterUnrecorded, s.MilterLastUnrecordedAt = n, &last
 	}
 	if a.Uploads != nil {
 		s.Uploads = a.Uploads.Stats()
@@ -338,6 +346,7 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	m.access.write(w)
 	m.conns.tls.write(metric)
 	m.clientCerts.write(w)
+	m.milter.write(w)
 	if a.Uploads == nil {
 		return
 	}

@@ -133,6 +133,11 @@ type Envelope struct {
 	VerifiedBy []string
 	// AccessGroup is the host access table group the client matched; "" without a table.
 	AccessGroup string
+	// QueueID is the MTA's queue id, for a milter copy.
+	QueueID string
+	// InPath says the door sits in the customer's own mail path (the milter): the header
+	// proofs of origin are not asked of its copies (see Receive).
+	InPath bool
 }
 
 // Reservation is spool room claimed before a message's body arrives. Release gives it back;
@@ -210,6 +215,17 @@ func (in *Intake) spoolFull(log *slog.Logger, ref, id string, attrs ...any) Outc
 // now that the record's size is known, and given back once it is committed; a refusal then
 // gives back the attachment blobs the parser committed too (BlobReleaser). Only an Accepted
 // outcome may be acknowledged.
+//
+// Receive reads env's Transport, Conn and ClientIP at once, and the rest only once r is at
+// its end: until then a door may complete it (a milter learns the queue id as late as the
+// end of the message).
+//
+// The header proofs of origin (IntakeConfig.Origin) are not asked of a copy from a door in
+// the customer's own mail path (Envelope.InPath, the milter): the MTA it sits in is the
+// origin, and what it passes on is the customer's own mail, not a copy a stranger sent to
+// the journal address. Refusing it would refuse nothing (the mail flows anyway) and only
+// lose the copy. The source header is still scrubbed and its secret still cut out of the
+// record.
 func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome {
 	start := time.Now()
 	id := ulid.Make().String()
@@ -218,7 +234,7 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 	counted := &countingReader{r: r}
 	var src io.Reader = counted
 	var tap *headerTap // the outer header, kept for the proofs of origin
-	if in.cfg.Origin != nil {
+	if in.cfg.Origin != nil && !env.InPath {
 		// The header is judged here, not by the parser, which stays ignorant of secrets.
 		tap = newHeaderTap(counted, maxOriginHeaderBytes)
 		src = tap
@@ -235,7 +251,10 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 	}()
 	// Judged after the parse, which reads the message to its end (so that the door can
 	// answer it), and before anything is committed.
-	verdict := in.cfg.Origin.judge(tap.header())
+	var verdict originVerdict
+	if tap != nil {
+		verdict = in.cfg.Origin.judge(tap.header())
+	}
 	if verdict.reason != "" {
 		return in.untrusted(log, env, id, verdict, counted.n)
 	}
@@ -258,6 +277,7 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		Size:       counted.n,
 	}
 	rec.Envelope.AccessGroup = env.AccessGroup
+	rec.Envelope.QueueID = env.QueueID
 	line, err := api.MarshalRecord(rec)
 	if err != nil { // cannot happen with these types; still a temporary failure
 		log.Error("encoding record failed", "id", id, "error", err)
@@ -291,8 +311,11 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 	}
 	in.metrics.messagesAccepted.Add(1)
 	in.metrics.bytesAccepted.Add(counted.n)
-	log.Info("accepted",
-		"id", id,
+	attrs := []any{"id", id}
+	if env.QueueID != "" {
+		attrs = append(attrs, "queue_id", env.QueueID) // joins the MTA's log line
+	}
+	log.Info("accepted", append(attrs,
 		"mail_from", env.MailFrom,
 		"rcpts", len(env.RcptTo),
 		"size", counted.n,
@@ -301,7 +324,7 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		"urls", len(rec.URLs),
 		"anomalies", len(rec.Anomalies),
 		"duration_ms", time.Since(start).Milliseconds(),
-	)
+	)...)
 	return Outcome{Kind: Accepted, ID: id, Ref: id}
 }
 

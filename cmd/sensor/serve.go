@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -63,6 +65,11 @@ type serveConfig struct {
 	tlsClientCA       string
 	tlsClientNames    listFlag
 	allowCIDRs        listFlag
+	milterListen      string
+	milterSocketMode  string
+	milterOnFault     string
+	milterTimeout     time.Duration
+	milterAddHeader   bool
 
 	// From the config file's structuredKeys, set by loadServeConfig.
 	accessNode  *yaml.Node // the value of the key access; nil when absent
@@ -70,12 +77,14 @@ type serveConfig struct {
 	accessWhere string     // `FILE:LINE: key "access"`
 
 	// Derived by check.
-	mode       parser.AttachmentMode
-	token      string
-	recipients *sensor.Recipients // nil: every recipient
-	adminToken string
-	origin     *sensor.Origin // nil: no header proof of origin
-	access     *access.Table  // nil: every client accepted, in no group
+	mode        parser.AttachmentMode
+	token       string
+	recipients  *sensor.Recipients // nil: every recipient
+	adminToken  string
+	origin      *sensor.Origin // nil: no header proof of origin
+	access      *access.Table  // nil: every client accepted, in no group
+	milterMode  fs.FileMode
+	milterFault sensor.MilterFault
 }
 
 func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
@@ -132,6 +141,16 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 		"PEM bundle of the CAs that sign senders' client certificates: each sender is asked for one, and MAIL without one that verifies gets 550 5.7.1 (451 4.7.0 before STARTTLS); read again on SIGHUP and when the file changes; needs --tls-cert")
 	fs.Var(&c.tlsClientNames, "tls-client-name",
 		"a name the sender's client certificate must carry, such as mail.protection.outlook.com (Exchange Online), or *.example.com for any one label below example.com (repeatable; in the environment, comma-separated); MAIL without one gets 550 5.7.1; without --tls-client-ca the chain is verified against the system roots; needs --tls-cert")
+	// The milter door, in the customer's own Postfix (README: "Postfix milter").
+	fs.StringVar(&c.milterListen, "milter-listen", "",
+		"milter address for Postfix's smtpd_milters: tcp:127.0.0.1:7357, 127.0.0.1:7357 or unix:/run/sensor/milter.sock (default off)")
+	fs.StringVar(&c.milterSocketMode, "milter-socket-mode", "0660", "file mode of the --milter-listen unix socket, in octal")
+	fs.StringVar(&c.milterOnFault, "milter-on-fault", "accept",
+		"when the milter cannot record a copy (spool full, local fault, --milter-timeout): accept (the mail flows, the copy is counted lost) or tempfail (Postfix keeps the mail and retries)")
+	fs.DurationVar(&c.milterTimeout, "milter-timeout", 10*time.Second,
+		"longest the milter holds Postfix at one step of a message, the wait for the record's commit at its end included; past it --milter-on-fault decides")
+	fs.BoolVar(&c.milterAddHeader, "milter-add-header", false,
+		"add X-Journal-Sensor-Id: <record id> to each message the milter recorded (the only change it ever makes to mail)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs
@@ -279,6 +298,7 @@ func (c *serveConfig) check() error {
 	}
 	c.recipients, _ = sensor.NewRecipients(c.journalAddresses) // nil on a bad entry, reported above
 	c.checkOrigin(bad, readToken)
+	c.checkMilter(bad)
 	errs = append(errs, c.checkAccess()...)
 	if c.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
@@ -331,6 +351,27 @@ func (c *serveConfig) checkOrigin(bad func(flag, format string, a ...any), readT
 		SourceHeader: c.sourceHeader,
 		SourceSecret: secret,
 	})
+}
+
+// checkMilter checks the milter door's settings.
+func (c *serveConfig) checkMilter(bad func(flag, format string, a ...any)) {
+	if c.milterListen != "" {
+		if _, _, err := sensor.ParseMilterAddr(c.milterListen); err != nil {
+			bad("milter-listen", "%v", err)
+		}
+	}
+	if m, err := strconv.ParseUint(c.milterSocketMode, 8, 32); err != nil || m > 0o777 {
+		bad("milter-socket-mode", "%q is not a file mode; write one in octal, such as 0660 (owner and group read and write)", c.milterSocketMode)
+	} else {
+		c.milterMode = fs.FileMode(m)
+	}
+	var err error
+	if c.milterFault, err = sensor.ParseMilterFault(c.milterOnFault); err != nil {
+		bad("milter-on-fault", "%q: %v", c.milterOnFault, err)
+	}
+	if c.milterTimeout <= 0 {
+		bad("milter-timeout", "must be positive, such as 10s")
+	}
 }
 
 // checkAccess compiles the host access table, from the config file's access key or from
@@ -537,11 +578,24 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 			return fmt.Errorf("--smtps-listen: %w", err)
 		}
 	}
+	var milterLn net.Listener
+	if c.milterListen != "" {
+		if milterLn, err = sensor.ListenMilter(c.milterListen, c.milterMode); err != nil {
+			smtpLn.Close()
+			if smtpsLn != nil {
+				smtpsLn.Close()
+			}
+			return fmt.Errorf("--milter-listen: %w", err)
+		}
+	}
 	adminLn, err := net.Listen("tcp", c.adminListen)
 	if err != nil {
 		smtpLn.Close()
 		if smtpsLn != nil {
 			smtpsLn.Close()
+		}
+		if milterLn != nil {
+			milterLn.Close()
 		}
 		return fmt.Errorf("--admin-listen: %w", err)
 	}
@@ -577,10 +631,25 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		smtpsAddr = smtpsLn.Addr().String()
 		go func() { smtpDone <- smtpSrv.ServeTLS(smtpsLn) }()
 	}
+	var milterSrv *sensor.MilterServer
+	milterAddr := "off"
+	milterDone := make(chan error, 1)
+	if milterLn != nil {
+		milterSrv = sensor.NewMilterServer(sensor.MilterConfig{
+			AddHeader: c.milterAddHeader,
+			OnFault:   c.milterFault,
+			Timeout:   c.milterTimeout,
+			Logger:    log.With("component", "milter"),
+		}, intake, metrics)
+		milterAddr = milterLn.Addr().Network() + ":" + milterLn.Addr().String()
+		go func() { milterDone <- milterSrv.Serve(milterLn) }()
+	}
 	log.Info("sensor ready",
 		"version", version,
 		"smtp", smtpLn.Addr().String(),
 		"smtps", smtpsAddr,
+		"milter", milterAddr,
+		"milter_on_fault", c.milterFault.String(),
 		"starttls", certs != nil,
 		"require_tls", c.requireTLS,
 		"client_cert", clientAuth != nil,
@@ -605,12 +674,27 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 			"bound", c.shutdownTimeout.String())
 	case runErr = <-smtpDone:
 		log.Error("SMTP server failed", "error", runErr)
+	case runErr = <-milterDone:
+		log.Error("milter server failed", "error", runErr)
 	}
 	listening.Store(false)
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	// Both doors drain at once, within the one bound; closing the milter's listener removes
+	// its socket file.
+	milterStopped := make(chan struct{})
+	go func() {
+		defer close(milterStopped)
+		if milterSrv == nil {
+			return
+		}
+		if err := milterSrv.Shutdown(drainCtx); err != nil {
+			log.Warn("milter shutdown", "error", err)
+		}
+	}()
 	if err := smtpSrv.Shutdown(drainCtx); err != nil {
 		log.Warn("SMTP shutdown", "error", err)
 	}
+	<-milterStopped
 	cancelDrain()
 	log.Info("SMTP stopped; flushing uploads", "bound", "10s")
 	flushUploads(up, 10*time.Second, log)

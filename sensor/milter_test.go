@@ -1,0 +1,667 @@
+package sensor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-milter"
+
+	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/internal/testkit"
+	"github.com/journalsensor/sensor/parser"
+)
+
+type milterKit struct {
+	srv     *MilterServer
+	spool   *memSpool
+	metrics *Metrics
+	log     *testkit.LogBuffer
+	network string
+	addr    string
+}
+
+// startMilter serves a milter door on l (nil: a loopback TCP port) with parser p (nil: the
+// real one).
+func startMilter(t *testing.T, cfg MilterConfig, p RecordParser, l net.Listener, intake ...func(*IntakeConfig)) *milterKit {
+	t.Helper()
+	if p == nil {
+		var err error
+		if p, err = parser.New(parser.Options{CRLFInput: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := &milterKit{spool: &memSpool{}, metrics: &Metrics{}, log: &testkit.LogBuffer{}}
+	cfg.Logger = slog.New(slog.NewTextHandler(k.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	icfg := IntakeConfig{SensorID: "sensor-1", Version: "v-test", Logger: cfg.Logger}
+	for _, f := range intake {
+		f(&icfg)
+	}
+	in := NewIntake(icfg, p, k.spool, k.metrics)
+	k.srv = NewMilterServer(cfg, in, k.metrics)
+	if l == nil {
+		var err error
+		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.network, k.addr = l.Addr().Network(), l.Addr().String()
+	if k.network != "unix" {
+		k.network = "tcp"
+	}
+	done := make(chan error, 1)
+	go func() { done <- k.srv.Serve(l) }()
+	t.Cleanup(func() {
+		k.srv.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return k
+}
+
+// session opens a milter session as Postfix would: protocol 6 offered, header additions
+// allowed.
+func (k *milterKit) session(t *testing.T) *milter.ClientSession {
+	t.Helper()
+	s, _ := k.sessionConn(t)
+	return s
+}
+
+// dialer keeps the connection it made, for a test to cut.
+type dialer struct{ conn net.Conn }
+
+func (d *dialer) Dial(network, addr string) (net.Conn, error) {
+	c, err := net.Dial(network, addr)
+	d.conn = c
+	return c, err
+}
+
+// sessionConn is session, and its connection.
+func (k *milterKit) sessionConn(t *testing.T) (*milter.ClientSession, net.Conn) {
+	t.Helper()
+	d := &dialer{}
+	c := milter.NewClientWithOptions(k.network, k.addr, milter.ClientOptions{Dialer: d,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		ActionMask: milter.OptAddHeader | milter.OptChangeHeader | milter.OptAddRcpt | milter.OptRemoveRcpt | milter.OptChangeBody,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, d.conn
+}
+
+func (k *milterKit) records() []api.Record {
+	k.spool.mu.Lock()
+	defer k.spool.mu.Unlock()
+	var out []api.Record
+	for _, r := range k.spool.records {
+		out = append(out, r)
+	}
+	return out
+}
+
+// postfixFields splits a message's header as Postfix hands it to a milter: each field's name,
+// and its value without the one space after the colon, folds as bare LFs. The rest is the
+// body, CRLF line ends.
+func postfixFields(t *testing.T, msg string) (fields [][2]string, body string) {
+	t.Helper()
+	head, body, ok := strings.Cut(msg, "\r\n\r\n")
+	if !ok {
+		t.Fatal("message has no header end")
+	}
+	for _, line := range strings.Split(head, "\r\n") {
+		if line[0] == ' ' || line[0] == '\t' {
+			fields[len(fields)-1][1] += "\n" + line
+			continue
+		}
+		name, value, _ := strings.Cut(line, ":")
+		fields = append(fields, [2]string{name, strings.TrimPrefix(value, " ")})
+	}
+	return fields, body
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// check returns a function that fails t unless a client step was answered "continue".
+func check(t *testing.T) func(*milter.Action, error) {
+	t.Helper()
+	return func(act *milter.Action, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act.Code != milter.ActContinue {
+			t.Fatalf("action %c, want continue", act.Code)
+		}
+	}
+}
+
+// sendEnvelope plays connect, HELO (with TLS macros), MAIL (with the auth macro) and two
+// RCPTs.
+func sendEnvelope(t *testing.T, s *milter.ClientSession) {
+	t.Helper()
+	must(t, s.Macros(milter.CodeConn, "{client_name}", "mail.client.test", "j", "mx.example.net"))
+	check(t)(s.Conn("mail.client.test", milter.FamilyInet, 40123, "192.0.2.10"))
+	must(t, s.Macros(milter.CodeHelo, "{tls_version}", "TLSv1.3", "{cipher}", "TLS_AES_256_GCM_SHA384"))
+	check(t)(s.Helo("client.test"))
+	must(t, s.Macros(milter.CodeMail, "{auth_authen}", "alice", "i", ""))
+	check(t)(s.Mail("<sender@example.org>", nil))
+	check(t)(s.Rcpt("<one@example.com>", nil))
+	check(t)(s.Rcpt("<two@example.com>", nil))
+}
+
+// sendContent plays the header fields, the end of the header and the body in chunks of
+// chunk bytes, then the end of the message with {i} as its macro.
+func sendContent(t *testing.T, s *milter.ClientSession, msg string, chunk int, queueID string) ([]milter.ModifyAction, *milter.Action) {
+	t.Helper()
+	fields, body := postfixFields(t, msg)
+	for _, f := range fields {
+		check(t)(s.HeaderField(f[0], f[1]))
+	}
+	check(t)(s.HeaderEnd())
+	for b := []byte(body); len(b) > 0; {
+		n := min(chunk, len(b))
+		check(t)(s.BodyChunk(b[:n]))
+		b = b[n:]
+	}
+	if queueID != "" {
+		must(t, s.Macros(milter.CodeEOB, "i", queueID))
+	}
+	mods, act, err := s.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mods, act
+}
+
+func TestMilterRecordsEnvelopeMacrosAndContent(t *testing.T) {
+	k := startMilter(t, MilterConfig{}, nil, nil)
+	s := k.session(t)
+	if s.ActionOpts != 0 {
+		t.Errorf("actions negotiated %#x: without --milter-add-header the milter asks for none", s.ActionOpts)
+	}
+	sendEnvelope(t, s)
+	mods, act := sendContent(t, s, simpleMessage, 4, "4dQ7Lx0tXrz9")
+	if act.Code != milter.ActAccept || len(mods) != 0 {
+		t.Fatalf("end of message: action %c, modifications %v; want accept and none", act.Code, mods)
+	}
+	recs := k.records()
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	env := recs[0].Envelope
+	want := &api.Envelope{Transport: api.TransportMilter, ClientIP: "192.0.2.10", ClientPort: 40123, HELO: "client.test",
+		TLS: &api.TLS{Version: "TLS 1.3", Cipher: "TLS_AES_256_GCM_SHA384"}, QueueID: "4dQ7Lx0tXrz9",
+		MailFrom: "sender@example.org", RcptTo: []string{"one@example.com", "two@example.com"}, Size: int64(len(simpleMessage))}
+	if !reflect.DeepEqual(env, want) {
+		t.Errorf("envelope\n got %+v\nwant %+v", env, want)
+	}
+	if recs[0].Message.Subject != "hello" {
+		t.Errorf("subject %q", recs[0].Message.Subject)
+	}
+
+	// A second message on the same connection keeps the connection's facts and none of the
+	// first message's.
+	check(t)(s.Mail("<other@example.org>", nil))
+	check(t)(s.Rcpt("<three@example.com>", nil))
+	if _, act = sendContent(t, s, simpleMessage, 1000, "5aa"); act.Code != milter.ActAccept {
+		t.Fatalf("second message: action %c", act.Code)
+	}
+	recs = k.records()
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	for _, r := range recs {
+		if r.Envelope.QueueID == "5aa" {
+			e := r.Envelope
+			if e.ClientIP != "192.0.2.10" || e.HELO != "client.test" || e.MailFrom != "other@example.org" ||
+				!reflect.DeepEqual(e.RcptTo, []string{"three@example.com"}) {
+				t.Errorf("second envelope %+v", e)
+			}
+		}
+	}
+}
+
+// messageWithAttachment is a message with a PDF attachment and a URL in its text.
+const messageWithAttachment = "From: Alice <alice@example.org>\r\n" +
+	"To: bob@example.com\r\n" +
+	"Subject: =?utf-8?q?Rechnung_f=C3=BCr_Juli?=\r\n" +
+	"Message-ID: <m1@example.org>\r\n" +
+	"Date: Tue, 17 Jul 2018 12:13:28 +0000\r\n" +
+	"MIME-Version: 1.0\r\n" +
+	"Content-Type: multipart/mixed;\r\n" +
+	"\tboundary=\"b1\"\r\n" +
+	"X-Empty:\r\n" +
+	"X-Tabbed:\tvalue after a tab\r\n" +
+	"\r\n" +
+	"--b1\r\n" +
+	"Content-Type: text/plain\r\n" +
+	"\r\n" +
+	"See https://example.net/invoice?id=7 now.\r\n" +
+	".a line that starts with a dot\r\n" +
+	"--b1\r\n" +
+	"Content-Type: application/pdf; name=\"invoice.pdf\"\r\n" +
+	"Content-Disposition: attachment; filename=\"invoice.pdf\"\r\n" +
+	"Content-Transfer-Encoding: base64\r\n" +
+	"\r\n" +
+	"JVBERi0xLjQKJcOkw7zDtsOfCjEgMCBvYmoKPDwvVHlwZS9DYXRhbG9nPj4KZW5kb2JqCnRyYWlsZXIKPDwvUm9vdCAxIDAgUj4+CiUlRU9GCg==\r\n" +
+	"--b1--\r\n"
+
+// The same message through either door makes the same record, apart from what the door
+// itself says (envelope, id, time of receipt).
+func TestMilterRecordMatchesSMTPDoor(t *testing.T) {
+	corpus, err := os.ReadFile(filepath.Join(testkit.CorpusDir(t), "formats", "exo-journal-report-single-rcpt.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlf := strings.ReplaceAll(strings.ReplaceAll(string(corpus), "\r\n", "\n"), "\n", "\r\n")
+	for name, msg := range map[string]string{"exo-journal-report-single-rcpt": crlf, "attachment": messageWithAttachment} {
+		t.Run(name, func(t *testing.T) {
+			ts := startServer(t, SMTPConfig{})
+			c := dial(t, ts.addr)
+			c.envelope()
+			c.cmd("DATA", "354")
+			stuffed := strings.ReplaceAll("\r\n"+msg, "\r\n.", "\r\n..")[2:]
+			viaSMTP, ok := ts.spool.get(queuedID(t, c.cmd(stuffed+".", "250")))
+			if !ok {
+				t.Fatal("no SMTP record")
+			}
+			k := startMilter(t, MilterConfig{}, nil, nil)
+			s := k.session(t)
+			sendEnvelope(t, s)
+			if _, act := sendContent(t, s, msg, 700, "Q1"); act.Code != milter.ActAccept {
+				t.Fatalf("action %c", act.Code)
+			}
+			recs := k.records()
+			if len(recs) != 1 {
+				t.Fatalf("%d milter records", len(recs))
+			}
+			viaMilter := recs[0]
+			if viaMilter.Source.Kind != viaSMTP.Source.Kind || viaMilter.Message.Subject == "" || (name == "attachment") != (len(viaMilter.Attachments) > 0) {
+				t.Errorf("milter record: source %q, attachments %d", viaMilter.Source.Kind, len(viaMilter.Attachments))
+			}
+			for _, r := range []*api.Record{&viaSMTP, &viaMilter} {
+				r.ID, r.ReceivedAt, r.Envelope = "", "", nil
+			}
+			a, _ := api.MarshalRecord(&viaSMTP)
+			b, _ := api.MarshalRecord(&viaMilter)
+			if !bytes.Equal(a, b) {
+				t.Errorf("records differ:\nsmtp   %s\nmilter %s", a, b)
+			}
+		})
+	}
+}
+
+func TestMilterAddHeaderNamesTheRecord(t *testing.T) {
+	k := startMilter(t, MilterConfig{AddHeader: true}, nil, nil)
+	s := k.session(t)
+	if s.ActionOpts != milter.OptAddHeader {
+		t.Errorf("actions negotiated %#x, want only add-header", s.ActionOpts)
+	}
+	sendEnvelope(t, s)
+	mods, act := sendContent(t, s, simpleMessage, 64<<10, "Q2")
+	recs := k.records()
+	if act.Code != milter.ActAccept || len(recs) != 1 {
+		t.Fatalf("action %c, %d records", act.Code, len(recs))
+	}
+	if len(mods) != 1 || mods[0].Code != milter.ActAddHeader || mods[0].HeaderName != SensorIDHeader || mods[0].HeaderValue != recs[0].ID {
+		t.Errorf("modifications %+v, want one %s: %s", mods, SensorIDHeader, recs[0].ID)
+	}
+}
+
+func TestMilterOnFault(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		spool   func(*memSpool)
+		onFault MilterFault
+		want    milter.ActionCode
+		reason  string
+	}{
+		{"commit fails, accept", func(s *memSpool) { s.fail = errors.New("fsync: input/output error") }, FaultAccept, milter.ActAccept, "local_fault"},
+		{"commit fails, tempfail", func(s *memSpool) { s.fail = errors.New("fsync: input/output error") }, FaultTempFail, milter.ActTempFail, "local_fault"},
+		{"spool full, accept", func(s *memSpool) { s.full = true }, FaultAccept, milter.ActAccept, "spool_full"},
+		{"spool full, tempfail", func(s *memSpool) { s.full = true }, FaultTempFail, milter.ActTempFail, "spool_full"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := startMilter(t, MilterConfig{OnFault: tc.onFault, AddHeader: true}, nil, nil)
+			tc.spool(k.spool)
+			s := k.session(t)
+			sendEnvelope(t, s)
+			mods, act := sendContent(t, s, simpleMessage, 100, "QF")
+			if act.Code != tc.want || len(mods) != 0 {
+				t.Fatalf("action %c, modifications %v; want %c and none", act.Code, mods, tc.want)
+			}
+			if n := len(k.records()); n != 0 {
+				t.Errorf("%d records committed", n)
+			}
+			counts, total, last := k.metrics.milter.snapshot()
+			if counts[tc.reason] != 1 || total != 1 || last.IsZero() {
+				t.Errorf("unrecorded %v total %d last %v", counts, total, last)
+			}
+			var metrics bytes.Buffer
+			(&Admin{Metrics: k.metrics}).writeMetrics(&metrics)
+			if !strings.Contains(metrics.String(), `sensor_milter_unrecorded_total{reason="`+tc.reason+`"} 1`) {
+				t.Errorf("metrics do not count it:\n%s", metrics.String())
+			}
+			st := (&Admin{Metrics: k.metrics}).status()
+			if st.MilterUnrecorded != 1 || st.MilterLastUnrecordedAt == nil {
+				t.Errorf("status %+v", st)
+			}
+			if !strings.Contains(k.log.String(), "queue_id=QF") {
+				t.Errorf("log does not name the queue id:\n%s", k.log.String())
+			}
+		})
+	}
+}
+
+// A commit that outlasts --milter-timeout does not hold the MTA: the answer comes at the
+// timeout, as --milter-on-fault says, and the record still commits in the background.
+func TestMilterTimeoutAnswersAndCommitsLate(t *testing.T) {
+	release := make(chan struct{})
+	real, err := parser.New(parser.Options{CRLFInput: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := parseFunc(func(r io.Reader) (*api.Record, error) {
+		rec, err := real.Parse(r)
+		<-release
+		return rec, err
+	})
+	k := startMilter(t, MilterConfig{OnFault: FaultTempFail, Timeout: 100 * time.Millisecond}, slow, nil)
+	s := k.session(t)
+	sendEnvelope(t, s)
+	start := time.Now()
+	_, act := sendContent(t, s, simpleMessage, 100, "QT")
+	if act.Code != milter.ActTempFail {
+		t.Errorf("action %c, want tempfail", act.Code)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("answer took %v", d)
+	}
+	if counts, _, _ := k.metrics.milter.snapshot(); counts["timeout"] != 1 {
+		t.Errorf("unrecorded %v", counts)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for k.metrics.milter.late.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if recs := k.records(); len(recs) != 1 || recs[0].Envelope.QueueID != "QT" {
+		t.Errorf("late records %+v", recs)
+	}
+	if k.metrics.milter.late.Load() != 1 || !strings.Contains(k.log.String(), "record committed after the milter answered") {
+		t.Errorf("late commit not counted or logged: late %d\n%s", k.metrics.milter.late.Load(), k.log.String())
+	}
+}
+
+// An abort mid-message commits nothing, and the next message on the connection is recorded
+// whole.
+func TestMilterAbortMidMessageCommitsNothing(t *testing.T) {
+	k := startMilter(t, MilterConfig{}, nil, nil)
+	s := k.session(t)
+	sendEnvelope(t, s)
+	fields, _ := postfixFields(t, messageWithAttachment)
+	for _, f := range fields {
+		check(t)(s.HeaderField(f[0], f[1]))
+	}
+	check(t)(s.HeaderEnd())
+	check(t)(s.BodyChunk([]byte("--b1\r\nContent-Type: text/plain\r\n\r\nhalf")))
+	if err := s.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	check(t)(s.Mail("<sender@example.org>", nil))
+	check(t)(s.Rcpt("<one@example.com>", nil))
+	if _, act := sendContent(t, s, simpleMessage, 100, "QA"); act.Code != milter.ActAccept {
+		t.Fatalf("action %c", act.Code)
+	}
+	recs := k.records()
+	if len(recs) != 1 || recs[0].Message.Subject != "hello" || !reflect.DeepEqual(recs[0].Envelope.RcptTo, []string{"one@example.com"}) {
+		t.Fatalf("records %+v", recs)
+	}
+	if _, total, _ := k.metrics.milter.snapshot(); total != 0 {
+		t.Errorf("an abort counted as an unrecorded copy: the MTA did not take the message either")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for k.metrics.messagesFailed.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if k.metrics.messagesFailed.Load() != 1 || !strings.Contains(k.log.String(), "message not received whole") {
+		t.Errorf("failed %d, want the aborted message", k.metrics.messagesFailed.Load())
+	}
+}
+
+// A connection lost mid-message commits nothing and counts the copy lost: the MTA applies
+// its default action to the message.
+func TestMilterConnectionLostCommitsNothing(t *testing.T) {
+	k := startMilter(t, MilterConfig{}, nil, nil)
+	s, conn := k.sessionConn(t)
+	sendEnvelope(t, s)
+	check(t)(s.HeaderField("Subject", "cut"))
+	check(t)(s.HeaderEnd())
+	check(t)(s.BodyChunk([]byte("part of the body\r\n")))
+	// Close without Abort, as a crashed MTA process would.
+	conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if counts, _, _ := k.metrics.milter.snapshot(); counts["connection_lost"] == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if counts, _, _ := k.metrics.milter.snapshot(); counts["connection_lost"] != 1 {
+		t.Errorf("unrecorded %v", counts)
+	}
+	for k.srv.busy() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(k.records()); n != 0 || k.srv.busy() != 0 {
+		t.Errorf("%d records, %d still busy", n, k.srv.busy())
+	}
+}
+
+// The milter sits in the customer's own mail path: the header proofs of origin the SMTP door
+// asks for are not asked of its copies, and the source header is still kept out of the
+// record.
+func TestMilterAsksNoProofOfOrigin(t *testing.T) {
+	secret := "0123456789abcdef0123456789abcdef"
+	origin, err := NewOrigin(OriginConfig{Tenants: []string{"contoso.onmicrosoft.com"}, SourceHeader: "X-Source", SourceSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := startMilter(t, MilterConfig{}, nil, nil, func(c *IntakeConfig) { c.Origin = origin })
+	s := k.session(t)
+	sendEnvelope(t, s)
+	msg := "X-Source: " + secret + "\r\n" + simpleMessage
+	if _, act := sendContent(t, s, msg, 100, "QO"); act.Code != milter.ActAccept {
+		t.Fatalf("action %c", act.Code)
+	}
+	recs := k.records()
+	if len(recs) != 1 {
+		t.Fatalf("%d records: a copy without a pinned tenant must still be recorded", len(recs))
+	}
+	if recs[0].Source.VerifiedBy != nil || recs[0].Source.Tenant != "" {
+		t.Errorf("source %+v: nothing was proved", recs[0].Source)
+	}
+	line, _ := api.MarshalRecord(&recs[0])
+	if bytes.Contains(line, []byte(secret)) {
+		t.Errorf("the source header's secret is in the record: %s", line)
+	}
+}
+
+func TestParseMilterAddr(t *testing.T) {
+	for _, tc := range []struct{ spec, network, addr, err string }{
+		{"tcp:127.0.0.1:7357", "tcp", "127.0.0.1:7357", ""},
+		{"inet:127.0.0.1:7357", "tcp", "127.0.0.1:7357", ""},
+		{"127.0.0.1:7357", "tcp", "127.0.0.1:7357", ""},
+		{"[::1]:7357", "tcp", "[::1]:7357", ""},
+		{":7357", "tcp", ":7357", ""},
+		{"unix:/run/sensor/milter.sock", "unix", "/run/sensor/milter.sock", ""},
+		{"unix:", "", "", "needs a socket path"},
+		{"unix:milter.sock", "", "", "relative"},
+		{"7357", "", "", "not host:port"},
+		{"tcp:localhost", "", "", "not host:port"},
+		{"127.0.0.1:", "", "", "not host:port"},
+	} {
+		network, addr, err := ParseMilterAddr(tc.spec)
+		if network != tc.network || addr != tc.addr || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%q: %q %q %v; want %q %q error containing %q", tc.spec, network, addr, err, tc.network, tc.addr, tc.err)
+		}
+	}
+}
+
+// A unix socket gets the mode asked for, serves Postfix, replaces a stale socket file but
+// never a live one, and is gone once the door closes.
+func TestMilterUnixSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "milter") // short: a socket path has a 108-byte limit
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "m.sock")
+
+	// A stale socket, as a sensor that died leaves it.
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the stale socket file is not there to test with: %v", err)
+	}
+
+	l, err := ListenMilter("unix:"+path, 0o640)
+	if err != nil {
+		t.Fatalf("a stale socket file stands in the way: %v", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o640 {
+		t.Errorf("socket mode %v, want a socket with 0640", fi.Mode())
+	}
+	if _, err := ListenMilter("unix:"+path, 0o660); err == nil || !strings.Contains(err.Error(), "listens on it") {
+		t.Errorf("a second sensor on a live socket: %v", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the refused second listener removed the live socket: %v", err)
+	}
+
+	k := startMilter(t, MilterConfig{}, nil, l)
+	s := k.session(t)
+	sendEnvelope(t, s)
+	if _, act := sendContent(t, s, simpleMessage, 100, "QU"); act.Code != milter.ActAccept || len(k.records()) != 1 {
+		t.Fatalf("over the socket: action %c, %d records", act.Code, len(k.records()))
+	}
+	k.srv.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file after close: %v", err)
+	}
+
+	plain := filepath.Join(dir, "file")
+	if err := os.WriteFile(plain, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ListenMilter("unix:"+plain, 0o660); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("a regular file in the way: %v", err)
+	}
+}
+
+// Shutdown lets a message under way finish and be recorded, answers a new one as a fault,
+// and returns once the work is done.
+func TestMilterShutdownDrains(t *testing.T) {
+	k := startMilter(t, MilterConfig{}, nil, nil)
+	busy := k.session(t)
+	sendEnvelope(t, busy)
+	check(t)(busy.HeaderField("Subject", "under way"))
+	idle := k.session(t)
+	check(t)(idle.Conn("mail.client.test", milter.FamilyInet, 40124, "192.0.2.11"))
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- k.srv.Shutdown(ctx)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !k.srv.draining.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	act, err := idle.Mail("<late@example.org>", nil)
+	if err != nil || act.Code != milter.ActAccept {
+		t.Errorf("MAIL while draining: %v %v, want accept (the mail flows, unrecorded)", act, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) with a message under way", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	check(t)(busy.HeaderEnd())
+	check(t)(busy.BodyChunk([]byte("body\r\n")))
+	if _, act, err := busy.End(); err != nil || act.Code != milter.ActAccept {
+		t.Fatalf("end of the message under way: %v %v", act, err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if recs := k.records(); len(recs) != 1 || recs[0].Message.Subject != "under way" {
+		t.Errorf("records %+v", recs)
+	}
+	if counts, _, _ := k.metrics.milter.snapshot(); counts["shutting_down"] != 1 {
+		t.Errorf("unrecorded %v", counts)
+	}
+}
+
+// An intake that stops reading mid-message (a disk hanging under an attachment blob) holds
+// the MTA no longer than the timeout at any step: the message is answered as a fault then,
+// and nothing is committed.
+func TestMilterStalledIntakeDoesNotHoldTheMTA(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	stalled := parseFunc(func(r io.Reader) (*api.Record, error) {
+		if _, err := io.ReadFull(r, make([]byte, len("Subject: stall\r\n"))); err != nil {
+			return nil, err
+		}
+		<-release
+		_, err := io.Copy(io.Discard, r)
+		return nil, err
+	})
+	k := startMilter(t, MilterConfig{OnFault: FaultTempFail, Timeout: 100 * time.Millisecond}, stalled, nil)
+	s := k.session(t)
+	sendEnvelope(t, s)
+	check(t)(s.HeaderField("Subject", "stall")) // read whole; then the parser hangs
+	start := time.Now()
+	act, err := s.HeaderField("From", "a@example.org")
+	if err != nil || act.Code != milter.ActTempFail {
+		t.Fatalf("a step the intake does not read: %v %v, want tempfail", act, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the step held the MTA %v", d)
+	}
+	if counts, _, _ := k.metrics.milter.snapshot(); counts["timeout"] != 1 {
+		t.Errorf("unrecorded %v", counts)
+	}
+	// The connection serves the next message.
+	check(t)(s.Mail("<sender@example.org>", nil))
+	if n := len(k.records()); n != 0 {
+		t.Errorf("%d records", n)
+	}
+}
