@@ -42,6 +42,8 @@ type record struct {
 	ID       string `json:"id"`
 	Envelope struct {
 		Transport string   `json:"transport"`
+		QueueID   string   `json:"queue_id"`
+		ClientIP  string   `json:"client_ip"`
 		MailFrom  string   `json:"mail_from"`
 		RcptTo    []string `json:"rcpt_to"`
 		Size      int64    `json:"size"`
@@ -57,6 +59,12 @@ type record struct {
 		Size      int64      `json:"size"`
 		Headers   [][]string `json:"headers"`
 	} `json:"message"`
+	Source struct {
+		Kind string `json:"kind"`
+	} `json:"source"`
+	URLs []struct {
+		URL string `json:"url"`
+	} `json:"urls"`
 	Attachments []struct {
 		Filename string `json:"filename"`
 		SHA256   string `json:"sha256"`
