@@ -216,9 +216,9 @@ func (in *Intake) spoolFull(log *slog.Logger, ref, id string, attrs ...any) Outc
 // gives back the attachment blobs the parser committed too (BlobReleaser). Only an Accepted
 // outcome may be acknowledged.
 //
-// Receive reads env's Transport, Conn and ClientIP at once, and the rest only once r is at
-// its end: until then a door may complete it (a milter learns the queue id as late as the
-// end of the message).
+// Receive reads env's Transport, Conn, ClientIP and InPath at once, and the rest only once r
+// is at its end: until then a door may complete it (a milter learns the queue id as late as
+// the end of the message).
 //
 // The header proofs of origin (IntakeConfig.Origin) are not asked of a copy from a door in
 // the customer's own mail path (Envelope.InPath, the milter): the MTA it sits in is the

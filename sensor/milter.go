@@ -166,6 +166,8 @@ func (s *MilterServer) Serve(l net.Listener) error {
 // returns each time. A go-milter server per connection, on a listener that yields just that
 // connection, tells when the session is over, so that a message it cut off ends too.
 func (s *MilterServer) serveConn(c net.Conn) {
+	s.metrics.milter.conns.Add(1)
+	defer s.metrics.milter.conns.Add(-1)
 	mc := &milterConn{srv: s, cid: newConnID()}
 	mc.log = s.log.With("conn", mc.cid)
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
@@ -373,6 +375,12 @@ func (c *milterConn) MailFrom(from string, m *milter.Modifier) (milter.Response,
 
 func (c *milterConn) RcptTo(to string, m *milter.Modifier) (milter.Response, error) {
 	msg := c.message()
+	if msg.env != nil {
+		// The intake has the envelope already; a recipient now (no MTA sends one) would
+		// change what it reads.
+		c.log.Warn("recipient after the message began; not recorded", "rcpt", to)
+		return milter.RespContinue, nil
+	}
 	msg.rcpts = append(msg.rcpts, to)
 	c.macros(m)
 	return milter.RespContinue, nil
@@ -442,7 +450,8 @@ func (c *milterConn) Body(m *milter.Modifier) (milter.Response, error) {
 			c.log.Warn("adding the record id header failed", "id", o.ID, "queue_id", msg.queueID, "error", err)
 		}
 	}
-	c.log.Debug("milter accepted", "id", o.ID, "queue_id", msg.queueID)
+	c.srv.metrics.milter.recorded.Add(1)
+	c.log.Debug("milter accepted", "id", o.ID, "queue_id", msg.queueID, "client_name", c.clientName, "auth", msg.auth)
 	return milter.RespAccept, nil
 }
 
@@ -493,7 +502,8 @@ func (c *milterConn) endMsg(err error) {
 // outcome when there is one.
 func (c *milterConn) fault(reason, queueID string, o *Outcome) milter.Response {
 	c.srv.metrics.milter.countUnrecorded(reason)
-	attrs := []any{"reason", reason, "queue_id", queueID, "on_fault", c.srv.cfg.OnFault.String()}
+	attrs := []any{"reason", reason, "queue_id", queueID, "on_fault", c.srv.cfg.OnFault.String(),
+		"client", c.clientIP, "client_name", c.clientName}
 	if o != nil {
 		attrs = append(attrs, "id", o.ID)
 	}
@@ -607,11 +617,21 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 func (l *oneConnListener) Close() error   { return nil }
 func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 
-// notifyConn closes done when it is closed.
+// notifyConn closes done when it is closed. A read cut off by Close (ours at shutdown, or
+// go-milter's) reads as the end of the stream: go-milter logs any other read error through
+// the standard logger, and a connection we closed on purpose is no error.
 type notifyConn struct {
 	net.Conn
 	done chan struct{}
 	once sync.Once
+}
+
+func (c *notifyConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if errors.Is(err, net.ErrClosed) {
+		err = io.EOF
+	}
+	return n, err
 }
 
 func (c *notifyConn) Close() error {
@@ -626,7 +646,9 @@ var unrecordedReasons = []string{"connection_lost", "incomplete", "local_fault",
 
 // milterMetrics counts what the milter door could not record.
 type milterMetrics struct {
-	late atomic.Int64 // records committed after their message's answer (Timeout)
+	conns    atomic.Int64 // MTA connections open now
+	recorded atomic.Int64 // messages accepted after their record was committed
+	late     atomic.Int64 // records committed after their message's answer (Timeout)
 
 	mu             sync.Mutex
 	unrecorded     map[string]int64
@@ -669,6 +691,8 @@ func (m *milterMetrics) write(w io.Writer) {
 	for _, r := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(w, "%s{reason=%q} %d\n", name, r, counts[r])
 	}
+	fmt.Fprintf(w, "# HELP sensor_milter_connections MTA connections to the milter open now.\n# TYPE sensor_milter_connections gauge\nsensor_milter_connections %d\n", m.conns.Load())
+	fmt.Fprintf(w, "# HELP sensor_milter_recorded_total Messages the milter accepted after their record was durable.\n# TYPE sensor_milter_recorded_total counter\nsensor_milter_recorded_total %d\n", m.recorded.Load())
 	const late = "sensor_milter_committed_late_total"
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", late,
 		"Records committed after the milter had answered for want of time (--milter-timeout).", late, late, m.late.Load())

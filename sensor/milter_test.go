@@ -216,6 +216,13 @@ func TestMilterRecordsEnvelopeMacrosAndContent(t *testing.T) {
 	if recs[0].Message.Subject != "hello" {
 		t.Errorf("subject %q", recs[0].Message.Subject)
 	}
+	var metrics bytes.Buffer
+	(&Admin{Metrics: k.metrics}).writeMetrics(&metrics)
+	for _, want := range []string{"sensor_milter_recorded_total 1\n", "sensor_milter_connections 1\n", `sensor_milter_unrecorded_total{reason="timeout"} 0`} {
+		if !strings.Contains(metrics.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics.String())
+		}
+	}
 
 	// A second message on the same connection keeps the connection's facts and none of the
 	// first message's.

@@ -1,5 +1,6 @@
-// Package sensor holds the front doors: the SMTP server that journal rules point at, and the
-// admin HTTP server (health, readiness, metrics).
+// Package sensor holds the front doors: the SMTP server that journal rules point at, the
+// milter that sits in the customer's own Postfix (milter.go), and the admin HTTP server
+// (health, readiness, metrics).
 //
 // The SMTP door first matches a connection's address against the host access table, when
 // there is one (access.go, over package access): the client's group accepts, rejects or

@@ -169,11 +169,27 @@ func loadServeConfig(args []string, stderr io.Writer, getenv func(string) string
 	if c.configFile == "" {
 		c.configFile = getenv("SENSOR_CONFIG")
 	}
+	modeOnCommandLine := false
+	fs.Visit(func(f *flag.Flag) { modeOnCommandLine = modeOnCommandLine || f.Name == "milter-socket-mode" })
 	file, layerErr := layer(fs, c.configFile, getenv)
 	if file != nil && file.nodes["access"] != nil {
 		c.accessNode, c.accessFile, c.accessWhere = file.nodes["access"], file.path, file.at("access", "")
 	}
+	// YAML reads an unquoted 0660 as the number 432, which would come back as mode 0432: a
+	// file mode is octal text, so the file's own spelling of it is kept.
+	if n := fileNode(file, "milter-socket-mode"); n != nil && n.Kind == yaml.ScalarNode && !modeOnCommandLine &&
+		getenv(envName("milter-socket-mode")) == "" {
+		c.milterSocketMode = n.Value
+	}
 	return c, errors.Join(layerErr, c.check())
+}
+
+// fileNode is the value of key in the config file f, nil when f or the key is absent.
+func fileNode(f *configFile, key string) *yaml.Node {
+	if f == nil {
+		return nil
+	}
+	return f.nodes[key]
 }
 
 // check validates every setting and reports all problems at once, each naming its flag.
@@ -360,7 +376,7 @@ func (c *serveConfig) checkMilter(bad func(flag, format string, a ...any)) {
 			bad("milter-listen", "%v", err)
 		}
 	}
-	if m, err := strconv.ParseUint(c.milterSocketMode, 8, 32); err != nil || m > 0o777 {
+	if m, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(c.milterSocketMode), "0o"), 8, 32); err != nil || m > 0o777 {
 		bad("milter-socket-mode", "%q is not a file mode; write one in octal, such as 0660 (owner and group read and write)", c.milterSocketMode)
 	} else {
 		c.milterMode = fs.FileMode(m)
