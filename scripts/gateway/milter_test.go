@@ -575,3 +575,25 @@ func testPostfixMilterRestarts(t *testing.T, stopSensor func(*milterSensor)) {
 	tempfailed := len(regexp.MustCompile(`milter-reject: END-OF-MESSAGE`).FindAllString(pf.Maillog(t), -1))
 	t.Logf("%d restarts: %d messages accepted, all recorded; %d refused with 4xx at the end of the message", kills, len(accepted), tempfailed)
 }
+
+// TestPostfixMilterTLS: a client that speaks STARTTLS to Postfix gets a record whose
+// envelope.tls comes from Postfix's default milter macros ({tls_version}, {cipher}), as
+// docs/sources/postfix-milter.md says; no macro list needs changing.
+func TestPostfixMilterTLS(t *testing.T) {
+	_, _, _, certFile, keyFile := tlsFiles(t)
+	milterAddr, gatewayAddr := testkit.FreePort(t), testkit.FreePort(t)
+	s := startMilterSensor(t, "tcp:"+milterAddr, "--milter-on-fault", "tempfail")
+	pf := testkit.StartPostfixDiscard(t, gatewayAddr,
+		&testkit.Milter{Addr: "inet:" + milterAddr, DefaultAction: "tempfail", Timeout: 30 * time.Second},
+		"smtpd_tls_security_level = may\nsmtpd_tls_cert_file = "+certFile+"\nsmtpd_tls_key_file = "+keyFile+"\n")
+	if out, err := swaks(t, gatewayAddr, "--tls", "--header", "Subject: milter over TLS", "--header", "Message-Id: <milter-tls@gw.test>"); err != nil {
+		t.Fatalf("swaks --tls through Postfix: %v\n%s\n%s", err, testkit.LastLines(out, 15), testkit.LastLines(pf.Maillog(t), 20))
+	}
+	r := s.waitRecords(t, 1, 30*time.Second, pf.Maillog)[0]
+	if r.Envelope.Transport != "milter" || r.Envelope.TLS == nil || !strings.HasPrefix(r.Envelope.TLS.Version, "TLS 1.") || r.Envelope.TLS.Cipher == "" {
+		t.Errorf("record's envelope %+v, tls %+v: want the milter's copy with Postfix's TLS version and cipher", r.Envelope, r.Envelope.TLS)
+	} else {
+		t.Logf("envelope.tls from Postfix's macros: %+v", *r.Envelope.TLS)
+	}
+	waitDelivered(t, pf, maillogQueueIDs(pf.Maillog(t))["milter-tls@gw.test"])
+}
