@@ -468,10 +468,17 @@ func (c *milterConn) late(msg *milterMsg) {
 }
 
 func (c *milterConn) Abort(_ *milter.Modifier) error {
-	if c.msg != nil {
-		c.log.Info("MTA aborted the message; nothing recorded", "queue_id", c.msg.queueID)
-		c.endMsg(errMilterAborted)
+	if c.msg == nil {
+		return nil // Postfix resets after every transaction, ended or not
 	}
+	if c.msg.pw == nil {
+		// The transaction ended before its message (every recipient refused, RSET): common,
+		// and nothing was read.
+		c.log.Debug("MTA ended the transaction before its message", "queue_id", c.msg.queueID)
+	} else {
+		c.log.Info("MTA aborted the message; nothing recorded", "queue_id", c.msg.queueID)
+	}
+	c.endMsg(errMilterAborted)
 	return nil
 }
 

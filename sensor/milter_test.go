@@ -672,3 +672,25 @@ func TestMilterStalledIntakeDoesNotHoldTheMTA(t *testing.T) {
 		t.Errorf("%d records", n)
 	}
 }
+
+// A transaction Postfix ends before its message (every recipient refused, RSET) starts no
+// intake and leaves nothing in flight.
+func TestMilterAbortBeforeTheMessageStartsNothing(t *testing.T) {
+	k := startMilter(t, MilterConfig{}, nil, nil)
+	s := k.session(t)
+	sendEnvelope(t, s)
+	if err := s.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	// The abort has no answer; a step that has one shows it was served.
+	check(t)(s.Helo("again.client.test"))
+	if n := k.srv.busy(); n != 0 {
+		t.Errorf("%d still in flight", n)
+	}
+	if n := k.metrics.messagesStarted.Load(); n != 0 {
+		t.Errorf("%d intakes started", n)
+	}
+	if _, total, _ := k.metrics.milter.snapshot(); total != 0 {
+		t.Errorf("%d counted unrecorded", total)
+	}
+}
