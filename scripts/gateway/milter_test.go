@@ -597,3 +597,26 @@ func TestPostfixMilterTLS(t *testing.T) {
 	}
 	waitDelivered(t, pf, maillogQueueIDs(pf.Maillog(t))["milter-tls@gw.test"])
 }
+
+// TestPostfixMilterNonSMTP: with non_smtpd_milters set as docs/sources/postfix-milter.md
+// shows, mail submitted on the host with sendmail(1) is recorded too, with its queue id.
+func TestPostfixMilterNonSMTP(t *testing.T) {
+	milterAddr, gatewayAddr := testkit.FreePort(t), testkit.FreePort(t)
+	s := startMilterSensor(t, "tcp:"+milterAddr, "--milter-on-fault", "tempfail")
+	pf := testkit.StartPostfixDiscard(t, gatewayAddr,
+		&testkit.Milter{Addr: "inet:" + milterAddr, DefaultAction: "tempfail", Timeout: 30 * time.Second},
+		"non_smtpd_milters = inet:"+milterAddr+"\n")
+	cmd := exec.Command("sendmail", "-C", pf.ConfigDir(), "-f", "alice@gw.test", "user@example.net")
+	cmd.Stdin = strings.NewReader("From: alice@gw.test\nTo: user@example.net\nSubject: from sendmail\nMessage-ID: <milter-sendmail@gw.test>\n\nsee https://example.com/cron-report\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sendmail -C %s: %v\n%s", pf.ConfigDir(), err, out)
+	}
+	r := s.waitRecords(t, 1, 30*time.Second, pf.Maillog)[0]
+	qid := maillogQueueIDs(pf.Maillog(t))["milter-sendmail@gw.test"]
+	if r.Envelope.Transport != "milter" || r.Envelope.QueueID != qid || r.Message.Subject != "from sendmail" ||
+		r.Envelope.MailFrom != "alice@gw.test" || !slices.Equal(r.Envelope.RcptTo, []string{"user@example.net"}) {
+		t.Errorf("record envelope %+v, subject %q: want the submitted message through the milter with queue id %s", r.Envelope, r.Message.Subject, qid)
+	}
+	waitDelivered(t, pf, qid)
+	t.Logf("sendmail(1) submission recorded: queue id %s, client_ip %q", r.Envelope.QueueID, r.Envelope.ClientIP)
+}
