@@ -247,3 +247,7 @@ func FreePort(t testing.TB) string {
 	}
 	return addr
 }
+
+// ConfigDir is the private Postfix's config_directory, for its command-line tools
+// (sendmail -C, postqueue -c).
+func (pf *Postfix) ConfigDir() string { return filepath.Join(pf.dir, "conf") }

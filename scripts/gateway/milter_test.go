@@ -502,6 +502,23 @@ func TestPostfixMilterSpoolFullTempfail(t *testing.T) {
 // (answered 250 to its client) must have a record once the sensor is back: a kill may cost
 // a client a retry, never a copy.
 func TestPostfixMilterKill(t *testing.T) {
+	testPostfixMilterRestarts(t, func(s *milterSensor) { s.kill(t) })
+}
+
+// TestPostfixMilterStop is TestPostfixMilterKill with SIGTERM: the sensor drains (it
+// answers the messages it has, then exits 0) each time, and again nothing Postfix accepted
+// goes unrecorded.
+func TestPostfixMilterStop(t *testing.T) {
+	testPostfixMilterRestarts(t, func(s *milterSensor) {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		if err := s.cmd.Wait(); err != nil {
+			t.Errorf("the sensor's exit after SIGTERM: %v", err)
+		}
+		s.cmd = nil
+	})
+}
+
+func testPostfixMilterRestarts(t *testing.T, stopSensor func(*milterSensor)) {
 	milterAddr, gatewayAddr := testkit.FreePort(t), testkit.FreePort(t)
 	s := startMilterSensor(t, "tcp:"+milterAddr, "--milter-on-fault", "tempfail")
 	pf := testkit.StartPostfixDiscard(t, gatewayAddr,
@@ -529,7 +546,7 @@ func TestPostfixMilterKill(t *testing.T) {
 	const kills = 8
 	for range kills {
 		time.Sleep(time.Duration(300+time.Now().UnixNano()%700) * time.Millisecond)
-		s.kill(t)
+		stopSensor(s)
 		s.start(t)
 	}
 	close(stop)
@@ -556,5 +573,50 @@ func TestPostfixMilterKill(t *testing.T) {
 		t.Errorf("Postfix accepted %d messages that have no record after 60s: %v", len(missing), missing)
 	}
 	tempfailed := len(regexp.MustCompile(`milter-reject: END-OF-MESSAGE`).FindAllString(pf.Maillog(t), -1))
-	t.Logf("%d kills: %d messages accepted, all recorded; %d refused with 4xx at the end of the message", kills, len(accepted), tempfailed)
+	t.Logf("%d restarts: %d messages accepted, all recorded; %d refused with 4xx at the end of the message", kills, len(accepted), tempfailed)
+}
+
+// TestPostfixMilterTLS: a client that speaks STARTTLS to Postfix gets a record whose
+// envelope.tls comes from Postfix's default milter macros ({tls_version}, {cipher}), as
+// docs/sources/postfix-milter.md says; no macro list needs changing.
+func TestPostfixMilterTLS(t *testing.T) {
+	_, _, _, certFile, keyFile := tlsFiles(t)
+	milterAddr, gatewayAddr := testkit.FreePort(t), testkit.FreePort(t)
+	s := startMilterSensor(t, "tcp:"+milterAddr, "--milter-on-fault", "tempfail")
+	pf := testkit.StartPostfixDiscard(t, gatewayAddr,
+		&testkit.Milter{Addr: "inet:" + milterAddr, DefaultAction: "tempfail", Timeout: 30 * time.Second},
+		"smtpd_tls_security_level = may\nsmtpd_tls_cert_file = "+certFile+"\nsmtpd_tls_key_file = "+keyFile+"\n")
+	if out, err := swaks(t, gatewayAddr, "--tls", "--header", "Subject: milter over TLS", "--header", "Message-Id: <milter-tls@gw.test>"); err != nil {
+		t.Fatalf("swaks --tls through Postfix: %v\n%s\n%s", err, testkit.LastLines(out, 15), testkit.LastLines(pf.Maillog(t), 20))
+	}
+	r := s.waitRecords(t, 1, 30*time.Second, pf.Maillog)[0]
+	if r.Envelope.Transport != "milter" || r.Envelope.TLS == nil || !strings.HasPrefix(r.Envelope.TLS.Version, "TLS 1.") || r.Envelope.TLS.Cipher == "" {
+		t.Errorf("record's envelope %+v, tls %+v: want the milter's copy with Postfix's TLS version and cipher", r.Envelope, r.Envelope.TLS)
+	} else {
+		t.Logf("envelope.tls from Postfix's macros: %+v", *r.Envelope.TLS)
+	}
+	waitDelivered(t, pf, maillogQueueIDs(pf.Maillog(t))["milter-tls@gw.test"])
+}
+
+// TestPostfixMilterNonSMTP: with non_smtpd_milters set as docs/sources/postfix-milter.md
+// shows, mail submitted on the host with sendmail(1) is recorded too, with its queue id.
+func TestPostfixMilterNonSMTP(t *testing.T) {
+	milterAddr, gatewayAddr := testkit.FreePort(t), testkit.FreePort(t)
+	s := startMilterSensor(t, "tcp:"+milterAddr, "--milter-on-fault", "tempfail")
+	pf := testkit.StartPostfixDiscard(t, gatewayAddr,
+		&testkit.Milter{Addr: "inet:" + milterAddr, DefaultAction: "tempfail", Timeout: 30 * time.Second},
+		"non_smtpd_milters = inet:"+milterAddr+"\n")
+	cmd := exec.Command("sendmail", "-C", pf.ConfigDir(), "-f", "alice@gw.test", "user@example.net")
+	cmd.Stdin = strings.NewReader("From: alice@gw.test\nTo: user@example.net\nSubject: from sendmail\nMessage-ID: <milter-sendmail@gw.test>\n\nsee https://example.com/cron-report\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sendmail -C %s: %v\n%s", pf.ConfigDir(), err, out)
+	}
+	r := s.waitRecords(t, 1, 30*time.Second, pf.Maillog)[0]
+	qid := maillogQueueIDs(pf.Maillog(t))["milter-sendmail@gw.test"]
+	if r.Envelope.Transport != "milter" || r.Envelope.QueueID != qid || r.Message.Subject != "from sendmail" ||
+		r.Envelope.MailFrom != "alice@gw.test" || !slices.Equal(r.Envelope.RcptTo, []string{"user@example.net"}) {
+		t.Errorf("record envelope %+v, subject %q: want the submitted message through the milter with queue id %s", r.Envelope, r.Message.Subject, qid)
+	}
+	waitDelivered(t, pf, qid)
+	t.Logf("sendmail(1) submission recorded: queue id %s, client_ip %q", r.Envelope.QueueID, r.Envelope.ClientIP)
 }

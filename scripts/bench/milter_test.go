@@ -1,0 +1,123 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/journalsensor/sensor/internal/testkit"
+)
+
+// BenchmarkPostfixMilter measures what the sensor as a milter costs the Postfix it sits in.
+// Two private Postfixes deliver everything to discard(8), one with smtpd_milters pointing at
+// the built sensor's milter door, one without; both are driven in the same run. Each b.N is
+// one smtp-source run of 1,000 messages of 30 KB in 20 sessions into each Postfix in turn
+// (messages per second), then 20 sessions sending 10 messages each with the 30 KB message of
+// BenchmarkDataTo250 (the time from the end of DATA to the 250, which with the milter
+// includes the sensor's parse and fsync'd commit). Postfix's queues are drained, untimed,
+// between runs, and every message must have become a record.
+//
+//	go test -run '^$' -bench PostfixMilter -benchtime 3x ./scripts/bench/
+//
+// Needs the postfix package (smtp-source, postfix) and root; it fails without them.
+func BenchmarkPostfixMilter(b *testing.B) {
+	const sessions, perRun, size, latencyPerSession = 20, 1000, 30000, 10
+	for _, tool := range []string{"smtp-source", "postfix"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Fatalf("%s not found: apt-get install -y postfix", tool)
+		}
+	}
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "sensor")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	milterAddr, smtpAddr, plainAddr, filteredAddr := testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b)
+	var logs bytes.Buffer
+	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", smtpAddr,
+		"--admin-listen", "127.0.0.1:0", "--milter-listen", "tcp:"+milterAddr, "--milter-on-fault", "tempfail")
+	sensor.Stdout, sensor.Stderr = &logs, &logs
+	start(b, sensor)
+	testkit.WaitListening(b, milterAddr)
+	const tuning = "default_process_limit = 200\nsmtpd_client_connection_count_limit = 0\n"
+	plain := testkit.StartPostfixDiscard(b, plainAddr, nil, tuning)
+	filtered := testkit.StartPostfixDiscard(b, filteredAddr,
+		&testkit.Milter{Addr: "inet:" + milterAddr, DefaultAction: "tempfail", Timeout: 30 * time.Second}, tuning)
+	for _, addr := range []string{plainAddr, filteredAddr} {
+		waitSMTP(b, addr)
+	}
+
+	run := func(addr string) time.Duration {
+		t0 := time.Now()
+		out, err := exec.Command("smtp-source", "-s", fmt.Sprint(sessions), "-m", fmt.Sprint(perRun), "-l", fmt.Sprint(size),
+			"-f", "alice@gw.test", "-t", "journal@sensor.test", addr).CombinedOutput()
+		if err != nil {
+			b.Fatalf("smtp-source %s: %v\n%s", addr, err, out)
+		}
+		return time.Since(t0)
+	}
+	msg := benchMessage()
+	var tPlain, tFiltered time.Duration
+	var latPlain, latFiltered []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		tPlain += run(plainAddr)
+		tFiltered += run(filteredAddr)
+		latPlain = append(latPlain, drive(b, plainAddr, sessions, latencyPerSession, msg)...)
+		latFiltered = append(latFiltered, drive(b, filteredAddr, sessions, latencyPerSession, msg)...)
+		b.StopTimer()
+		plain.WaitQueueEmpty(b, 5*time.Minute)
+		filtered.WaitQueueEmpty(b, 5*time.Minute)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	want := b.N * (perRun + sessions*latencyPerSession)
+	if got := countRecords(b, filepath.Join(dir, "data", "outbox"), want, time.Minute); got != want {
+		b.Fatalf("%d records, want %d: a message through the milter went unrecorded\n%s", got, want, testkit.LastLines(logs.String(), 20))
+	}
+	n := float64(b.N * perRun)
+	rate := func(d time.Duration) float64 { return n / d.Seconds() }
+	p := func(l []time.Duration, q float64) float64 {
+		slices.Sort(l)
+		return float64(l[int(q*float64(len(l)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(rate(tPlain), "postfix-msgs/s")
+	b.ReportMetric(rate(tFiltered), "postfix+milter-msgs/s")
+	b.ReportMetric(rate(tFiltered)/rate(tPlain), "milter/plain")
+	b.ReportMetric(p(latPlain, 0.50), "postfix-p50-ms")
+	b.ReportMetric(p(latPlain, 0.99), "postfix-p99-ms")
+	b.ReportMetric(p(latFiltered, 0.50), "postfix+milter-p50-ms")
+	b.ReportMetric(p(latFiltered, 0.99), "postfix+milter-p99-ms")
+}
+
+// countRecords waits until the outbox holds want records, or timeout, and returns how many
+// it holds.
+func countRecords(b *testing.B, outbox string, want int, timeout time.Duration) int {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		files, _ := filepath.Glob(filepath.Join(outbox, "*.ndjson"))
+		n := 0
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sc := bufio.NewScanner(bytes.NewReader(data))
+			sc.Buffer(nil, 64<<20)
+			for sc.Scan() {
+				n++
+			}
+		}
+		if n >= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
