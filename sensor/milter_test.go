@@ -32,7 +32,7 @@ type milterKit struct {
 
 // startMilter serves a milter door on l (nil: a loopback TCP port) with parser p (nil: the
 // real one).
-func startMilter(t *testing.T, cfg MilterConfig, p RecordParser, l net.Listener, intake ...func(*IntakeConfig)) *milterKit {
+func startMilter(t testing.TB, cfg MilterConfig, p RecordParser, l net.Listener, intake ...func(*IntakeConfig)) *milterKit {
 	t.Helper()
 	if p == nil {
 		var err error
@@ -71,7 +71,7 @@ func startMilter(t *testing.T, cfg MilterConfig, p RecordParser, l net.Listener,
 
 // session opens a milter session as Postfix would: protocol 6 offered, header additions
 // allowed.
-func (k *milterKit) session(t *testing.T) *milter.ClientSession {
+func (k *milterKit) session(t testing.TB) *milter.ClientSession {
 	t.Helper()
 	s, _ := k.sessionConn(t)
 	return s
@@ -87,7 +87,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 }
 
 // sessionConn is session, and its connection.
-func (k *milterKit) sessionConn(t *testing.T) (*milter.ClientSession, net.Conn) {
+func (k *milterKit) sessionConn(t testing.TB) (*milter.ClientSession, net.Conn) {
 	t.Helper()
 	d := &dialer{}
 	c := milter.NewClientWithOptions(k.network, k.addr, milter.ClientOptions{Dialer: d,
@@ -115,7 +115,7 @@ func (k *milterKit) records() []api.Record {
 // postfixFields splits a message's header as Postfix hands it to a milter: each field's name,
 // and its value without the one space after the colon, folds as bare LFs. The rest is the
 // body, CRLF line ends.
-func postfixFields(t *testing.T, msg string) (fields [][2]string, body string) {
+func postfixFields(t testing.TB, msg string) (fields [][2]string, body string) {
 	t.Helper()
 	head, body, ok := strings.Cut(msg, "\r\n\r\n")
 	if !ok {
@@ -132,7 +132,7 @@ func postfixFields(t *testing.T, msg string) (fields [][2]string, body string) {
 	return fields, body
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func must(t *testing.T, err error) {
 }
 
 // check returns a function that fails t unless a client step was answered "continue".
-func check(t *testing.T) func(*milter.Action, error) {
+func check(t testing.TB) func(*milter.Action, error) {
 	t.Helper()
 	return func(act *milter.Action, err error) {
 		t.Helper()
@@ -155,7 +155,7 @@ func check(t *testing.T) func(*milter.Action, error) {
 
 // sendEnvelope plays connect, HELO (with TLS macros), MAIL (with the auth macro) and two
 // RCPTs.
-func sendEnvelope(t *testing.T, s *milter.ClientSession) {
+func sendEnvelope(t testing.TB, s *milter.ClientSession) {
 	t.Helper()
 	must(t, s.Macros(milter.CodeConn, "{client_name}", "mail.client.test", "j", "mx.example.net"))
 	check(t)(s.Conn("mail.client.test", milter.FamilyInet, 40123, "192.0.2.10"))
@@ -169,7 +169,7 @@ func sendEnvelope(t *testing.T, s *milter.ClientSession) {
 
 // sendContent plays the header fields, the end of the header and the body in chunks of
 // chunk bytes, then the end of the message with {i} as its macro.
-func sendContent(t *testing.T, s *milter.ClientSession, msg string, chunk int, queueID string) ([]milter.ModifyAction, *milter.Action) {
+func sendContent(t testing.TB, s *milter.ClientSession, msg string, chunk int, queueID string) ([]milter.ModifyAction, *milter.Action) {
 	t.Helper()
 	fields, body := postfixFields(t, msg)
 	for _, f := range fields {
