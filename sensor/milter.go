@@ -88,9 +88,7 @@ type MilterServer struct {
 	running  atomic.Int64 // intakes still running, some of them past their answer (Timeout)
 	mu       sync.Mutex
 	inflight int // messages from MAIL to their answer
-	closed   bool
-	lns      map[net.Listener]struct{}
-	conns    map[net.Conn]struct{}
+	door     *doorConns
 }
 
 // NewMilterServer returns a milter door that hands every message to in and counts in m.
@@ -104,8 +102,7 @@ func NewMilterServer(cfg MilterConfig, in *Intake, m *Metrics) *MilterServer {
 	if m == nil {
 		m = &Metrics{}
 	}
-	return &MilterServer{cfg: cfg, intake: in, metrics: m, log: cfg.Logger,
-		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
+	return &MilterServer{cfg: cfg, intake: in, metrics: m, log: cfg.Logger, door: newDoorConns()}
 }
 
 // negotiation is what the milter asks of the MTA: the least it needs. No modification but
@@ -122,43 +119,17 @@ func (s *MilterServer) negotiation() (milter.OptAction, milter.OptProtocol) {
 
 // Serve accepts MTA connections on l until Close.
 func (s *MilterServer) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return nil
-	}
-	s.lns[l] = struct{}{}
-	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			if retryableAccept(err) {
-				s.log.Warn("accepting a milter connection failed; retrying", "error", err, "after", delay)
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		if s.draining.Load() || !s.track(c) {
+	return s.door.serve(l, s.log, func(c net.Conn) {
+		if s.draining.Load() || !s.door.track(c) {
 			// The MTA applies its milter_default_action (accept, as the README sets it).
 			c.Close()
-			continue
+			return
 		}
 		go func() {
-			defer s.untrack(c)
+			defer s.door.untrack(c)
 			s.serveConn(c)
 		}()
-	}
+	})
 }
 
 // serveConn runs one MTA connection to its end. go-milter makes a fresh Milter after each
@@ -180,22 +151,6 @@ func (s *MilterServer) serveConn(c net.Conn) {
 	mc.connEnded()
 }
 
-func (s *MilterServer) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
-
-func (s *MilterServer) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
 func (s *MilterServer) addInflight(n int) {
 	s.mu.Lock()
 	s.inflight += n
@@ -210,23 +165,7 @@ func (s *MilterServer) busy() int {
 
 // Close stops accepting and closes every connection. A message cut off this way was not
 // answered: the MTA applies its milter_default_action.
-func (s *MilterServer) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	var err error
-	for l := range s.lns {
-		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
-			err = cerr
-		}
-		delete(s.lns, l)
-	}
-	for c := range s.conns {
-		c.Close()
-		delete(s.conns, c)
-	}
-	return err
-}
+func (s *MilterServer) Close() error { return s.door.closeAll() }
 
 // Shutdown stops the milter gracefully: new connections are closed at once and new
 // messages answered as faults (OnFault, reason shutting_down), while messages under way,
@@ -234,21 +173,7 @@ func (s *MilterServer) Close() error {
 // connection is closed. It returns ctx's error if work was still running at the deadline.
 func (s *MilterServer) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
-	var err error
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for s.busy() > 0 && err == nil {
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-			s.log.Warn("shutdown deadline reached; closing milter messages still under way", "in_flight", s.busy())
-		case <-tick.C:
-		}
-	}
-	if cerr := s.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return s.door.drain(ctx, s.busy, s.log, "milter messages")
 }
 
 // milterConn is one MTA connection: what the connection told, and the message under way.

@@ -74,9 +74,7 @@ type SMTPServer struct {
 	writeTimeout time.Duration // each write to a client; a test shortens it, under mu
 	mu           sync.Mutex
 	inflight     int
-	closed       bool
-	lns          map[net.Listener]struct{}
-	conns        map[net.Conn]struct{}
+	door         *doorConns
 }
 
 // NewSMTPServer returns a server that hands every message to in and counts its replies in m.
@@ -118,8 +116,7 @@ func NewSMTPServer(cfg SMTPConfig, in *Intake, m *Metrics) *SMTPServer {
 		}
 	}
 	return &SMTPServer{cfg: cfg, intake: in, log: cfg.Logger, metrics: m, rates: newMsgRates(), counts: newConnCounts(),
-		rejecting: make(chan struct{}, maxRefusing), writeTimeout: writeTimeout,
-		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
+		rejecting: make(chan struct{}, maxRefusing), writeTimeout: writeTimeout, door: newDoorConns()}
 }
 
 // Serve accepts connections on l until Close. Each read has its own deadline, so a slow
@@ -142,43 +139,17 @@ func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
 		l = tls.NewListener(l, s.cfg.TLSConfig)
 	}
 	l = limitListenerCounting(l, s.cfg.Conns, s.cfg.Domain, s.log, s.metrics, s.counts)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return nil
-	}
-	s.lns[l] = struct{}{}
-	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			if retryableAccept(err) {
-				s.log.Warn("accepting a connection failed; retrying", "error", err, "after", delay)
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
+	return s.door.serve(l, s.log, func(c net.Conn) {
 		if s.draining.Load() {
 			go refuseConn(c, s.cfg.Domain, s.log, s.metrics)
-			continue
+			return
 		}
-		if !s.track(c) {
+		if !s.door.track(c) {
 			c.Close()
-			continue
+			return
 		}
 		go func() {
-			defer s.untrack(c)
+			defer s.door.untrack(c)
 			g, ok := s.admit(c)
 			if !ok {
 				return
@@ -197,7 +168,7 @@ func (s *SMTPServer) serve(l net.Listener, implicitTLS bool) error {
 			sc.tls, sc.cert = st, cert
 			sc.serve()
 		}()
-	}
+	})
 }
 
 // handshake runs the server side of tc's TLS handshake, within the idle timeout, and
@@ -231,41 +202,9 @@ func tlsConn(c net.Conn) *tls.Conn {
 	return c.(*tls.Conn)
 }
 
-func (s *SMTPServer) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
-
-func (s *SMTPServer) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
 // Close stops accepting and closes every connection. A transaction cut off this way was not
 // acknowledged, so the sender still owns it and will retry.
-func (s *SMTPServer) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	var err error
-	for l := range s.lns {
-		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
-			err = cerr
-		}
-		delete(s.lns, l)
-	}
-	for c := range s.conns {
-		c.Close()
-		delete(s.conns, c)
-	}
-	return err
-}
+func (s *SMTPServer) Close() error { return s.door.closeAll() }
 
 // Shutdown stops the server gracefully: new connections are answered 421 and closed, idle
 // sessions get 421 to their next MAIL, and transactions already under way are given until
@@ -274,22 +213,7 @@ func (s *SMTPServer) Close() error {
 // owns it. It returns ctx's error if transactions were still running at the deadline.
 func (s *SMTPServer) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
-	var err error
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for s.inflightCount() > 0 && err == nil {
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-			s.log.Warn("shutdown deadline reached; closing transactions still under way",
-				"in_flight", s.inflightCount())
-		case <-tick.C:
-		}
-	}
-	if cerr := s.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return s.door.drain(ctx, s.inflightCount, s.log, "transactions")
 }
 
 func (s *SMTPServer) inflightCount() int {

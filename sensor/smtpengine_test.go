@@ -227,8 +227,8 @@ func TestClientThatNeverReadsIsCutOff(t *testing.T) {
 		t.Fatal("the server still reads from a client that reads nothing")
 	}
 	waitFor(t, func() bool {
-		ts.srv.mu.Lock()
-		defer ts.srv.mu.Unlock()
-		return len(ts.srv.conns) == 0
+		ts.srv.door.mu.Lock()
+		defer ts.srv.door.mu.Unlock()
+		return len(ts.srv.door.conns) == 0
 	})
 }
