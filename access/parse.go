@@ -8,6 +8,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/journalsensor/sensor/internal/bytesize"
+	"github.com/journalsensor/sensor/internal/suggest"
 )
 
 // The keys of a group, in the order a problem lists them.
@@ -218,34 +219,8 @@ func shown(n *yaml.Node) string {
 // flags of sensor serve are spelled with '-', a group's keys with '_'.
 func unknownKey(k string) string {
 	norm := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(k)), "-", "_")
-	best, bestDist := "", 3
-	for _, want := range groupKeys {
-		if d := editDistance(norm, want); d < bestDist {
-			best, bestDist = want, d
-		}
-	}
-	if best != "" {
+	if best := suggest.Nearest(norm, groupKeys); best != "" {
 		return fmt.Sprintf("unknown key %q; did you mean %q?", k, best)
 	}
 	return fmt.Sprintf("unknown key %q; a group's keys are %s", k, strings.Join(groupKeys, ", "))
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

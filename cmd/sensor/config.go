@@ -18,6 +18,7 @@ import (
 
 	"github.com/journalsensor/sensor/access"
 	"github.com/journalsensor/sensor/internal/bytesize"
+	"github.com/journalsensor/sensor/internal/suggest"
 )
 
 // structuredKeys are the config file's keys that are no flag, because their values are
@@ -113,42 +114,16 @@ func setValue(fs *flag.FlagSet, f *flag.Flag, s string) error {
 // unknownKey says what is wrong with a key that is no flag, suggesting the nearest one.
 func unknownKey(fs *flag.FlagSet, k string) string {
 	norm := strings.ReplaceAll(strings.TrimLeft(strings.ToLower(k), "-"), "_", "-")
-	best, bestDist := "", 3 // at most two edits: a typo, two letters swapped, _ for -
 	keys := slices.Clone(structuredKeys)
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name != "config" {
 			keys = append(keys, f.Name)
 		}
 	})
-	for _, name := range keys {
-		if d := editDistance(norm, name); d < bestDist {
-			best, bestDist = name, d
-		}
-	}
-	if best != "" {
+	if best := suggest.Nearest(norm, keys); best != "" {
 		return fmt.Sprintf("unknown key %q; did you mean %q?", k, best)
 	}
 	return fmt.Sprintf("unknown key %q; the keys are the flags of sensor serve without their dashes (see sensor serve --help)", k)
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // configFile is a parsed YAML config file.
