@@ -120,16 +120,6 @@ func BenchmarkParse150MiBPeakRSS(b *testing.B) {
 	b.ReportMetric(float64(len(msg))/(1<<20), "message-MiB")
 }
 
-func buildSensor(b *testing.B, dir string) string {
-	b.Helper()
-	bin := filepath.Join(dir, "sensor")
-	build := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // runParse runs `sensor parse file` and returns its output and peak RSS in bytes.
 func runParse(b *testing.B, bin, file string) (string, int64) {
 	b.Helper()

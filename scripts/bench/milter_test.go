@@ -30,16 +30,9 @@ import (
 // Needs the postfix package (smtp-source, postfix) and root; it fails without them.
 func BenchmarkPostfixMilter(b *testing.B) {
 	const sessions, perRun, size, latencyPerSession = 20, 1000, 30000, 10
-	for _, tool := range []string{"smtp-source", "postfix"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			b.Fatalf("%s not found: apt-get install -y postfix", tool)
-		}
-	}
+	needTools(b, "smtp-source", "postfix")
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "sensor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSensor(b, dir)
 	milterAddr, smtpAddr, plainAddr, filteredAddr := testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b)
 	var logs bytes.Buffer
 	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", smtpAddr,
@@ -55,15 +48,7 @@ func BenchmarkPostfixMilter(b *testing.B) {
 		waitSMTP(b, addr)
 	}
 
-	run := func(addr string) time.Duration {
-		t0 := time.Now()
-		out, err := exec.Command("smtp-source", "-s", fmt.Sprint(sessions), "-m", fmt.Sprint(perRun), "-l", fmt.Sprint(size),
-			"-f", "alice@gw.test", "-t", "journal@sensor.test", addr).CombinedOutput()
-		if err != nil {
-			b.Fatalf("smtp-source %s: %v\n%s", addr, err, out)
-		}
-		return time.Since(t0)
-	}
+	run := func(addr string) time.Duration { return smtpSource(b, addr, sessions, perRun, size) }
 	msg := benchMessage()
 	var tPlain, tFiltered time.Duration
 	// CPU of the whole machine (every process: Postfix's daemons, smtp-source, the sensor)

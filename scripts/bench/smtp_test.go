@@ -36,10 +36,7 @@ func BenchmarkDataTo250(b *testing.B) {
 		b.Fatal("smtp-sink not found: apt-get install -y postfix")
 	}
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "sensor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSensor(b, dir)
 
 	sensorAddr, sinkAddr := testkit.FreePort(b), testkit.FreePort(b)
 	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", sensorAddr,

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,16 +24,9 @@ import (
 // without them.
 func BenchmarkSMTPSource(b *testing.B) {
 	const sessions, perRun, size = 20, 1000, 30000
-	for _, tool := range []string{"smtp-source", "smtp-sink", "postfix"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			b.Fatalf("%s not found: apt-get install -y postfix", tool)
-		}
-	}
+	needTools(b, "smtp-source", "smtp-sink", "postfix")
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "sensor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSensor(b, dir)
 	sensorAddr, sinkAddr, relaySinkAddr, postfixAddr := testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b)
 	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", sensorAddr,
 		"--admin-listen", "127.0.0.1:0")
@@ -52,15 +44,7 @@ func BenchmarkSMTPSource(b *testing.B) {
 		waitSMTP(b, addr)
 	}
 
-	run := func(addr string) time.Duration {
-		t0 := time.Now()
-		out, err := exec.Command("smtp-source", "-s", fmt.Sprint(sessions), "-m", fmt.Sprint(perRun), "-l", fmt.Sprint(size),
-			"-f", "alice@gw.test", "-t", "journal@sensor.test", addr).CombinedOutput()
-		if err != nil {
-			b.Fatalf("smtp-source %s: %v\n%s", addr, err, out)
-		}
-		return time.Since(t0)
-	}
+	run := func(addr string) time.Duration { return smtpSource(b, addr, sessions, perRun, size) }
 	var tSensor, tSink, tPostfix time.Duration
 	b.ResetTimer()
 	for range b.N {

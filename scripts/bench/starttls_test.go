@@ -37,14 +37,9 @@ import (
 // package (smtp-source); it fails without it.
 func BenchmarkSTARTTLS(b *testing.B) {
 	const sessions, perRun, perSession, size = 20, 1000, 50, 10 << 10
-	if _, err := exec.LookPath("smtp-source"); err != nil {
-		b.Fatal("smtp-source not found: apt-get install -y postfix")
-	}
+	needTools(b, "smtp-source")
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "sensor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSensor(b, dir)
 	ca := testkit.MakeCA(b, "bench CA")
 	srv := ca.Issue(b, testkit.Leaf{CN: "localhost", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")},
 		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
