@@ -620,3 +620,175 @@ func TestPostfixMilterNonSMTP(t *testing.T) {
 	waitDelivered(t, pf, qid)
 	t.Logf("sendmail(1) submission recorded: queue id %s, client_ip %q", r.Envelope.QueueID, r.Envelope.ClientIP)
 }
+
+// TestPostfixMilterAddHeader: with --milter-add-header, each message Postfix relays on
+// carries exactly one X-Journal-Sensor-Id whose value is the id of the record the sensor
+// wrote for it, so a mailbox can be tied back to its record. The header is the only change
+// the milter may make: the rest of the message must reach the next hop as the client sent
+// it, Postfix's own Received header aside.
+func TestPostfixMilterAddHeader(t *testing.T) {
+	milterAddr, gatewayAddr, sinkAddr := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
+	s := startMilterSensor(t, "tcp:"+milterAddr, "--milter-on-fault", "tempfail", "--milter-add-header")
+	sink := testkit.StartSink(t, sinkAddr)
+	// tempfail on both sides: a message the sensor did not record is deferred, never relayed
+	// without its header.
+	pf := testkit.StartPostfixMilterRelay(t, gatewayAddr,
+		testkit.Milter{Addr: "inet:" + milterAddr, DefaultAction: "tempfail", Timeout: 30 * time.Second},
+		map[string]string{"example.net": sinkAddr}, "")
+
+	sent := map[string]string{} // Message-ID -> the message as sent, lines ending in LF
+	dir := t.TempDir()
+	for i := range 3 {
+		mid := fmt.Sprintf("add-header-%d@gw.test", i)
+		// A folded header and a header named like ours in another case show that the
+		// milter neither unfolds, reorders nor replaces what it did not add.
+		msg := fmt.Sprintf("From: Alice <alice@gw.test>\nTo: user@example.net\nSubject: add header %d\n"+
+			"Date: Mon, 30 Nov 2026 10:0%d:00 +0000\nMessage-ID: <%s>\nX-Folded: first part,\n\tsecond part %d\n"+
+			"X-Journal-Sensor-Note: not ours\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n"+
+			"message %d, see https://example.com/add-header/%d\n\nlast line\n", i, i, mid, i, i, i)
+		// swaks ends the data with its own line end before the final dot.
+		data := strings.TrimSuffix(msg, "\n")
+		sent[mid] = msg
+		file := filepath.Join(dir, fmt.Sprintf("msg%d.eml", i))
+		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := swaks(t, gatewayAddr, "--data", "@"+file); err != nil {
+			t.Fatalf("swaks through Postfix: %v\n%s\n%s", err, testkit.LastLines(out, 15), testkit.LastLines(pf.Maillog(t), 20))
+		}
+	}
+
+	recs := s.waitRecords(t, len(sent), 30*time.Second, pf.Maillog)
+	pf.WaitQueueEmpty(t, 30*time.Second)
+	log := pf.Maillog(t)
+	queueIDs := maillogQueueIDs(log)
+	for mid := range sent {
+		qid := queueIDs[mid]
+		if qid == "" || !regexp.MustCompile(`postfix/smtp\[\d+\]: `+qid+`: to=<user@example.net>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+, .*status=sent `).MatchString(log) {
+			t.Errorf("message %s (queue id %q) not relayed to smtp-sink:\n%s", mid, qid, testkit.LastLines(log, 20))
+		}
+	}
+	for _, bad := range []string{"milter-reject", "status=deferred", "status=bounced"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("Postfix's log has %q:\n%s", bad, testkit.LastLines(log, 30))
+		}
+	}
+	// Postfix logs a modification it will not apply, or a milter reply it does not
+	// understand, as a warning and goes on: the message would pass without the header.
+	if w := regexp.MustCompile(`(?im)^.*warning:.*milter.*$`).FindAllString(log, -1); len(w) > 0 {
+		t.Errorf("Postfix's log warns about the milter:\n%s", strings.Join(w, "\n"))
+	}
+
+	recordID := map[string]string{}
+	for _, r := range recs {
+		mid := strings.Trim(r.Message.MessageID, "<>")
+		if _, ok := sent[mid]; !ok || r.Envelope.Transport != "milter" || recordID[mid] != "" || r.ID == "" {
+			t.Errorf("record %s: message %q, transport %s; want one milter record, with an id, for each message sent", r.ID, mid, r.Envelope.Transport)
+		}
+		recordID[mid] = r.ID
+	}
+	delivered := waitSinkMessages(t, sink, len(sent))
+	if len(delivered) != len(sent) {
+		t.Fatalf("smtp-sink received %d messages, want %d", len(delivered), len(sent))
+	}
+	for _, d := range delivered {
+		fields, body := splitDump(t, d)
+		var mid string
+		for _, f := range fields {
+			if strings.EqualFold(f.name, "Message-ID") {
+				mid = strings.Trim(strings.TrimSpace(f.value()), "<>")
+			}
+		}
+		msg, ok := sent[mid]
+		if !ok {
+			t.Errorf("smtp-sink received a message with Message-ID %q, which was not sent:\n%s", mid, d)
+			continue
+		}
+		var ids []string
+		var rest []headerField
+		for _, f := range fields {
+			if strings.EqualFold(f.name, "X-Journal-Sensor-Id") {
+				ids = append(ids, strings.TrimSpace(f.value()))
+			} else {
+				rest = append(rest, f)
+			}
+		}
+		if len(ids) != 1 || ids[0] != recordID[mid] {
+			t.Errorf("message %s: X-Journal-Sensor-Id %q, want exactly one, the record's id %q", mid, ids, recordID[mid])
+		}
+		// Before the message come smtp-sink's own fields, ending with its Received, then
+		// the Received Postfix prepends; what follows must be the client's header as sent.
+		var got []string
+		received := 0
+		for _, f := range rest {
+			switch {
+			case received < 2 && strings.EqualFold(f.name, "Received"):
+				received++
+			case received < 2:
+			default:
+				got = append(got, f.raw)
+			}
+		}
+		wantFields, wantBody := splitDump(t, msg)
+		var want []string
+		for _, f := range wantFields {
+			want = append(want, f.raw)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("message %s: header as relayed, our header and the Received ones left out:\n%s\nwant it as sent:\n%s",
+				mid, strings.Join(got, ""), strings.Join(want, ""))
+		}
+		if body != wantBody {
+			t.Errorf("message %s: body as relayed %q, want as sent %q", mid, body, wantBody)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	t.Logf("%d messages relayed through Postfix with X-Journal-Sensor-Id equal to their record's id; e.g. %s: %s",
+		len(sent), "add-header-0@gw.test", recordID["add-header-0@gw.test"])
+}
+
+// waitSinkMessages waits until smtp-sink has received n messages and returns them.
+func waitSinkMessages(t *testing.T, sink *testkit.Sink, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		msgs := sink.Messages(t)
+		if len(msgs) >= n || time.Now().After(deadline) {
+			return msgs
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// headerField is one header field as it appears in a message, continuation lines and line
+// ends included.
+type headerField struct {
+	name, raw string
+}
+
+func (f headerField) value() string {
+	_, v, _ := strings.Cut(f.raw, ":")
+	return strings.Join(strings.Fields(v), " ")
+}
+
+// splitDump splits a message (or smtp-sink's dump of one) into its header fields and its
+// body, with LF line ends.
+func splitDump(t *testing.T, msg string) ([]headerField, string) {
+	t.Helper()
+	header, body, ok := strings.Cut(strings.ReplaceAll(msg, "\r\n", "\n"), "\n\n")
+	if !ok {
+		t.Fatalf("no end of header in:\n%s", msg)
+	}
+	var fields []headerField
+	for line := range strings.SplitSeq(header, "\n") {
+		if (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t")) && len(fields) > 0 {
+			fields[len(fields)-1].raw += line + "\n"
+			continue
+		}
+		name, _, _ := strings.Cut(line, ":")
+		fields = append(fields, headerField{name: name, raw: line + "\n"})
+	}
+	return fields, body
+}

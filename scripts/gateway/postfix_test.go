@@ -3,9 +3,10 @@
 // Package gateway puts real mail gateways in front of the built sensor: a private Postfix
 // (its own config_directory, queue_directory and maillog_file) relays each message to a
 // mailbox server and sends an always_bcc copy to the sensor, as a customer's gateway would;
-// or, in milter_test.go, consults the sensor as its milter and delivers to discard. The
-// tests need Postfix (postfix, smtp-sink, smtp-source, sendmail) and swaks, and fail
-// without them. They are left out of `go test ./...` by the e2e build tag; .ci/run runs them:
+// or, in milter_test.go, consults the sensor as its milter and delivers to discard (or to
+// smtp-sink, where the message as the milter left it can be read). The tests need Postfix
+// (postfix, smtp-sink, smtp-source, sendmail) and swaks, and fail without them. They are
+// left out of `go test ./...` by the e2e build tag; .ci/run runs them:
 //
 //	go test -tags e2e -count=1 -v ./scripts/gateway/
 package gateway
