@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-milter"
+	milter "github.com/d--j/go-milter"
 
 	"github.com/journalsensor/sensor/api"
 )
@@ -75,9 +75,11 @@ type MilterConfig struct {
 	Logger  *slog.Logger
 }
 
-// MilterServer serves the milter protocol (go-milter's server, protocol version 2, which
-// Postfix accepts) on its own accept loop, so that each connection has its own state and
-// shutdown can drain it.
+// MilterServer serves the milter protocol on its own accept loop, so that each connection has
+// its own state and shutdown can drain it. It speaks protocol 6 where the MTA does (Postfix
+// and Sendmail 8.14 on), so that header and body events need no answer: with protocol 2
+// every header field waits a round trip, which made the milter cost Postfix more than twice
+// its own CPU per message (docs/BENCHMARKS.md).
 type MilterServer struct {
 	cfg     MilterConfig
 	intake  *Intake
@@ -105,16 +107,47 @@ func NewMilterServer(cfg MilterConfig, in *Intake, m *Metrics) *MilterServer {
 	return &MilterServer{cfg: cfg, intake: in, metrics: m, log: cfg.Logger, door: newDoorConns()}
 }
 
-// negotiation is what the milter asks of the MTA: the least it needs. No modification but
-// the header when asked; every event the record needs (connect, HELO, MAIL, RCPT, headers,
-// end of headers, body); not the unknown commands nor DATA, which tell it nothing (Postfix
-// sends neither to a version 2 milter anyway).
-func (s *MilterServer) negotiation() (milter.OptAction, milter.OptProtocol) {
-	var act milter.OptAction
-	if s.cfg.AddHeader {
-		act |= milter.OptAddHeader
+// milterQuiet are the events the door never answers, where the MTA allows it (protocol 6):
+// everything but MAIL, whose answer is how a draining sensor turns a message away before its
+// content is sent, and the end of the message, whose answer waits for the commit.
+const milterQuiet = milter.OptNoConnReply | milter.OptNoHeloReply | milter.OptNoRcptReply | milter.OptNoDataReply |
+	milter.OptNoUnknownReply | milter.OptNoHeaderReply | milter.OptNoEOHReply | milter.OptNoBodyReply
+
+// milterMacros are the macros the door asks for at each stage. An MTA that honours the
+// request (Postfix, Sendmail) sends them whatever its milter_*_macros say, so a trimmed list
+// there cannot starve the record. Not {i} at the end of the header: go-milter looks a macro
+// up in that stage before the end of the message's, so an empty {i} there would hide the
+// one that comes last.
+var milterMacros = []struct {
+	stage milter.MacroStage
+	names []milter.MacroName
+}{
+	{milter.StageConnect, []milter.MacroName{milter.MacroClientAddr, milter.MacroClientPort, milter.MacroClientName}},
+	{milter.StageHelo, []milter.MacroName{milter.MacroTlsVersion, milter.MacroCipher}},
+	{milter.StageMail, []milter.MacroName{milter.MacroQueueId, milter.MacroAuthAuthen}},
+	{milter.StageRcpt, []milter.MacroName{milter.MacroQueueId}},
+	{milter.StageEOM, []milter.MacroName{milter.MacroQueueId}},
+}
+
+// negotiate asks of the MTA the least the door needs, of what it offers: no modification
+// but the header when asked, and the macro lists; no unknown commands nor DATA events, which
+// tell it nothing; no answers to the events listed in milterQuiet; header values with their
+// leading space, so that a field comes back byte for byte. An MTA that offers less (protocol
+// 2) gets the same door with an answer to every event.
+func (s *MilterServer) negotiate(mtaVersion, _ uint32, mtaActions, _ milter.OptAction, mtaProto, _ milter.OptProtocol, offered milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
+	if mtaVersion < 2 {
+		return 0, 0, 0, 0, fmt.Errorf("the MTA speaks milter protocol %d; the sensor needs 2 or later", mtaVersion)
 	}
-	return act, milter.OptNoUnknown | milter.OptNoData
+	version := min(mtaVersion, milter.MaxServerProtocolVersion)
+	act := mtaActions & milter.OptSetMacros
+	if s.cfg.AddHeader {
+		if mtaActions&milter.OptAddHeader == 0 {
+			s.log.Warn("the MTA does not let a milter add headers; --milter-add-header has no effect on this connection")
+		}
+		act |= mtaActions & milter.OptAddHeader
+	}
+	want := milter.OptNoUnknown | milter.OptNoData | milter.OptHeaderLeadingSpace | milterQuiet
+	return version, act, want & mtaProto, offered, nil
 }
 
 // Serve accepts MTA connections on l until Close.
@@ -132,10 +165,9 @@ func (s *MilterServer) Serve(l net.Listener) error {
 	})
 }
 
-// serveConn runs one MTA connection to its end. go-milter makes a fresh Milter after each
-// message's final answer; the connection's state lives in one milterConn that its factory
-// returns each time. A go-milter server per connection, on a listener that yields just that
-// connection, tells when the session is over, so that a message it cut off ends too.
+// serveConn runs one MTA connection to its end: a go-milter server per connection, on a
+// listener that yields just that connection, tells when the session is over, so that a
+// message it cut off ends too. The connection's state lives in one milterConn.
 func (s *MilterServer) serveConn(c net.Conn) {
 	s.metrics.milter.conns.Add(1)
 	defer s.metrics.milter.conns.Add(-1)
@@ -144,10 +176,17 @@ func (s *MilterServer) serveConn(c net.Conn) {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		mc.log = mc.log.With("mta", a.IP.String())
 	}
-	act, proto := s.negotiation()
+	opts := []milter.Option{
+		milter.WithMilter(func() milter.Milter { return mc }),
+		milter.WithNegotiationCallback(s.negotiate),
+		milter.WithWriteTimeout(s.cfg.Timeout),
+	}
+	for _, m := range milterMacros {
+		opts = append(opts, milter.WithMacroRequest(m.stage, m.names))
+	}
 	done := make(chan struct{})
-	ms := &milter.Server{NewMilter: func() milter.Milter { return mc }, Actions: act, Protocol: proto}
-	_ = ms.Serve(&oneConnListener{c: &notifyConn{Conn: c, done: done}, done: done})
+	nc := &notifyConn{Conn: c, r: bufio.NewReaderSize(c, 64<<10), done: done}
+	_ = milter.NewServer(opts...).Serve(&oneConnListener{c: nc, done: done})
 	mc.connEnded()
 }
 
@@ -203,6 +242,12 @@ type milterMsg struct {
 	pw        *io.PipeWriter
 	out       chan Outcome // the intake's one outcome
 	headerEnd bool         // the blank line after the header is written
+	// head holds header fields not yet handed to the intake: they go in one write, at the
+	// end of the header or every milterHeadFlush bytes, not a goroutine hand-off each.
+	head []byte
+	// timedOut: a step outlasted the timeout. The intake was cut off and commits nothing, the
+	// rest of the message is dropped as it comes, and its end is answered as a fault.
+	timedOut bool
 }
 
 var _ milter.Milter = (*milterConn)(nil)
@@ -215,26 +260,26 @@ var (
 	errMilterStepTimeout = errors.New("the intake stopped reading for longer than the milter timeout")
 )
 
-// macros copies what the record needs from the macros of the current stage. Postfix sends
-// each stage's own (milter_*_macros), and {i} may come at MAIL, RCPT, end of header or end
-// of message as its settings say, so every stage is read and a later value wins.
-func (c *milterConn) macros(m *milter.Modifier) {
+// macros copies what the record needs from the macros known at this stage. Postfix sends
+// each stage's own, and {i} may come at MAIL, RCPT, end of header or end of message as its
+// version and settings say, so every stage is read and a later value wins.
+func (c *milterConn) macros(m milter.Modifier) {
 	if m == nil {
 		return
 	}
-	get := func(k string) string { return strings.TrimSpace(m.Macros[k]) }
-	if v := get("{client_addr}"); v != "" {
+	get := func(k milter.MacroName) string { return strings.TrimSpace(m.Get(k)) }
+	if v := get(milter.MacroClientAddr); v != "" {
 		c.clientIP = v
 	}
-	if v := get("{client_port}"); v != "" {
+	if v := get(milter.MacroClientPort); v != "" {
 		if p, err := strconv.Atoi(v); err == nil && p > 0 && p < 65536 {
 			c.clientPort = p
 		}
 	}
-	if v := get("{client_name}"); v != "" {
+	if v := get(milter.MacroClientName); v != "" {
 		c.clientName = v
 	}
-	if version, cipher := get("{tls_version}"), get("{cipher}"); version != "" || cipher != "" {
+	if version, cipher := get(milter.MacroTlsVersion), get(milter.MacroCipher); version != "" || cipher != "" {
 		// A new value, never a change to the old: an intake that outlived its answer may
 		// still be reading the old one.
 		var t api.TLS
@@ -247,15 +292,17 @@ func (c *milterConn) macros(m *milter.Modifier) {
 		if cipher != "" {
 			t.Cipher = cipher
 		}
-		c.tls = &t
+		if t != (api.TLS{}) && (c.tls == nil || t != *c.tls) {
+			c.tls = &t
+		}
 	}
 	if c.msg == nil {
 		return
 	}
-	if v := get("i"); v != "" {
+	if v := get(milter.MacroQueueId); v != "" {
 		c.msg.queueID = v
 	}
-	if v := get("{auth_authen}"); v != "" {
+	if v := get(milter.MacroAuthAuthen); v != "" {
 		c.msg.auth = v
 	}
 }
@@ -269,22 +316,33 @@ func tlsVersionName(v string) string {
 	return v
 }
 
-func (c *milterConn) Connect(host, family string, port uint16, addr net.IP, m *milter.Modifier) (milter.Response, error) {
+// NewConnection starts an SMTP connection's facts afresh: the MTA may reuse a milter
+// connection for the next SMTP connection.
+func (c *milterConn) NewConnection(m milter.Modifier) error {
+	c.log.Debug("milter session negotiated", "version", m.Version(), "protocol", m.Protocol().String(), "actions", m.Actions().String())
+	if c.msg != nil {
+		c.endMsg(errMilterAborted)
+	}
+	c.clientIP, c.clientPort, c.clientName, c.helo, c.tls = "", 0, "", "", nil
+	return nil
+}
+
+func (c *milterConn) Connect(host, _ string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
 	c.clientName, c.clientPort = host, int(port)
-	if addr != nil {
-		c.clientIP = addr.String()
+	if ip := net.ParseIP(addr); ip != nil {
+		c.clientIP = ip.String()
 	}
 	c.macros(m)
 	return milter.RespContinue, nil
 }
 
-func (c *milterConn) Helo(name string, m *milter.Modifier) (milter.Response, error) {
+func (c *milterConn) Helo(name string, m milter.Modifier) (*milter.Response, error) {
 	c.helo = name
 	c.macros(m)
 	return milter.RespContinue, nil
 }
 
-func (c *milterConn) MailFrom(from string, m *milter.Modifier) (milter.Response, error) {
+func (c *milterConn) MailFrom(from, _ string, m milter.Modifier) (*milter.Response, error) {
 	if c.msg != nil { // a new MAIL without an abort: the old message is over
 		c.endMsg(errMilterAborted)
 	}
@@ -298,7 +356,7 @@ func (c *milterConn) MailFrom(from string, m *milter.Modifier) (milter.Response,
 	return milter.RespContinue, nil
 }
 
-func (c *milterConn) RcptTo(to string, m *milter.Modifier) (milter.Response, error) {
+func (c *milterConn) RcptTo(to, _ string, m milter.Modifier) (*milter.Response, error) {
 	msg := c.message()
 	if msg.env != nil {
 		// The intake has the envelope already; a recipient now (no MTA sends one) would
@@ -311,51 +369,81 @@ func (c *milterConn) RcptTo(to string, m *milter.Modifier) (milter.Response, err
 	return milter.RespContinue, nil
 }
 
-// Header writes one header field as the message carried it, as near as the protocol lets
-// it be rebuilt. Postfix (like Sendmail) sends the name, and the value without the one space
-// that follows the colon and with its folds as bare LFs; it hides its own Received line. So
-// the field is "Name: value" with the space put back unless the value is empty or starts
-// with a tab or a fold, and each LF made CRLF again. What cannot be told apart is lost:
-// "Name:value" comes back as "Name: value", a space before a tab or a fold is gone. The
-// parser reads the same fields either way; message.size and sha256 may differ by those bytes
-// from the message as the MTA stores it.
-func (c *milterConn) Header(name, value string, m *milter.Modifier) (milter.Response, error) {
+func (c *milterConn) Data(m milter.Modifier) (*milter.Response, error) {
 	c.macros(m)
-	var b strings.Builder
-	b.Grow(len(name) + len(value) + 4)
-	b.WriteString(name)
-	b.WriteByte(':')
-	if value != "" && value[0] != '\t' && value[0] != '\n' && value[0] != '\r' {
-		b.WriteByte(' ')
+	return milter.RespContinue, nil
+}
+
+func (c *milterConn) Unknown(_ string, _ milter.Modifier) (*milter.Response, error) {
+	return milter.RespContinue, nil
+}
+
+// Header writes one header field as the message carried it. Where the MTA keeps the space
+// after the colon (protocol 6's leading-space option, which Postfix and Sendmail honour) the
+// field is rebuilt byte for byte but for the line ends: folds come as bare LFs and are made
+// CRLF again. Where it swallows that space, it is put back unless the value is empty or
+// starts with a tab or a fold: "Name:value" then comes back as "Name: value", and
+// message.size and sha256 may differ by those bytes from the message as the MTA stores it.
+// The parser reads the same fields either way.
+func (c *milterConn) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
+	msg := c.message()
+	var field []byte
+	if msg.headerEnd {
+		field = make([]byte, 0, len(name)+len(value)+4) // no MTA sends a field after the body began
+	} else {
+		field = msg.head
 	}
-	b.WriteString(strings.ReplaceAll(strings.ReplaceAll(value, "\r\n", "\n"), "\n", "\r\n"))
-	b.WriteString("\r\n")
-	return c.feed(true, []byte(b.String())), nil
-}
-
-func (c *milterConn) Headers(_ textproto.MIMEHeader, m *milter.Modifier) (milter.Response, error) {
-	c.macros(m)
-	return c.feed(false, nil), nil
-}
-
-// BodyChunk passes a chunk on as it is: Postfix sends the body with CRLF line ends.
-func (c *milterConn) BodyChunk(chunk []byte, m *milter.Modifier) (milter.Response, error) {
-	c.macros(m)
-	return c.feed(false, chunk), nil
-}
-
-// Body is the end of the message: its answer waits for the record's commit, up to the
-// timeout.
-func (c *milterConn) Body(m *milter.Modifier) (milter.Response, error) {
-	c.macros(m)
-	if r := c.feed(false, nil); r != milter.RespContinue {
-		return r, nil
+	field = append(field, name...)
+	field = append(field, ':')
+	leadingSpace := m != nil && m.Protocol()&milter.OptHeaderLeadingSpace != 0
+	if !leadingSpace && value != "" && value[0] != '\t' && value[0] != '\n' && value[0] != '\r' {
+		field = append(field, ' ')
 	}
+	for line := range strings.Lines(value) {
+		if body, ok := strings.CutSuffix(line, "\n"); ok {
+			field = append(append(field, strings.TrimSuffix(body, "\r")...), "\r\n"...)
+		} else {
+			field = append(field, line...)
+		}
+	}
+	field = append(field, "\r\n"...)
+	if msg.headerEnd {
+		c.feed(true, field)
+	} else if msg.head = field; len(msg.head) >= milterHeadFlush {
+		c.feed(true, nil)
+	}
+	return milter.RespContinue, nil
+}
+
+// milterHeadFlush bounds the header bytes the door holds before it hands them on.
+const milterHeadFlush = 32 << 10
+
+func (c *milterConn) Headers(m milter.Modifier) (*milter.Response, error) {
+	c.macros(m)
+	c.feed(false, nil)
+	return milter.RespContinue, nil
+}
+
+// BodyChunk passes a chunk on as it is: Postfix sends the body with CRLF line ends. Header
+// and body events carry no macros of their own; the stages around them do.
+func (c *milterConn) BodyChunk(chunk []byte, _ milter.Modifier) (*milter.Response, error) {
+	c.feed(false, chunk)
+	return milter.RespContinue, nil
+}
+
+// EndOfMessage answers the message: after its record's commit, up to the timeout; at once
+// as a fault if a step already outlasted it.
+func (c *milterConn) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
+	c.macros(m)
+	c.feed(false, nil)
 	msg := c.msg
-	msg.env.QueueID = msg.queueID // read by the intake only once the pipe is closed
-	_ = msg.pw.Close()
 	c.msg = nil
 	defer c.srv.addInflight(-1)
+	if msg.timedOut {
+		return c.fault("timeout", msg.queueID, nil), nil
+	}
+	msg.env.QueueID = msg.queueID // read by the intake only once the pipe is closed
+	_ = msg.pw.Close()
 	timer := time.NewTimer(c.srv.cfg.Timeout)
 	defer timer.Stop()
 	var o Outcome
@@ -368,7 +456,7 @@ func (c *milterConn) Body(m *milter.Modifier) (milter.Response, error) {
 	if o.Kind != Accepted {
 		return c.fault(o.Kind.String(), msg.queueID, &o), nil
 	}
-	if c.srv.cfg.AddHeader {
+	if c.srv.cfg.AddHeader && m.Actions()&milter.OptAddHeader != 0 {
 		if err := m.AddHeader(SensorIDHeader, o.ID); err != nil {
 			// The record is committed; only the header is missing, and the connection is
 			// probably gone, which the next read finds.
@@ -379,6 +467,10 @@ func (c *milterConn) Body(m *milter.Modifier) (milter.Response, error) {
 	c.log.Debug("milter accepted", "id", o.ID, "queue_id", msg.queueID, "client_name", c.clientName, "auth", msg.auth)
 	return milter.RespAccept, nil
 }
+
+// Cleanup has nothing to do: serveConn ends a message the connection's end cut off, once
+// go-milter is done with the connection.
+func (c *milterConn) Cleanup(_ milter.Modifier) {}
 
 // late waits for an intake that outlived its message's answer, and says what became of it.
 func (c *milterConn) late(msg *milterMsg) {
@@ -392,7 +484,7 @@ func (c *milterConn) late(msg *milterMsg) {
 	c.log.Warn("intake that outlived its answer ended without a record", "id", o.ID, "queue_id", msg.queueID, "outcome", o.Kind.String())
 }
 
-func (c *milterConn) Abort(_ *milter.Modifier) error {
+func (c *milterConn) Abort(_ milter.Modifier) error {
 	if c.msg == nil {
 		return nil // Postfix resets after every transaction, ended or not
 	}
@@ -432,7 +524,7 @@ func (c *milterConn) endMsg(err error) {
 
 // fault answers for a copy not recorded, as OnFault says, and counts it; o is the intake's
 // outcome when there is one.
-func (c *milterConn) fault(reason, queueID string, o *Outcome) milter.Response {
+func (c *milterConn) fault(reason, queueID string, o *Outcome) *milter.Response {
 	c.srv.metrics.milter.countUnrecorded(reason)
 	attrs := []any{"reason", reason, "queue_id", queueID, "on_fault", c.srv.cfg.OnFault.String(),
 		"client", c.clientIP, "client_name", c.clientName}
@@ -492,12 +584,20 @@ var crlf = []byte("\r\n")
 // feed hands the message's next bytes to the intake, p being a header field when header is
 // set and body bytes otherwise (the blank line that ends the header goes first). Each step
 // has Timeout: an intake that stops reading (a disk that hangs under an attachment blob)
-// must not hold the MTA. Past it the message is over: its intake reads an error and commits
-// nothing, and the answer is OnFault's. A write that fails otherwise means the intake ended
-// early; its outcome is told at the end of the message, and the rest is not read.
-func (c *milterConn) feed(header bool, p []byte) milter.Response {
+// must not hold the MTA. Past it the intake reads an error and commits nothing, the rest of
+// the message is dropped, and the end of the message is answered as OnFault says. A write
+// that fails otherwise means the intake ended early; its outcome is told at the end of the
+// message, and the rest is not read.
+func (c *milterConn) feed(header bool, p []byte) {
 	msg := c.start()
-	var parts [][]byte
+	if msg.timedOut {
+		msg.head = msg.head[:0]
+		return
+	}
+	parts := make([][]byte, 0, 3)
+	if len(msg.head) > 0 {
+		parts = append(parts, msg.head)
+	}
 	if !header && !msg.headerEnd {
 		msg.headerEnd = true
 		parts = append(parts, crlf)
@@ -506,7 +606,7 @@ func (c *milterConn) feed(header bool, p []byte) milter.Response {
 		parts = append(parts, p)
 	}
 	if len(parts) == 0 {
-		return milter.RespContinue
+		return
 	}
 	var expired atomic.Bool
 	t := time.AfterFunc(c.srv.cfg.Timeout, func() {
@@ -519,13 +619,13 @@ func (c *milterConn) feed(header bool, p []byte) milter.Response {
 		}
 	}
 	t.Stop()
-	if !expired.Load() {
-		return milter.RespContinue
+	// The pipe's Write returns only once the intake has copied the bytes, so the buffer is
+	// free again.
+	msg.head = msg.head[:0]
+	if expired.Load() {
+		msg.timedOut = true
+		go c.late(msg)
 	}
-	queueID := msg.queueID
-	c.endMsg(errMilterStepTimeout)
-	go c.late(msg)
-	return c.fault("timeout", queueID, nil)
 }
 
 // oneConnListener yields one connection, then blocks until it is closed: a go-milter
@@ -549,17 +649,20 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 func (l *oneConnListener) Close() error   { return nil }
 func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 
-// notifyConn closes done when it is closed. A read cut off by Close (ours at shutdown, or
-// go-milter's) reads as the end of the stream: go-milter logs any other read error through
-// the standard logger, and a connection we closed on purpose is no error.
+// notifyConn closes done when it is closed. It reads through a buffer: go-milter reads each
+// packet's length and its body with a read each, and an MTA that needs no answer to header
+// and body events sends them back to back. A read cut off by Close (ours at shutdown, or
+// go-milter's) reads as the end of the stream: go-milter logs any other read error, and a
+// connection we closed on purpose is no error.
 type notifyConn struct {
 	net.Conn
+	r    *bufio.Reader
 	done chan struct{}
 	once sync.Once
 }
 
 func (c *notifyConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	n, err := c.r.Read(p)
 	if errors.Is(err, net.ErrClosed) {
 		err = io.EOF
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	milter "github.com/d--j/go-milter"
+
 	"github.com/journalsensor/sensor/parser"
 )
 
@@ -44,10 +46,10 @@ func BenchmarkMilterDoor(b *testing.B) {
 		}
 	})
 	one := func(b *testing.B, k *milterKit) {
-		s, _ := k.sessionConn(b)
+		s := k.session(b)
 		sendEnvelope(b, s)
-		if _, act := sendContent(b, s, msg, 64<<10, "QID1"); act.Code != 'a' {
-			b.Fatalf("end of message answered %c, want accept", act.Code)
+		if _, act := sendContent(b, s, msg, 64<<10, "QID1"); act.Type != milter.ActionAccept {
+			b.Fatalf("end of message answered %v, want accept", act.Type)
 		}
 		s.Close()
 	}

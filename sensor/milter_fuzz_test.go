@@ -3,11 +3,10 @@ package sensor
 import (
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-milter"
+	milter "github.com/d--j/go-milter"
 
 	"github.com/journalsensor/sensor/parser"
 )
@@ -33,8 +32,9 @@ func FuzzMilterSession(f *testing.F) {
 		in := NewIntake(IntakeConfig{}, p, spool, m)
 		srv := NewMilterServer(MilterConfig{OnFault: MilterFault(len(script) % 2), Timeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}, in, m)
 		c := &milterConn{srv: srv, cid: "fuzz", log: srv.log}
-		mod := func() *milter.Modifier {
-			return &milter.Modifier{Macros: map[string]string{"i": "Q", "{client_addr}": "192.0.2.1"}}
+		mod := func() milter.Modifier {
+			return fuzzModifier{macros: map[milter.MacroName]string{milter.MacroQueueId: "Q", milter.MacroClientAddr: "192.0.2.1"},
+				protocol: milter.OptProtocol(len(script)%3) * milter.OptHeaderLeadingSpace}
 		}
 		next := func() string { // a NUL-terminated argument from the script
 			for i, b := range script {
@@ -51,24 +51,24 @@ func FuzzMilterSession(f *testing.F) {
 		for len(script) > 0 {
 			op := script[0] % 9
 			script = script[1:]
-			var r milter.Response
+			var r *milter.Response
 			switch op {
 			case 0:
-				r, _ = c.Connect(next(), "tcp4", 25, net.ParseIP("192.0.2.9"), mod())
+				r, _ = c.Connect(next(), "tcp4", 25, next(), mod())
 			case 1:
 				r, _ = c.Helo(next(), mod())
 			case 2:
-				r, _ = c.MailFrom(next(), mod())
+				r, _ = c.MailFrom(next(), "", mod())
 			case 3:
-				r, _ = c.RcptTo(next(), mod())
+				r, _ = c.RcptTo(next(), "", mod())
 			case 4:
 				r, _ = c.Header(next(), next(), mod())
 			case 5:
-				r, _ = c.Headers(nil, mod())
+				r, _ = c.Headers(mod())
 			case 6:
 				r, _ = c.BodyChunk([]byte(next()), mod())
 			case 7:
-				r, _ = c.Body(mod())
+				r, _ = c.EndOfMessage(mod())
 				if r != milter.RespAccept && r != milter.RespTempFail {
 					t.Fatalf("end of message answered %v", r)
 				}
@@ -90,3 +90,15 @@ func FuzzMilterSession(f *testing.F) {
 		}
 	})
 }
+
+// fuzzModifier is what go-milter hands the door at each event: macros, and the protocol
+// options negotiated. The door calls nothing else on it without the header action.
+type fuzzModifier struct {
+	milter.Modifier
+	macros   map[milter.MacroName]string
+	protocol milter.OptProtocol
+}
+
+func (m fuzzModifier) Get(name milter.MacroName) string { return m.macros[name] }
+func (m fuzzModifier) Protocol() milter.OptProtocol     { return m.protocol }
+func (m fuzzModifier) Actions() milter.OptAction        { return 0 }

@@ -3,6 +3,8 @@ package sensor
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-milter"
+	milter "github.com/d--j/go-milter"
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
@@ -69,13 +71,34 @@ func startMilter(t testing.TB, cfg MilterConfig, p RecordParser, l net.Listener,
 	return k
 }
 
-// session opens a milter session as Postfix would: protocol 6 offered, header additions
-// allowed.
-func (k *milterKit) session(t testing.TB) *milter.ClientSession {
-	t.Helper()
-	s, _ := k.sessionConn(t)
-	return s
+// mta is one milter connection played as an MTA plays it.
+type mta struct {
+	*milter.ClientSession
+	macros *milter.MacroBag // what the MTA knows; the door gets those it asks for
+	conn   net.Conn
 }
+
+// session opens a milter session as Postfix would: protocol 6, header additions and macro
+// requests allowed; opts (milter.WithMaximumVersion(2), say) change that.
+func (k *milterKit) session(t testing.TB, opts ...milter.Option) *mta {
+	t.Helper()
+	d := &dialer{}
+	opts = append([]milter.Option{milter.WithDialer(d), milter.WithReadTimeout(10 * time.Second), milter.WithWriteTimeout(10 * time.Second),
+		milter.WithActions(milter.OptAddHeader | milter.OptChangeHeader | milter.OptAddRcpt | milter.OptRemoveRcpt | milter.OptChangeBody | milter.OptSetMacros),
+	}, opts...)
+	macros := milter.NewMacroBag()
+	s, err := milter.NewClient(k.network, k.addr, opts...).Session(macros)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &mta{ClientSession: s, macros: macros, conn: d.conn}
+}
+
+// mtaV2 are the options of an MTA that speaks milter protocol 2 only: every event waits for
+// its answer, and header values lose their leading space.
+var mtaV2 = []milter.Option{milter.WithMaximumVersion(2), milter.WithProtocols(milter.OptNoConnect | milter.OptNoHelo |
+	milter.OptNoMailFrom | milter.OptNoRcptTo | milter.OptNoBody | milter.OptNoHeaders | milter.OptNoEOH)}
 
 // dialer keeps the connection it made, for a test to cut.
 type dialer struct{ conn net.Conn }
@@ -84,22 +107,6 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 	c, err := net.Dial(network, addr)
 	d.conn = c
 	return c, err
-}
-
-// sessionConn is session, and its connection.
-func (k *milterKit) sessionConn(t testing.TB) (*milter.ClientSession, net.Conn) {
-	t.Helper()
-	d := &dialer{}
-	c := milter.NewClientWithOptions(k.network, k.addr, milter.ClientOptions{Dialer: d,
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-		ActionMask: milter.OptAddHeader | milter.OptChangeHeader | milter.OptAddRcpt | milter.OptRemoveRcpt | milter.OptChangeBody,
-	})
-	s, err := c.Session()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, d.conn
 }
 
 func (k *milterKit) records() []api.Record {
@@ -113,9 +120,9 @@ func (k *milterKit) records() []api.Record {
 }
 
 // postfixFields splits a message's header as Postfix hands it to a milter: each field's name,
-// and its value without the one space after the colon, folds as bare LFs. The rest is the
-// body, CRLF line ends.
-func postfixFields(t testing.TB, msg string) (fields [][2]string, body string) {
+// and its value with folds as bare LFs and, unless leadingSpace (the milter asked for it),
+// without the one space after the colon. The rest is the body, CRLF line ends.
+func postfixFields(t testing.TB, msg string, leadingSpace bool) (fields [][2]string, body string) {
 	t.Helper()
 	head, body, ok := strings.Cut(msg, "\r\n\r\n")
 	if !ok {
@@ -127,19 +134,16 @@ func postfixFields(t testing.TB, msg string) (fields [][2]string, body string) {
 			continue
 		}
 		name, value, _ := strings.Cut(line, ":")
-		fields = append(fields, [2]string{name, strings.TrimPrefix(value, " ")})
+		if !leadingSpace {
+			value = strings.TrimPrefix(value, " ")
+		}
+		fields = append(fields, [2]string{name, value})
 	}
 	return fields, body
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// check returns a function that fails t unless a client step was answered "continue".
+// check returns a function that fails t unless a client step was answered "continue" (or
+// needed no answer).
 func check(t testing.TB) func(*milter.Action, error) {
 	t.Helper()
 	return func(act *milter.Action, err error) {
@@ -147,33 +151,37 @@ func check(t testing.TB) func(*milter.Action, error) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if act.Code != milter.ActContinue {
-			t.Fatalf("action %c, want continue", act.Code)
+		if act.Type != milter.ActionContinue {
+			t.Fatalf("action %v, want continue", act.Type)
 		}
 	}
 }
 
 // sendEnvelope plays connect, HELO (with TLS macros), MAIL (with the auth macro) and two
 // RCPTs.
-func sendEnvelope(t testing.TB, s *milter.ClientSession) {
+func sendEnvelope(t testing.TB, s *mta) {
 	t.Helper()
-	must(t, s.Macros(milter.CodeConn, "{client_name}", "mail.client.test", "j", "mx.example.net"))
+	s.macros.Set(milter.MacroClientName, "mail.client.test")
+	s.macros.Set(milter.MacroMTAFQDN, "mx.example.net")
 	check(t)(s.Conn("mail.client.test", milter.FamilyInet, 40123, "192.0.2.10"))
-	must(t, s.Macros(milter.CodeHelo, "{tls_version}", "TLSv1.3", "{cipher}", "TLS_AES_256_GCM_SHA384"))
+	s.macros.Set(milter.MacroTlsVersion, "TLSv1.3")
+	s.macros.Set(milter.MacroCipher, "TLS_AES_256_GCM_SHA384")
 	check(t)(s.Helo("client.test"))
-	must(t, s.Macros(milter.CodeMail, "{auth_authen}", "alice", "i", ""))
-	check(t)(s.Mail("<sender@example.org>", nil))
-	check(t)(s.Rcpt("<one@example.com>", nil))
-	check(t)(s.Rcpt("<two@example.com>", nil))
+	s.macros.Set(milter.MacroAuthAuthen, "alice")
+	s.macros.Set(milter.MacroQueueId, "")
+	check(t)(s.Mail("sender@example.org", ""))
+	check(t)(s.Rcpt("one@example.com", ""))
+	check(t)(s.Rcpt("two@example.com", ""))
 }
 
 // sendContent plays the header fields, the end of the header and the body in chunks of
 // chunk bytes, then the end of the message with {i} as its macro.
-func sendContent(t testing.TB, s *milter.ClientSession, msg string, chunk int, queueID string) ([]milter.ModifyAction, *milter.Action) {
+func sendContent(t testing.TB, s *mta, msg string, chunk int, queueID string) ([]milter.ModifyAction, *milter.Action) {
 	t.Helper()
-	fields, body := postfixFields(t, msg)
+	fields, body := postfixFields(t, msg, s.ProtocolOption(milter.OptHeaderLeadingSpace))
+	check(t)(s.DataStart())
 	for _, f := range fields {
-		check(t)(s.HeaderField(f[0], f[1]))
+		check(t)(s.HeaderField(f[0], f[1], nil))
 	}
 	check(t)(s.HeaderEnd())
 	for b := []byte(body); len(b) > 0; {
@@ -182,7 +190,7 @@ func sendContent(t testing.TB, s *milter.ClientSession, msg string, chunk int, q
 		b = b[n:]
 	}
 	if queueID != "" {
-		must(t, s.Macros(milter.CodeEOB, "i", queueID))
+		s.macros.Set(milter.MacroQueueId, queueID)
 	}
 	mods, act, err := s.End()
 	if err != nil {
@@ -194,13 +202,26 @@ func sendContent(t testing.TB, s *milter.ClientSession, msg string, chunk int, q
 func TestMilterRecordsEnvelopeMacrosAndContent(t *testing.T) {
 	k := startMilter(t, MilterConfig{}, nil, nil)
 	s := k.session(t)
-	if s.ActionOpts != 0 {
-		t.Errorf("actions negotiated %#x: without --milter-add-header the milter asks for none", s.ActionOpts)
+	for _, a := range []milter.OptAction{milter.OptAddHeader, milter.OptChangeHeader, milter.OptAddRcpt, milter.OptRemoveRcpt, milter.OptChangeBody} {
+		if s.ActionOption(a) {
+			t.Errorf("action %v negotiated: without --milter-add-header the milter asks for no modification", a)
+		}
+	}
+	// Protocol 6: no answer to any event but MAIL and the end of the message, and header
+	// values with their leading space.
+	for _, p := range []milter.OptProtocol{milter.OptNoConnReply, milter.OptNoHeloReply, milter.OptNoRcptReply, milter.OptNoHeaderReply,
+		milter.OptNoEOHReply, milter.OptNoBodyReply, milter.OptNoUnknown, milter.OptNoData, milter.OptHeaderLeadingSpace} {
+		if !s.ProtocolOption(p) {
+			t.Errorf("protocol option %v not negotiated", p)
+		}
+	}
+	if s.ProtocolOption(milter.OptNoMailReply) || s.ProtocolOption(milter.OptNoHeaders) || s.ProtocolOption(milter.OptNoBody) {
+		t.Errorf("negotiated away what the door needs")
 	}
 	sendEnvelope(t, s)
 	mods, act := sendContent(t, s, simpleMessage, 4, "4dQ7Lx0tXrz9")
-	if act.Code != milter.ActAccept || len(mods) != 0 {
-		t.Fatalf("end of message: action %c, modifications %v; want accept and none", act.Code, mods)
+	if act.Type != milter.ActionAccept || len(mods) != 0 {
+		t.Fatalf("end of message: action %v, modifications %v; want accept and none", act.Type, mods)
 	}
 	recs := k.records()
 	if len(recs) != 1 {
@@ -226,10 +247,10 @@ func TestMilterRecordsEnvelopeMacrosAndContent(t *testing.T) {
 
 	// A second message on the same connection keeps the connection's facts and none of the
 	// first message's.
-	check(t)(s.Mail("<other@example.org>", nil))
-	check(t)(s.Rcpt("<three@example.com>", nil))
-	if _, act = sendContent(t, s, simpleMessage, 1000, "5aa"); act.Code != milter.ActAccept {
-		t.Fatalf("second message: action %c", act.Code)
+	check(t)(s.Mail("other@example.org", ""))
+	check(t)(s.Rcpt("three@example.com", ""))
+	if _, act = sendContent(t, s, simpleMessage, 1000, "5aa"); act.Type != milter.ActionAccept {
+		t.Fatalf("second message: action %v", act.Type)
 	}
 	recs = k.records()
 	if len(recs) != 2 {
@@ -293,8 +314,8 @@ func TestMilterRecordMatchesSMTPDoor(t *testing.T) {
 			k := startMilter(t, MilterConfig{}, nil, nil)
 			s := k.session(t)
 			sendEnvelope(t, s)
-			if _, act := sendContent(t, s, msg, 700, "Q1"); act.Code != milter.ActAccept {
-				t.Fatalf("action %c", act.Code)
+			if _, act := sendContent(t, s, msg, 700, "Q1"); act.Type != milter.ActionAccept {
+				t.Fatalf("action %v", act.Type)
 			}
 			recs := k.records()
 			if len(recs) != 1 {
@@ -319,16 +340,16 @@ func TestMilterRecordMatchesSMTPDoor(t *testing.T) {
 func TestMilterAddHeaderNamesTheRecord(t *testing.T) {
 	k := startMilter(t, MilterConfig{AddHeader: true}, nil, nil)
 	s := k.session(t)
-	if s.ActionOpts != milter.OptAddHeader {
-		t.Errorf("actions negotiated %#x, want only add-header", s.ActionOpts)
+	if !s.ActionOption(milter.OptAddHeader) || s.ActionOption(milter.OptChangeHeader) || s.ActionOption(milter.OptChangeBody) {
+		t.Errorf("actions negotiated: want add-header and no other modification")
 	}
 	sendEnvelope(t, s)
 	mods, act := sendContent(t, s, simpleMessage, 64<<10, "Q2")
 	recs := k.records()
-	if act.Code != milter.ActAccept || len(recs) != 1 {
-		t.Fatalf("action %c, %d records", act.Code, len(recs))
+	if act.Type != milter.ActionAccept || len(recs) != 1 {
+		t.Fatalf("action %v, %d records", act.Type, len(recs))
 	}
-	if len(mods) != 1 || mods[0].Code != milter.ActAddHeader || mods[0].HeaderName != SensorIDHeader || mods[0].HeaderValue != recs[0].ID {
+	if len(mods) != 1 || mods[0].Type != milter.ActionAddHeader || mods[0].HeaderName != SensorIDHeader || mods[0].HeaderValue != recs[0].ID {
 		t.Errorf("modifications %+v, want one %s: %s", mods, SensorIDHeader, recs[0].ID)
 	}
 }
@@ -338,13 +359,13 @@ func TestMilterOnFault(t *testing.T) {
 		name    string
 		spool   func(*memSpool)
 		onFault MilterFault
-		want    milter.ActionCode
+		want    milter.ActionType
 		reason  string
 	}{
-		{"commit fails, accept", func(s *memSpool) { s.fail = errors.New("fsync: input/output error") }, FaultAccept, milter.ActAccept, "local_fault"},
-		{"commit fails, tempfail", func(s *memSpool) { s.fail = errors.New("fsync: input/output error") }, FaultTempFail, milter.ActTempFail, "local_fault"},
-		{"spool full, accept", func(s *memSpool) { s.full = true }, FaultAccept, milter.ActAccept, "spool_full"},
-		{"spool full, tempfail", func(s *memSpool) { s.full = true }, FaultTempFail, milter.ActTempFail, "spool_full"},
+		{"commit fails, accept", func(s *memSpool) { s.fail = errors.New("fsync: input/output error") }, FaultAccept, milter.ActionAccept, "local_fault"},
+		{"commit fails, tempfail", func(s *memSpool) { s.fail = errors.New("fsync: input/output error") }, FaultTempFail, milter.ActionTempFail, "local_fault"},
+		{"spool full, accept", func(s *memSpool) { s.full = true }, FaultAccept, milter.ActionAccept, "spool_full"},
+		{"spool full, tempfail", func(s *memSpool) { s.full = true }, FaultTempFail, milter.ActionTempFail, "spool_full"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := startMilter(t, MilterConfig{OnFault: tc.onFault, AddHeader: true}, nil, nil)
@@ -352,8 +373,8 @@ func TestMilterOnFault(t *testing.T) {
 			s := k.session(t)
 			sendEnvelope(t, s)
 			mods, act := sendContent(t, s, simpleMessage, 100, "QF")
-			if act.Code != tc.want || len(mods) != 0 {
-				t.Fatalf("action %c, modifications %v; want %c and none", act.Code, mods, tc.want)
+			if act.Type != tc.want || len(mods) != 0 {
+				t.Fatalf("action %v, modifications %v; want %v and none", act.Type, mods, tc.want)
 			}
 			if n := len(k.records()); n != 0 {
 				t.Errorf("%d records committed", n)
@@ -398,8 +419,8 @@ func TestMilterTimeoutAnswersAndCommitsLate(t *testing.T) {
 	sendEnvelope(t, s)
 	start := time.Now()
 	_, act := sendContent(t, s, simpleMessage, 100, "QT")
-	if act.Code != milter.ActTempFail {
-		t.Errorf("action %c, want tempfail", act.Code)
+	if act.Type != milter.ActionTempFail {
+		t.Errorf("action %v, want tempfail", act.Type)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("answer took %v", d)
@@ -426,19 +447,20 @@ func TestMilterAbortMidMessageCommitsNothing(t *testing.T) {
 	k := startMilter(t, MilterConfig{}, nil, nil)
 	s := k.session(t)
 	sendEnvelope(t, s)
-	fields, _ := postfixFields(t, messageWithAttachment)
+	fields, _ := postfixFields(t, messageWithAttachment, true)
+	check(t)(s.DataStart())
 	for _, f := range fields {
-		check(t)(s.HeaderField(f[0], f[1]))
+		check(t)(s.HeaderField(f[0], f[1], nil))
 	}
 	check(t)(s.HeaderEnd())
 	check(t)(s.BodyChunk([]byte("--b1\r\nContent-Type: text/plain\r\n\r\nhalf")))
-	if err := s.Abort(); err != nil {
+	if err := s.Abort(nil); err != nil {
 		t.Fatal(err)
 	}
-	check(t)(s.Mail("<sender@example.org>", nil))
-	check(t)(s.Rcpt("<one@example.com>", nil))
-	if _, act := sendContent(t, s, simpleMessage, 100, "QA"); act.Code != milter.ActAccept {
-		t.Fatalf("action %c", act.Code)
+	check(t)(s.Mail("sender@example.org", ""))
+	check(t)(s.Rcpt("one@example.com", ""))
+	if _, act := sendContent(t, s, simpleMessage, 100, "QA"); act.Type != milter.ActionAccept {
+		t.Fatalf("action %v", act.Type)
 	}
 	recs := k.records()
 	if len(recs) != 1 || recs[0].Message.Subject != "hello" || !reflect.DeepEqual(recs[0].Envelope.RcptTo, []string{"one@example.com"}) {
@@ -461,13 +483,14 @@ func TestMilterAbortMidMessageCommitsNothing(t *testing.T) {
 // its default action to the message.
 func TestMilterConnectionLostCommitsNothing(t *testing.T) {
 	k := startMilter(t, MilterConfig{}, nil, nil)
-	s, conn := k.sessionConn(t)
+	s := k.session(t)
 	sendEnvelope(t, s)
-	check(t)(s.HeaderField("Subject", "cut"))
+	check(t)(s.DataStart())
+	check(t)(s.HeaderField("Subject", "cut", nil))
 	check(t)(s.HeaderEnd())
 	check(t)(s.BodyChunk([]byte("part of the body\r\n")))
 	// Close without Abort, as a crashed MTA process would.
-	conn.Close()
+	s.conn.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if counts, _, _ := k.metrics.milter.snapshot(); counts["connection_lost"] == 1 {
@@ -499,8 +522,8 @@ func TestMilterAsksNoProofOfOrigin(t *testing.T) {
 	s := k.session(t)
 	sendEnvelope(t, s)
 	msg := "X-Source: " + secret + "\r\n" + simpleMessage
-	if _, act := sendContent(t, s, msg, 100, "QO"); act.Code != milter.ActAccept {
-		t.Fatalf("action %c", act.Code)
+	if _, act := sendContent(t, s, msg, 100, "QO"); act.Type != milter.ActionAccept {
+		t.Fatalf("action %v", act.Type)
 	}
 	recs := k.records()
 	if len(recs) != 1 {
@@ -578,8 +601,8 @@ func TestMilterUnixSocket(t *testing.T) {
 	k := startMilter(t, MilterConfig{}, nil, l)
 	s := k.session(t)
 	sendEnvelope(t, s)
-	if _, act := sendContent(t, s, simpleMessage, 100, "QU"); act.Code != milter.ActAccept || len(k.records()) != 1 {
-		t.Fatalf("over the socket: action %c, %d records", act.Code, len(k.records()))
+	if _, act := sendContent(t, s, simpleMessage, 100, "QU"); act.Type != milter.ActionAccept || len(k.records()) != 1 {
+		t.Fatalf("over the socket: action %v, %d records", act.Type, len(k.records()))
 	}
 	k.srv.Close()
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
@@ -601,9 +624,11 @@ func TestMilterShutdownDrains(t *testing.T) {
 	k := startMilter(t, MilterConfig{}, nil, nil)
 	busy := k.session(t)
 	sendEnvelope(t, busy)
-	check(t)(busy.HeaderField("Subject", "under way"))
+	check(t)(busy.DataStart())
+	check(t)(busy.HeaderField("Subject", "under way", nil))
 	idle := k.session(t)
 	check(t)(idle.Conn("mail.client.test", milter.FamilyInet, 40124, "192.0.2.11"))
+	check(t)(idle.Helo("idle.client.test"))
 
 	done := make(chan error, 1)
 	go func() {
@@ -615,8 +640,8 @@ func TestMilterShutdownDrains(t *testing.T) {
 	for !k.srv.draining.Load() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	act, err := idle.Mail("<late@example.org>", nil)
-	if err != nil || act.Code != milter.ActAccept {
+	act, err := idle.Mail("late@example.org", "")
+	if err != nil || act.Type != milter.ActionAccept {
 		t.Errorf("MAIL while draining: %v %v, want accept (the mail flows, unrecorded)", act, err)
 	}
 	select {
@@ -626,7 +651,7 @@ func TestMilterShutdownDrains(t *testing.T) {
 	}
 	check(t)(busy.HeaderEnd())
 	check(t)(busy.BodyChunk([]byte("body\r\n")))
-	if _, act, err := busy.End(); err != nil || act.Code != milter.ActAccept {
+	if _, act, err := busy.End(); err != nil || act.Type != milter.ActionAccept {
 		t.Fatalf("end of the message under way: %v %v", act, err)
 	}
 	if err := <-done; err != nil {
@@ -641,38 +666,52 @@ func TestMilterShutdownDrains(t *testing.T) {
 }
 
 // An intake that stops reading mid-message (a disk hanging under an attachment blob) holds
-// the MTA no longer than the timeout at any step: the message is answered as a fault then,
-// and nothing is committed.
+// the MTA no longer than the timeout at any step: the rest of the message is taken without
+// waiting, its end is answered as a fault at once, and nothing is committed.
 func TestMilterStalledIntakeDoesNotHoldTheMTA(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	stalled := parseFunc(func(r io.Reader) (*api.Record, error) {
-		if _, err := io.ReadFull(r, make([]byte, len("Subject: stall\r\n"))); err != nil {
-			return nil, err
-		}
-		<-release
-		_, err := io.Copy(io.Discard, r)
-		return nil, err
-	})
-	k := startMilter(t, MilterConfig{OnFault: FaultTempFail, Timeout: time.Second}, stalled, nil)
-	s := k.session(t)
-	sendEnvelope(t, s)
-	check(t)(s.HeaderField("Subject", "stall")) // read whole; then the parser hangs
-	start := time.Now()
-	act, err := s.HeaderField("From", "a@example.org")
-	if err != nil || act.Code != milter.ActTempFail {
-		t.Fatalf("a step the intake does not read: %v %v, want tempfail", act, err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the step held the MTA %v", d)
-	}
-	if counts, _, _ := k.metrics.milter.snapshot(); counts["timeout"] != 1 {
-		t.Errorf("unrecorded %v", counts)
-	}
-	// The connection serves the next message.
-	check(t)(s.Mail("<sender@example.org>", nil))
-	if n := len(k.records()); n != 0 {
-		t.Errorf("%d records", n)
+	for _, tc := range []struct {
+		name string
+		opts []milter.Option
+	}{
+		{"protocol 6", nil},
+		{"protocol 2", mtaV2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			defer close(release)
+			stalled := parseFunc(func(r io.Reader) (*api.Record, error) {
+				if _, err := io.ReadFull(r, make([]byte, len("Subject: stall\r\n"))); err != nil {
+					return nil, err
+				}
+				<-release
+				_, err := io.Copy(io.Discard, r)
+				return nil, err
+			})
+			k := startMilter(t, MilterConfig{OnFault: FaultTempFail, Timeout: time.Second}, stalled, nil)
+			s := k.session(t, tc.opts...)
+			sendEnvelope(t, s)
+			check(t)(s.DataStart())
+			check(t)(s.HeaderField("Subject", " stall", nil)) // read whole; then the parser hangs
+			start := time.Now()
+			check(t)(s.HeaderField("From", " a@example.org", nil))
+			check(t)(s.HeaderEnd())
+			check(t)(s.BodyChunk([]byte("body\r\n")))
+			_, act, err := s.End()
+			if err != nil || act.Type != milter.ActionTempFail {
+				t.Fatalf("end of a message the intake stopped reading: %v %v, want tempfail", act, err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("the message held the MTA %v", d)
+			}
+			if counts, _, _ := k.metrics.milter.snapshot(); counts["timeout"] != 1 {
+				t.Errorf("unrecorded %v", counts)
+			}
+			// The connection serves the next message.
+			check(t)(s.Mail("sender@example.org", ""))
+			if n := len(k.records()); n != 0 {
+				t.Errorf("%d records", n)
+			}
+		})
 	}
 }
 
@@ -682,18 +721,55 @@ func TestMilterAbortBeforeTheMessageStartsNothing(t *testing.T) {
 	k := startMilter(t, MilterConfig{}, nil, nil)
 	s := k.session(t)
 	sendEnvelope(t, s)
-	if err := s.Abort(); err != nil {
+	if err := s.Abort(nil); err != nil {
 		t.Fatal(err)
 	}
 	// The abort has no answer; a step that has one shows it was served.
-	check(t)(s.Helo("again.client.test"))
-	if n := k.srv.busy(); n != 0 {
-		t.Errorf("%d still in flight", n)
+	check(t)(s.Mail("again@example.org", ""))
+	if n := k.srv.busy(); n != 1 {
+		t.Errorf("%d in flight, want only the new message", n)
 	}
 	if n := k.metrics.messagesStarted.Load(); n != 0 {
 		t.Errorf("%d intakes started", n)
 	}
 	if _, total, _ := k.metrics.milter.snapshot(); total != 0 {
 		t.Errorf("%d counted unrecorded", total)
+	}
+}
+
+// With protocol 6 the MTA keeps the space after each header colon, so the door hands the
+// intake the message byte for byte and message.sha256 is the stored message's. With protocol
+// 2 it cannot tell "Name:value" from "Name: value": that field gains a space.
+func TestMilterHeaderBytesByProtocol(t *testing.T) {
+	msg := "Subject:tight\r\nX-Two:  two spaces\r\nX-Tab:\tafter a tab\r\nX-Empty:\r\nX-Folded: one\r\n two\r\n\r\nbody\r\n"
+	sum := sha256.Sum256([]byte(msg))
+	for _, tc := range []struct {
+		name      string
+		opts      []milter.Option
+		wantSize  int
+		wantExact bool
+	}{
+		{"protocol 6", nil, len(msg), true},
+		{"protocol 2", mtaV2, len(msg) + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := startMilter(t, MilterConfig{}, nil, nil)
+			s := k.session(t, tc.opts...)
+			sendEnvelope(t, s)
+			if _, act := sendContent(t, s, msg, 100, "QH"); act.Type != milter.ActionAccept {
+				t.Fatalf("action %v", act.Type)
+			}
+			recs := k.records()
+			if len(recs) != 1 {
+				t.Fatalf("%d records", len(recs))
+			}
+			m := recs[0].Message
+			if m.Size != int64(tc.wantSize) || (m.SHA256 == hex.EncodeToString(sum[:])) != tc.wantExact {
+				t.Errorf("size %d sha256 %s; want size %d, the message's own sha256 %v", m.Size, m.SHA256, tc.wantSize, tc.wantExact)
+			}
+			if m.Subject != "tight" {
+				t.Errorf("subject %q", m.Subject)
+			}
+		})
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-milter"
+	milter "github.com/d--j/go-milter"
 )
 
 // `sensor serve --milter-listen unix:...` with the real wiring: a message from a milter
@@ -27,10 +27,8 @@ func TestServeMilterOverUnixSocket(t *testing.T) {
 		t.Fatalf("socket: %v %v, want mode 0600", fi, err)
 	}
 
-	c := milter.NewClientWithOptions("unix", sock, milter.ClientOptions{
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ActionMask: milter.OptAddHeader,
-	})
-	s, err := c.Session()
+	macros := milter.NewMacroBag()
+	s, err := newMilterClient(sock).Session(macros)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,23 +38,22 @@ func TestServeMilterOverUnixSocket(t *testing.T) {
 			return s.Conn("mail.client.test", milter.FamilyInet, 40000, "198.51.100.7")
 		},
 		func() (*milter.Action, error) { return s.Helo("client.e2e.test") },
-		func() (*milter.Action, error) { return s.Mail("<a@example.org>", nil) },
-		func() (*milter.Action, error) { return s.Rcpt("<b@example.com>", nil) },
-		func() (*milter.Action, error) { return s.HeaderField("From", "a@example.org") },
-		func() (*milter.Action, error) { return s.HeaderField("Subject", "through the milter") },
+		func() (*milter.Action, error) { return s.Mail("a@example.org", "") },
+		func() (*milter.Action, error) { return s.Rcpt("b@example.com", "") },
+		func() (*milter.Action, error) { return s.DataStart() },
+		func() (*milter.Action, error) { return s.HeaderField("From", " "+"a@example.org", nil) },
+		func() (*milter.Action, error) { return s.HeaderField("Subject", " "+"through the milter", nil) },
 		func() (*milter.Action, error) { return s.HeaderEnd() },
 		func() (*milter.Action, error) { return s.BodyChunk([]byte("See https://example.net/x\r\n")) },
 	}
 	for i, step := range steps {
-		if act, err := step(); err != nil || act.Code != milter.ActContinue {
+		if act, err := step(); err != nil || act.Type != milter.ActionContinue {
 			t.Fatalf("step %d: %v %v", i, act, err)
 		}
 	}
-	if err := s.Macros(milter.CodeEOB, "i", "4ZxQ1"); err != nil {
-		t.Fatal(err)
-	}
+	macros.Set(milter.MacroQueueId, "4ZxQ1")
 	mods, act, err := s.End()
-	if err != nil || act.Code != milter.ActAccept || len(mods) != 1 || mods[0].HeaderName != "X-Journal-Sensor-Id" {
+	if err != nil || act.Type != milter.ActionAccept || len(mods) != 1 || mods[0].HeaderName != "X-Journal-Sensor-Id" {
 		t.Fatalf("end of message: %v %v %+v", act, err, mods)
 	}
 	rec, _, _ := e.await(mods[0].HeaderValue)
@@ -86,10 +83,8 @@ func TestSIGTERMFinishesTheMilterMessageUnderWay(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "milter.sock")
 	e := startE2E(t, "--milter-listen", "unix:"+sock, "--milter-add-header")
-	client := milter.NewClientWithOptions("unix", sock, milter.ClientOptions{
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ActionMask: milter.OptAddHeader,
-	})
-	s, err := client.Session()
+	client := newMilterClient(sock)
+	s, err := client.Session(milter.NewMacroBag())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +93,13 @@ func TestSIGTERMFinishesTheMilterMessageUnderWay(t *testing.T) {
 		func() (*milter.Action, error) {
 			return s.Conn("mail.client.test", milter.FamilyInet, 40001, "198.51.100.8")
 		},
-		func() (*milter.Action, error) { return s.Mail("<a@example.org>", nil) },
-		func() (*milter.Action, error) { return s.Rcpt("<b@example.com>", nil) },
-		func() (*milter.Action, error) { return s.HeaderField("Subject", "caught by SIGTERM") },
+		func() (*milter.Action, error) { return s.Helo("client.e2e.test") },
+		func() (*milter.Action, error) { return s.Mail("a@example.org", "") },
+		func() (*milter.Action, error) { return s.Rcpt("b@example.com", "") },
+		func() (*milter.Action, error) { return s.DataStart() },
+		func() (*milter.Action, error) { return s.HeaderField("Subject", " "+"caught by SIGTERM", nil) },
 	} {
-		if act, err := step(); err != nil || act.Code != milter.ActContinue {
+		if act, err := step(); err != nil || act.Type != milter.ActionContinue {
 			t.Fatalf("step %d: %v %v", i, act, err)
 		}
 	}
@@ -111,7 +108,7 @@ func TestSIGTERMFinishesTheMilterMessageUnderWay(t *testing.T) {
 	go func() { stopped <- e.stop() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		late, err := client.Session()
+		late, err := client.Session(milter.NewMacroBag())
 		if err != nil {
 			break // closed at once: the door is draining
 		}
@@ -126,12 +123,12 @@ func TestSIGTERMFinishesTheMilterMessageUnderWay(t *testing.T) {
 		func() (*milter.Action, error) { return s.HeaderEnd() },
 		func() (*milter.Action, error) { return s.BodyChunk([]byte("second half\r\n")) },
 	} {
-		if act, err := step(); err != nil || act.Code != milter.ActContinue {
+		if act, err := step(); err != nil || act.Type != milter.ActionContinue {
 			t.Fatalf("step %d after SIGTERM: %v %v", i, act, err)
 		}
 	}
 	mods, act, err := s.End()
-	if err != nil || act.Code != milter.ActAccept || len(mods) != 1 {
+	if err != nil || act.Type != milter.ActionAccept || len(mods) != 1 {
 		t.Fatalf("end of message after SIGTERM: %v %v %+v", act, err, mods)
 	}
 	if err := <-stopped; err != nil {
@@ -178,4 +175,10 @@ func TestMilterSocketModeIsOctalEverywhere(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newMilterClient is a milter client as Postfix is one: protocol 6, header additions allowed.
+func newMilterClient(sock string) *milter.Client {
+	return milter.NewClient("unix", sock, milter.WithReadTimeout(10*time.Second), milter.WithWriteTimeout(10*time.Second),
+		milter.WithActions(milter.OptAddHeader|milter.OptSetMacros))
 }
