@@ -59,6 +59,7 @@ type record struct {
 		Subject   string     `json:"subject"`
 		MessageID string     `json:"message_id"`
 		Size      int64      `json:"size"`
+		SHA256    string     `json:"sha256"`
 		Headers   [][]string `json:"headers"`
 	} `json:"message"`
 	Source struct {
