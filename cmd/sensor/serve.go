@@ -496,6 +496,10 @@ func serveCmd(args []string, stderr io.Writer, getenv func(string) string) int {
 		return 2
 	}
 	log := newLogger(stderr, c.logFormat, c.logLevel)
+	// Libraries that log through the standard logger (go-milter's protocol warnings,
+	// net/http's server errors) then come out in the sensor's format, not as plain lines in
+	// the middle of a JSON stream.
+	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, c, log, nil); err != nil {

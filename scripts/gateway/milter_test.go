@@ -5,6 +5,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -115,7 +116,7 @@ type milterSensor struct {
 	milterListen, milterAt string // --milter-listen, and where to wait for it (host:port or a socket path)
 	args                   []string
 	cmd                    *exec.Cmd
-	logs                   *bytes.Buffer
+	logs                   *testkit.LogBuffer
 }
 
 // startMilterSensor builds the sensor and starts it with --milter-listen listen (tcp:HOST:PORT
@@ -126,7 +127,7 @@ func startMilterSensor(t *testing.T, listen string, args ...string) *milterSenso
 	s := &milterSensor{
 		bin: filepath.Join(dir, "sensor"), dataDir: filepath.Join(dir, "data"),
 		smtpAddr: testkit.FreePort(t), adminAddr: testkit.FreePort(t),
-		milterListen: listen, args: args, logs: &bytes.Buffer{},
+		milterListen: listen, args: args, logs: &testkit.LogBuffer{},
 	}
 	s.milterAt = strings.TrimPrefix(strings.TrimPrefix(listen, "tcp:"), "unix:")
 	if out, err := exec.Command("go", "build", "-o", s.bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
@@ -163,7 +164,7 @@ func (s *milterSensor) start(t *testing.T, extra ...string) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("nothing listens on %s: %v\n%s", s.milterAt, err, s.logs)
+				t.Fatalf("nothing listens on %s: %v\n%s", s.milterAt, err, s.logs.String())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -812,4 +813,42 @@ func splitDump(t *testing.T, msg string) ([]headerField, string) {
 		fields = append(fields, headerField{name: name, raw: line + "\n"})
 	}
 	return fields, body
+}
+
+// TestMilterLibraryWarningsInSensorFormat: what go-milter logs (through the standard logger)
+// must come out as the sensor's own JSON lines, not as plain text in the middle of a JSON
+// stream that a log shipper parses. An MTA offering milter protocol 1 makes it log one.
+func TestMilterLibraryWarningsInSensorFormat(t *testing.T) {
+	milterAddr := testkit.FreePort(t)
+	s := startMilterSensor(t, "tcp:"+milterAddr, "--log-format", "json")
+	c, err := net.Dial("tcp", milterAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A negotiation packet: length 13, 'O', version 1, no actions, no protocol options.
+	if _, err := c.Write([]byte{0, 0, 0, 13, 'O', 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Read(make([]byte, 1)) // the sensor closes the connection
+	c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var found string
+		for line := range strings.SplitSeq(s.logs.String(), "\n") {
+			if strings.Contains(line, "protocol 1") {
+				found = line
+			}
+		}
+		if found != "" {
+			var entry map[string]any
+			if err := json.Unmarshal([]byte(found), &entry); err != nil || entry["level"] == nil {
+				t.Fatalf("go-milter's warning is not a JSON log line: %q (%v)", found, err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning about the MTA's protocol version in the log:\n%s", s.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
