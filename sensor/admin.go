@@ -321,9 +321,9 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	metric := func(name, kind, help string, v any) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, kind, name, v)
 	}
-	metric("sensor_smtp_messages_started_total", "counter", "DATA/BDAT transactions begun.", m.messagesStarted.Load())
-	metric("sensor_smtp_messages_accepted_total", "counter", "Messages answered 250 after their record was durable.", m.messagesAccepted.Load())
-	metric("sensor_smtp_messages_failed_total", "counter", "Transactions refused or failed (4xx/5xx).", m.messagesFailed.Load())
+	metric("sensor_smtp_messages_started_total", "counter", "Messages begun through either door: SMTP DATA/BDAT, or a milter message's first header field (the name predates the milter door).", m.messagesStarted.Load())
+	metric("sensor_smtp_messages_accepted_total", "counter", "Messages whose record was durable before the answer: 250 on the SMTP door, accept on the milter door.", m.messagesAccepted.Load())
+	metric("sensor_smtp_messages_failed_total", "counter", "Messages begun but not recorded, through either door: refused or failed (4xx/5xx), or on the milter door aborted, cut off or answered by --milter-on-fault.", m.messagesFailed.Load())
 	metric("sensor_smtp_bytes_accepted_total", "counter", "Message bytes accepted.", m.bytesAccepted.Load())
 	metric("sensor_smtp_spool_full_total", "counter", "Messages answered 452 4.3.1 because the spool budget was reached.", m.spoolFull.Load())
 	metric("sensor_smtp_connections", "gauge", "SMTP connections open now.", m.conns.open.Load())
