@@ -54,29 +54,54 @@ func newHTTPSender(u *Uploader, p *url.URL) (*httpSender, error) {
 		bad("Token", errors.New("contains characters not allowed in an HTTP header"))
 	}
 
+	client, err := newClient(u.cfg)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	ep := *p
+	ep.Path = strings.TrimSuffix(p.Path, "/") + "/v1/records"
+	ep.RawPath = ""
+	bp := ep
+	bp.Path = strings.TrimSuffix(p.Path, "/") + "/v1/blobs/"
+	return &httpSender{u: u, endpoint: ep.String(), blobs: bp.String(), token: token, client: client}, nil
+}
+
+// PipelineClient is the HTTP client the sensor talks to the pipeline with, for records and
+// for the verdict feed alike: TLS 1.2 or later against CAFile (or the system roots), the
+// client certificate when set, HTTP/2 with pings, RequestTimeout per attempt, no redirects.
+func PipelineClient(cfg Config) (*http.Client, error) {
+	return newClient(cfg.withDefaults())
+}
+
+func newClient(cfg Config) (*http.Client, error) {
+	var errs []error
+	bad := func(field string, err error) { errs = append(errs, fmt.Errorf("uploader: %s: %w", field, err)) }
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if u.cfg.CAFile != "" {
-		pem, err := os.ReadFile(u.cfg.CAFile)
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
 			bad("CAFile", err)
 		} else {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				bad("CAFile", fmt.Errorf("%s: no PEM certificate found", u.cfg.CAFile))
+				bad("CAFile", fmt.Errorf("%s: no PEM certificate found", cfg.CAFile))
 			}
 			tlsCfg.RootCAs = pool
 		}
 	}
 	switch {
-	case u.cfg.ClientCertFile != "" && u.cfg.ClientKeyFile != "":
-		cert, err := tls.LoadX509KeyPair(u.cfg.ClientCertFile, u.cfg.ClientKeyFile)
+	case cfg.ClientCertFile != "" && cfg.ClientKeyFile != "":
+		cert, err := tls.LoadX509KeyPair(cfg.ClientCertFile, cfg.ClientKeyFile)
 		if err != nil {
 			bad("ClientCertFile", err)
 		}
 		tlsCfg.Certificates = []tls.Certificate{cert}
-	case u.cfg.ClientCertFile != "":
+	case cfg.ClientCertFile != "":
 		bad("ClientKeyFile", errors.New("needed with ClientCertFile"))
-	case u.cfg.ClientKeyFile != "":
+	case cfg.ClientKeyFile != "":
 		bad("ClientCertFile", errors.New("needed with ClientKeyFile"))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -93,17 +118,12 @@ func newHTTPSender(u *Uploader, p *url.URL) (*httpSender, error) {
 	client := &http.Client{
 		Transport: tr,
 		// Per attempt: retryablehttp makes one http.Client.Do call for each.
-		Timeout: u.cfg.RequestTimeout,
+		Timeout: cfg.RequestTimeout,
 		// A redirect could lead the records to another host, or to plain http; a pipeline has
 		// no business redirecting uploads, so the 3xx is treated as a failure and logged.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	ep := *p
-	ep.Path = strings.TrimSuffix(p.Path, "/") + "/v1/records"
-	ep.RawPath = ""
-	bp := ep
-	bp.Path = strings.TrimSuffix(p.Path, "/") + "/v1/blobs/"
-	return &httpSender{u: u, endpoint: ep.String(), blobs: bp.String(), token: token, client: client}, nil
+	return client, nil
 }
 
 const (

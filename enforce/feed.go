@@ -1,0 +1,106 @@
+package enforce
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// HTTPFeed is the pipeline's verdict feed and action endpoint, over the HTTPS connection
+// the records go by: GET {URL}/v1/verdicts?after=CURSOR&limit=N and POST {URL}/v1/actions
+// (gzip NDJSON), with the same bearer token.
+type HTTPFeed struct {
+	base   string
+	token  string
+	client *http.Client
+	agent  string
+}
+
+// NewHTTPFeed returns the feed at base ("https://host[/prefix]"); client is the pipeline
+// client (uploader.PipelineClient).
+func NewHTTPFeed(base, token string, client *http.Client, userAgent string) *HTTPFeed {
+	return &HTTPFeed{base: strings.TrimSuffix(base, "/"), token: strings.TrimSpace(token), client: client, agent: userAgent}
+}
+
+type verdictPage struct {
+	Verdicts []Verdict `json:"verdicts"`
+	Next     string    `json:"next"`
+}
+
+// Verdicts asks for the page after cursor.
+func (f *HTTPFeed) Verdicts(ctx context.Context, after string, limit int) ([]Verdict, string, error) {
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if after != "" {
+		q.Set("after", after)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.base+"/v1/verdicts?"+q.Encode(), nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("verdict feed: %w", err)
+	}
+	var page verdictPage
+	if err := f.do(req, &page); err != nil {
+		return nil, "", fmt.Errorf("verdict feed: %w", err)
+	}
+	if page.Next == "" {
+		page.Next = after
+	}
+	return page.Verdicts, page.Next, nil
+}
+
+// Report posts outcomes as gzip NDJSON.
+func (f *HTTPFeed) Report(ctx context.Context, outcomes []Outcome) error {
+	var body bytes.Buffer
+	zw := gzip.NewWriter(&body)
+	enc := json.NewEncoder(zw)
+	for _, o := range outcomes {
+		if err := enc.Encode(o); err != nil {
+			return fmt.Errorf("action outcomes: %w", err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("action outcomes: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.base+"/v1/actions", &body)
+	if err != nil {
+		return fmt.Errorf("action outcomes: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Content-Encoding", "gzip")
+	if err := f.do(req, nil); err != nil {
+		return fmt.Errorf("action outcomes: %w", err)
+	}
+	return nil
+}
+
+func (f *HTTPFeed) do(req *http.Request, into any) error {
+	if f.token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.token)
+	}
+	if f.agent != "" {
+		req.Header.Set("User-Agent", f.agent)
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	if into == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(into); err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}
