@@ -665,6 +665,9 @@ func (e *Engine) retryAfter(t *task, vs *verdictState, o Outcome, rcpt string, e
 		e.mu.Unlock()
 		e.log.Info("mailbox throttled; waiting as asked", "verdict", o.VerdictID, "recipient", rcpt, "retry_after", th.RetryAfter)
 		return until, nil
+	case errors.Is(err, ErrGone) && t.attempts < 3:
+		// Moved out from under us between the look and the step: look again at once.
+		return now, nil
 	case errors.Is(err, ErrTransient):
 		d := min(time.Second<<min(t.attempts, 8), 5*time.Minute)
 		e.log.Warn("mailbox action failed; trying again", "verdict", o.VerdictID, "recipient", rcpt, "error", err, "attempt", t.attempts+1)

@@ -96,3 +96,7 @@ func (e *ThrottledError) Error() string {
 // ErrTransient marks an error worth retrying with backoff and jitter: a 5xx, a network
 // failure, a token endpoint that did not answer. Errors without it are permanent.
 var ErrTransient = errors.New("transient")
+
+// ErrGone marks a copy that disappeared between Find and Apply (the API answered 404): the
+// user or another tool moved it out of reach, so the engine looks the message up again.
+var ErrGone = errors.New("the message is gone")
