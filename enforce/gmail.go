@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -526,7 +525,7 @@ func (g *Gmail) token(ctx context.Context, user string, full bool) (*oauth2.Toke
 	detail := fmt.Sprintf("token for %s: %d %s %s", user, re.Response.StatusCode, body.Error, body.Description)
 	switch code := re.Response.StatusCode; {
 	case code == http.StatusTooManyRequests:
-		return nil, &ThrottledError{RetryAfter: retryAfter(re.Response.Header), Detail: detail}
+		return nil, &ThrottledError{RetryAfter: retryAfter(re.Response.Header.Get("Retry-After"), time.Now()), Detail: detail}
 	case code >= 500:
 		return nil, fmt.Errorf("%s: %w", detail, ErrTransient)
 	}
@@ -615,7 +614,7 @@ func (g *Gmail) do(ctx context.Context, user string, full bool, method, path str
 	switch code := resp.StatusCode; {
 	case code == http.StatusTooManyRequests,
 		code == http.StatusForbidden && (reason == "rateLimitExceeded" || reason == "userRateLimitExceeded"):
-		ra := retryAfter(resp.Header)
+		ra := retryAfter(resp.Header.Get("Retry-After"), time.Now())
 		g.log.Debug("gmail throttled", slog.String("mailbox", user), slog.Duration("retry_after", ra))
 		return &ThrottledError{RetryAfter: ra, Detail: detail}
 	case code == http.StatusNotFound:
@@ -626,21 +625,3 @@ func (g *Gmail) do(ctx context.Context, user string, full bool, method, path str
 	return fmt.Errorf("%s %s: %w", method, path, &gmailAPIError{status: resp.StatusCode, reason: reason, message: ge.Error.Message})
 }
 
-// retryAfter reads Retry-After as the server wrote it, in seconds or as an HTTP date;
-// absent or unreadable, one second.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return time.Second
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-		return 0
-	}
-	return time.Second
-}

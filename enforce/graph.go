@@ -27,9 +27,6 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// ErrGone is a message that is no longer where its id said (Graph's 404 during Apply): the
-// engine should find the copy again by its Message-ID before giving up.
-var ErrGone = errors.New("message gone")
 
 // graphScope is the only scope an app-only token for Graph can ask for.
 const graphScope = "https://graph.microsoft.com/.default"
@@ -590,8 +587,8 @@ func classifyTransportError(ctx context.Context, method, path string, err error)
 	return fmt.Errorf("%s %s: %w: %w", method, path, ErrTransient, err)
 }
 
-// retryAfter reads Retry-After as Graph sends it (seconds), or as an HTTP date; a missing
-// or unreadable header waits one second.
+// retryAfter reads Retry-After as Graph and Gmail send it (seconds), or as an HTTP date; a
+// missing or unreadable header waits one second.
 func retryAfter(h string, now time.Time) time.Duration {
 	h = strings.TrimSpace(h)
 	if secs, err := strconv.Atoi(h); err == nil && secs >= 0 {
