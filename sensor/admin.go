@@ -129,6 +129,10 @@ type Admin struct {
 	// Token, when set, is the bearer token /metrics, /status and any other page but the
 	// probes need: "Authorization: Bearer <Token>", else 401.
 	Token string
+	// Enforcement, when set, adds enforcement's backlog and outcomes to /status and /metrics;
+	// EnforceMode is --enforce-mode.
+	Enforcement EnforceStats
+	EnforceMode string
 
 	mu        sync.Mutex
 	lastCause string // the cause readiness last reported (notReady), "" for ready
@@ -239,6 +243,7 @@ type status struct {
 	MilterUnrecorded       int64          `json:"milter_unrecorded"`
 	MilterLastUnrecordedAt *time.Time     `json:"milter_last_unrecorded_at,omitempty"`
 	Uploads                uploader.Stats `json:"uploads"`
+	Enforcement            *enforceStatus `json:"enforcement,omitempty"`
 }
 
 func (a *Admin) status() status {
@@ -256,6 +261,7 @@ func (a *Admin) status() status {
 		s.Uploads = a.Uploads.Stats()
 		s.Uploads.LastError = a.hidePaths(s.Uploads.LastError)
 	}
+	s.Enforcement = a.enforceStatus()
 	var spoolErr error
 	s.NotReadyReason, spoolErr = a.readiness()
 	s.Ready = s.NotReadyReason == ""
@@ -347,6 +353,7 @@ func (a *Admin) writeMetrics(w io.Writer) {
 	m.conns.tls.write(metric)
 	m.clientCerts.write(w)
 	m.milter.write(w)
+	a.writeEnforceMetrics(w)
 	if a.Uploads == nil {
 		return
 	}

@@ -5,6 +5,7 @@
 //	sensor parse    [--attachments MODE] [--urls on|off] FILE... | -
 //	sensor receiver --listen ADDR --out DIR [--token-file F] [--tls-cert F --tls-key F]
 //	sensor config check --config FILE
+//	sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [serve's flags]
 //	sensor healthcheck [--admin ADDR]
 //	sensor version
 //
@@ -29,6 +30,8 @@ Usage:
   sensor receiver --listen ADDR --out DIR [--token-file F] [--tls-cert F --tls-key F]
                                               run the reference pipeline endpoint
   sensor config check --config FILE           report every problem in a config file
+  sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [--config FILE]
+                                              one mailbox action by hand, with serve's settings
   sensor healthcheck [--admin ADDR]           exit 0 when the running sensor is ready
   sensor version
 `
@@ -55,6 +58,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 			return 2
 		}
 		return configCheckCmd(args[2:], stdout, stderr, getenv)
+	case "enforce":
+		return enforceCmd(args[1:], stdout, stderr, getenv)
 	case "healthcheck":
 		return healthcheckCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":

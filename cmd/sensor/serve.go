@@ -70,6 +70,7 @@ type serveConfig struct {
 	milterOnFault     string
 	milterTimeout     time.Duration
 	milterAddHeader   bool
+	enf               enforceConfig
 
 	// From the config file's structuredKeys, set by loadServeConfig.
 	accessNode  *yaml.Node // the value of the key access; nil when absent
@@ -153,13 +154,19 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 		"add X-Journal-Sensor-Id: <record id> to each message the milter recorded (the only change it ever makes to mail)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	// Enforcement: verdicts from the pipeline, acted on in the recipients' mailboxes.
+	c.enf.register(fs)
 	return fs
 }
 
 // loadServeConfig parses args, layers env and the config file, and checks the result.
-func loadServeConfig(args []string, stderr io.Writer, getenv func(string) string) (*serveConfig, error) {
+// extra registers a command's own flags beside serve's (sensor enforce).
+func loadServeConfig(args []string, stderr io.Writer, getenv func(string) string, extra ...func(*flag.FlagSet)) (*serveConfig, error) {
 	c := &serveConfig{}
 	fs := serveFlags(c, stderr)
+	for _, f := range extra {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -315,6 +322,7 @@ func (c *serveConfig) check() error {
 	c.recipients, _ = sensor.NewRecipients(c.journalAddresses) // nil on a bad entry, reported above
 	c.checkOrigin(bad, readToken)
 	c.checkMilter(bad)
+	c.enf.check(c.pipelineURL, bad, readToken)
 	errs = append(errs, c.checkAccess()...)
 	if c.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
@@ -623,10 +631,17 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	defer stopWatch()
 	watchCerts(watchCtx, certs, clientAuth, log)
 
+	engine, err := c.engine(log.With("component", "enforce"))
+	if err != nil {
+		return fmt.Errorf("enforcement: %w", err)
+	}
 	var listening atomic.Bool
 	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Spool: sp, Started: time.Now(), Version: version,
 		Listening: listening.Load, Logger: log.With("component", "admin"), Token: c.adminToken,
 		Paths: []string{c.dataDir}}
+	if engine != nil {
+		admin.Enforcement, admin.EnforceMode = engine, c.enf.mode
+	}
 	adminSrv := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -640,6 +655,20 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		defer close(upDone)
 		if err := up.Run(upCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("uploader stopped", "error", err)
+		}
+	}()
+
+	// Enforcement runs beside the doors and stops with the sensor: what it has not finished
+	// is in its journal for the next start.
+	enfCtx, stopEnforce := context.WithCancel(context.Background())
+	enfDone := make(chan struct{})
+	go func() {
+		defer close(enfDone)
+		if engine == nil {
+			return
+		}
+		if err := engine.Run(enfCtx); err != nil {
+			log.Error("enforcement stopped", "error", err)
 		}
 	}()
 
@@ -682,6 +711,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		// The source header's name is not logged: with its secret, it is the proof.
 		"m365_tenants", strings.Join(c.origin.Tenants(), ","),
 		"source_header", c.origin.SourceHeader() != "",
+		"enforcement", enforceSummary(&c.enf),
 	)
 	if ready != nil {
 		ready(smtpLn.Addr(), adminLn.Addr())
@@ -716,6 +746,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	}
 	<-milterStopped
 	cancelDrain()
+	stopEnforce()
+	<-enfDone
 	log.Info("SMTP stopped; flushing uploads", "bound", "10s")
 	flushUploads(up, 10*time.Second, log)
 	stopUploads()
