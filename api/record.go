@@ -158,6 +158,11 @@ type Message struct {
 	// Crypto lists the S/MIME and OpenPGP layers found, one per kind and message (the
 	// scored one, or an attached one named by its path).
 	Crypto []Crypto `json:"crypto,omitempty"`
+	// DedupeKey is the same for every copy of one message (journal reports, BCC copies, a
+	// gateway's split deliveries) and differs between messages that share a Message-ID:
+	// "v1:" and 64 hex digits. docs/dedupe-key.md says what goes in. Absent when the
+	// attachments were not read (attachments off, a parser failure) or there is no message.
+	DedupeKey string `json:"dedupe_key,omitempty"`
 }
 
 // Crypto is what a message's S/MIME or OpenPGP parts say: whether it is signed or

@@ -192,7 +192,7 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 			rec, err = nil, &walker.ReadError{Err: derr}
 			return
 		}
-		rec, err = st.record(in), nil
+		rec, err = st.record(in, false), nil
 	}()
 
 	w := walker.New(in, st.walkerOptions("", p.opts.MaxDepth, p.opts.MaxParts))
@@ -204,7 +204,7 @@ func (p *Parser) Parse(r io.Reader) (rec *api.Record, err error) {
 	if err := st.blobs.commit(); err != nil {
 		return nil, err
 	}
-	return st.record(in), nil
+	return st.record(in, true), nil
 }
 
 // exported makes a reader failure match ErrIncomplete, so callers need not know the walker.
@@ -752,8 +752,10 @@ func (st *state) lineEndings(crlf, lf, cr int64) {
 	}
 }
 
-// record assembles the record from what the walk found.
-func (st *state) record(in *rawReader) *api.Record {
+// record assembles the record from what the walk found. whole is false after a recovered
+// panic: the attachments may be cut short, and a dedupe key from them would split the
+// message from its other copies instead of being absent.
+func (st *state) record(in *rawReader, whole bool) *api.Record {
 	rec := &api.Record{
 		Schema:  api.SchemaV1,
 		Source:  st.source,
@@ -779,6 +781,9 @@ func (st *state) record(in *rawReader) *api.Record {
 		st.msg.Structure = b.String()
 	}
 	st.msg.Crypto = st.crypto
+	if whole && st.scored != nil && st.opts.Attachments != AttachmentsOff {
+		st.msg.DedupeKey = dedupeKey(&st.msg, st.scoredAttachmentHashes())
+	}
 	rec.Message = st.msg
 	st.findings.fill(rec)
 	return rec

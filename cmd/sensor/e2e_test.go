@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -289,9 +291,10 @@ Content-Transfer-Encoding: base64
 				[]any{"MIME-Version", "1.0"},
 				[]any{"Content-Type", `multipart/mixed; boundary="b1"`},
 			},
-			"size":      float64(len(msg)),
-			"sha256":    msgSHA256,
-			"structure": "multipart/mixed(multipart/related(multipart/alternative(text/plain,text/html),image/png),application/pdf)",
+			"size":       float64(len(msg)),
+			"sha256":     msgSHA256,
+			"structure":  "multipart/mixed(multipart/related(multipart/alternative(text/plain,text/html),image/png),application/pdf)",
+			"dedupe_key": e2eDedupeKey("e2e-1@sender.example", "2026-02-03T09:11:12Z", "billing@sender.example", pngSHA256, pdfSHA256),
 		},
 		"attachments": []any{
 			map[string]any{"path": "1.2", "content_type": "image/png", "detected_type": "image/png", "disposition": "inline",
@@ -466,4 +469,18 @@ func union(a, b map[string]any) map[string]bool {
 		u[k] = true
 	}
 	return u
+}
+
+// e2eDedupeKey writes out docs/dedupe-key.md's v1 encoding for a message with one From
+// address, so the record's key is checked against the document rather than the parser. The
+// PDF is random, so the key cannot be a literal here.
+func e2eDedupeKey(id, utcDate, from string, attachments ...string) string {
+	slices.Sort(attachments)
+	ns := func(s string) string { return strconv.Itoa(len(s)) + ":" + s + "," }
+	c := ns("dedupe-key/v1") + ns(id) + ns(utcDate) + ns("1") + ns(from) + ns(strconv.Itoa(len(attachments)))
+	for _, a := range attachments {
+		c += ns(a)
+	}
+	sum := sha256.Sum256([]byte(c))
+	return "v1:" + hex.EncodeToString(sum[:])
 }
