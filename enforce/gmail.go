@@ -624,4 +624,3 @@ func (g *Gmail) do(ctx context.Context, user string, full bool, method, path str
 	}
 	return fmt.Errorf("%s %s: %w", method, path, &gmailAPIError{status: resp.StatusCode, reason: reason, message: ge.Error.Message})
 }
-

@@ -27,7 +27,6 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-
 // graphScope is the only scope an app-only token for Graph can ask for.
 const graphScope = "https://graph.microsoft.com/.default"
 

@@ -28,7 +28,7 @@ type enforceConfig struct {
 	window          time.Duration
 	allowHardDelete bool
 
-	graphTenant, graphClientID                  string
+	graphTenant, graphClientID                   string
 	graphSecretFile, graphCertFile, graphKeyFile string
 	graphLoginURL, graphURL, graphFolder         string
 	graphDomains                                 listFlag
