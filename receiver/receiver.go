@@ -1,7 +1,9 @@
 // Package receiver is the reference pipeline behind `sensor receiver`: the server side of the
 // upload protocol in api/openapi.yaml. It validates every record against the Record v1 schema,
-// appends new records to OUT/records.ndjson, and stores blobs as OUT/blobs/<sha256>. Tests,
-// demos and small deployments use it; a real scoring pipeline replaces it.
+// appends new records to OUT/records.ndjson, and stores blobs as OUT/blobs/<sha256>. It also
+// serves verdicts (posted to it by tests and demos, kept in OUT/verdicts.ndjson) and takes the
+// sensor's action outcomes into OUT/actions.ndjson. Tests, demos and small deployments use
+// it; a real scoring pipeline replaces it.
 package receiver
 
 import (
@@ -28,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/api/schema"
 	"github.com/journalsensor/sensor/internal/atomicfile"
 )
@@ -41,8 +44,10 @@ const (
 	// near this is a bug or an attack, and the bound keeps the scanner's buffer finite.
 	maxLineBytes = 64 << 20
 
-	recordsFileName = "records.ndjson"
-	blobsDirName    = "blobs"
+	recordsFileName  = "records.ndjson"
+	verdictsFileName = "verdicts.ndjson"
+	actionsFileName  = "actions.ndjson"
+	blobsDirName     = "blobs"
 	// tempPrefix marks files that are only ever half-done; start-up deletes them.
 	tempPrefix = ".tmp-"
 
@@ -52,7 +57,8 @@ const (
 
 // Config configures New.
 type Config struct {
-	// OutDir holds records.ndjson and blobs/. Created 0700 when missing.
+	// OutDir holds records.ndjson, blobs/, verdicts.ndjson and actions.ndjson. Created 0700
+	// when missing.
 	OutDir string
 	// Token is the bearer token clients must present; empty disables the check.
 	Token string
@@ -63,9 +69,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Receiver is the reference implementation of the upload API in openapi.yaml: it validates
-// every record, appends new ones to OutDir/records.ndjson and stores blobs as
-// OutDir/blobs/<sha256>.
+// Receiver is the reference implementation of the API in openapi.yaml: it validates every
+// record, appends new ones to OutDir/records.ndjson and stores blobs as OutDir/blobs/<sha256>;
+// it serves the verdicts of OutDir/verdicts.ndjson and appends outcomes to
+// OutDir/actions.ndjson.
 type Receiver struct {
 	outDir    string
 	blobDir   string
@@ -74,17 +81,17 @@ type Receiver struct {
 	maxBody   int64
 	log       *slog.Logger
 	validator *schema.Validator
+	verdictV  *schema.Validator
+	outcomeV  *schema.Validator
 	mux       *http.ServeMux
 
-	// mu serializes appends, so that batches never interleave in the file and the
-	// duplicate check and the append are one step.
-	mu      sync.Mutex
-	records *os.File
-	ids     map[string]struct{}
-	closed  bool
-	// broken is set when a failed append could not be rolled back: the file's tail is in an
-	// unknown state, and appending more would bury it. A restart repairs it.
-	broken error
+	records  *appendLog // keyed by record id
+	actions  *appendLog // keyed by outcomeKey
+	verdicts *appendLog // keyed by verdict id
+	// verdictLines holds every stored verdict line in file order, which is the order GET
+	// serves them in: a cursor is a position in it. Guarded by verdicts.mu.
+	verdictLines [][]byte
+	verdictPos   map[string]int // verdict id to its index in verdictLines; guarded by verdicts.mu
 
 	// blobMu makes "is it there already? then rename" one step for concurrent PUTs.
 	blobMu sync.Mutex
@@ -92,8 +99,9 @@ type Receiver struct {
 
 var _ http.Handler = (*Receiver)(nil)
 
-// New prepares OutDir and loads the record ids already stored there, so that a
-// restarted receiver still ignores records it has.
+// New prepares OutDir and loads what is already stored there: record ids and outcome keys, so
+// that a restarted receiver still ignores what it has, and verdicts, so that it serves them in
+// the same order and old cursors still point at the same place.
 func New(cfg Config) (*Receiver, error) {
 	if cfg.OutDir == "" {
 		return nil, errors.New("receiver: OutDir is empty")
@@ -109,7 +117,6 @@ func New(cfg Config) (*Receiver, error) {
 		auth:    token != "",
 		maxBody: cfg.MaxBodyBytes,
 		log:     cfg.Logger,
-		ids:     make(map[string]struct{}),
 	}
 	if token != "" {
 		r.tokenHash = sha256.Sum256([]byte(token))
@@ -129,6 +136,12 @@ func New(cfg Config) (*Receiver, error) {
 		return nil, err
 	}
 	r.validator = v
+	if r.verdictV, err = schema.NewVerdict(); err != nil {
+		return nil, err
+	}
+	if r.outcomeV, err = schema.NewOutcome(); err != nil {
+		return nil, err
+	}
 
 	for _, dir := range []string{r.outDir, r.blobDir} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -138,11 +151,49 @@ func New(cfg Config) (*Receiver, error) {
 			return nil, err
 		}
 	}
-	if err := r.openRecords(); err != nil {
+	if err := r.openLogs(); err != nil {
 		return nil, err
 	}
 	r.routes()
 	return r, nil
+}
+
+func (r *Receiver) openLogs() error {
+	var err error
+	r.records, err = openLog(r.outDir, recordsFileName, r.log, idOf, nil)
+	if err != nil {
+		return err
+	}
+	r.actions, err = openLog(r.outDir, actionsFileName, r.log, func(line []byte) (string, bool) {
+		var o api.Outcome
+		if json.Unmarshal(line, &o) != nil || o.VerdictID == "" {
+			return "", false
+		}
+		return outcomeKey(o.VerdictID, o.Recipient, o.Status, o.At), true
+	}, nil)
+	if err != nil {
+		return errors.Join(err, r.records.close())
+	}
+	r.verdictPos = make(map[string]int)
+	r.verdicts, err = openLog(r.outDir, verdictsFileName, r.log, idOf, func(id string, line []byte) {
+		r.verdictPos[id] = len(r.verdictLines)
+		r.verdictLines = append(r.verdictLines, bytes.TrimSuffix(line, []byte("\n")))
+	})
+	if err != nil {
+		return errors.Join(err, r.records.close(), r.actions.close())
+	}
+	return nil
+}
+
+// idOf reads the id of a record or verdict line.
+func idOf(line []byte) (string, bool) {
+	var doc struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(line, &doc) != nil || doc.ID == "" {
+		return "", false
+	}
+	return doc.ID, true
 }
 
 // removeTemps deletes what a crash left behind: temp files are never the only copy of
@@ -164,81 +215,9 @@ func (r *Receiver) removeTemps(dir string) error {
 	return nil
 }
 
-func (r *Receiver) openRecords() error {
-	path := filepath.Join(r.outDir, recordsFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("receiver: %w", err)
-	}
-	if err := r.loadIDs(f); err != nil {
-		_ = f.Close() // the load error is the one worth reporting
-		return fmt.Errorf("receiver: loading %s: %w", path, err)
-	}
-	// The file may have just been created; its directory entry must survive a crash too.
-	if err := atomicfile.SyncDir(r.outDir); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("receiver: %w", err)
-	}
-	r.records = f
-	return nil
-}
-
-// loadIDs reads the ids of the stored records. A last line without its newline is the tail of
-// an append that crashed before its fsync, so it was never acknowledged: it is cut off, or the
-// next append would be glued onto it.
-func (r *Receiver) loadIDs(f *os.File) error {
-	br := bufio.NewReaderSize(f, 1<<20)
-	var good int64
-	var unreadable int
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 && line[len(line)-1] == '\n' {
-			good += int64(len(line))
-			var rec struct {
-				ID string `json:"id"`
-			}
-			if json.Unmarshal(line, &rec) != nil || rec.ID == "" {
-				unreadable++
-			} else {
-				r.ids[rec.ID] = struct{}{}
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			if torn := len(line); torn > 0 {
-				if err := f.Truncate(good); err != nil {
-					return fmt.Errorf("cutting off a torn last line: %w", err)
-				}
-				if err := f.Sync(); err != nil {
-					return fmt.Errorf("cutting off a torn last line: %w", err)
-				}
-				r.log.Warn("receiver cut off a torn last line", "bytes", torn)
-			}
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if unreadable > 0 {
-		// Kept as they are: they were written by someone, and dropping them is not ours to do.
-		r.log.Warn("receiver found lines without a readable id", "lines", unreadable)
-	}
-	r.log.Info("receiver loaded stored record ids", "records", len(r.ids))
-	return nil
-}
-
-// Close releases the records file. Requests after Close get 503.
+// Close releases the files. Requests after Close get 503.
 func (r *Receiver) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil
-	}
-	r.closed = true
-	if err := r.records.Close(); err != nil {
-		return fmt.Errorf("receiver: closing records: %w", err)
-	}
-	return nil
+	return errors.Join(r.records.close(), r.actions.close(), r.verdicts.close())
 }
 
 // ServeHTTP routes a request to the upload API.
@@ -252,11 +231,16 @@ func (r *Receiver) routes() {
 	mux.HandleFunc("PUT /v1/blobs/{sha256}", r.handlePutBlob)
 	mux.HandleFunc("HEAD /v1/blobs/{sha256}", r.handleHeadBlob)
 	mux.HandleFunc("GET /healthz", r.handleHealth)
+	mux.HandleFunc("GET /v1/verdicts", r.handleGetVerdicts)
+	mux.HandleFunc("POST /v1/verdicts", r.handlePostVerdicts)
+	mux.HandleFunc("POST /v1/actions", r.handleActions)
 	// Method-less twins of the patterns above: ServeMux's own 405 and 404 answers are plain
 	// text, and clients of this API expect a JSON error body.
 	mux.HandleFunc("/v1/records", methodNotAllowed(http.MethodPost))
 	mux.HandleFunc("/v1/blobs/{sha256}", methodNotAllowed(http.MethodPut, http.MethodHead))
 	mux.HandleFunc("/healthz", methodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.HandleFunc("/v1/verdicts", methodNotAllowed(http.MethodGet, http.MethodPost))
+	mux.HandleFunc("/v1/actions", methodNotAllowed(http.MethodPost))
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusNotFound, errorBody{Error: "no such endpoint"})
 	})
@@ -336,9 +320,9 @@ type batch struct {
 	duplicates int // repeats of an id within the batch itself
 }
 
-// entry locates one record's line (newline included) in the batch file.
+// entry locates one line (newline included) in the batch file.
 type entry struct {
-	id     string
+	id     string // the line's key: a record id, or an outcome's outcomeKey
 	offset int64
 	length int64
 }
@@ -351,11 +335,20 @@ type rejection struct {
 }
 
 func (r *Receiver) handleRecords(w http.ResponseWriter, req *http.Request) {
+	r.handleBatch(w, req, "records", r.validator, r.records, func(doc map[string]any) string {
+		id, _ := doc["id"].(string) // the schema requires a non-empty string
+		return id
+	})
+}
+
+// handleBatch takes one gzip NDJSON batch of what into l: every line is checked with v, and a
+// line whose key l already has, or that repeats one earlier in the batch, is a duplicate.
+func (r *Receiver) handleBatch(w http.ResponseWriter, req *http.Request, what string, v *schema.Validator, l *appendLog, key func(map[string]any) string) {
 	start := time.Now()
 	if !r.authorize(w, req) {
 		return
 	}
-	log := r.log.With("idempotency_key", req.Header.Get("Idempotency-Key"), "remote", req.RemoteAddr)
+	log := r.log.With("kind", what, "idempotency_key", req.Header.Get("Idempotency-Key"), "remote", req.RemoteAddr)
 
 	body, rej := r.decodedBody(w, req)
 	if rej != nil {
@@ -364,13 +357,13 @@ func (r *Receiver) handleRecords(w http.ResponseWriter, req *http.Request) {
 	}
 	defer body.Close()
 
-	b, rej, err := r.readBatch(body)
+	b, rej, err := r.readBatch(body, v, key)
 	if b != nil {
 		defer r.discard(b, log)
 	}
 	if err != nil {
 		log.Error("receiver could not spool a batch", "err", err)
-		writeError(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily unable to store records"})
+		writeError(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily unable to store " + what})
 		return
 	}
 	if rej != nil {
@@ -378,10 +371,10 @@ func (r *Receiver) handleRecords(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	accepted, duplicates, err := r.commit(b)
+	accepted, duplicates, err := l.commit(b)
 	if err != nil {
 		log.Error("receiver could not store a batch", "err", err, "lines", b.lines)
-		writeError(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily unable to store records"})
+		writeError(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily unable to store " + what})
 		return
 	}
 	writeJSON(w, http.StatusOK, batchResult{Accepted: accepted, Duplicates: duplicates})
@@ -427,9 +420,9 @@ func (r *Receiver) decodedBody(w http.ResponseWriter, req *http.Request) (io.Rea
 	}
 }
 
-// readBatch validates every line of body and spools the first occurrence of each id to a temp
-// file. A rejection means the batch is poison; an error means our disk failed.
-func (r *Receiver) readBatch(body io.Reader) (*batch, *rejection, error) {
+// readBatch validates every line of body with v and spools the first occurrence of each key to
+// a temp file. A rejection means the batch is poison; an error means our disk failed.
+func (r *Receiver) readBatch(body io.Reader, v *schema.Validator, key func(map[string]any) string) (*batch, *rejection, error) {
 	f, err := os.CreateTemp(r.outDir, tempPrefix+"batch-*")
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating batch file: %w", err)
@@ -455,7 +448,7 @@ func (r *Receiver) readBatch(body io.Reader) (*batch, *rejection, error) {
 			continue
 		}
 		b.lines++
-		doc, err := r.validator.Decode(line)
+		doc, err := v.Decode(line)
 		if err != nil {
 			field, reason := "", err.Error()
 			var verr *schema.ValidationError
@@ -469,7 +462,7 @@ func (r *Receiver) readBatch(body io.Reader) (*batch, *rejection, error) {
 				reason: msg,
 			}, nil
 		}
-		id, _ := doc["id"].(string) // the schema requires a non-empty string
+		id := key(doc)
 		if _, dup := seen[id]; dup {
 			b.duplicates++
 			continue
@@ -553,63 +546,6 @@ func (r *Receiver) discard(b *batch, log *slog.Logger) {
 	if err := os.Remove(name); err != nil {
 		log.Warn("receiver could not remove a batch file", "file", name, "err", err)
 	}
-}
-
-// commit appends the batch's records whose ids are new and fsyncs them. Either all of them
-// are stored and remembered, or none: a failed append is cut off again.
-func (r *Receiver) commit(b *batch) (accepted, duplicates int, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return 0, 0, errors.New("receiver is closed")
-	}
-	if r.broken != nil {
-		return 0, 0, fmt.Errorf("records file needs a restart to repair: %w", r.broken)
-	}
-	duplicates = b.duplicates
-	var fresh []entry
-	for _, e := range b.entries {
-		if _, ok := r.ids[e.id]; ok {
-			duplicates++
-			continue
-		}
-		fresh = append(fresh, e)
-	}
-	if len(fresh) == 0 {
-		return 0, duplicates, nil
-	}
-
-	fi, err := r.records.Stat()
-	if err != nil {
-		return 0, 0, fmt.Errorf("stat records: %w", err)
-	}
-	if err := r.appendEntries(b.file, fresh); err != nil {
-		if terr := r.records.Truncate(fi.Size()); terr != nil {
-			r.broken = terr
-			return 0, 0, fmt.Errorf("%w; and rolling back failed: %w", err, terr)
-		}
-		return 0, 0, err
-	}
-	for _, e := range fresh {
-		r.ids[e.id] = struct{}{}
-	}
-	return len(fresh), duplicates, nil
-}
-
-func (r *Receiver) appendEntries(src *os.File, entries []entry) error {
-	bw := bufio.NewWriterSize(r.records, 256<<10)
-	for _, e := range entries {
-		if _, err := io.Copy(bw, io.NewSectionReader(src, e.offset, e.length)); err != nil {
-			return fmt.Errorf("appending records: %w", err)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("appending records: %w", err)
-	}
-	if err := r.records.Sync(); err != nil {
-		return fmt.Errorf("syncing records: %w", err)
-	}
-	return nil
 }
 
 func (r *Receiver) blobSum(w http.ResponseWriter, req *http.Request) (string, bool) {

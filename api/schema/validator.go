@@ -1,10 +1,12 @@
-// Package schema checks records against the Record v1 JSON Schema (api/record.schema.json).
-// It lives apart from package api so that what only needs the record types, the parser
+// Package schema checks records against the Record v1 JSON Schema (api/record.schema.json),
+// and verdicts and action outcomes against theirs (api/verdict.schema.json,
+// api/outcome.schema.json). It lives apart from package api so that what only needs the record types, the parser
 // above all, does not pull in a JSON Schema engine.
 package schema
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"sort"
@@ -18,51 +20,68 @@ import (
 	"github.com/journalsensor/sensor/api"
 )
 
-// Validator checks records against the Record v1 schema. It is safe for concurrent use.
+// Validator checks documents against one of the embedded schemas: Record v1 (New), a
+// verdict (NewVerdict) or an action outcome (NewOutcome). It is safe for concurrent use.
 type Validator struct {
 	schema  *jsonschema.Schema
 	printer *message.Printer
+	what    string // "record", "verdict", "outcome": names the document in errors
 }
 
-// New compiles the embedded schema.
+// New compiles the embedded Record v1 schema.
 func New() (*Validator, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(api.Schema()))
+	return compile("record", api.SchemaID, api.Schema())
+}
+
+// NewVerdict compiles the embedded verdict schema.
+func NewVerdict() (*Validator, error) {
+	return compile("verdict", api.VerdictSchemaID, api.VerdictSchema())
+}
+
+// NewOutcome compiles the embedded action outcome schema.
+func NewOutcome() (*Validator, error) {
+	return compile("outcome", api.OutcomeSchemaID, api.OutcomeSchema())
+}
+
+func compile(what, id string, raw []byte) (*Validator, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("schema: decoding embedded record schema: %w", err)
+		return nil, fmt.Errorf("schema: decoding embedded %s schema: %w", what, err)
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
-	// Draft 2020-12 treats format as an annotation by default; received_at is the one field
-	// where we want a real calendar date, which a pattern alone cannot check.
+	// Draft 2020-12 treats format as an annotation by default; received_at and an outcome's
+	// at are where we want a real calendar date, which a pattern alone cannot check.
 	c.AssertFormat()
-	if err := c.AddResource(api.SchemaID, doc); err != nil {
-		return nil, fmt.Errorf("schema: adding record schema: %w", err)
+	if err := c.AddResource(id, doc); err != nil {
+		return nil, fmt.Errorf("schema: adding %s schema: %w", what, err)
 	}
-	sch, err := c.Compile(api.SchemaID)
+	sch, err := c.Compile(id)
 	if err != nil {
-		return nil, fmt.Errorf("schema: compiling record schema: %w", err)
+		return nil, fmt.Errorf("schema: compiling %s schema: %w", what, err)
 	}
-	return &Validator{schema: sch, printer: message.NewPrinter(language.English)}, nil
+	return &Validator{schema: sch, printer: message.NewPrinter(language.English), what: what}, nil
 }
 
 // ValidationError says why a record does not match the schema, in one line. Reasons never
 // quote the offending value: records carry subjects and addresses, and these errors end up in
 // logs and HTTP responses.
 type ValidationError struct {
-	// Field is the JSON pointer (RFC 6901) of the failing value; "" is the record itself.
+	// Field is the JSON pointer (RFC 6901) of the failing value; "" is the document itself.
 	Field string
 	// Reason says what is wrong with it.
 	Reason string
 	// More counts the other problems found in the same record, not described here.
 	More int
 
-	err error // the underlying decode or schema error, for errors.Unwrap
+	err  error  // the underlying decode or schema error, for errors.Unwrap
+	what string // the kind of document, for an error about all of it
 }
 
 func (e *ValidationError) Error() string {
 	field := e.Field
 	if field == "" {
-		field = "(record)"
+		field = "(" + cmp.Or(e.what, "record") + ")"
 	}
 	s := field + ": " + e.Reason
 	if e.More > 0 {
@@ -73,7 +92,7 @@ func (e *ValidationError) Error() string {
 
 func (e *ValidationError) Unwrap() error { return e.err }
 
-// Validate checks that record holds exactly one JSON object that matches the Record v1
+// Validate checks that record holds exactly one JSON object that matches the validator's
 // schema. A failure is a *ValidationError.
 func (v *Validator) Validate(record []byte) error {
 	_, err := v.Decode(record)
@@ -85,12 +104,12 @@ func (v *Validator) Validate(record []byte) error {
 func (v *Validator) Decode(record []byte) (map[string]any, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(record))
 	if err != nil {
-		return nil, &ValidationError{Reason: "not a single JSON value: " + err.Error(), err: err}
+		return nil, &ValidationError{Reason: "not a single JSON value: " + err.Error(), err: err, what: v.what}
 	}
 	if err := v.schema.Validate(doc); err != nil {
 		var verr *jsonschema.ValidationError
 		if !errors.As(err, &verr) {
-			return nil, &ValidationError{Reason: err.Error(), err: err}
+			return nil, &ValidationError{Reason: err.Error(), err: err, what: v.what}
 		}
 		return nil, v.summarize(verr)
 	}
@@ -120,7 +139,7 @@ func (v *Validator) summarize(root *jsonschema.ValidationError) *ValidationError
 		problems = append(problems, v.describe(e)...)
 	}
 	if len(problems) == 0 {
-		return &ValidationError{Reason: "does not match the record schema", err: root}
+		return &ValidationError{Reason: "does not match the " + v.what + " schema", err: root, what: v.what}
 	}
 	sort.Slice(problems, func(i, j int) bool {
 		if problems[i].field != problems[j].field {
@@ -129,7 +148,7 @@ func (v *Validator) summarize(root *jsonschema.ValidationError) *ValidationError
 		return problems[i].keyword < problems[j].keyword
 	})
 	p := problems[0]
-	return &ValidationError{Field: p.field, Reason: p.reason, More: len(problems) - 1, err: root}
+	return &ValidationError{Field: p.field, Reason: p.reason, More: len(problems) - 1, err: root, what: v.what}
 }
 
 // describe turns one leaf error into problems. A missing property is reported at the pointer

@@ -21,7 +21,7 @@ func receiverCmd(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sensor receiver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on")
-	out := fs.String("out", "", "directory for records.ndjson and blobs/ (required)")
+	out := fs.String("out", "", "directory for records.ndjson, blobs/, verdicts.ndjson and actions.ndjson (required)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token clients must send (default: no check)")
 	certFile := fs.String("tls-cert", "", "TLS certificate (PEM); without it the receiver speaks plain HTTP, which the sensor refuses")
 	keyFile := fs.String("tls-key", "", "key of --tls-cert")
