@@ -27,6 +27,9 @@ const (
 const (
 	ProviderGraph = "graph"
 	ProviderGmail = "gmail"
+	// ProviderNone is an outcome no provider was reached for: a recipient outside every
+	// domain the sensor acts on.
+	ProviderNone = "none"
 )
 
 // Outcome statuses.

@@ -11,6 +11,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/journalsensor/sensor/api"
 )
 
 // HTTPFeed is the pipeline's verdict feed and action endpoint, over the HTTPS connection
@@ -29,11 +32,6 @@ func NewHTTPFeed(base, token string, client *http.Client, userAgent string) *HTT
 	return &HTTPFeed{base: strings.TrimSuffix(base, "/"), token: strings.TrimSpace(token), client: client, agent: userAgent}
 }
 
-type verdictPage struct {
-	Verdicts []Verdict `json:"verdicts"`
-	Next     string    `json:"next"`
-}
-
 // Verdicts asks for the page after cursor.
 func (f *HTTPFeed) Verdicts(ctx context.Context, after string, limit int) ([]Verdict, string, error) {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
@@ -44,14 +42,19 @@ func (f *HTTPFeed) Verdicts(ctx context.Context, after string, limit int) ([]Ver
 	if err != nil {
 		return nil, "", fmt.Errorf("verdict feed: %w", err)
 	}
-	var page verdictPage
+	var page api.VerdictPage
 	if err := f.do(req, &page); err != nil {
 		return nil, "", fmt.Errorf("verdict feed: %w", err)
 	}
 	if page.Next == "" {
 		page.Next = after
 	}
-	return page.Verdicts, page.Next, nil
+	out := make([]Verdict, len(page.Verdicts))
+	for i, v := range page.Verdicts {
+		out[i] = Verdict{ID: v.ID, Action: Action(v.Action), MessageID: v.MessageID, Recipients: v.Recipients,
+			Tag: v.Tag, Undo: v.Undo, RecordID: v.RecordID, Reason: v.Reason}
+	}
+	return out, page.Next, nil
 }
 
 // Report posts outcomes as gzip NDJSON.
@@ -60,7 +63,16 @@ func (f *HTTPFeed) Report(ctx context.Context, outcomes []Outcome) error {
 	zw := gzip.NewWriter(&body)
 	enc := json.NewEncoder(zw)
 	for _, o := range outcomes {
-		if err := enc.Encode(o); err != nil {
+		if o.Recipient == "" {
+			continue // a verdict that named nobody: the engine logged it; the contract has no place for it
+		}
+		provider := o.Provider
+		if provider == "" {
+			provider = api.ProviderNone
+		}
+		wire := api.Outcome{VerdictID: o.VerdictID, Recipient: o.Recipient, Provider: provider, Action: string(o.Action),
+			Status: string(o.Status), Detail: o.Detail, At: o.At.UTC().Format(time.RFC3339Nano), MessageRef: o.MessageRef, FromFolder: o.FromFolder}
+		if err := enc.Encode(wire); err != nil {
 			return fmt.Errorf("action outcomes: %w", err)
 		}
 	}

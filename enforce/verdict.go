@@ -2,7 +2,8 @@ package enforce
 
 import "time"
 
-// Verdict is one decision of the pipeline, as the verdict feed serves it.
+// Verdict is one decision of the pipeline, as the engine and its journal hold it: the feed's
+// api.Verdict with its action typed.
 type Verdict struct {
 	ID         string   `json:"id"`
 	Action     Action   `json:"action"`
@@ -14,7 +15,8 @@ type Verdict struct {
 	Reason     string   `json:"reason,omitempty"`
 }
 
-// Outcome is what became of one (verdict, recipient), as reported to the pipeline.
+// Outcome is what became of one (verdict, recipient), as the engine and its journal hold it;
+// HTTPFeed sends it to the pipeline as an api.Outcome.
 type Outcome struct {
 	VerdictID  string    `json:"verdict_id"`
 	Recipient  string    `json:"recipient"`

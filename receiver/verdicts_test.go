@@ -359,10 +359,10 @@ func directRecord(id, messageID, dedupeKey string, rcpts ...string) []byte {
 func TestVerdictRecipientsFromRecords(t *testing.T) {
 	tr := startReceiver(t, Config{Token: testToken})
 	wantCounts(t, tr.postBatch(
-		journalRecord("01J", "<m1@fabrikam.com>", "k1"),
+		journalRecord("01J", "<m1@fabrikam.com>", "v1:k1"),
 		// The gateway rewrote the Message-ID; the dedupe key still says it is the same message.
-		directRecord("01G", "<rewritten@gateway>", "k1", "Eve@contoso.com", "alice@contoso.com"),
-		directRecord("01U", "<other@fabrikam.com>", "k2", "zed@contoso.com"),
+		directRecord("01G", "<rewritten@gateway>", "v1:k1", "Eve@contoso.com", "alice@contoso.com"),
+		directRecord("01U", "<other@fabrikam.com>", "v1:k2", "zed@contoso.com"),
 		// No dedupe key: matched by Message-ID alone.
 		directRecord("01P", "<m3@fabrikam.com>", "", "B@contoso.com"),
 		directRecord("01Q", "<m3@fabrikam.com>", "", "a@contoso.com", "b@contoso.com"),

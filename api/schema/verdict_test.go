@@ -97,7 +97,7 @@ func TestVerdictEnumsMatchConstants(t *testing.T) {
 	}{
 		{api.VerdictSchema(), "action", actions},
 		{api.OutcomeSchema(), "action", actions},
-		{api.OutcomeSchema(), "provider", []string{api.ProviderGraph, api.ProviderGmail}},
+		{api.OutcomeSchema(), "provider", []string{api.ProviderGraph, api.ProviderGmail, api.ProviderNone}},
 		{api.OutcomeSchema(), "status", []string{api.OutcomeDone, api.OutcomeAlready, api.OutcomeNotFound, api.OutcomeSkipped, api.OutcomeFailed}},
 	} {
 		var doc struct {
