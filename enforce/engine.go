@@ -555,6 +555,13 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 			copies = copies[i : i+1]
 		}
 	}
+	if len(copies) == 0 && v.Action == HardDelete && hasActing && !e.cfg.Observe {
+		// The purge of the copy journaled before the call went through, and a crash (or the
+		// call's lost answer) kept its outcome from the journal: a purged message cannot be
+		// found again.
+		o.MessageRef, o.FromFolder = acting.Ref, acting.From
+		return finish(Done, "purged; its outcome is journaled after a restart or a retry")
+	}
 	if len(copies) == 0 {
 		if e.cfg.Now().Before(vs.At.Add(e.cfg.FindWindow)) {
 			now := e.cfg.Now()

@@ -440,3 +440,37 @@ func TestJournalTornTailAndCorruptLine(t *testing.T) {
 		t.Errorf("a corrupt line: %v, want an error naming the file and line 2", err)
 	}
 }
+
+// A hard delete that went through before a crash kept its outcome from the journal: the
+// purged copy cannot be found again, and that is the proof it is done, not not_found after
+// the find window.
+func TestEngineHardDeleteBeforeACrashIsDone(t *testing.T) {
+	k := newKit(t)
+	k.cfg.AllowHardDelete = true
+	k.cfg.FindWindow = time.Hour
+	k.prov.deliver("a@contoso.com", "r1", "<m@x>")
+	crashed := make(chan struct{})
+	k.prov.onApply = func(string) error {
+		k.prov.mu.Lock()
+		delete(k.prov.boxes["a@contoso.com"], "r1") // purged
+		k.prov.mu.Unlock()
+		close(crashed)
+		select {}
+	}
+	k.feed.add(Verdict{ID: "v1", Action: HardDelete, MessageID: "<m@x>", Recipients: []string{"a@contoso.com"}})
+	e, err := NewEngine(k.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = e.Run(ctx) }()
+	<-crashed
+	cancel()
+	k.prov.mu.Lock()
+	k.prov.onApply = nil
+	k.prov.mu.Unlock()
+	k.run(t)
+	if o := k.feed.outcome(t, "v1", "a@contoso.com"); o.Status != Done || o.MessageRef != "r1" {
+		t.Errorf("after the restart: %+v, want done", o)
+	}
+}
