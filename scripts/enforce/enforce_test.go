@@ -130,6 +130,25 @@ func TestEnforcementEndToEnd(t *testing.T) {
 		return bytes.Contains(readFile(t, filepath.Join(outDir, "records.ndjson")), []byte("93733CB7019D1C46@company.com"))
 	})
 
+	// sensor enforce, by hand with the same settings: observing changes nothing.
+	byHand := func(extra ...string) string {
+		t.Helper()
+		c := exec.Command(bin, append(append([]string{"enforce"}, args[1:]...), extra...)...)
+		c.Env = append(os.Environ(), "SSL_CERT_FILE="+roots)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("sensor enforce %v: %v\n%s", extra, err, out)
+		}
+		return string(out)
+	}
+	out := byHand("--message-id", messageID, "--recipient", "bob.smith@company.com", "--action", "quarantine", "--observe")
+	if !strings.Contains(out, "bob.smith@company.com\tgraph\tquarantine\tdone") || !strings.Contains(out, "observe") {
+		t.Errorf("sensor enforce --observe printed %q", out)
+	}
+	if msgs := graph.Messages("bob.smith@company.com"); len(msgs) != 1 || msgs[0].ParentFolderID != graph.FolderID("bob.smith@company.com", "inbox") {
+		t.Errorf("sensor enforce --observe moved the copy: %+v", msgs)
+	}
+
 	// 3. A verdict, with no recipients: the receiver fills them from the journal report.
 	quarantine := postVerdict(t, pipeline, caFile, api.Verdict{Action: api.ActionQuarantine, MessageID: messageID, Reason: "e2e"})
 	want := append(slices.Clone(graphUsers), gmailUser)
@@ -200,6 +219,12 @@ func TestEnforcementEndToEnd(t *testing.T) {
 	slices.Sort(labels)
 	if !slices.Equal(labels, []string{"INBOX", "UNREAD"}) {
 		t.Errorf("gmail labels after restore %v, want INBOX and UNREAD as before", labels)
+	}
+	// sensor enforce acts too: a tag by hand.
+	out = byHand("--message-id", messageID, "--recipient", gmailUser, "--action", "tag", "--tag", "Phish")
+	labels, _ = gmail.Labels(gmailUser, gmailRef)
+	if !strings.Contains(out, gmailUser+"\tgmail\ttag\tdone") || !slices.Contains(labels, gmail.LabelID(gmailUser, "Phish")) {
+		t.Errorf("sensor enforce --action tag printed %q; labels %v", out, labels)
 	}
 	t.Logf("quarantined %d copies (graph %d, gmail 1) through a SIGKILL, reported and restored; graph requests %d, gmail quota used %d",
 		len(want), len(graphUsers), graph.Requests(), gmail.QuotaUsed(gmailUser))
