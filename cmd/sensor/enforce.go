@@ -80,14 +80,21 @@ func (e *enforceConfig) check(pipelineURL string, bad func(flag, format string, 
 	default:
 		bad("enforce-mode", "%q: want observe (report what would be done) or enforce (act)", e.mode)
 	}
-	for flag, d := range map[string]time.Duration{"verdict-poll": e.poll, "enforce-find-window": e.findWindow, "enforce-window": e.window} {
-		if d <= 0 {
-			bad(flag, "must be positive")
+	for _, d := range []struct {
+		flag string
+		d    time.Duration
+	}{{"verdict-poll", e.poll}, {"enforce-find-window", e.findWindow}, {"enforce-window", e.window}} {
+		if d.d <= 0 {
+			bad(d.flag, "must be positive")
 		}
 	}
 	seen := map[string]string{}
-	for flag, list := range map[string]listFlag{"graph-domain": e.graphDomains, "gmail-domain": e.gmailDomains} {
-		for _, d := range list {
+	for _, l := range []struct {
+		flag string
+		list listFlag
+	}{{"graph-domain", e.graphDomains}, {"gmail-domain", e.gmailDomains}} {
+		flag := l.flag
+		for _, d := range l.list {
 			d = strings.ToLower(strings.TrimSpace(d))
 			if d == "" || strings.ContainsAny(d, "@ /") || !strings.Contains(d, ".") {
 				bad(flag, "%q is not a domain; write the part after the @, such as contoso.com", d)
