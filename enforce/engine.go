@@ -99,6 +99,9 @@ type task struct {
 	key      taskKey
 	due      time.Time
 	attempts int
+	// firstMiss is when a look first found no copy; not journaled, so a restart gives a
+	// late delivery a fresh window.
+	firstMiss time.Time
 }
 
 // Stats is what /status and /metrics show of enforcement.
@@ -513,7 +516,8 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 		}
 	}
 	step := Step{Action: v.Action, Tag: v.Tag, Observe: e.cfg.Observe}
-	msgID, wantRef := v.MessageID, ""
+	msgID := v.MessageID
+	var undoFrom map[string]string // for a restore: each copy's ref → where it was
 	switch v.Action {
 	case Quarantine, Delete, Tag:
 	case HardDelete:
@@ -524,25 +528,32 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 		e.mu.Lock()
 		undone := e.verdicts[v.Undo]
 		var prior Outcome
-		var ok bool
+		var ok, pending bool
 		if undone != nil {
 			prior, ok = undone.outcomes[rcpt]
+			pending = undone.open[rcpt]
 			msgID = undone.V.MessageID
 		}
 		e.mu.Unlock()
 		switch {
 		case undone == nil:
 			return finish(Failed, fmt.Sprintf("undoes verdict %q, which this sensor has not acted on (or longer ago than --enforce-window)", v.Undo))
+		case pending:
+			// The action to undo is still under way (a copy not delivered yet, a throttled
+			// mailbox): undo it once it is done, not skip it and let it land after.
+			return e.cfg.Now().Add(e.cfg.FindRetry), nil
 		case undone.V.Action == HardDelete:
 			return finish(Skipped, "a hard delete cannot be undone")
 		case undone.V.Action == Tag:
 			return finish(Skipped, "a tag is not undone by the sensor; remove the category or label in the mailbox")
 		case !ok || prior.Status != Done:
 			return finish(Skipped, "nothing to undo for this recipient")
+		case strings.HasPrefix(prior.Detail, observeDetail):
+			return finish(Skipped, "the undone verdict was only observed (--enforce-mode observe): nothing was changed")
 		case prior.FromFolder == "":
 			return finish(Failed, "the undone action did not journal where the message was")
 		}
-		step.From, wantRef = prior.FromFolder, prior.MessageRef
+		undoFrom = priorFolders(prior)
 	default:
 		return finish(Failed, fmt.Sprintf("unknown action %q", v.Action))
 	}
@@ -550,10 +561,26 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 	if err != nil {
 		return e.retryAfter(t, vs, o, rcpt, err)
 	}
-	if wantRef != "" {
-		if i := slices.IndexFunc(copies, func(c Copy) bool { return c.Ref == wantRef }); i >= 0 {
-			copies = copies[i : i+1]
+	if undoFrom != nil {
+		// Only the copies the undone action changed go back, each where it came from. A
+		// single copy whose id changed anyway (moved to the archive mailbox) is still that
+		// copy.
+		var ours []Copy
+		for _, c := range copies {
+			if _, ok := undoFrom[c.Ref]; ok {
+				ours = append(ours, c)
+			}
 		}
+		if len(ours) == 0 && len(undoFrom) == 1 {
+			for _, from := range undoFrom {
+				undoFrom = map[string]string{}
+				for _, c := range copies {
+					undoFrom[c.Ref] = from
+				}
+			}
+			ours = copies
+		}
+		copies = ours
 	}
 	if len(copies) == 0 && v.Action == HardDelete && hasActing && !e.cfg.Observe {
 		// The purge of the copy journaled before the call went through, and a crash (or the
@@ -563,9 +590,14 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 		return finish(Done, "purged; its outcome is journaled after a restart or a retry")
 	}
 	if len(copies) == 0 {
-		if e.cfg.Now().Before(vs.At.Add(e.cfg.FindWindow)) {
-			now := e.cfg.Now()
-			return now.Add(min(e.cfg.FindRetry, vs.At.Add(e.cfg.FindWindow).Sub(now)+time.Millisecond)), nil
+		// The window runs from the first look that found nothing, not from the verdict:
+		// a sensor that was down for a while still gives a late delivery its full window.
+		now := e.cfg.Now()
+		if t.firstMiss.IsZero() {
+			t.firstMiss = now
+		}
+		if end := t.firstMiss.Add(e.cfg.FindWindow); now.Before(end) {
+			return now.Add(min(e.cfg.FindRetry, end.Sub(now)+time.Millisecond)), nil
 		}
 		return finish(NotFound, fmt.Sprintf("no copy of %s in the mailbox after %v", msgID, e.cfg.FindWindow))
 	}
@@ -591,6 +623,9 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 			vs.acting[rcpt] = en
 			e.mu.Unlock()
 		}
+		if undoFrom != nil {
+			step.From = undoFrom[c.Ref]
+		}
 		res, err := p.Apply(ctx, rcpt, c, step)
 		if err != nil {
 			return e.retryAfter(t, vs, o, rcpt, err)
@@ -607,15 +642,12 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 		refs = append(refs, res.Ref)
 		froms = append(froms, from)
 	}
-	o.MessageRef, o.FromFolder = strings.Join(refs, ","), strings.Join(froms, ";")
-	if len(copies) == 1 {
-		o.FromFolder = froms[0]
-	}
+	o.MessageRef, o.FromFolder = strings.Join(refs, refSep), strings.Join(froms, fromSep)
 	detail := ""
 	if e.cfg.Observe {
-		detail = "observe mode: nothing was changed"
+		detail = observeDetail + " nothing was changed"
 		if status == Done {
-			detail = "observe mode: would " + string(v.Action) + "; nothing was changed"
+			detail = observeDetail + " would " + string(v.Action) + "; nothing was changed"
 		}
 	}
 	return finish(status, detail)
@@ -763,4 +795,27 @@ func (e *Engine) Snapshot() Stats {
 		s.Backlog += len(vs.open)
 	}
 	return s
+}
+
+// observeDetail begins the detail of every outcome of observe mode.
+const observeDetail = "observe mode:"
+
+// Copies of one message in one mailbox are reported in one outcome: their refs joined with
+// "," and where each was joined with ";" in the same order (Gmail's label lists use ",").
+const refSep, fromSep = ",", ";"
+
+// priorFolders pairs the copies an outcome names with where each was.
+func priorFolders(o Outcome) map[string]string {
+	refs := strings.Split(o.MessageRef, refSep)
+	froms := strings.Split(o.FromFolder, fromSep)
+	out := map[string]string{}
+	for i, r := range refs {
+		switch {
+		case len(froms) == len(refs):
+			out[r] = froms[i]
+		case len(froms) == 1:
+			out[r] = froms[0]
+		}
+	}
+	return out
 }

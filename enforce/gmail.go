@@ -350,8 +350,12 @@ func (g *Gmail) apply(ctx context.Context, user, ref string, s Step) (Result, er
 			}
 		}
 		if quarantined {
-			back := splitLabels(s.From)
-			if len(back) == 0 {
+			// Quarantine takes off INBOX and nothing else, so INBOX is all a restore puts
+			// back, and only when the copy had it: From may list every label the copy had
+			// (the engine's look before the step), and adding SENT or a category back
+			// would be wrong or refused.
+			var back []string
+			if slices.Contains(splitLabels(s.From), labelInbox) {
 				back = []string{labelInbox}
 			}
 			if err := g.modify(ctx, user, ref, back, []string{qid}); err != nil {

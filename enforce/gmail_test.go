@@ -239,14 +239,26 @@ func TestGmailQuarantineThenRestore(t *testing.T) {
 	}
 }
 
-func TestGmailRestoreDefaultsToInbox(t *testing.T) {
+// Quarantine takes off INBOX alone, so a restore puts back INBOX alone, and only when the
+// copy had it: From may be every label the copy had before (the engine's look before a crash),
+// and SENT or a category added back would be wrong or refused.
+func TestGmailRestorePutsBackOnlyInbox(t *testing.T) {
 	f, g := newGmailFake(t, fakegmail.Options{})
-	id := f.Deliver(alice, trickyID)
+	id := f.Deliver(alice, trickyID, "INBOX", "UNREAD")
 	c := findOne(t, g, alice, trickyID)
 	apply(t, g, alice, c, Step{Action: Quarantine})
-	apply(t, g, alice, c, Step{Action: Restore})
-	if l := labelsOf(t, f, alice, id); !slices.Equal(l, []string{"INBOX"}) {
-		t.Fatalf("labels = %v, want [INBOX]", l)
+	apply(t, g, alice, c, Step{Action: Restore, From: "INBOX,UNREAD,SENT,CATEGORY_UPDATES"})
+	if l := labelsOf(t, f, alice, id); !slices.Equal(slices.Sorted(slices.Values(l)), []string{"INBOX", "UNREAD"}) {
+		t.Fatalf("labels = %v, want INBOX and UNREAD", l)
+	}
+	spam := f.Deliver(alice, "<spam@x>", "SPAM")
+	c = findOne(t, g, alice, "<spam@x>")
+	if r := apply(t, g, alice, c, Step{Action: Quarantine}); r.From != "" {
+		t.Fatalf("quarantine from SPAM took off %q", r.From)
+	}
+	apply(t, g, alice, c, Step{Action: Restore, From: "SPAM"})
+	if l := labelsOf(t, f, alice, spam); !slices.Equal(l, []string{"SPAM"}) {
+		t.Fatalf("labels after restoring a copy quarantined from spam = %v, want [SPAM]: no INBOX it never had", l)
 	}
 }
 
