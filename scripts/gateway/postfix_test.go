@@ -61,6 +61,7 @@ type record struct {
 		Size      int64      `json:"size"`
 		SHA256    string     `json:"sha256"`
 		Headers   [][]string `json:"headers"`
+		DedupeKey string     `json:"dedupe_key"`
 	} `json:"message"`
 	Source struct {
 		Kind string `json:"kind"`
@@ -287,6 +288,11 @@ func startSink(t *testing.T, addr string) {
 // sendRaw sends body as one message with a plain SMTP dialogue, so that its bytes (a bare CR,
 // a 2 MiB line) reach the server as written; only dot-stuffing is applied.
 func sendRaw(addr, from, to string, body []byte) error {
+	return sendRawTo(addr, from, []string{to}, body)
+}
+
+// sendRawTo is sendRaw to several recipients in one transaction.
+func sendRawTo(addr, from string, to []string, body []byte) error {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return err
@@ -317,7 +323,11 @@ func sendRaw(addr, from, to string, body []byte) error {
 	if err := expect("220"); err != nil {
 		return err
 	}
-	for _, step := range [][2]string{{"EHLO client.gw.test", "250"}, {"MAIL FROM:<" + from + ">", "250"}, {"RCPT TO:<" + to + ">", "250"}, {"DATA", "354"}} {
+	steps := [][2]string{{"EHLO client.gw.test", "250"}, {"MAIL FROM:<" + from + ">", "250"}}
+	for _, rcpt := range to {
+		steps = append(steps, [2]string{"RCPT TO:<" + rcpt + ">", "250"})
+	}
+	for _, step := range append(steps, [2]string{"DATA", "354"}) {
 		if err := cmd(step[0], step[1]); err != nil {
 			return fmt.Errorf("%s: %w", step[0], err)
 		}
