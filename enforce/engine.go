@@ -755,7 +755,14 @@ func (e *Engine) report(ctx context.Context) {
 			}
 			continue
 		}
-		if err := e.cfg.Feed.Report(ctx, batch); err != nil {
+		err := e.cfg.Feed.Report(ctx, batch)
+		var refused *RefusedError
+		if errors.As(err, &refused) {
+			// One outcome the pipeline will never take must not hold up the others: send
+			// them one by one, and give up on the one refused alone.
+			batch, err = e.reportEach(ctx, batch)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -818,4 +825,25 @@ func priorFolders(o Outcome) map[string]string {
 		}
 	}
 	return out
+}
+
+// reportEach sends a refused batch's outcomes one at a time. It returns the outcomes that are
+// settled (delivered, or refused on their own and dropped with an error logged), up to the
+// first that failed otherwise, and that failure.
+func (e *Engine) reportEach(ctx context.Context, batch []Outcome) ([]Outcome, error) {
+	for i, o := range batch {
+		err := e.cfg.Feed.Report(ctx, []Outcome{o})
+		var refused *RefusedError
+		switch {
+		case errors.As(err, &refused):
+			e.log.Error("the pipeline refused an outcome; it is dropped", "verdict", o.VerdictID, "recipient", o.Recipient,
+				"status", o.Status, "error", err)
+		case err != nil:
+			if i == 0 {
+				return nil, err
+			}
+			return batch[:i], nil
+		}
+	}
+	return batch, nil
 }

@@ -145,6 +145,8 @@ type memFeed struct {
 	verdicts []Verdict
 	outcomes []Outcome
 	afters   []string
+	// poison is a recipient whose outcome the pipeline refuses (422), with the whole batch.
+	poison string
 }
 
 func (f *memFeed) add(v ...Verdict) {
@@ -167,8 +169,11 @@ func (f *memFeed) Verdicts(_ context.Context, after string, limit int) ([]Verdic
 
 func (f *memFeed) Report(_ context.Context, o []Outcome) error {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.poison != "" && slices.ContainsFunc(o, func(x Outcome) bool { return x.Recipient == f.poison }) {
+		return &RefusedError{Status: 422, err: errors.New("422 Unprocessable Entity: /recipient")}
+	}
 	f.outcomes = append(f.outcomes, o...)
-	f.mu.Unlock()
 	return nil
 }
 
@@ -472,5 +477,67 @@ func TestEngineHardDeleteBeforeACrashIsDone(t *testing.T) {
 	k.run(t)
 	if o := k.feed.outcome(t, "v1", "a@contoso.com"); o.Status != Done || o.MessageRef != "r1" {
 		t.Errorf("after the restart: %+v, want done", o)
+	}
+}
+
+// Two copies of one message in one mailbox, in different folders: the quarantine takes both,
+// the restore puts each back where it was.
+func TestEngineRestoresEachCopyToItsOwnFolder(t *testing.T) {
+	k := newKit(t)
+	k.prov.deliver("a@contoso.com", "r1", "<m@x>")
+	k.prov.deliver("a@contoso.com", "r2", "<m@x>")
+	k.prov.mu.Lock()
+	k.prov.boxes["a@contoso.com"]["r2"].folder = "junkemail"
+	k.prov.mu.Unlock()
+	k.feed.add(Verdict{ID: "v1", Action: Quarantine, MessageID: "<m@x>", Recipients: []string{"a@contoso.com"}})
+	k.run(t)
+	if o := k.feed.outcome(t, "v1", "a@contoso.com"); o.Status != Done {
+		t.Fatalf("quarantine: %+v", o)
+	}
+	k.feed.add(Verdict{ID: "v2", Action: Restore, Undo: "v1", Recipients: []string{"a@contoso.com"}})
+	if o := k.feed.outcome(t, "v2", "a@contoso.com"); o.Status != Done {
+		t.Fatalf("restore: %+v", o)
+	}
+	if f1, f2 := k.prov.folder("a@contoso.com", "r1"), k.prov.folder("a@contoso.com", "r2"); f1 != "inbox" || f2 != "junkemail" {
+		t.Errorf("after restore: r1 in %q, r2 in %q; want inbox and junkemail", f1, f2)
+	}
+}
+
+// A restore that arrives while the action it undoes is still waiting (the copy not yet in
+// the mailbox) undoes it once it lands, rather than skipping and leaving it quarantined.
+func TestEngineRestoreWaitsForTheActionItUndoes(t *testing.T) {
+	k := newKit(t)
+	k.cfg.FindWindow = 5 * time.Second
+	k.prov.deliver("a@contoso.com", "r1", "<m@x>")
+	k.prov.hidden["a@contoso.com"] = 8 // not visible for the first looks
+	k.feed.add(Verdict{ID: "v1", Action: Quarantine, MessageID: "<m@x>", Recipients: []string{"a@contoso.com"}},
+		Verdict{ID: "v2", Action: Restore, Undo: "v1", Recipients: []string{"a@contoso.com"}})
+	k.run(t)
+	if o := k.feed.outcome(t, "v2", "a@contoso.com"); o.Status != Done {
+		t.Fatalf("restore: %+v, want done after the quarantine it undoes", o)
+	}
+	if o := k.feed.outcome(t, "v1", "a@contoso.com"); o.Status != Done {
+		t.Fatalf("quarantine: %+v", o)
+	}
+	if f := k.prov.folder("a@contoso.com", "r1"); f != "inbox" {
+		t.Errorf("folder %q at the end, want inbox", f)
+	}
+}
+
+// An outcome the pipeline refuses does not hold up the others: they are delivered, and the
+// refused one is dropped rather than sent for ever.
+func TestEngineRefusedOutcomeDoesNotBlockTheOthers(t *testing.T) {
+	k := newKit(t)
+	k.feed.poison = "bad@fabrikam.net"
+	k.feed.add(Verdict{ID: "v1", Action: Quarantine, MessageID: "<m@x>", Recipients: []string{"a@fabrikam.net", "bad@fabrikam.net", "c@fabrikam.net"}})
+	k.run(t)
+	k.feed.outcome(t, "v1", "a@fabrikam.net")
+	k.feed.outcome(t, "v1", "c@fabrikam.net")
+	k.feed.add(Verdict{ID: "v2", Action: Quarantine, MessageID: "<m@x>", Recipients: []string{"d@fabrikam.net"}})
+	k.feed.outcome(t, "v2", "d@fabrikam.net")
+	for _, o := range k.feed.reported() {
+		if o.Recipient == "bad@fabrikam.net" {
+			t.Errorf("the refused outcome was delivered: %+v", o)
+		}
 	}
 }

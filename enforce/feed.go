@@ -105,7 +105,15 @@ func (f *HTTPFeed) do(req *http.Request, into any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(msg)))
+		err := fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(msg)))
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		default:
+			if resp.StatusCode/100 == 4 {
+				return &RefusedError{Status: resp.StatusCode, err: err}
+			}
+		}
+		return err
 	}
 	if into == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
@@ -116,3 +124,13 @@ func (f *HTTPFeed) do(req *http.Request, into any) error {
 	}
 	return nil
 }
+
+// RefusedError is the pipeline refusing what was sent (a 4xx other than 401, 403, 408 and
+// 429): sending it again would be refused again.
+type RefusedError struct {
+	Status int
+	err    error
+}
+
+func (e *RefusedError) Error() string { return e.err.Error() }
+func (e *RefusedError) Unwrap() error { return e.err }
