@@ -159,6 +159,11 @@ type IntakeConfig struct {
 	Logger   *slog.Logger
 	// Origin is the header proofs of origin a copy must give (origin.go); nil: none.
 	Origin *Origin
+	// Recorded, when set, is given each record once it is committed, before the door
+	// answers: the enforcement index learns the message's recipients from it. It runs on
+	// the path to the sender's answer, so it must not block, and it must not change or keep
+	// the record.
+	Recorded func(*api.Record)
 }
 
 // Intake is what happens to a message once a front door has it: parse it, reserve spool
@@ -325,6 +330,9 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		"anomalies", len(rec.Anomalies),
 		"duration_ms", time.Since(start).Milliseconds(),
 	)...)
+	if in.cfg.Recorded != nil {
+		in.cfg.Recorded(rec)
+	}
 	return Outcome{Kind: Accepted, ID: id, Ref: id}
 }
 

@@ -237,3 +237,43 @@ func TestIntakeUnderstatedSizeStillMeetsTheBudget(t *testing.T) {
 		t.Errorf("%d records committed past the budget", n)
 	}
 }
+
+// The Recorded hook sees each committed record once, and nothing the sender was refused or
+// must retry: the enforcement index must not learn of a message the sensor does not hold.
+func TestIntakeRecordedHookOnlyForAcceptedMessages(t *testing.T) {
+	k := newIntake(t, nil)
+	var seen []*api.Record
+	k.in.cfg.Recorded = func(rec *api.Record) {
+		if _, ok := k.spool.get(rec.ID); !ok {
+			t.Errorf("hook called before record %s was committed", rec.ID)
+		}
+		seen = append(seen, rec)
+	}
+	var accepted []string
+	for range 2 {
+		o := k.in.Receive(testEnvelope(), nil, strings.NewReader(simpleMessage))
+		if o.Kind != Accepted {
+			t.Fatalf("outcome %+v", o)
+		}
+		accepted = append(accepted, o.ID)
+	}
+	refused := k.in.Receive(testEnvelope(), nil, io.MultiReader(strings.NewReader("Subject: x\r\n"),
+		iotest.ErrReader(&RefusedError{Err: errors.New("too big")})))
+	if refused.Kind != Refused {
+		t.Fatalf("outcome %+v", refused)
+	}
+	k.spool.fail = errors.New("fsync: input/output error")
+	if o := k.in.Receive(testEnvelope(), nil, strings.NewReader(simpleMessage)); o.Kind != LocalFault {
+		t.Fatalf("outcome %+v", o)
+	}
+	k.spool.fail, k.spool.full = nil, true
+	if o := k.in.Receive(testEnvelope(), nil, strings.NewReader(simpleMessage)); o.Kind != SpoolFull {
+		t.Fatalf("outcome %+v", o)
+	}
+	if len(seen) != 2 || seen[0].ID != accepted[0] || seen[1].ID != accepted[1] {
+		t.Fatalf("hook saw %d records, want the 2 accepted %v", len(seen), accepted)
+	}
+	if env := seen[0].Envelope; env == nil || !reflect.DeepEqual(env.RcptTo, []string{"journal@sensor.test"}) {
+		t.Errorf("hook's record lacks the envelope: %+v", env)
+	}
+}

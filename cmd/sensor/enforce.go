@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/journalsensor/sensor/enforce"
+	"github.com/journalsensor/sensor/index"
 	"github.com/journalsensor/sensor/uploader"
 )
 
@@ -196,8 +197,23 @@ func (e *enforceConfig) providers(log *slog.Logger) (func(string) enforce.Provid
 	}, nil
 }
 
-// engine makes the enforcement engine of a serve configuration, nil when it is off.
-func (c *serveConfig) engine(log *slog.Logger) (*enforce.Engine, error) {
+// openIndex opens the index of the recipients of recent records under --data-dir, for
+// verdicts that come without recipients; nil when enforcement is off, which alone asks it.
+func (c *serveConfig) openIndex(log *slog.Logger) (*index.Index, error) {
+	if !c.enf.enabled() {
+		return nil, nil
+	}
+	dir := filepath.Join(c.dataDir, "index")
+	idx, err := index.Open(dir, index.Config{Window: c.enf.window, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("opening the enforcement index under --data-dir %s: %w", c.dataDir, err)
+	}
+	return idx, nil
+}
+
+// engine makes the enforcement engine of a serve configuration, nil when it is off. idx
+// answers verdicts without recipients; nil skips them.
+func (c *serveConfig) engine(log *slog.Logger, idx enforce.Index) (*enforce.Engine, error) {
 	e := &c.enf
 	if !e.enabled() {
 		return nil, nil
@@ -213,6 +229,7 @@ func (c *serveConfig) engine(log *slog.Logger) (*enforce.Engine, error) {
 	return enforce.NewEngine(enforce.Config{
 		Feed:            enforce.NewHTTPFeed(c.pipelineURL, c.token, client, "journal-sensor/"+version),
 		Route:           route,
+		Index:           idx,
 		Observe:         e.observe,
 		AllowHardDelete: e.allowHardDelete,
 		JournalPath:     filepath.Join(c.dataDir, "enforce", "journal.ndjson"),

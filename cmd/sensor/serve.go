@@ -24,6 +24,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/journalsensor/sensor/access"
+	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/enforce"
 	"github.com/journalsensor/sensor/parser"
 	"github.com/journalsensor/sensor/sensor"
 	"github.com/journalsensor/sensor/spool"
@@ -575,11 +577,27 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	if clientAuth != nil {
 		clientAuth.CountIn(metrics)
 	}
+	idx, err := c.openIndex(log.With("component", "index"))
+	if err != nil {
+		return err
+	}
+	var lookup enforce.Index // stays a nil interface when enforcement is off
+	var recorded func(*api.Record)
+	if idx != nil {
+		// Closed when serve returns, after the doors have drained: no Add comes later.
+		defer func() {
+			if err := idx.Close(); err != nil {
+				log.Warn("closing the enforcement index", "error", err)
+			}
+		}()
+		lookup, recorded = idx, idx.Add
+	}
 	intake := sensor.NewIntake(sensor.IntakeConfig{
 		SensorID: hostname,
 		Version:  version,
 		Logger:   log.With("component", "intake"),
 		Origin:   c.origin,
+		Recorded: recorded,
 	}, p, sp, metrics)
 	smtpSrv := sensor.NewSMTPServer(sensor.SMTPConfig{
 		Domain:             hostname,
@@ -631,7 +649,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	defer stopWatch()
 	watchCerts(watchCtx, certs, clientAuth, log)
 
-	engine, err := c.engine(log.With("component", "enforce"))
+	engine, err := c.engine(log.With("component", "enforce"), lookup)
 	if err != nil {
 		return fmt.Errorf("enforcement: %w", err)
 	}
