@@ -541,3 +541,22 @@ func TestEngineRefusedOutcomeDoesNotBlockTheOthers(t *testing.T) {
 		}
 	}
 }
+
+type stubIndex map[string][]string
+
+func (s stubIndex) Recipients(id string) []string { return s[id] }
+
+// A verdict without recipients is served from the sensor's index of its recent copies.
+func TestEngineTakesRecipientsFromTheIndex(t *testing.T) {
+	k := newKit(t)
+	k.cfg.Index = stubIndex{"<m@x>": {"A@contoso.com", "b@contoso.com"}}
+	k.prov.deliver("a@contoso.com", "r1", "<m@x>")
+	k.prov.deliver("b@contoso.com", "r2", "<m@x>")
+	k.feed.add(Verdict{ID: "v1", Action: Delete, MessageID: "<m@x>"})
+	k.run(t)
+	for _, r := range []string{"a@contoso.com", "b@contoso.com"} {
+		if o := k.feed.outcome(t, "v1", r); o.Status != Done {
+			t.Errorf("%s: %+v", r, o)
+		}
+	}
+}

@@ -6,11 +6,12 @@
 //
 //   - Memory: a map from Message-ID to the sorted recipients seen for it, with the entries in
 //     a list ordered by when they were last added to, so the oldest go first. It is bounded
-//     by the window (default 30 days), by a number of Message-IDs (default 2 million; past it
+//     by the window (default 30 days), by a number of Message-IDs (default 500,000; past it
 //     the oldest is evicted) and by a number of recipients per Message-ID (default 10,000;
 //     once an entry is full, more are ignored). A Message-ID with three recipients costs
-//     about 300 bytes of heap, so a full index at the defaults takes some 600 MB: lower
-//     MaxEntries on a small host.
+//     about 300 bytes of heap, so a full index at the defaults takes some 150 MB, a size a
+//     small VM can spare. A busy tenant can outgrow 500,000 Message-IDs within the window;
+//     the oldest then go first, and only verdicts without recipients notice.
 //   - Disk: append-only NDJSON, one file per UTC day (2026-12-02.ndjson) in the directory
 //     given to Open, one line per added copy. Open rebuilds memory from the files; day files
 //     wholly older than the window are deleted then and once a day after.
@@ -56,7 +57,7 @@ import (
 // Defaults for the zero values of Config.
 const (
 	DefaultWindow        = 30 * 24 * time.Hour
-	DefaultMaxEntries    = 2_000_000
+	DefaultMaxEntries    = 500_000
 	DefaultMaxRecipients = 10_000
 	DefaultQueue         = 8192
 	DefaultFlushEvery    = time.Second
