@@ -145,7 +145,11 @@ func NewGmail(cfg GmailConfig) (*Gmail, error) {
 		g.quarantine = defaultQuarantineLabel
 	}
 	if g.hc == nil {
-		g.hc = &http.Client{Timeout: 60 * time.Second}
+		// Enough idle connections for the engine's workers: the default two would close
+		// and reopen TLS connections under load.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 16
+		g.hc = &http.Client{Transport: tr, Timeout: 60 * time.Second}
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)

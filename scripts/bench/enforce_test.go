@@ -126,6 +126,7 @@ func enforceRun(b *testing.B, n int, throttle bool, workers int) enforceResult {
 	// The transport the provider makes for itself when given none, trusting the fake's
 	// certificate: its connection reuse is part of what is measured.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 4 // as NewGraph sets it: one idle connection per request in flight
 	tr.TLSClientConfig = &tls.Config{RootCAs: f.CertPool()}
 	dials := new(atomic.Int64)
 	dial := tr.DialContext
