@@ -57,7 +57,11 @@ type Config struct {
 	Workers int
 	// PageSize is the feed's limit parameter. Default 100.
 	PageSize int
-	Logger   *slog.Logger
+	// CompactEvery is how often the journal's size is looked at, and CompactBytes the size
+	// past which it is rewritten with only what is still needed. Defaults 1h and 16 MiB.
+	CompactEvery time.Duration
+	CompactBytes int64
+	Logger       *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 }
@@ -70,6 +74,9 @@ type Engine struct {
 	log *slog.Logger
 	j   *journal
 
+	// jmu orders journal writes against a rewrite: each append holds it shared, together
+	// with the change to the state it records; a compaction holds it alone.
+	jmu        sync.RWMutex
 	mu         sync.Mutex
 	cursor     string
 	verdicts   map[string]*verdictState
@@ -86,11 +93,11 @@ type Engine struct {
 // verdictState is one verdict and the progress of its recipients.
 type verdictState struct {
 	V        Verdict
-	At       time.Time          // when the sensor took it from the feed
-	members  []string           // recipients added by expanding a group
-	open     map[string]bool    // recipients without a final outcome
-	outcomes map[string]Outcome // final outcomes
-	acting   map[string]entry   // the copy last found before a change, by recipient
+	At       time.Time                   // when the sensor took it from the feed
+	members  []string                    // recipients added by expanding a group
+	open     map[string]bool             // recipients without a final outcome
+	outcomes map[string]Outcome          // final outcomes
+	acting   map[string]map[string]entry // recipient → copy ref → where it was just before a change
 	reported map[string]bool
 }
 
@@ -112,6 +119,9 @@ type Stats struct {
 	Outcomes   map[string]int64 // by "provider/status"
 	// Latency is the time from taking a verdict to each recipient's final outcome.
 	Latency Histogram
+	// JournalError is the write failure that stopped the action journal, and with it all
+	// enforcement until a restart; "" while it works.
+	JournalError string
 }
 
 // LatencyBuckets are the upper bounds, in seconds, of Histogram's buckets.
@@ -155,6 +165,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 100
 	}
+	def(&cfg.CompactEvery, time.Hour)
+	if cfg.CompactBytes <= 0 {
+		cfg.CompactBytes = 16 << 20
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -187,7 +201,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 
 func (e *Engine) newState(v Verdict, at time.Time) *verdictState {
 	vs := &verdictState{V: v, At: at, open: map[string]bool{}, outcomes: map[string]Outcome{},
-		acting: map[string]entry{}, reported: map[string]bool{}}
+		acting: map[string]map[string]entry{}, reported: map[string]bool{}}
 	rcpts := v.Recipients
 	if len(rcpts) == 0 {
 		rcpts = []string{""} // a task of its own, to report that nobody could be acted on
@@ -234,7 +248,7 @@ func (e *Engine) replay(en entry) error {
 				}
 			}
 		case "acting":
-			vs.acting[en.Recipient] = en
+			vs.setActing(en)
 		case "outcome":
 			if en.Outcome == nil {
 				return errors.New("outcome entry without its outcome")
@@ -270,8 +284,11 @@ func (e *Engine) compact() []entry {
 			out = append(out, entry{Kind: "members", VerdictID: id, Members: vs.members})
 		}
 		for _, r := range slices.Sorted(maps.Keys(vs.acting)) {
-			if vs.open[r] {
-				out = append(out, vs.acting[r])
+			if !vs.open[r] {
+				continue
+			}
+			for _, ref := range slices.Sorted(maps.Keys(vs.acting[r])) {
+				out = append(out, vs.acting[r][ref])
 			}
 		}
 		var keys []taskKey
@@ -295,6 +312,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.poll(ctx) })
 	wg.Go(func() { e.report(ctx) })
+	wg.Go(func() { e.compactLoop(ctx) })
 	for range e.cfg.Workers {
 		wg.Go(func() { e.work(ctx) })
 	}
@@ -358,7 +376,9 @@ func (e *Engine) poll(ctx context.Context) {
 			}
 			continue
 		}
-		if len(vs) < e.cfg.PageSize && !sleep(ctx, e.cfg.Poll) {
+		// Again at once only while full pages move the cursor on: a full page that does
+		// not (a feed that repeats itself) waits like an empty one.
+		if (len(vs) < e.cfg.PageSize || next == cursor) && !sleep(ctx, e.cfg.Poll) {
 			return
 		}
 	}
@@ -385,22 +405,26 @@ func (e *Engine) take(page []Verdict, cursor, next string) error {
 	if len(fresh) == 0 && next == cursor {
 		return nil
 	}
-	if err := e.j.append(entry{Kind: "page", Cursor: next, Verdicts: fresh, At: now}); err != nil {
+	var states []*verdictState
+	err := e.record(func() {
+		if next != "" {
+			e.cursor = next
+		}
+		for _, v := range fresh {
+			vs := e.newState(v, now)
+			e.verdicts[v.ID] = vs
+			states = append(states, vs)
+			for r := range vs.open {
+				e.queue = append(e.queue, &task{key: taskKey{v.ID, r}, due: now})
+			}
+		}
+	}, entry{Kind: "page", Cursor: next, Verdicts: fresh, At: now})
+	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	if next != "" {
-		e.cursor = next
+	for _, vs := range states {
+		e.log.Info("verdict taken", "verdict", vs.V.ID, "action", vs.V.Action, "message_id", vs.V.MessageID, "recipients", len(vs.open))
 	}
-	for _, v := range fresh {
-		vs := e.newState(v, now)
-		e.verdicts[v.ID] = vs
-		for r := range vs.open {
-			e.queue = append(e.queue, &task{key: taskKey{v.ID, r}, due: now})
-		}
-		e.log.Info("verdict taken", "verdict", v.ID, "action", v.Action, "message_id", v.MessageID, "recipients", len(vs.open))
-	}
-	e.mu.Unlock()
 	e.signal()
 	return nil
 }
@@ -486,7 +510,7 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 	e.mu.Lock()
 	vs := e.verdicts[t.key.VerdictID]
 	v := vs.V
-	acting, hasActing := vs.acting[t.key.Recipient]
+	acting := maps.Clone(vs.acting[t.key.Recipient]) // by copy ref
 	e.mu.Unlock()
 	rcpt := t.key.Recipient
 	o := Outcome{VerdictID: v.ID, Recipient: rcpt, Action: v.Action}
@@ -506,7 +530,7 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 	if !e.isMember(vs, rcpt) {
 		members, isGroup, err := p.Members(ctx, rcpt)
 		if err != nil {
-			return e.retryAfter(t, vs, o, rcpt, err)
+			return e.retryAfter(ctx, t, vs, o, rcpt, err)
 		}
 		if isGroup {
 			if err := e.addMembers(vs, members); err != nil {
@@ -531,7 +555,8 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 		var ok, pending bool
 		if undone != nil {
 			prior, ok = undone.outcomes[rcpt]
-			pending = undone.open[rcpt]
+			// Any open recipient may still be a group to expand into this one.
+			pending = len(undone.open) > 0
 			msgID = undone.V.MessageID
 		}
 		e.mu.Unlock()
@@ -559,7 +584,7 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 	}
 	copies, err := p.Find(ctx, rcpt, msgID)
 	if err != nil {
-		return e.retryAfter(t, vs, o, rcpt, err)
+		return e.retryAfter(ctx, t, vs, o, rcpt, err)
 	}
 	if undoFrom != nil {
 		// Only the copies the undone action changed go back, each where it came from. A
@@ -582,11 +607,15 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 		}
 		copies = ours
 	}
-	if len(copies) == 0 && v.Action == HardDelete && hasActing && !e.cfg.Observe {
-		// The purge of the copy journaled before the call went through, and a crash (or the
-		// call's lost answer) kept its outcome from the journal: a purged message cannot be
-		// found again.
-		o.MessageRef, o.FromFolder = acting.Ref, acting.From
+	if len(copies) == 0 && v.Action == HardDelete && len(acting) > 0 && !e.cfg.Observe {
+		// The purge of the copies journaled before the calls went through, and a crash (or
+		// a call's lost answer) kept the outcome from the journal: a purged message cannot
+		// be found again.
+		var refs, froms []string
+		for _, ref := range slices.Sorted(maps.Keys(acting)) {
+			refs, froms = append(refs, ref), append(froms, acting[ref].From)
+		}
+		o.MessageRef, o.FromFolder = strings.Join(refs, refSep), strings.Join(froms, fromSep)
 		return finish(Done, "purged; its outcome is journaled after a restart or a retry")
 	}
 	if len(copies) == 0 {
@@ -611,24 +640,21 @@ func (e *Engine) do(ctx context.Context, t *task) (time.Time, error) {
 		// An earlier attempt looked at this copy and may have changed it before a crash
 		// kept its outcome from the journal: where the copy was then is where it came from.
 		movedByUs := false
-		if hasActing && acting.Ref == c.Ref {
-			movedByUs = acting.From != from
-			from = acting.From
+		if ac, ok := acting[c.Ref]; ok {
+			movedByUs = ac.From != from
+			from = ac.From
 		} else if !e.cfg.Observe && v.Action != Restore && v.Action != Tag {
 			en := entry{Kind: "acting", VerdictID: v.ID, Recipient: rcpt, Ref: c.Ref, From: from}
-			if err := e.j.append(en); err != nil {
+			if err := e.record(func() { vs.setActing(en) }, en); err != nil {
 				return time.Time{}, err
 			}
-			e.mu.Lock()
-			vs.acting[rcpt] = en
-			e.mu.Unlock()
 		}
 		if undoFrom != nil {
 			step.From = undoFrom[c.Ref]
 		}
 		res, err := p.Apply(ctx, rcpt, c, step)
 		if err != nil {
-			return e.retryAfter(t, vs, o, rcpt, err)
+			return e.retryAfter(ctx, t, vs, o, rcpt, err)
 		}
 		switch {
 		case res.Status == Done:
@@ -673,17 +699,17 @@ func (e *Engine) addMembers(vs *verdictState, members []string) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	if err := e.j.append(entry{Kind: "members", VerdictID: vs.V.ID, Members: fresh}); err != nil {
+	now := e.cfg.Now()
+	err := e.record(func() {
+		for _, m := range fresh {
+			vs.open[m] = true
+			vs.members = append(vs.members, m)
+			e.queue = append(e.queue, &task{key: taskKey{vs.V.ID, m}, due: now})
+		}
+	}, entry{Kind: "members", VerdictID: vs.V.ID, Members: fresh})
+	if err != nil {
 		return err
 	}
-	now := e.cfg.Now()
-	e.mu.Lock()
-	for _, m := range fresh {
-		vs.open[m] = true
-		vs.members = append(vs.members, m)
-		e.queue = append(e.queue, &task{key: taskKey{vs.V.ID, m}, due: now})
-	}
-	e.mu.Unlock()
 	e.signal()
 	return nil
 }
@@ -691,12 +717,23 @@ func (e *Engine) addMembers(vs *verdictState, members []string) error {
 // retryAfter decides what an API error means for a task: a throttled mailbox waits exactly
 // as long as the server asked (and holds its other tasks, not the others'); a transient
 // error backs off with jitter; anything else is a final failure.
-func (e *Engine) retryAfter(t *task, vs *verdictState, o Outcome, rcpt string, err error) (time.Time, error) {
+func (e *Engine) retryAfter(ctx context.Context, t *task, vs *verdictState, o Outcome, rcpt string, err error) (time.Time, error) {
 	now := e.cfg.Now()
+	if ctx.Err() != nil {
+		// The sensor is stopping, and the call was cut short with it: not a failure of the
+		// action. The journal still has the task; the next start does it.
+		return now, nil
+	}
 	var th *ThrottledError
 	switch {
 	case errors.As(err, &th):
-		until := now.Add(th.RetryAfter)
+		// A throttled answer that asks for no wait is taken as a second's, like one that
+		// gives none: retrying at once would only be throttled again.
+		wait := th.RetryAfter
+		if wait <= 0 {
+			wait = time.Second
+		}
+		until := now.Add(wait)
 		e.mu.Lock()
 		if until.After(e.blocked[rcpt]) {
 			e.blocked[rcpt] = until
@@ -719,16 +756,16 @@ func (e *Engine) retryAfter(t *task, vs *verdictState, o Outcome, rcpt string, e
 // finish journals a recipient's final outcome and queues it for the pipeline.
 func (e *Engine) finish(vs *verdictState, o Outcome) error {
 	o.At = e.cfg.Now().UTC()
-	if err := e.j.append(entry{Kind: "outcome", VerdictID: o.VerdictID, Recipient: o.Recipient, Outcome: &o}); err != nil {
+	err := e.record(func() {
+		vs.outcomes[o.Recipient] = o
+		delete(vs.open, o.Recipient)
+		e.unreported = append(e.unreported, o)
+		e.outcomes[o.Provider+"/"+string(o.Status)]++
+		e.latency.observe(o.At.Sub(vs.At))
+	}, entry{Kind: "outcome", VerdictID: o.VerdictID, Recipient: o.Recipient, Outcome: &o})
+	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	vs.outcomes[o.Recipient] = o
-	delete(vs.open, o.Recipient)
-	e.unreported = append(e.unreported, o)
-	e.outcomes[o.Provider+"/"+string(o.Status)]++
-	e.latency.observe(o.At.Sub(vs.At))
-	e.mu.Unlock()
 	e.signal()
 	level := slog.LevelInfo
 	if o.Status == Failed {
@@ -778,18 +815,21 @@ func (e *Engine) report(ctx context.Context) {
 		for i, o := range batch {
 			keys[i] = taskKey{o.VerdictID, o.Recipient}
 		}
-		if err := e.j.append(entry{Kind: "reported", Keys: keys}); err != nil {
-			// Reported but not journaled: sent again after a restart; the pipeline ignores it.
-			e.log.Error("acknowledged outcomes not journaled", "error", err)
-		}
-		e.mu.Lock()
-		e.unreported = e.unreported[len(batch):]
-		for _, k := range keys {
-			if vs := e.verdicts[k.VerdictID]; vs != nil {
-				vs.reported[k.Recipient] = true
+		settle := func() {
+			e.unreported = e.unreported[len(batch):]
+			for _, k := range keys {
+				if vs := e.verdicts[k.VerdictID]; vs != nil {
+					vs.reported[k.Recipient] = true
+				}
 			}
 		}
-		e.mu.Unlock()
+		if err := e.record(settle, entry{Kind: "reported", Keys: keys}); err != nil {
+			// Reported but not journaled: sent again after a restart; the pipeline ignores it.
+			e.log.Error("acknowledged outcomes not journaled", "error", err)
+			e.mu.Lock()
+			settle()
+			e.mu.Unlock()
+		}
 	}
 }
 
@@ -798,6 +838,9 @@ func (e *Engine) Snapshot() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := Stats{Cursor: e.cursor, Unreported: len(e.unreported), Outcomes: maps.Clone(e.outcomes), Latency: e.latency}
+	if err := e.j.err(); err != nil {
+		s.JournalError = err.Error()
+	}
 	for _, vs := range e.verdicts {
 		s.Backlog += len(vs.open)
 	}
@@ -846,4 +889,64 @@ func (e *Engine) reportEach(ctx context.Context, batch []Outcome) ([]Outcome, er
 		}
 	}
 	return batch, nil
+}
+
+func (vs *verdictState) setActing(en entry) {
+	if vs.acting[en.Recipient] == nil {
+		vs.acting[en.Recipient] = map[string]entry{}
+	}
+	vs.acting[en.Recipient][en.Ref] = en
+}
+
+// record journals entries and, once they are durable, applies their effect to the state
+// (under e.mu). A compaction waits for both, so the file it writes matches the state.
+func (e *Engine) record(apply func(), entries ...entry) error {
+	e.jmu.RLock()
+	defer e.jmu.RUnlock()
+	if err := e.j.append(entries...); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	apply()
+	e.mu.Unlock()
+	return nil
+}
+
+// compactNow rewrites the journal with what is still needed, dropping the verdicts that are
+// finished, reported and older than the window, and forgets expired throttles.
+func (e *Engine) compactNow() error {
+	e.jmu.Lock()
+	defer e.jmu.Unlock()
+	e.mu.Lock()
+	entries := e.compact()
+	now := e.cfg.Now()
+	for m, until := range e.blocked {
+		if !until.After(now) {
+			delete(e.blocked, m)
+		}
+	}
+	e.mu.Unlock()
+	return e.j.rewrite(entries)
+}
+
+// compactLoop keeps the journal (and the state) bounded while the sensor runs for months:
+// it compacts whenever the file has grown past CompactBytes, looked at every CompactEvery.
+func (e *Engine) compactLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.CompactEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if size, err := e.j.size(); err != nil || size < e.cfg.CompactBytes {
+			continue
+		}
+		if err := e.compactNow(); err != nil {
+			e.log.Error("action journal not compacted", "error", err)
+			continue
+		}
+		e.log.Info("action journal compacted")
+	}
 }

@@ -560,3 +560,80 @@ func TestEngineTakesRecipientsFromTheIndex(t *testing.T) {
 		}
 	}
 }
+
+// A journal that failed to write stops: nothing after the failed group is written (a line
+// after a torn one would make the file unreadable at the next start), every waiter gets the
+// error, and Snapshot says so.
+func TestJournalStopsAfterAFailedWrite(t *testing.T) {
+	k := newKit(t)
+	e, err := NewEngine(k.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.j.f.Close() // every write now fails
+	if err := e.j.append(entry{Kind: "cursor", Cursor: "1"}); err == nil {
+		t.Fatal("a write to a closed file succeeded")
+	}
+	reopened, err := os.OpenFile(e.j.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.j.f = reopened
+	if err := e.j.append(entry{Kind: "cursor", Cursor: "2"}); err == nil {
+		t.Error("the journal wrote again after a failure")
+	}
+	if s := e.Snapshot(); s.JournalError == "" {
+		t.Errorf("Snapshot does not show the journal's failure: %+v", s)
+	}
+	b, _ := os.ReadFile(e.j.path)
+	if strings.Contains(string(b), `"cursor":"2"`) {
+		t.Errorf("written after the failure:\n%s", b)
+	}
+}
+
+// A long-running sensor compacts its journal: finished, reported verdicts older than the
+// window go, the rest stays and a restart still knows it.
+func TestEngineCompactsWhileRunning(t *testing.T) {
+	k := newKit(t)
+	now := time.Now()
+	var mu sync.Mutex
+	k.cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	k.cfg.Window = time.Hour
+	k.cfg.CompactEvery = 20 * time.Millisecond
+	k.cfg.CompactBytes = 1
+	k.prov.deliver("a@contoso.com", "r1", "<old@x>")
+	k.prov.deliver("a@contoso.com", "r2", "<new@x>")
+	k.feed.add(Verdict{ID: "old", Action: Quarantine, MessageID: "<old@x>", Recipients: []string{"a@contoso.com"}})
+	stop := k.run(t)
+	k.feed.outcome(t, "old", "a@contoso.com")
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	k.feed.add(Verdict{ID: "new", Action: Quarantine, MessageID: "<new@x>", Recipients: []string{"a@contoso.com"}})
+	k.feed.outcome(t, "new", "a@contoso.com")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(k.cfg.JournalPath)
+		if !strings.Contains(string(b), `"id":"old"`) && strings.Contains(string(b), `"id":"new"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("journal not compacted:\n%s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	// The restarted engine still knows "new" (a repeat is not acted on) and its cursor.
+	k.feed.add(Verdict{ID: "new", Action: Quarantine, MessageID: "<new@x>", Recipients: []string{"a@contoso.com"}})
+	k.run(t)
+	time.Sleep(100 * time.Millisecond)
+	n := 0
+	for _, o := range k.feed.reported() {
+		if o.VerdictID == "new" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("verdict new reported %d times after compaction and restart, want 1", n)
+	}
+}

@@ -81,11 +81,21 @@ func openJournal(path string, replay func(entry) error, compact func() []entry) 
 	if err := readJournal(path, replay); err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(path)
-	err := atomicfile.WriteFile(dir, ".journal-*", path, func(w io.Writer) error {
+	if err := writeEntries(path, compact()); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("action journal: %w", err)
+	}
+	return &journal{path: path, f: f}, nil
+}
+
+func writeEntries(path string, entries []entry) error {
+	err := atomicfile.WriteFile(filepath.Dir(path), ".journal-*", path, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		enc := json.NewEncoder(bw)
-		for _, e := range compact() {
+		for _, e := range entries {
 			if err := enc.Encode(e); err != nil {
 				return err
 			}
@@ -93,13 +103,9 @@ func openJournal(path string, replay func(entry) error, compact func() []entry) 
 		return bw.Flush()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("action journal %s: rewriting: %w", path, err)
+		return fmt.Errorf("action journal %s: rewriting: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("action journal: %w", err)
-	}
-	return &journal{path: path, f: f}, nil
+	return nil
 }
 
 func readJournal(path string, replay func(entry) error) error {
@@ -154,6 +160,15 @@ func (j *journal) append(entries ...entry) error {
 	}
 	j.busy = true
 	for len(j.waiting) > 0 {
+		if j.failed != nil {
+			// Nothing more is written after a failure: a line after a torn one would make
+			// the file unreadable at the next start.
+			for _, w := range j.waiting {
+				w.done <- j.failed
+			}
+			j.waiting = nil
+			break
+		}
 		group := j.waiting
 		j.waiting = nil
 		j.mu.Unlock()
@@ -193,3 +208,34 @@ func (j *journal) write(group []pendingAppend) error {
 }
 
 func (j *journal) close() error { return j.f.Close() }
+
+// size is the journal file's size now.
+func (j *journal) size() (int64, error) {
+	fi, err := j.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// rewrite replaces the file with entries (temp file, fsync, rename, directory fsync) and
+// appends after them from then on. The caller guarantees no append is under way.
+func (j *journal) rewrite(entries []entry) error {
+	if err := writeEntries(j.path, entries); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("action journal: %w", err)
+	}
+	old := j.f
+	j.f = f
+	return old.Close()
+}
+
+// err is the write failure that stopped the journal, nil while it works.
+func (j *journal) err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failed
+}

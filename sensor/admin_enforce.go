@@ -25,6 +25,9 @@ type enforceStatus struct {
 	Unreported int              `json:"unreported"`
 	Cursor     string           `json:"cursor"`
 	Outcomes   map[string]int64 `json:"outcomes"`
+	// JournalError is set when the action journal could not be written: enforcement has
+	// stopped until a restart.
+	JournalError string `json:"journal_error,omitempty"`
 }
 
 func (a *Admin) enforceStatus() *enforceStatus {
@@ -32,7 +35,8 @@ func (a *Admin) enforceStatus() *enforceStatus {
 		return nil
 	}
 	s := a.Enforcement.Snapshot()
-	return &enforceStatus{Mode: a.EnforceMode, Backlog: s.Backlog, Unreported: s.Unreported, Cursor: s.Cursor, Outcomes: s.Outcomes}
+	return &enforceStatus{Mode: a.EnforceMode, Backlog: s.Backlog, Unreported: s.Unreported, Cursor: s.Cursor, Outcomes: s.Outcomes,
+		JournalError: a.hidePaths(s.JournalError)}
 }
 
 func (a *Admin) writeEnforceMetrics(w io.Writer) {
@@ -47,6 +51,11 @@ func (a *Admin) writeEnforceMetrics(w io.Writer) {
 		fmt.Fprintf(w, "%s{provider=%q,status=%q} %d\n", outcomes, provider, status, s.Outcomes[k])
 	}
 	fmt.Fprintf(w, "# HELP sensor_enforce_backlog (verdict, recipient) pairs journaled and not yet finished.\n# TYPE sensor_enforce_backlog gauge\nsensor_enforce_backlog %d\n", s.Backlog)
+	failed := 0
+	if s.JournalError != "" {
+		failed = 1
+	}
+	fmt.Fprintf(w, "# HELP sensor_enforce_journal_failed 1 when the action journal could not be written: enforcement has stopped until a restart.\n# TYPE sensor_enforce_journal_failed gauge\nsensor_enforce_journal_failed %d\n", failed)
 	fmt.Fprintf(w, "# HELP sensor_enforce_unreported Outcomes the pipeline has not acknowledged yet.\n# TYPE sensor_enforce_unreported gauge\nsensor_enforce_unreported %d\n", s.Unreported)
 	const h = "sensor_enforce_verdict_to_outcome_seconds"
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", h, "Time from taking a verdict from the feed to each recipient's final outcome.", h)

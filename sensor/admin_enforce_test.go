@@ -23,6 +23,7 @@ func TestAdminShowsEnforcement(t *testing.T) {
 		`sensor_enforce_outcomes_total{provider="graph",status="done"} 7` + "\n",
 		`sensor_enforce_outcomes_total{provider="",status="skipped"} 1` + "\n",
 		"sensor_enforce_backlog 3\n",
+		"sensor_enforce_journal_failed 0\n",
 		"sensor_enforce_unreported 2\n",
 		`sensor_enforce_verdict_to_outcome_seconds_bucket{le="0.5"} 1` + "\n",
 		`sensor_enforce_verdict_to_outcome_seconds_bucket{le="3600"} 5` + "\n",

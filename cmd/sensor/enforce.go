@@ -37,6 +37,9 @@ type enforceConfig struct {
 	gmailCredsFile, gmailURL, gmailLabel string
 	gmailDomains                         listFlag
 
+	// byHand is sensor enforce: one action, no verdict feed, so no pipeline needed.
+	byHand bool
+
 	// Derived by check.
 	observe     bool
 	graphSecret string
@@ -109,7 +112,7 @@ func (e *enforceConfig) check(pipelineURL string, bad func(flag, format string, 
 	if !e.enabled() {
 		return
 	}
-	if u, err := url.Parse(pipelineURL); err != nil || u.Scheme != "https" {
+	if u, err := url.Parse(pipelineURL); !e.byHand && (err != nil || u.Scheme != "https") {
 		bad("pipeline-url", "enforcement pulls verdicts from the pipeline, so it needs an https:// --pipeline-url (not the file outbox)")
 	}
 	if len(e.graphDomains) > 0 {
@@ -241,12 +244,14 @@ func (c *serveConfig) engine(log *slog.Logger, idx enforce.Index) (*enforce.Engi
 }
 
 // enforceCmd is `sensor enforce`: one action on one mailbox, by hand, with serve's
-// configuration (its flags, config file and environment), printing each outcome. It keeps
-// no journal: a restore needs --from, the folder or labels the undone action's outcome gave.
+// configuration (its flags, config file and environment), printing each outcome. It acts
+// unless --observe, whatever --enforce-mode says, and needs no pipeline. It keeps no
+// journal: a restore needs --from, the folder or labels the undone action's outcome gave.
 func enforceCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	var messageID, recipient, action, tag, from string
 	var observe bool
-	c, err := loadServeConfig(args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, err := loadServeConfig(args, stderr, getenv, func(c *serveConfig, fs *flag.FlagSet) {
+		c.enf.byHand = true
 		fs.StringVar(&messageID, "message-id", "", "the message's Message-ID, with its angle brackets")
 		fs.StringVar(&recipient, "recipient", "", "the mailbox (or group) to act on")
 		fs.StringVar(&action, "action", "", "quarantine, delete, hard_delete, tag or restore")
@@ -300,7 +305,9 @@ func enforceCmd(args []string, stdout, stderr io.Writer, getenv func(string) str
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	step := enforce.Step{Action: act, Tag: tag, From: from, Observe: observe || c.enf.observe}
+	// An action asked for by hand is done unless --observe says otherwise, whatever
+	// --enforce-mode the shared configuration gives serve.
+	step := enforce.Step{Action: act, Tag: tag, From: from, Observe: observe}
 	failed := false
 	for _, o := range enforceByHand(ctx, route, strings.ToLower(recipient), messageID, step) {
 		fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\tref=%s\tfrom=%s\t%s\n", o.Recipient, o.Provider, o.Action, o.Status, o.MessageRef, o.FromFolder, o.Detail)

@@ -163,11 +163,11 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 
 // loadServeConfig parses args, layers env and the config file, and checks the result.
 // extra registers a command's own flags beside serve's (sensor enforce).
-func loadServeConfig(args []string, stderr io.Writer, getenv func(string) string, extra ...func(*flag.FlagSet)) (*serveConfig, error) {
+func loadServeConfig(args []string, stderr io.Writer, getenv func(string) string, extra ...func(*serveConfig, *flag.FlagSet)) (*serveConfig, error) {
 	c := &serveConfig{}
 	fs := serveFlags(c, stderr)
 	for _, f := range extra {
-		f(fs)
+		f(c, fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err

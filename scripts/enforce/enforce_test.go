@@ -92,13 +92,13 @@ func TestEnforcementEndToEnd(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	smtpAddr, adminAddr := testkit.FreePort(t), testkit.FreePort(t)
-	args := []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", smtpAddr, "--admin-listen", adminAddr,
-		"--pipeline-url", pipeline, "--pipeline-token-file", write("token", []byte(token)), "--pipeline-ca-file", caFile,
-		"--graph-domain", "company.com", "--graph-tenant", "contoso-tenant", "--graph-client-id", "sensor-app",
+	providers := []string{"--graph-domain", "company.com", "--graph-tenant", "contoso-tenant", "--graph-client-id", "sensor-app",
 		"--graph-client-secret-file", write("graph-secret", []byte("s3cret-value\n")),
 		"--graph-login-url", graph.URL(), "--graph-url", graph.URL(),
-		"--gmail-domain", "fabrikam.com", "--gmail-credentials-file", write("gmail.json", gmail.Credentials()), "--gmail-url", gmail.URL(),
-		"--enforce-mode", "enforce", "--verdict-poll", "200ms"}
+		"--gmail-domain", "fabrikam.com", "--gmail-credentials-file", write("gmail.json", gmail.Credentials()), "--gmail-url", gmail.URL()}
+	args := append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", smtpAddr, "--admin-listen", adminAddr,
+		"--pipeline-url", pipeline, "--pipeline-token-file", write("token", []byte(token)), "--pipeline-ca-file", caFile,
+		"--enforce-mode", "enforce", "--verdict-poll", "200ms"}, providers...)
 	logs := &testkit.LogBuffer{}
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, args...)
@@ -131,9 +131,9 @@ func TestEnforcementEndToEnd(t *testing.T) {
 	})
 
 	// sensor enforce, by hand with the same settings: observing changes nothing.
-	byHand := func(extra ...string) string {
+	byHand := func(settings []string, extra ...string) string {
 		t.Helper()
-		c := exec.Command(bin, append(append([]string{"enforce"}, args[1:]...), extra...)...)
+		c := exec.Command(bin, append(append([]string{"enforce"}, settings...), extra...)...)
 		c.Env = append(os.Environ(), "SSL_CERT_FILE="+roots)
 		out, err := c.CombinedOutput()
 		if err != nil {
@@ -141,7 +141,7 @@ func TestEnforcementEndToEnd(t *testing.T) {
 		}
 		return string(out)
 	}
-	out := byHand("--message-id", messageID, "--recipient", "bob.smith@company.com", "--action", "quarantine", "--observe")
+	out := byHand(args[1:], "--message-id", messageID, "--recipient", "bob.smith@company.com", "--action", "quarantine", "--observe")
 	if !strings.Contains(out, "bob.smith@company.com\tgraph\tquarantine\tdone") || !strings.Contains(out, "observe") {
 		t.Errorf("sensor enforce --observe printed %q", out)
 	}
@@ -220,8 +220,9 @@ func TestEnforcementEndToEnd(t *testing.T) {
 	if !slices.Equal(labels, []string{"INBOX", "UNREAD"}) {
 		t.Errorf("gmail labels after restore %v, want INBOX and UNREAD as before", labels)
 	}
-	// sensor enforce acts too: a tag by hand.
-	out = byHand("--message-id", messageID, "--recipient", gmailUser, "--action", "tag", "--tag", "Phish")
+	// sensor enforce acts too, with only the providers' settings (no pipeline, and the
+	// default --enforce-mode observe, which is serve's): a tag by hand.
+	out = byHand(providers, "--message-id", messageID, "--recipient", gmailUser, "--action", "tag", "--tag", "Phish")
 	labels, _ = gmail.Labels(gmailUser, gmailRef)
 	if !strings.Contains(out, gmailUser+"\tgmail\ttag\tdone") || !slices.Contains(labels, gmail.LabelID(gmailUser, "Phish")) {
 		t.Errorf("sensor enforce --action tag printed %q; labels %v", out, labels)
