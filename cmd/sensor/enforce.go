@@ -383,3 +383,11 @@ func enforceSummary(e *enforceConfig) string {
 	}
 	return e.mode + " " + strings.Join(parts, " ")
 }
+
+// enforceDown stands for an engine that could not start, so that /status and /metrics say
+// why.
+type enforceDown struct{ err error }
+
+func (d enforceDown) Snapshot() enforce.Stats {
+	return enforce.Stats{JournalError: "enforcement did not start: " + d.err.Error()}
+}

@@ -650,14 +650,17 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	watchCerts(watchCtx, certs, clientAuth, log)
 
 	engine, err := c.engine(log.With("component", "enforce"), lookup)
-	if err != nil {
-		return fmt.Errorf("enforcement: %w", err)
-	}
 	var listening atomic.Bool
 	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Spool: sp, Started: time.Now(), Version: version,
 		Listening: listening.Load, Logger: log.With("component", "admin"), Token: c.adminToken,
 		Paths: []string{c.dataDir}}
-	if engine != nil {
+	switch {
+	case err != nil:
+		// A journal that cannot be read stops enforcement, not the recording of mail: every
+		// copy refused would go unscored. /status and /metrics say enforcement is down.
+		log.Error("enforcement not started; the sensor records mail without it", "error", err)
+		admin.Enforcement, admin.EnforceMode = enforceDown{err}, c.enf.mode
+	case engine != nil:
 		admin.Enforcement, admin.EnforceMode = engine, c.enf.mode
 	}
 	adminSrv := &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second}
