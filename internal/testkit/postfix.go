@@ -1,13 +1,16 @@
 package testkit
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -153,8 +156,19 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 		t.Fatalf("postfix -c %s start: %v\n%s\n%s", conf, err, out, pf.Maillog(t))
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("postfix", "-c", conf, "stop").CombinedOutput(); err != nil {
+		// A wedged instance (its postlogd stuck, so every process that logs blocks) must not
+		// hold the whole suite until go test's timeout: stop gets 30 s, then the master and
+		// its children are killed.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "postfix", "-c", conf, "stop").CombinedOutput(); err != nil {
 			t.Errorf("postfix stop: %v\n%s", err, out)
+			if pid, err := os.ReadFile(filepath.Join(dir, "queue", "pid", "master.pid")); err == nil {
+				if n, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
+					_ = syscall.Kill(-n, syscall.SIGKILL) // its process group: master and children
+					_ = syscall.Kill(n, syscall.SIGKILL)
+				}
+			}
 		}
 		if t.Failed() {
 			t.Logf("Postfix's files are kept in %s", dir)
