@@ -155,22 +155,20 @@ func (a *accessMetrics) countLimited(group, at string) {
 	a.limited[[2]string{group, at}]++
 }
 
-// write adds the access table's metrics to /metrics, when there is a table.
-func (a *accessMetrics) write(w io.Writer) {
+// collect adds the access table's series to /metrics, when there is a table.
+func (a *accessMetrics) collect(s series) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.conns == nil {
 		return
 	}
-	const conns = "sensor_smtp_access_total"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", conns, "SMTP connections by the access group their address matched and what the group did: accept (served), reject (554 5.7.1 greeting) or drop (closed unanswered). An address no group holds is rejected, as group \""+unmatched+"\".", conns)
+	connsHelp := "SMTP connections by the access group their address matched and what the group did: accept (served), reject (554 5.7.1 greeting) or drop (closed unanswered). An address no group holds is rejected, as group \"" + unmatched + "\"."
 	for _, k := range slices.SortedFunc(maps.Keys(a.conns), cmpKeys) {
-		fmt.Fprintf(w, "%s{group=%q,action=%q} %d\n", conns, k[0], k[1], a.conns[k])
+		s.counter("sensor_smtp_access_total", connsHelp, float64(a.conns[k]), "group", k[0], "action", k[1])
 	}
-	const limited = "sensor_smtp_rate_limited_total"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", limited, "Refusals for an access group's max_messages_per_minute, per client address: a new connection greeted 421 4.7.0 (at=\"connect\") or a MAIL answered 451 4.7.1 (at=\"mail\").", limited)
+	const limitedHelp = "Refusals for an access group's max_messages_per_minute, per client address: a new connection greeted 421 4.7.0 (at=\"connect\") or a MAIL answered 451 4.7.1 (at=\"mail\")."
 	for _, k := range slices.SortedFunc(maps.Keys(a.limited), cmpKeys) {
-		fmt.Fprintf(w, "%s{group=%q,at=%q} %d\n", limited, k[0], k[1], a.limited[k])
+		s.counter("sensor_smtp_rate_limited_total", limitedHelp, float64(a.limited[k]), "group", k[0], "at", k[1])
 	}
 }
 

@@ -131,9 +131,9 @@ func TestAccessRejectGreets554AndWaitsForQuit(t *testing.T) {
 		}
 	}
 	wantMetrics(t, ts.metrics,
-		`sensor_smtp_access_total{group="blocked",action="reject"} 1`,
-		`sensor_smtp_access_total{group="lan",action="accept"} 1`,
-		`sensor_smtp_access_total{group="(unmatched)",action="reject"} 0`,
+		`sensor_smtp_access_total{action="reject",group="blocked"} 1`,
+		`sensor_smtp_access_total{action="accept",group="lan"} 1`,
+		`sensor_smtp_access_total{action="reject",group="(unmatched)"} 0`,
 		"# TYPE sensor_smtp_access_total counter")
 	if ts.spool.count() != 1 {
 		t.Errorf("%d records, want the lan client's one", ts.spool.count())
@@ -165,8 +165,8 @@ func TestAccessUnmatchedAddressIsRejected(t *testing.T) {
 		t.Errorf("the log does not say the client matched no group:\n%s", ts.log)
 	}
 	wantMetrics(t, ts.metrics,
-		`sensor_smtp_access_total{group="(unmatched)",action="reject"} 1`,
-		`sensor_smtp_access_total{group="gateway",action="accept"} 1`)
+		`sensor_smtp_access_total{action="reject",group="(unmatched)"} 1`,
+		`sensor_smtp_access_total{action="accept",group="gateway"} 1`)
 }
 
 func TestAccessDropClosesWithoutGreeting(t *testing.T) {
@@ -180,7 +180,7 @@ func TestAccessDropClosesWithoutGreeting(t *testing.T) {
 	}
 	greeted(t, ts.addr, lanIP)
 	waitFor(t, func() bool { return strings.Contains(ts.log.String(), "action=drop") })
-	wantMetrics(t, ts.metrics, `sensor_smtp_access_total{group="blackhole",action="drop"} 1`)
+	wantMetrics(t, ts.metrics, `sensor_smtp_access_total{action="drop",group="blackhole"} 1`)
 }
 
 // The implicit-TLS door refuses in TLS: the 554 is readable by a client that speaks nothing
@@ -286,8 +286,8 @@ func TestAccessMessageRate(t *testing.T) {
 		lan.cmd("MAIL FROM:<sender@example.org>", "250")
 	}
 	wantMetrics(t, ts.metrics,
-		`sensor_smtp_rate_limited_total{group="m365",at="mail"} 1`,
-		`sensor_smtp_rate_limited_total{group="m365",at="connect"} 1`)
+		`sensor_smtp_rate_limited_total{at="mail",group="m365"} 1`,
+		`sensor_smtp_rate_limited_total{at="connect",group="m365"} 1`)
 	if ts.spool.count() != 1 {
 		t.Errorf("%d records, want 1", ts.spool.count())
 	}

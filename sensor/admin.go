@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -14,11 +13,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/journalsensor/sensor/uploader"
 )
@@ -36,6 +38,7 @@ type Metrics struct {
 
 	clientCerts clientCertMetrics // client certificates refused (clientcert.go)
 	milter      milterMetrics     // copies the milter door could not record (milter.go)
+	hist        histograms        // message sizes, end of data to reply (prom.go)
 
 	mu sync.Mutex
 	// replies counts SMTP replies by code where they are decided (smtpReply), whether or
@@ -136,6 +139,9 @@ type Admin struct {
 
 	mu        sync.Mutex
 	lastCause string // the cause readiness last reported (notReady), "" for ready
+
+	regOnce sync.Once
+	reg     *prometheus.Registry
 }
 
 // Handler returns the admin HTTP handler.
@@ -151,10 +157,7 @@ func (a *Admin) Handler() http.Handler {
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		a.writeMetrics(w)
-	})
+	mux.Handle("GET /metrics", a.metricsHandler())
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
@@ -322,54 +325,52 @@ func (a *Admin) hidePaths(s string) string {
 // userInfo is the user[:password]@ of an http(s) URL.
 var userInfo = regexp.MustCompile(`(https?://)[^/@\s"']*@`)
 
-func (a *Admin) writeMetrics(w io.Writer) {
+// collect reads the sensor's counters for a scrape.
+func (a *Admin) collect(s series) {
 	m := a.Metrics
-	metric := func(name, kind, help string, v any) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, kind, name, v)
-	}
-	metric("sensor_smtp_messages_started_total", "counter", "Messages begun through either door: SMTP DATA/BDAT, or a milter message's first header field (the name predates the milter door).", m.messagesStarted.Load())
-	metric("sensor_smtp_messages_accepted_total", "counter", "Messages whose record was durable before the answer: 250 on the SMTP door, accept on the milter door.", m.messagesAccepted.Load())
-	metric("sensor_smtp_messages_failed_total", "counter", "Messages begun but not recorded, through either door: refused or failed (4xx/5xx), or on the milter door aborted, cut off or answered by --milter-on-fault.", m.messagesFailed.Load())
-	metric("sensor_smtp_bytes_accepted_total", "counter", "Message bytes accepted.", m.bytesAccepted.Load())
-	metric("sensor_smtp_spool_full_total", "counter", "Messages answered 452 4.3.1 because the spool budget was reached.", m.spoolFull.Load())
-	metric("sensor_smtp_connections", "gauge", "SMTP connections open now.", m.conns.open.Load())
+	s.counter("sensor_smtp_messages_started_total", "Messages begun through either door: SMTP DATA/BDAT, or a milter message's first header field (the name predates the milter door).", float64(m.messagesStarted.Load()))
+	s.counter("sensor_smtp_messages_accepted_total", "Messages whose record was durable before the answer: 250 on the SMTP door, accept on the milter door.", float64(m.messagesAccepted.Load()))
+	s.counter("sensor_smtp_messages_failed_total", "Messages begun but not recorded, through either door: refused or failed (4xx/5xx), or on the milter door aborted, cut off or answered by --milter-on-fault.", float64(m.messagesFailed.Load()))
+	s.counter("sensor_smtp_bytes_accepted_total", "Message bytes accepted.", float64(m.bytesAccepted.Load()))
+	s.counter("sensor_smtp_spool_full_total", "Messages answered 452 4.3.1 because the spool budget was reached.", float64(m.spoolFull.Load()))
+	s.gauge("sensor_smtp_connections", "SMTP connections open now.", float64(m.conns.open.Load()))
 	const refused = "sensor_smtp_connections_refused_total"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", refused, "SMTP connections refused with 421 4.7.0 as they came in: --max-connections reached (total) or the client's address at --max-connections-per-ip (per_ip).", refused)
-	fmt.Fprintf(w, "%s{reason=%q} %d\n%s{reason=%q} %d\n", refused, refusedTotal, m.conns.refusedTotal.Load(), refused, refusedPerIP, m.conns.refusedPerIP.Load())
-	const replies = "sensor_smtp_replies_total"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", replies, "SMTP replies the sensor decides, by code: to each message that gets one (DATA, BDAT LAST), refusals at MAIL, 421 to connections while shutting down. "+
-		"Not counted: replies go-smtp sends itself (greeting, EHLO, MAIL and RCPT accepted, syntax, SIZE at MAIL, BDAT over SIZE, idle timeout).", replies)
+	const refusedHelp = "SMTP connections refused with 421 4.7.0 as they came in: --max-connections reached (total) or the client's address at --max-connections-per-ip (per_ip)."
+	s.counter(refused, refusedHelp, float64(m.conns.refusedTotal.Load()), "reason", refusedTotal)
+	s.counter(refused, refusedHelp, float64(m.conns.refusedPerIP.Load()), "reason", refusedPerIP)
+	const repliesHelp = "SMTP replies the sensor decides, by code: to each message that gets one (DATA, BDAT LAST), refusals at MAIL, 421 to connections while shutting down. " +
+		"Not counted: replies go-smtp sends itself (greeting, EHLO, MAIL and RCPT accepted, syntax, SIZE at MAIL, BDAT over SIZE, idle timeout)."
 	counts := m.replyCounts()
 	for _, code := range slices.Sorted(maps.Keys(counts)) {
-		fmt.Fprintf(w, "%s{code=\"%d\"} %d\n", replies, code, counts[code])
+		s.counter("sensor_smtp_replies_total", repliesHelp, float64(counts[code]), "code", strconv.Itoa(code))
 	}
-	const untrusted = "sensor_messages_untrusted_total"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", untrusted, "Copies refused with 550 5.7.1 because no configured header proof of origin held (--m365-tenant, --source-header), by reason.", untrusted)
+	const untrustedHelp = "Copies refused with 550 5.7.1 because no configured header proof of origin held (--m365-tenant, --source-header), by reason."
 	ucounts := m.untrustedCounts()
 	for _, r := range slices.Sorted(maps.Keys(ucounts)) {
-		fmt.Fprintf(w, "%s{reason=%q} %d\n", untrusted, r, ucounts[r])
+		s.counter("sensor_messages_untrusted_total", untrustedHelp, float64(ucounts[r]), "reason", r)
 	}
-	m.access.write(w)
-	m.conns.tls.write(metric)
-	m.clientCerts.write(w)
-	m.milter.write(w)
-	a.writeEnforceMetrics(w)
+	m.access.collect(s)
+	m.conns.tls.collect(s)
+	m.clientCerts.collect(s)
+	m.milter.collect(s)
+	a.collectEnforce(s)
 	if a.Uploads == nil {
 		return
 	}
-	s := a.Uploads.Stats()
-	metric("sensor_upload_records_delivered_total", "counter", "Records the pipeline accepted.", s.RecordsDelivered)
-	metric("sensor_upload_batches_delivered_total", "counter", "Batches the pipeline accepted.", s.BatchesDelivered)
-	metric("sensor_upload_attempts_total", "counter", "Delivery attempts.", s.Attempts)
-	metric("sensor_upload_failures_total", "counter", "Delivery attempts that failed.", s.Failures)
-	metric("sensor_upload_records_deadlettered_total", "counter", "Records moved to the dead-letter folder.", s.RecordsDeadLettered)
-	metric("sensor_upload_auth_failing", "gauge", "1 while the pipeline rejects our credentials.", boolInt(s.AuthFailing))
-	metric("sensor_spool_pending_records", "gauge", "Records committed and not yet batched.", s.PendingRecords)
-	metric("sensor_spool_pending_batches", "gauge", "Batches waiting for delivery.", s.PendingBatches)
-	metric("sensor_spool_pending_bytes", "gauge", "Spool bytes waiting for delivery.", s.PendingBytes)
-	metric("sensor_spool_broken_entries", "gauge", "Spool entries quarantined as *.broken at start-up.", s.BrokenRecords)
-	if !s.LastDeliveryAt.IsZero() {
-		metric("sensor_upload_last_delivery_timestamp_seconds", "gauge", "When the pipeline last accepted a batch.", s.LastDeliveryAt.Unix())
+	st := a.Uploads.Stats()
+	s.counter("sensor_upload_records_delivered_total", "Records the pipeline accepted.", float64(st.RecordsDelivered))
+	s.counter("sensor_upload_batches_delivered_total", "Batches the pipeline accepted.", float64(st.BatchesDelivered))
+	s.counter("sensor_upload_attempts_total", "Delivery attempts.", float64(st.Attempts))
+	s.counter("sensor_upload_failures_total", "Delivery attempts that failed.", float64(st.Failures))
+	s.counter("sensor_upload_records_deadlettered_total", "Records moved to the dead-letter folder.", float64(st.RecordsDeadLettered))
+	s.gauge("sensor_upload_auth_failing", "1 while the pipeline rejects our credentials.", float64(boolInt(st.AuthFailing)))
+	s.gauge("sensor_spool_pending_records", "Records committed and not yet batched.", float64(st.PendingRecords))
+	s.gauge("sensor_spool_pending_batches", "Batches waiting for delivery.", float64(st.PendingBatches))
+	s.gauge("sensor_spool_pending_bytes", "Spool bytes waiting for delivery.", float64(st.PendingBytes))
+	s.gauge("sensor_spool_broken_entries", "Spool entries quarantined as *.broken at start-up.", float64(st.BrokenRecords))
+	s.gauge("sensor_spool_dead_letters", "Batch files in the dead-letter folder.", float64(st.DeadLetters))
+	if !st.LastDeliveryAt.IsZero() {
+		s.gauge("sensor_upload_last_delivery_timestamp_seconds", "When the pipeline last accepted a batch.", float64(st.LastDeliveryAt.Unix()))
 	}
 }
 

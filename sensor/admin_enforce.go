@@ -1,12 +1,11 @@
 package sensor
 
 import (
-	"fmt"
-	"io"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/journalsensor/sensor/enforce"
 )
@@ -39,28 +38,28 @@ func (a *Admin) enforceStatus() *enforceStatus {
 		JournalError: a.hidePaths(s.JournalError)}
 }
 
-func (a *Admin) writeEnforceMetrics(w io.Writer) {
+func (a *Admin) collectEnforce(s series) {
 	if a.Enforcement == nil {
 		return
 	}
-	s := a.Enforcement.Snapshot()
-	const outcomes = "sensor_enforce_outcomes_total"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", outcomes, "Final outcomes of (verdict, recipient) pairs, by provider (empty when no provider was reached) and status.", outcomes)
-	for _, k := range slices.Sorted(maps.Keys(s.Outcomes)) {
+	st := a.Enforcement.Snapshot()
+	const outcomesHelp = "Final outcomes of (verdict, recipient) pairs, by provider (empty when no provider was reached) and status."
+	for _, k := range slices.Sorted(maps.Keys(st.Outcomes)) {
 		provider, status, _ := strings.Cut(k, "/")
-		fmt.Fprintf(w, "%s{provider=%q,status=%q} %d\n", outcomes, provider, status, s.Outcomes[k])
+		s.counter("sensor_enforce_outcomes_total", outcomesHelp, float64(st.Outcomes[k]), "provider", provider, "status", status)
 	}
-	fmt.Fprintf(w, "# HELP sensor_enforce_backlog (verdict, recipient) pairs journaled and not yet finished.\n# TYPE sensor_enforce_backlog gauge\nsensor_enforce_backlog %d\n", s.Backlog)
-	failed := 0
-	if s.JournalError != "" {
+	s.gauge("sensor_enforce_backlog", "(verdict, recipient) pairs journaled and not yet finished.", float64(st.Backlog))
+	failed := 0.0
+	if st.JournalError != "" {
 		failed = 1
 	}
-	fmt.Fprintf(w, "# HELP sensor_enforce_journal_failed 1 when the action journal could not be written: enforcement has stopped until a restart.\n# TYPE sensor_enforce_journal_failed gauge\nsensor_enforce_journal_failed %d\n", failed)
-	fmt.Fprintf(w, "# HELP sensor_enforce_unreported Outcomes the pipeline has not acknowledged yet.\n# TYPE sensor_enforce_unreported gauge\nsensor_enforce_unreported %d\n", s.Unreported)
-	const h = "sensor_enforce_verdict_to_outcome_seconds"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", h, "Time from taking a verdict from the feed to each recipient's final outcome.", h)
+	s.gauge("sensor_enforce_journal_failed", "1 when the action journal could not be written: enforcement has stopped until a restart.", failed)
+	s.gauge("sensor_enforce_unreported", "Outcomes the pipeline has not acknowledged yet.", float64(st.Unreported))
+	buckets := make(map[float64]uint64, len(enforce.LatencyBuckets))
 	for i, le := range enforce.LatencyBuckets {
-		fmt.Fprintf(w, "%s_bucket{le=%q} %d\n", h, strconv.FormatFloat(le, 'g', -1, 64), s.Latency.Buckets[i])
+		buckets[le] = uint64(st.Latency.Buckets[i])
 	}
-	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", h, s.Latency.Count, h, s.Latency.Sum, h, s.Latency.Count)
+	s.ch <- prometheus.MustNewConstHistogram(prometheus.NewDesc("sensor_enforce_verdict_to_outcome_seconds",
+		"Time from taking a verdict from the feed to each recipient's final outcome.", nil, nil),
+		uint64(st.Latency.Count), st.Latency.Sum, buckets)
 }

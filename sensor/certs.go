@@ -117,14 +117,12 @@ type tlsMetrics struct {
 	reloadFailures atomic.Int64
 }
 
-func (t *tlsMetrics) write(metric func(name, kind, help string, v any)) {
+func (t *tlsMetrics) collect(s series) {
 	if t.notAfter.Load() == 0 {
 		return
 	}
-	metric("sensor_tls_certificate_expiry_seconds", "gauge",
-		"When the SMTP door's certificate in use expires, in Unix seconds.", t.notAfter.Load())
-	metric("sensor_tls_certificate_reload_failures_total", "counter",
-		"Certificate reloads refused (the previous pair stayed in use).", t.reloadFailures.Load())
+	s.gauge("sensor_tls_certificate_expiry_seconds", "When the SMTP door's certificate in use expires, in Unix seconds.", float64(t.notAfter.Load()))
+	s.counter("sensor_tls_certificate_reload_failures_total", "Certificate reloads refused (the previous pair stayed in use).", float64(t.reloadFailures.Load()))
 }
 
 // Failures counts the reloads that were refused.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -235,7 +235,8 @@ func TestCertReload(t *testing.T) {
 	(&Admin{Metrics: ts.metrics}).writeMetrics(&metrics)
 	for _, want := range []string{
 		"\nsensor_tls_certificate_reload_failures_total 1\n",
-		fmt.Sprintf("\nsensor_tls_certificate_expiry_seconds %d\n", certs.NotAfter().Unix()),
+		// The exposition writes a float: 1.796204332e+09.
+		"\nsensor_tls_certificate_expiry_seconds " + strconv.FormatFloat(float64(certs.NotAfter().Unix()), 'g', -1, 64) + "\n",
 	} {
 		if !strings.Contains(metrics.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics.String())

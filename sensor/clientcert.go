@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -324,23 +323,19 @@ func (m *clientCertMetrics) count(reason string) {
 	}
 }
 
-func (m *clientCertMetrics) write(w io.Writer) {
+func (m *clientCertMetrics) collect(s series) {
 	if !m.asked.Load() {
 		return
 	}
-	const refused = "sensor_smtp_client_cert_refused_total"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", refused,
-		"MAIL answered 550 5.7.1 over TLS for want of an acceptable client certificate, by reason: none shown, a chain that does not verify (untrusted), or no configured name.", refused)
+	const refusedHelp = "MAIL answered 550 5.7.1 over TLS for want of an acceptable client certificate, by reason: none shown, a chain that does not verify (untrusted), or no configured name."
 	for _, r := range []struct {
 		label string
 		n     *atomic.Int64
 	}{{certNone, &m.none}, {certUntrusted, &m.untrusted}, {certName, &m.name}} {
-		fmt.Fprintf(w, "%s{reason=%q} %d\n", refused, r.label, r.n.Load())
+		s.counter("sensor_smtp_client_cert_refused_total", refusedHelp, float64(r.n.Load()), "reason", r.label)
 	}
 	if m.caFile.Load() {
-		const failures = "sensor_tls_client_ca_reload_failures_total"
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", failures,
-			"Reloads of --tls-client-ca refused (the previous bundle stayed in use).", failures, failures, m.reloadFailures.Load())
+		s.counter("sensor_tls_client_ca_reload_failures_total", "Reloads of --tls-client-ca refused (the previous bundle stayed in use).", float64(m.reloadFailures.Load()))
 	}
 }
 

@@ -248,6 +248,9 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 	if err != nil {
 		return in.parseFailed(log, id, err)
 	}
+	// The parse has read the message to its end: what follows (judging, the commit and its
+	// fsync) is the wait between the end of the data and the answer.
+	endOfData := time.Now()
 	settled := false // the record's blobs are given back unless the spool settles them
 	defer func() {
 		if !settled {
@@ -316,6 +319,9 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 	}
 	in.metrics.messagesAccepted.Add(1)
 	in.metrics.bytesAccepted.Add(counted.n)
+	h := in.metrics.hist.get()
+	h.size.Observe(float64(counted.n))
+	h.eod.Observe(time.Since(endOfData).Seconds())
 	attrs := []any{"id", id}
 	if env.QueueID != "" {
 		attrs = append(attrs, "queue_id", env.QueueID) // joins the MTA's log line

@@ -718,17 +718,13 @@ func (m *milterMetrics) snapshot() (counts map[string]int64, total int64, last t
 	return counts, total, m.lastUnrecorded
 }
 
-func (m *milterMetrics) write(w io.Writer) {
+func (m *milterMetrics) collect(s series) {
 	counts, _, _ := m.snapshot()
-	const name = "sensor_milter_unrecorded_total"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name,
-		"Messages the milter saw but could not record, by reason; each was passed on unscored (--milter-on-fault accept) or tempfailed.", name)
+	const help = "Messages the milter saw but could not record, by reason; each was passed on unscored (--milter-on-fault accept) or tempfailed."
 	for _, r := range slices.Sorted(maps.Keys(counts)) {
-		fmt.Fprintf(w, "%s{reason=%q} %d\n", name, r, counts[r])
+		s.counter("sensor_milter_unrecorded_total", help, float64(counts[r]), "reason", r)
 	}
-	fmt.Fprintf(w, "# HELP sensor_milter_connections MTA connections to the milter open now.\n# TYPE sensor_milter_connections gauge\nsensor_milter_connections %d\n", m.conns.Load())
-	fmt.Fprintf(w, "# HELP sensor_milter_recorded_total Messages the milter accepted after their record was durable.\n# TYPE sensor_milter_recorded_total counter\nsensor_milter_recorded_total %d\n", m.recorded.Load())
-	const late = "sensor_milter_committed_late_total"
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", late,
-		"Records committed after the milter had answered for want of time (--milter-timeout).", late, late, m.late.Load())
+	s.gauge("sensor_milter_connections", "MTA connections to the milter open now.", float64(m.conns.Load()))
+	s.counter("sensor_milter_recorded_total", "Messages the milter accepted after their record was durable.", float64(m.recorded.Load()))
+	s.counter("sensor_milter_committed_late_total", "Records committed after the milter had answered for want of time (--milter-timeout).", float64(m.late.Load()))
 }

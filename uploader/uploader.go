@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/journalsensor/sensor/spool"
 )
@@ -201,6 +202,9 @@ type Uploader struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// latency is from a batch's oldest record's commit to the pipeline's acknowledgement:
+	// what an operator means by "how far behind are uploads".
+	latency prometheus.Histogram
 }
 
 // Stats are the counters an admin endpoint exposes.
@@ -243,7 +247,12 @@ func New(cfg Config, sp *spool.Spool) (*Uploader, error) {
 	}
 	cfg = cfg.withDefaults()
 	err := cfg.validate()
-	u := &Uploader{cfg: cfg, sp: sp, log: cfg.Logger}
+	u := &Uploader{cfg: cfg, sp: sp, log: cfg.Logger, latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "sensor_upload_delivery_latency_seconds",
+		Help: "From a batch's oldest record's commit to the pipeline's acknowledgement of the batch.",
+		// 10 ms to about 6 days: a batch sent at once, up to one kept by a long outage.
+		Buckets: prometheus.ExponentialBuckets(0.01, 4, 14),
+	})}
 	s, serr := newSender(u)
 	if err := errors.Join(err, serr); err != nil {
 		return nil, err
@@ -558,7 +567,13 @@ func (u *Uploader) deliver(ctx context.Context, first spool.Batch) error {
 	return nil
 }
 
+// Collectors are the uploader's Prometheus series of its own: the delivery latency.
+func (u *Uploader) Collectors() []prometheus.Collector { return []prometheus.Collector{u.latency} }
+
 func (u *Uploader) delivered(b spool.Batch) error {
+	if born := u.oldest(b); !born.IsZero() {
+		u.latency.Observe(time.Since(born).Seconds())
+	}
 	// If the delete fails the batch stays and is sent again under the same Idempotency-Key,
 	// which the pipeline ignores; it still counts as delivered, and the error makes Run back
 	// off, since the disk is in trouble.

@@ -326,7 +326,8 @@ Content-Transfer-Encoding: base64
 	e.assertNowhere(e2eSecret)
 
 	// The receiver stores the record before the sensor reads the 200, so poll.
-	want1 := []string{"sensor_smtp_messages_accepted_total 1", "sensor_upload_records_delivered_total 1", "sensor_spool_pending_batches 0"}
+	want1 := []string{"sensor_smtp_messages_accepted_total 1", "sensor_upload_records_delivered_total 1", "sensor_spool_pending_batches 0",
+		"sensor_upload_delivery_latency_seconds_count 1"}
 	var metrics []byte
 	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
 		resp, err := http.Get("http://" + e.admin + "/metrics")
