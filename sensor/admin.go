@@ -132,6 +132,9 @@ type Admin struct {
 	// Token, when set, is the bearer token /metrics, /status and any other page but the
 	// probes need: "Authorization: Bearer <Token>", else 401.
 	Token string
+	// SpoolBudget is --spool-max-bytes (0: none), for sensor_spool_budget_bytes: an alert
+	// on the backlog needs the budget beside it.
+	SpoolBudget int64
 	// Enforcement, when set, adds enforcement's backlog and outcomes to /status and /metrics;
 	// EnforceMode is --enforce-mode.
 	Enforcement EnforceStats
@@ -367,6 +370,7 @@ func (a *Admin) collect(s series) {
 	s.gauge("sensor_spool_pending_records", "Records committed and not yet batched.", float64(st.PendingRecords))
 	s.gauge("sensor_spool_pending_batches", "Batches waiting for delivery.", float64(st.PendingBatches))
 	s.gauge("sensor_spool_pending_bytes", "Spool bytes waiting for delivery.", float64(st.PendingBytes))
+	s.gauge("sensor_spool_budget_bytes", "The spool's budget (--spool-max-bytes); past it new messages get 452 4.3.1. 0: none.", float64(a.SpoolBudget))
 	s.gauge("sensor_spool_broken_entries", "Spool entries quarantined as *.broken at start-up.", float64(st.BrokenRecords))
 	s.gauge("sensor_spool_dead_letters", "Batch files in the dead-letter folder.", float64(st.DeadLetters))
 	if !st.LastDeliveryAt.IsZero() {

@@ -653,7 +653,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	var listening atomic.Bool
 	admin := &sensor.Admin{Metrics: metrics, Uploads: up, Spool: sp, Started: time.Now(), Version: version,
 		Listening: listening.Load, Logger: log.With("component", "admin"), Token: c.adminToken,
-		Paths: []string{c.dataDir}}
+		Paths: []string{c.dataDir}, SpoolBudget: int64(c.spoolMaxBytes)}
 	switch {
 	case err != nil:
 		// A journal that cannot be read stops enforcement, not the recording of mail: every
