@@ -39,6 +39,7 @@ type Metrics struct {
 	clientCerts clientCertMetrics // client certificates refused (clientcert.go)
 	milter      milterMetrics     // copies the milter door could not record (milter.go)
 	hist        histograms        // message sizes, end of data to reply (prom.go)
+	doors       doorTimes         // when each front door last accepted (statusfields.go)
 
 	mu sync.Mutex
 	// replies counts SMTP replies by code where they are decided (smtpReply), whether or
@@ -111,9 +112,10 @@ type SpoolHealth interface {
 }
 
 // Admin serves /healthz (alive), /readyz (ready to take mail and deliver it), /metrics
-// (Prometheus text format) and /status (the same facts as JSON, for `sensor healthcheck`
-// and people). With a Token, everything but /healthz and /readyz (which probes call without
-// credentials) needs it.
+// (Prometheus text format), /status (the same facts as JSON, for `sensor healthcheck`
+// and people) and / (a status page that shows /status). With a Token, everything but
+// /healthz and /readyz (which probes call without credentials) and the page's shell (which
+// holds no data) needs it.
 type Admin struct {
 	Metrics *Metrics
 	Uploads UploadStats
@@ -130,7 +132,7 @@ type Admin struct {
 	// even in an error's text; absolute paths are never shown anyway.
 	Paths []string
 	// Token, when set, is the bearer token /metrics, /status and any other page but the
-	// probes need: "Authorization: Bearer <Token>", else 401.
+	// probes and the status page's shell need: "Authorization: Bearer <Token>", else 401.
 	Token string
 	// SpoolBudget is --spool-max-bytes (0: none), for sensor_spool_budget_bytes: an alert
 	// on the backlog needs the budget beside it.
@@ -161,6 +163,7 @@ func (a *Admin) Handler() http.Handler {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", a.metricsHandler())
+	mux.Handle("GET /{$}", statusPage())
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
@@ -172,7 +175,11 @@ func (a *Admin) Handler() http.Handler {
 	}
 	want := sha256.Sum256([]byte(a.Token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || bearerIs(r, &want) {
+		// The status page's shell at / is public too: it is the same embedded file for every
+		// sensor and holds no data, and a browser cannot send a bearer token when it first
+		// opens a URL. The page asks for the token and sends it with each /status fetch,
+		// which stays guarded like everything else.
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/" || bearerIs(r, &want) {
 			mux.ServeHTTP(w, r)
 			return
 		}
@@ -250,6 +257,17 @@ type status struct {
 	MilterLastUnrecordedAt *time.Time     `json:"milter_last_unrecorded_at,omitempty"`
 	Uploads                uploader.Stats `json:"uploads"`
 	Enforcement            *enforceStatus `json:"enforcement,omitempty"`
+	// RepliesByCode counts the SMTP replies the sensor decided, by code (as
+	// sensor_smtp_replies_total); RefusedByReason what it turned away, by why
+	// (Metrics.refusedByReason). Both list every key from the start, at 0.
+	RepliesByCode   map[int]int64    `json:"replies_by_code"`
+	RefusedByReason map[string]int64 `json:"refused_by_reason"`
+	// LastMessageAt says when each front door (smtp, milter) last accepted a message, null
+	// for one that has accepted none since the sensor started.
+	LastMessageAt map[string]*time.Time `json:"last_message_at"`
+	// Now is the sensor's clock when it answered: the status page tells ages against it, not
+	// against the clock of the phone it runs on.
+	Now time.Time `json:"now"`
 }
 
 func (a *Admin) status() status {
@@ -259,6 +277,10 @@ func (a *Admin) status() status {
 		MessagesAccepted: a.Metrics.messagesAccepted.Load(),
 		MessagesFailed:   a.Metrics.messagesFailed.Load(),
 		SpoolFull:        a.Metrics.spoolFull.Load(),
+		RepliesByCode:    a.Metrics.replyCounts(),
+		RefusedByReason:  a.Metrics.refusedByReason(),
+		LastMessageAt:    a.Metrics.doors.snapshot(),
+		Now:              time.Now().UTC(),
 	}
 	if _, n, last := a.Metrics.milter.snapshot(); n > 0 {
 		s.MilterUnrecorded, s.MilterLastUnrecordedAt = n, &last
@@ -373,6 +395,11 @@ func (a *Admin) collect(s series) {
 	s.gauge("sensor_spool_budget_bytes", "The spool's budget (--spool-max-bytes); past it new messages get 452 4.3.1. 0: none.", float64(a.SpoolBudget))
 	s.gauge("sensor_spool_broken_entries", "Spool entries quarantined as *.broken at start-up.", float64(st.BrokenRecords))
 	s.gauge("sensor_spool_dead_letters", "Batch files in the dead-letter folder.", float64(st.DeadLetters))
+	age := 0.0
+	if !st.OldestPendingAt.IsZero() {
+		age = time.Since(st.OldestPendingAt).Seconds()
+	}
+	s.gauge("sensor_spool_oldest_pending_record_age_seconds", "Age of the oldest record not yet delivered to the pipeline; 0 when none waits.", age)
 	if !st.LastDeliveryAt.IsZero() {
 		s.gauge("sensor_upload_last_delivery_timestamp_seconds", "When the pipeline last accepted a batch.", float64(st.LastDeliveryAt.Unix()))
 	}

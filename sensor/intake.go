@@ -318,6 +318,7 @@ func (in *Intake) Receive(env *Envelope, res *Reservation, r io.Reader) Outcome 
 		return Outcome{Kind: LocalFault, ID: id, Ref: id, Err: err}
 	}
 	in.metrics.messagesAccepted.Add(1)
+	in.metrics.doors.accepted(env.Transport, time.Now())
 	in.metrics.bytesAccepted.Add(counted.n)
 	h := in.metrics.hist.get()
 	h.size.Observe(float64(counted.n))

@@ -188,6 +188,22 @@ func eachLine(r io.Reader, maxLine int, fn func(line []byte) error) (complete bo
 	}
 }
 
+// OldestBatch returns the id of the batch that has waited longest for delivery, or "" when
+// none waits. Batch ids are ULIDs, so it is the first name in batches/; only the names are
+// read, not each batch's header as Batches does, because /status and /metrics ask often.
+func (s *Spool) OldestBatch() string {
+	entries, err := os.ReadDir(s.path(dirBatches)) // sorted by name
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), batchExt); ok && validID(id) {
+			return id
+		}
+	}
+	return ""
+}
+
 // Batches lists the batches waiting for delivery, oldest first, so leftovers from an earlier
 // run go out before anything newer.
 func (s *Spool) Batches() ([]Batch, error) {

@@ -238,6 +238,9 @@ type Stats struct {
 	BrokenRecords    int   `json:"broken_records"`
 	DeadLetters      int   `json:"dead_letters"`
 	DeadLetterBlobs  int   `json:"dead_letter_blobs"`
+	// OldestPendingAt is when the oldest record not yet delivered was made, batched or not;
+	// zero when none waits. Its age is how far delivery lags behind the mail.
+	OldestPendingAt time.Time `json:"oldest_pending_at,omitzero"`
 }
 
 // New checks cfg and prepares delivery. Errors name the Config field at fault.
@@ -275,7 +278,29 @@ func (u *Uploader) Stats() Stats {
 	s.BrokenRecords = us.Broken
 	s.DeadLetters = us.DeadLetters
 	s.DeadLetterBlobs = us.DeadLetterBlobs
+	s.OldestPendingAt = u.oldestPendingAt(us)
 	return s
+}
+
+// oldestPendingAt is when the oldest record not yet delivered was made: of the pending
+// groups (in memory) and of the oldest batch (one directory listing and one batch's first
+// line). The spool's counts say first whether either is worth looking at, so a readiness
+// probe on an idle sensor touches no disk.
+func (u *Uploader) oldestPendingAt(us spool.Usage) time.Time {
+	var oldest time.Time
+	if us.Records > 0 {
+		if pending, _ := u.sp.Pending(); len(pending) > 0 {
+			oldest = oldestPending(pending)
+		}
+	}
+	if us.Batches > 0 {
+		if id := u.sp.OldestBatch(); id != "" {
+			if t := u.oldest(spool.Batch{ID: id}); oldest.IsZero() || t.Before(oldest) {
+				oldest = t
+			}
+		}
+	}
+	return oldest
 }
 
 func (u *Uploader) update(f func(*Stats)) {
