@@ -5,6 +5,7 @@
 //	sensor parse    [--attachments MODE] [--urls on|off] FILE... | -
 //	sensor receiver --listen ADDR --out DIR [--token-file F] [--tls-cert F --tls-key F]
 //	sensor config check --config FILE
+//	sensor config print [--config FILE] [flags]
 //	sensor config docs
 //	sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [serve's flags]
 //	sensor healthcheck [--admin ADDR]
@@ -31,6 +32,7 @@ Usage:
   sensor receiver --listen ADDR --out DIR [--token-file F] [--tls-cert F --tls-key F]
                                               run the reference pipeline endpoint
   sensor config check --config FILE           report every problem in a config file
+  sensor config print [--config FILE] [flags] print the configuration in effect, as a config file
   sensor config docs                          print docs/configuration.md, made from the flags
   sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [--config FILE]
                                               one mailbox action by hand, with serve's settings
@@ -59,11 +61,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 			switch args[1] {
 			case "check":
 				return configCheckCmd(args[2:], stdout, stderr, getenv)
+			case "print":
+				return configPrintCmd(args[2:], stdout, stderr, getenv)
 			case "docs":
 				return configDocsCmd(args[2:], stdout, stderr)
 			}
 		}
-		fmt.Fprintln(stderr, "usage: sensor config check|docs [--config FILE] [flags]")
+		fmt.Fprintln(stderr, "usage: sensor config check|print|docs [--config FILE] [flags]")
 		return 2
 	case "enforce":
 		return enforceCmd(args[1:], stdout, stderr, getenv)
