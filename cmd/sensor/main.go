@@ -7,6 +7,7 @@
 //	sensor config check --config FILE
 //	sensor config print [--config FILE] [flags]
 //	sensor config docs
+//	sensor drain    --data-dir DIR [--drain-timeout D] [serve's flags]
 //	sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [serve's flags]
 //	sensor healthcheck [--admin ADDR]
 //	sensor version
@@ -34,6 +35,8 @@ Usage:
   sensor config check --config FILE           report every problem in a config file
   sensor config print [--config FILE] [flags] print the configuration in effect, as a config file
   sensor config docs                          print docs/configuration.md, made from the flags
+  sensor drain    --data-dir DIR [--drain-timeout D] [serve's flags]
+                                              upload what is left in a spool, then exit (no mail taken)
   sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [--config FILE]
                                               one mailbox action by hand, with serve's settings
   sensor healthcheck [--admin ADDR]           exit 0 when the running sensor is ready
@@ -69,6 +72,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		}
 		fmt.Fprintln(stderr, "usage: sensor config check|print|docs [--config FILE] [flags]")
 		return 2
+	case "drain":
+		return drainCmd(args[1:], stderr, getenv)
 	case "enforce":
 		return enforceCmd(args[1:], stdout, stderr, getenv)
 	case "healthcheck":
