@@ -185,4 +185,3 @@ func TestConfigPrintOfAnInvalidConfigPrintsOnlyProblems(t *testing.T) {
 		}
 	}
 }
-
