@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -80,6 +81,12 @@ func printConfig(c *serveConfig, fs *flag.FlagSet) ([]byte, error) {
 				continue // a config file cannot name another
 			}
 			v, note, err := valueNode(f)
+			if f.Name == "pipeline-url" && c.pipelineURL == defaultOutboxURL(c.dataDir) {
+				// check derived it from data-dir, as an absolute path: printed, it would pin
+				// the outbox, and the file would no longer follow a changed data-dir or a
+				// relative one run from elsewhere.
+				v, note, err = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: ""}, "", nil
+			}
 			if err != nil {
 				return nil, fmt.Errorf("--%s: %w", f.Name, err)
 			}
@@ -115,6 +122,16 @@ func printConfig(c *serveConfig, fs *flag.FlagSet) ([]byte, error) {
 	// A blank line before each group's title, for the eye; only titles are comments at the
 	// start of a line, as the access table's own are indented below its key.
 	return []byte(strings.ReplaceAll(b.String(), "\n# ", "\n\n# ")), nil
+}
+
+// defaultOutboxURL is the pipeline-url serveConfig.check derives when none is set; "" when
+// dataDir has no absolute path.
+func defaultOutboxURL(dataDir string) string {
+	abs, err := filepath.Abs(filepath.Join(dataDir, "outbox"))
+	if err != nil {
+		return ""
+	}
+	return "file://" + abs
 }
 
 // valueNode is f's value as YAML that layer reads back to the same value: a list for a

@@ -102,6 +102,9 @@ access:
 			t.Errorf("%s = %q after the round trip, want %q", k, got[k], v)
 		}
 	}
+	if !strings.Contains(out1.String(), "\npipeline-url: \"\"\n") {
+		t.Errorf("pipeline-url, set by no layer, is not printed empty: the file would pin the outbox derived from data-dir\n%s", out1.String())
+	}
 	if !strings.Contains(got["access"], "everyone-else") {
 		t.Errorf("the access table did not survive:\n%s", got["access"])
 	}
