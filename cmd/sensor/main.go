@@ -5,6 +5,9 @@
 //	sensor parse    [--attachments MODE] [--urls on|off] FILE... | -
 //	sensor receiver --listen ADDR --out DIR [--token-file F] [--tls-cert F --tls-key F]
 //	sensor config check --config FILE
+//	sensor config print [--config FILE] [flags]
+//	sensor config docs
+//	sensor drain    --data-dir DIR [--drain-timeout D] [serve's flags]
 //	sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [serve's flags]
 //	sensor healthcheck [--admin ADDR]
 //	sensor version
@@ -30,6 +33,10 @@ Usage:
   sensor receiver --listen ADDR --out DIR [--token-file F] [--tls-cert F --tls-key F]
                                               run the reference pipeline endpoint
   sensor config check --config FILE           report every problem in a config file
+  sensor config print [--config FILE] [flags] print the configuration in effect, as a config file
+  sensor config docs                          print docs/configuration.md, made from the flags
+  sensor drain    --data-dir DIR [--drain-timeout D] [serve's flags]
+                                              upload what is left in a spool, then exit (no mail taken)
   sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [--config FILE]
                                               one mailbox action by hand, with serve's settings
   sensor healthcheck [--admin ADDR]           exit 0 when the running sensor is ready
@@ -53,11 +60,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	case "receiver":
 		return receiverCmd(args[1:], stderr)
 	case "config":
-		if len(args) < 2 || args[1] != "check" {
-			fmt.Fprintln(stderr, "usage: sensor config check --config FILE")
-			return 2
+		if len(args) >= 2 {
+			switch args[1] {
+			case "check":
+				return configCheckCmd(args[2:], stdout, stderr, getenv)
+			case "print":
+				return configPrintCmd(args[2:], stdout, stderr, getenv)
+			case "docs":
+				return configDocsCmd(args[2:], stdout, stderr)
+			}
 		}
-		return configCheckCmd(args[2:], stdout, stderr, getenv)
+		fmt.Fprintln(stderr, "usage: sensor config check|print|docs [--config FILE] [flags]")
+		return 2
+	case "drain":
+		return drainCmd(args[1:], stderr, getenv)
 	case "enforce":
 		return enforceCmd(args[1:], stdout, stderr, getenv)
 	case "healthcheck":

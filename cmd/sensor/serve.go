@@ -529,16 +529,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	}
 	sp.SetBudget(int64(c.spoolMaxBytes))
 
-	up, err := uploader.New(uploader.Config{
-		URL:            c.pipelineURL,
-		Token:          c.token,
-		CAFile:         c.pipelineCAFile,
-		ClientCertFile: c.clientCertFile,
-		ClientKeyFile:  c.clientKeyFile,
-		UserAgent:      "journal-sensor/" + version,
-		MaxAge:         c.maxAge,
-		Logger:         log.With("component", "uploader"),
-	}, sp)
+	up, err := uploader.New(c.uploaderConfig(log.With("component", "uploader")), sp)
 	if err != nil {
 		return fmt.Errorf("pipeline settings: %w", err)
 	}
