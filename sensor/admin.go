@@ -234,7 +234,7 @@ func (a *Admin) notReady(spoolErr error) (why, cause string) {
 		// Every copy gets 451 meanwhile: its sender must try another sensor or later.
 		return "spool cannot commit: " + errorKind(spoolErr), "spool"
 	}
-	if a.Uploads != nil && a.Uploads.Stats().AuthFailing {
+	if a.Uploads != nil && authFailing(a.Uploads) {
 		// Mail is still accepted and kept, but an operator must fix the token: make it loud.
 		return "the pipeline rejects our credentials (401/403); check --pipeline-token-file", "credentials"
 	}
@@ -410,4 +410,13 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// authFailing asks the uploads for the one thing readiness needs, cheaply when they can say
+// it alone: probes come every few seconds, and Stats looks at the whole spool.
+func authFailing(u UploadStats) bool {
+	if f, ok := u.(interface{ AuthFailing() bool }); ok {
+		return f.AuthFailing()
+	}
+	return u.Stats().AuthFailing
 }

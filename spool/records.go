@@ -379,6 +379,21 @@ func (s *Spool) Pending() ([]Entry, error) {
 	return out, nil
 }
 
+// OldestPending is when the oldest record not yet in a batch was made; zero when none waits.
+// It copies nothing: /metrics and /status ask for it while a backlog may hold a million
+// groups, under the lock commits take.
+func (s *Spool) OldestPending() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var oldest time.Time
+	for _, g := range s.groups {
+		if oldest.IsZero() || g.oldest.Before(oldest) {
+			oldest = g.oldest
+		}
+	}
+	return oldest
+}
+
 // FormBatch gathers the given pending groups into a new batch file and removes them from
 // records/. Groups no longer pending are skipped. A file with unreadable lines gives the batch
 // its readable ones and is then set aside as *.broken. It returns a zero Batch if nothing

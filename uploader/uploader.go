@@ -289,9 +289,7 @@ func (u *Uploader) Stats() Stats {
 func (u *Uploader) oldestPendingAt(us spool.Usage) time.Time {
 	var oldest time.Time
 	if us.Records > 0 {
-		if pending, _ := u.sp.Pending(); len(pending) > 0 {
-			oldest = oldestPending(pending)
-		}
+		oldest = u.sp.OldestPending()
 	}
 	if us.Batches > 0 {
 		if id := u.sp.OldestBatch(); id != "" {
@@ -301,6 +299,14 @@ func (u *Uploader) oldestPendingAt(us spool.Usage) time.Time {
 		}
 	}
 	return oldest
+}
+
+// AuthFailing reports whether the pipeline refuses the credentials: what readiness needs,
+// without Stats' look at the spool.
+func (u *Uploader) AuthFailing() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.stats.AuthFailing
 }
 
 func (u *Uploader) update(f func(*Stats)) {
