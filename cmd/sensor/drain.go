@@ -111,6 +111,11 @@ func (d drainLeft) records() int { return d.PendingRecords + d.batchRecords }
 // drain runs the uploader over c's spool until it holds no record and no batch, timeout
 // passes, or ctx is done, logging progress every `every`. It says what it left.
 func drain(ctx context.Context, c *serveConfig, log *slog.Logger, timeout, every time.Duration) (drainLeft, error) {
+	unlock, err := lockDataDir(c.dataDir)
+	if err != nil {
+		return drainLeft{}, err
+	}
+	defer unlock()
 	sp, err := spool.Open(filepath.Join(c.dataDir, "spool"), log.With("component", "spool"))
 	if err != nil {
 		return drainLeft{}, fmt.Errorf("opening the spool under --data-dir %s: %w", c.dataDir, err)

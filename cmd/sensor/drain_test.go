@@ -163,3 +163,14 @@ func TestDrainRefusesADataDirWithoutASpool(t *testing.T) {
 		t.Errorf("drain created %s", missing)
 	}
 }
+
+// drain refuses a data directory a running serve holds: both would take the spool for their
+// own, and drain would report "drained" while serve kept filling it.
+func TestDrainRefusesTheDataDirOfARunningServe(t *testing.T) {
+	e := startE2E(t)
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"drain", "--data-dir", e.dataDir, "--drain-timeout", "2s"}, nil, &stdout, &stderr, noEnv)
+	if code == 0 || !strings.Contains(stderr.String(), "in use by another sensor process") {
+		t.Errorf("drain beside serve: exit %d, stderr:\n%s", code, stderr.String())
+	}
+}

@@ -523,6 +523,11 @@ func serveCmd(args []string, stderr io.Writer, getenv func(string) string) int {
 // bound addresses once mail is being accepted.
 func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smtp, admin net.Addr)) error {
 	hostname, _ := os.Hostname()
+	unlock, err := lockDataDir(c.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	sp, err := spool.Open(filepath.Join(c.dataDir, "spool"), log.With("component", "spool"))
 	if err != nil {
 		return fmt.Errorf("opening the spool under --data-dir %s: %w", c.dataDir, err)
