@@ -152,22 +152,28 @@ func TestConfigPrintOrderIsStable(t *testing.T) {
 }
 
 // No setting holds a token itself: each is in a file the settings name. The one secret a
-// setting can hold is a password in a URL, which is redacted wherever it is.
+// setting can hold is a password in a URL, which is redacted wherever it is; the pipeline's
+// URL may not carry one at all, and its refusal does not print it either.
 func TestConfigPrintRedactsPasswordsInURLs(t *testing.T) {
 	var out, errOut bytes.Buffer
-	code := run([]string{"config", "print", "--pipeline-url", "https://sensor:hunter2@pipeline.example/v",
-		"--graph-url", "https://admin:hunter2@graph.example"}, nil, &out, &errOut, noEnv)
+	code := run([]string{"config", "print", "--graph-url", "https://admin:hunter2@graph.example"}, nil, &out, &errOut, noEnv)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "sensor:") {
+	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "admin:") {
 		t.Errorf("the password is printed:\n%s", out.String())
 	}
-	for _, want := range []string{"pipeline-url: https://<redacted>@pipeline.example/v", "graph-url: https://<redacted>@graph.example",
-		"# pipeline-url: a password in the URL is shown as <redacted>"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("missing %q in:\n%s", want, out.String())
-		}
+	if want := "graph-url: https://<redacted>@graph.example"; !strings.Contains(out.String(), want) {
+		t.Errorf("missing %q in:\n%s", want, out.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	code = run([]string{"config", "print", "--pipeline-url", "https://sensor:hunter2@pipeline.example/v"}, nil, &out, &errOut, noEnv)
+	if code != 2 || !strings.Contains(errOut.String(), "must not carry a user or password") {
+		t.Errorf("a pipeline URL with a password: exit %d, stderr:\n%s", code, errOut.String())
+	}
+	if strings.Contains(out.String()+errOut.String(), "hunter2") {
+		t.Errorf("the refusal prints the password:\n%s%s", out.String(), errOut.String())
 	}
 }
 

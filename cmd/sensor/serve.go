@@ -228,6 +228,10 @@ func (c *serveConfig) check() error {
 	}
 	if u, err := url.Parse(c.pipelineURL); err != nil || (u.Scheme != "https" && u.Scheme != "file") {
 		bad("pipeline-url", "%q: want https://host[:port][/prefix] or file:///dir (TLS is not optional)", c.pipelineURL)
+	} else if u.User != nil {
+		// The uploader refuses it too; saying so here lets config check catch it. The
+		// problem's text is masked where it is printed, as every URL is.
+		bad("pipeline-url", "%q must not carry a user or password: put the token in --pipeline-token-file", c.pipelineURL)
 	}
 	// readToken reads a bearer token from the file a flag names; the token itself never
 	// appears in a problem.
