@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/journalsensor/sensor/internal/retry"
 )
 
 // Feed is the pipeline's side of enforcement: the verdicts to act on, and where outcomes go.
@@ -335,18 +336,6 @@ func (e *Engine) changes() <-chan struct{} {
 	return e.changed
 }
 
-// sleep waits d, or until ctx is done; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // poll takes pages from the feed. A page's new verdicts and the cursor after them are
 // journaled in one entry before any is acted on: a crash before it re-reads the page, a
 // crash after it finds the work in the journal.
@@ -362,7 +351,7 @@ func (e *Engine) poll(ctx context.Context) {
 				return
 			}
 			e.log.Warn("verdict feed unavailable; trying again", "error", err, "in", backoff)
-			if !sleep(ctx, jitter(backoff)) {
+			if !retry.Sleep(ctx, retry.Jitter(backoff)) {
 				return
 			}
 			backoff = min(backoff*2, time.Minute)
@@ -371,14 +360,14 @@ func (e *Engine) poll(ctx context.Context) {
 		backoff = time.Second
 		if err := e.take(vs, cursor, next); err != nil {
 			e.log.Error("verdicts not journaled; not acted on", "error", err)
-			if !sleep(ctx, jitter(backoff)) {
+			if !retry.Sleep(ctx, retry.Jitter(backoff)) {
 				return
 			}
 			continue
 		}
 		// Again at once only while full pages move the cursor on: a full page that does
 		// not (a feed that repeats itself) waits like an empty one.
-		if (len(vs) < e.cfg.PageSize || next == cursor) && !sleep(ctx, e.cfg.Poll) {
+		if (len(vs) < e.cfg.PageSize || next == cursor) && !retry.Sleep(ctx, e.cfg.Poll) {
 			return
 		}
 	}
@@ -483,25 +472,21 @@ func (e *Engine) work(ctx context.Context) {
 			timer.Stop()
 			continue
 		}
-		retry, err := e.do(ctx, t)
+		again, err := e.do(ctx, t)
 		if ctx.Err() != nil {
 			return // the journal has it; the next start finishes it
 		}
 		if err != nil {
 			e.log.Error("action not journaled", "verdict", t.key.VerdictID, "recipient", t.key.Recipient, "error", err)
-			retry = e.cfg.Now().Add(jitter(time.Minute))
+			again = e.cfg.Now().Add(retry.Jitter(time.Minute))
 		}
-		if !retry.IsZero() {
-			t.due, t.attempts = retry, t.attempts+1
+		if !again.IsZero() {
+			t.due, t.attempts = again, t.attempts+1
 			e.mu.Lock()
 			e.queue = append(e.queue, t)
 			e.mu.Unlock()
 		}
 	}
-}
-
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
 }
 
 // do works on one task: it returns when to try again (zero: finished), or an error when
@@ -747,7 +732,7 @@ func (e *Engine) retryAfter(ctx context.Context, t *task, vs *verdictState, o Ou
 	case errors.Is(err, ErrTransient):
 		d := min(time.Second<<min(t.attempts, 8), 5*time.Minute)
 		e.log.Warn("mailbox action failed; trying again", "verdict", o.VerdictID, "recipient", rcpt, "error", err, "attempt", t.attempts+1)
-		return now.Add(jitter(d)), nil
+		return now.Add(retry.Jitter(d)), nil
 	}
 	o.Status, o.Detail = Failed, err.Error()
 	return time.Time{}, e.finish(vs, o)
@@ -804,7 +789,7 @@ func (e *Engine) report(ctx context.Context) {
 				return
 			}
 			e.log.Warn("outcomes not delivered; trying again", "outcomes", len(batch), "error", err)
-			if !sleep(ctx, jitter(backoff)) {
+			if !retry.Sleep(ctx, retry.Jitter(backoff)) {
 				return
 			}
 			backoff = min(backoff*2, time.Minute)

@@ -533,7 +533,7 @@ func (g *Gmail) token(ctx context.Context, user string, full bool) (*oauth2.Toke
 	detail := fmt.Sprintf("token for %s: %d %s %s", user, re.Response.StatusCode, body.Error, body.Description)
 	switch code := re.Response.StatusCode; {
 	case code == http.StatusTooManyRequests:
-		return nil, &ThrottledError{RetryAfter: retryAfter(re.Response.Header.Get("Retry-After"), time.Now()), Detail: detail}
+		return nil, &ThrottledError{RetryAfter: throttleWait(re.Response.Header.Get("Retry-After")), Detail: detail}
 	case code >= 500:
 		return nil, fmt.Errorf("%s: %w", detail, ErrTransient)
 	}
@@ -622,7 +622,7 @@ func (g *Gmail) do(ctx context.Context, user string, full bool, method, path str
 	switch code := resp.StatusCode; {
 	case code == http.StatusTooManyRequests,
 		code == http.StatusForbidden && (reason == "rateLimitExceeded" || reason == "userRateLimitExceeded"):
-		ra := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		ra := throttleWait(resp.Header.Get("Retry-After"))
 		g.log.Debug("gmail throttled", slog.String("mailbox", user), slog.Duration("retry_after", ra))
 		return &ThrottledError{RetryAfter: ra, Detail: detail}
 	case code == http.StatusNotFound:

@@ -538,7 +538,7 @@ func (g *Graph) do(ctx context.Context, method, target string, body, out any) er
 
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
-		return &ThrottledError{RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		return &ThrottledError{RetryAfter: throttleWait(resp.Header.Get("Retry-After")),
 			Detail: method + " " + req.URL.Path}
 	case resp.StatusCode >= 500:
 		return fmt.Errorf("%s %s: %w", method, req.URL.Path, errors.Join(graphError(resp.StatusCode, data), ErrTransient))
@@ -589,22 +589,6 @@ func classifyTransportError(ctx context.Context, method, path string, err error)
 		return fmt.Errorf("%s %s: %w", method, path, te)
 	}
 	return fmt.Errorf("%s %s: %w: %w", method, path, ErrTransient, err)
-}
-
-// retryAfter reads Retry-After as Graph and Gmail send it (seconds), or as an HTTP date; a
-// missing or unreadable header waits one second.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if secs, err := strconv.Atoi(h); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-		return 0
-	}
-	return time.Second
 }
 
 // odataString quotes s as an OData string literal: single quotes, with inner ones doubled.

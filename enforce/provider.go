@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/journalsensor/sensor/internal/retry"
 )
 
 // Action is what a verdict asks to be done to every copy of a message.
@@ -100,3 +102,12 @@ var ErrTransient = errors.New("transient")
 // ErrGone marks a copy that disappeared between Find and Apply (the API answered 404): the
 // user or another tool moved it out of reach, so the engine looks the message up again.
 var ErrGone = errors.New("the message is gone")
+
+// throttleWait is the wait a throttled answer asks for: its Retry-After (seconds or an HTTP
+// date), or a second when it gives none that can be read.
+func throttleWait(header string) time.Duration {
+	if d, ok := retry.After(header, time.Now()); ok {
+		return d
+	}
+	return time.Second
+}

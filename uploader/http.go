@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -20,6 +19,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/journalsensor/sensor/internal/retry"
 	"github.com/journalsensor/sensor/spool"
 )
 
@@ -329,35 +329,13 @@ func (a *attempts) backoff(_, _ time.Duration, attempt int, resp *http.Response)
 		if classify(resp.StatusCode) == classAuth {
 			return cfg.MaxBackoff // slow: a human has to fix the token
 		}
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := retry.After(resp.Header.Get("Retry-After"), time.Now()); ok {
 			// The server knows best when it will be back, but a 0 must not become a hot loop,
 			// and retryablehttp would otherwise wait as long as any server says.
 			return min(max(d, cfg.MinBackoff), cfg.MaxRetryAfter)
 		}
 	}
 	return a.h.u.backoff(attempt)
-}
-
-// retryAfter parses a Retry-After value: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > int64(math.MaxInt64/time.Second) {
-			return time.Duration(math.MaxInt64), true
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
 }
 
 // refusal describes a non-2xx response for logs and Stats: the status and the start of the

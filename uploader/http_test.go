@@ -189,33 +189,6 @@ func TestHonoursRetryAfter(t *testing.T) {
 	}
 }
 
-func TestRetryAfterParsing(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"120", 2 * time.Minute, true},
-		{" 0 ", 0, true},
-		{"Sun, 01 Mar 2026 12:00:30 GMT", 30 * time.Second, true},
-		{"Sunday, 01-Mar-26 12:01:00 GMT", time.Minute, true},
-		{"Sun, 01 Mar 2026 11:00:00 GMT", 0, true}, // in the past: now
-		{"99999999999999999999", 0, false},
-		{"-5", 0, false},
-		{"soon", 0, false},
-		{"", 0, false},
-	} {
-		got, ok := retryAfter(tc.in, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-	if d, ok := retryAfter("9223372036854775807", now); !ok || d <= 0 {
-		t.Errorf("huge Retry-After = %v, %v; want a positive duration (capped later)", d, ok)
-	}
-}
-
 func TestUnauthorizedKeepsBatchAndSaysSo(t *testing.T) {
 	f := newFixture(t)
 	p := &pipeline{answer: func(n int, w http.ResponseWriter) {

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"slices"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/journalsensor/sensor/internal/retry"
 	"github.com/journalsensor/sensor/spool"
 )
 
@@ -349,7 +349,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 			u.log.Error("upload cycle failed", "error", err, "consecutive", failures+1)
 			wait := u.backoff(failures)
 			failures++
-			if !sleep(ctx, wait) {
+			if !retry.Sleep(ctx, wait) {
 				return nil
 			}
 			continue
@@ -668,22 +668,5 @@ func (u *Uploader) backoff(attempt int) time.Duration {
 	for i := 0; i < attempt && d < u.cfg.MaxBackoff; i++ {
 		d *= 2
 	}
-	d = min(d, u.cfg.MaxBackoff)
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-// sleep waits for d or until ctx is done; it reports whether the full wait elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return retry.Jitter(min(d, u.cfg.MaxBackoff))
 }
