@@ -130,39 +130,13 @@ func drain(ctx context.Context, c *serveConfig, log *slog.Logger, timeout, every
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	upCtx, stopUploads := context.WithCancel(context.Background())
-	upDone := make(chan struct{})
-	go func() {
-		defer close(upDone)
-		if err := up.Run(upCtx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("uploader stopped", "error", err)
-		}
-	}()
-
-	// The uploader has no "done" of its own: it waits for more mail. Its counters say when
-	// nothing is left; a short poll keeps the exit prompt.
-	poll := time.NewTicker(50 * time.Millisecond)
-	defer poll.Stop()
-	progress := time.NewTicker(every)
-	defer progress.Stop()
-	var s uploader.Stats
-wait:
-	for {
-		s = up.Stats()
-		if s.PendingRecords == 0 && s.PendingBatches == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			break wait
-		case <-progress.C:
-			log.Info("draining", "unbatched_records", s.PendingRecords, "batches_left", s.PendingBatches,
-				"records_delivered", s.RecordsDelivered, "failures", s.Failures, "last_error", s.LastError)
-		case <-poll.C:
-		}
-	}
+	stopUploads := runUploads(up, log)
+	waitUploaded(ctx, sp, every, func() {
+		s := up.Stats()
+		log.Info("draining", "unbatched_records", s.PendingRecords, "batches_left", s.PendingBatches,
+			"records_delivered", s.RecordsDelivered, "failures", s.Failures, "last_error", s.LastError)
+	})
 	stopUploads()
-	<-upDone
 	left := drainLeft{Stats: up.Stats()} // after Run returned: a batch delivered while stopping is not left
 	if !left.empty() {
 		bs, err := sp.Batches()

@@ -670,14 +670,7 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 		}
 	}()
 
-	upCtx, stopUploads := context.WithCancel(context.Background())
-	upDone := make(chan struct{})
-	go func() {
-		defer close(upDone)
-		if err := up.Run(upCtx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("uploader stopped", "error", err)
-		}
-	}()
+	stopUploads := runUploads(up, log)
 
 	// Enforcement runs beside the doors and stops with the sensor: what it has not finished
 	// is in its journal for the next start.
@@ -770,9 +763,8 @@ func serve(ctx context.Context, c *serveConfig, log *slog.Logger, ready func(smt
 	stopEnforce()
 	<-enfDone
 	log.Info("SMTP stopped; flushing uploads", "bound", "10s")
-	flushUploads(up, 10*time.Second, log)
+	flushUploads(sp, up, 10*time.Second, log)
 	stopUploads()
-	<-upDone
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = adminSrv.Shutdown(shutdownCtx)
@@ -831,14 +823,11 @@ func watchCerts(ctx context.Context, certs *sensor.CertReloader, clientAuth *sen
 
 // flushUploads gives the uploader a bounded time to deliver what is pending. Whatever is
 // left stays in the spool and goes out after the next start.
-func flushUploads(up *uploader.Uploader, bound time.Duration, log *slog.Logger) {
-	deadline := time.Now().Add(bound)
-	for time.Now().Before(deadline) {
-		s := up.Stats()
-		if s.PendingRecords == 0 && s.PendingBatches == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+func flushUploads(sp *spool.Spool, up *uploader.Uploader, bound time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if waitUploaded(ctx, sp, bound, nil) {
+		return
 	}
 	s := up.Stats()
 	log.Warn("uploads not flushed before shutdown; they stay in the spool",
