@@ -2,11 +2,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,7 +14,6 @@ import (
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
 	"github.com/journalsensor/sensor/parser"
-	"github.com/journalsensor/sensor/receiver"
 	"github.com/journalsensor/sensor/sensor"
 	"github.com/journalsensor/sensor/spool"
 )
@@ -74,25 +70,13 @@ func TestDrainDeliversTheWholeSpoolAndExits(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 	ids := spoolRecords(t, dataDir, 40)
 
-	caFile, srvTLS := testkit.NewCA(t, dir)
-	tokenFile := writeFile(t, dir, "token", "drain-token\n")
-	outDir := filepath.Join(dir, "out")
-	rcv, err := receiver.New(receiver.Config{OutDir: outDir, Token: "drain-token", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", srvTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: rcv}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close(); rcv.Close() })
+	pipe := testkit.StartPipeline(t, dir, "drain-token", nil)
+	outDir := pipe.OutDir
 
 	held := heldAddr(t)
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"drain", "--data-dir", dataDir, "--pipeline-url", "https://" + ln.Addr().String(),
-		"--pipeline-token-file", tokenFile, "--pipeline-ca-file", caFile,
+	code := run([]string{"drain", "--data-dir", dataDir, "--pipeline-url", pipe.URL,
+		"--pipeline-token-file", pipe.TokenFile, "--pipeline-ca-file", pipe.CAFile,
 		"--smtp-listen", held, "--admin-listen", held, "--drain-timeout", "30s"}, nil, &stdout, &stderr, noEnv)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr.String())

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -30,7 +29,6 @@ import (
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
-	"github.com/journalsensor/sensor/receiver"
 )
 
 type e2e struct {
@@ -50,31 +48,17 @@ func startE2E(t *testing.T, extraFlags ...string) *e2e {
 	t.Helper()
 	dir := t.TempDir()
 	e := &e2e{t: t, dataDir: filepath.Join(dir, "data"), outDir: filepath.Join(dir, "out"), logs: &testkit.LogBuffer{}}
-	caFile, srvTLS := testkit.NewCA(t, dir)
 	token := "e2e-" + hex.EncodeToString(randomBytes(t, 8))
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rcv, err := receiver.New(receiver.Config{OutDir: e.outDir, Token: token, Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", srvTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: rcv}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close(); rcv.Close() })
+	pipe := testkit.StartPipeline(t, dir, token, slog.New(slog.NewTextHandler(e.logs, nil)))
+	e.outDir = pipe.OutDir
 
 	cfg, err := loadServeConfig(append([]string{
 		"--data-dir", e.dataDir,
 		"--smtp-listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0",
-		"--pipeline-url", "https://" + ln.Addr().String(),
-		"--pipeline-token-file", tokenFile,
-		"--pipeline-ca-file", caFile,
+		"--pipeline-url", pipe.URL,
+		"--pipeline-token-file", pipe.TokenFile,
+		"--pipeline-ca-file", pipe.CAFile,
 	}, extraFlags...), io.Discard, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/smtp"
 	"os"
@@ -32,7 +31,6 @@ import (
 	"github.com/journalsensor/sensor/internal/fakegmail"
 	"github.com/journalsensor/sensor/internal/fakegraph"
 	"github.com/journalsensor/sensor/internal/testkit"
-	"github.com/journalsensor/sensor/receiver"
 )
 
 const (
@@ -61,20 +59,8 @@ func TestEnforcementEndToEnd(t *testing.T) {
 	graph.Throttle("lulu.zingzing@company.com", 1, "4")
 
 	// The pipeline: sensor receiver over TLS.
-	caFile, srvTLS := testkit.NewCA(t, dir)
-	outDir := filepath.Join(dir, "out")
-	rcv, err := receiver.New(receiver.Config{OutDir: outDir, Token: token, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", srvTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: rcv}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() { _ = hs.Close(); _ = rcv.Close() })
-	pipeline := "https://" + ln.Addr().String()
+	pipe := testkit.StartPipeline(t, dir, token, nil)
+	pipeline, caFile, outDir := pipe.URL, pipe.CAFile, pipe.OutDir
 
 	// The sensor trusts the fakes' certificates through SSL_CERT_FILE, as a test of a
 	// sovereign cloud's endpoints would; the pipeline's CA through --pipeline-ca-file.
@@ -97,7 +83,7 @@ func TestEnforcementEndToEnd(t *testing.T) {
 		"--graph-login-url", graph.URL(), "--graph-url", graph.URL(),
 		"--gmail-domain", "fabrikam.com", "--gmail-credentials-file", write("gmail.json", gmail.Credentials()), "--gmail-url", gmail.URL()}
 	args := append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", smtpAddr, "--admin-listen", adminAddr,
-		"--pipeline-url", pipeline, "--pipeline-token-file", write("token", []byte(token)), "--pipeline-ca-file", caFile,
+		"--pipeline-url", pipeline, "--pipeline-token-file", pipe.TokenFile, "--pipeline-ca-file", caFile,
 		"--enforce-mode", "enforce", "--verdict-poll", "200ms"}, providers...)
 	logs := &testkit.LogBuffer{}
 	start := func() *exec.Cmd {
