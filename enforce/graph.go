@@ -25,6 +25,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/journalsensor/sensor/internal/jws"
 )
 
 // graphScope is the only scope an app-only token for Graph can ask for.
@@ -710,28 +712,13 @@ func (a *assertionSource) Token() (*oauth2.Token, error) {
 // certificate by its SHA-256 thumbprint.
 func (a *assertionSource) assertion(now time.Time) (string, error) {
 	thumb := sha256.Sum256(a.cert.Raw)
-	header, err := json.Marshal(map[string]string{
-		"alg": "PS256", "typ": "JWT", "x5t#S256": base64.RawURLEncoding.EncodeToString(thumb[:]),
-	})
-	if err != nil {
-		return "", err
-	}
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
 		return "", err
 	}
-	claims, err := json.Marshal(map[string]any{
-		"aud": a.tokenURL, "iss": a.clientID, "sub": a.clientID, "jti": hex.EncodeToString(jti),
-		"nbf": now.Unix(), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
-	})
-	if err != nil {
-		return "", err
-	}
-	signing := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(claims)
-	digest := sha256.Sum256([]byte(signing))
-	sig, err := a.key.Sign(rand.Reader, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256})
-	if err != nil {
-		return "", err
-	}
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	return jws.Sign(a.key, "PS256", map[string]any{"typ": "JWT", "x5t#S256": base64.RawURLEncoding.EncodeToString(thumb[:])},
+		map[string]any{
+			"aud": a.tokenURL, "iss": a.clientID, "sub": a.clientID, "jti": hex.EncodeToString(jti),
+			"nbf": now.Unix(), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		})
 }

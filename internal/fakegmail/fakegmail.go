@@ -10,12 +10,9 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/journalsensor/sensor/internal/jws"
 )
 
 // Scopes a service account can be granted.
@@ -394,55 +393,19 @@ func (s *Server) reject() {
 }
 
 func signJWT(key *rsa.PrivateKey, claims any) (string, error) {
-	h, err := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT"})
-	if err != nil {
-		return "", err
-	}
-	c, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	signed := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
-	sum := sha256.Sum256([]byte(signed))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
-	if err != nil {
-		return "", err
-	}
-	return signed + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	return jws.Sign(key, "RS256", map[string]any{"typ": "JWT"}, claims)
 }
 
-// verifyJWT checks an RS256 compact JWS against key and decodes its claims.
+// verifyJWT checks an RS256 compact JWS against key (Google signs and accepts no other
+// algorithm) and decodes its claims.
 func verifyJWT(tok string, key *rsa.PublicKey, claims any) error {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return errors.New("not a compact JWS")
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return fmt.Errorf("header: %w", err)
-	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return fmt.Errorf("header: %w", err)
-	}
-	if h.Alg != "RS256" {
-		return fmt.Errorf("alg %q", h.Alg)
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return fmt.Errorf("signature: %w", err)
-	}
-	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, sum[:], sig); err != nil {
-		return fmt.Errorf("signature: %w", err)
-	}
-	cb, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return fmt.Errorf("claims: %w", err)
-	}
-	return json.Unmarshal(cb, claims)
+	_, err := jws.Verify(tok, func(h map[string]any) (crypto.PublicKey, error) {
+		if h["alg"] != "RS256" {
+			return nil, fmt.Errorf("alg %q", h["alg"])
+		}
+		return key, nil
+	}, claims)
+	return err
 }
 
 // --- API ---

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/journalsensor/sensor/internal/jws"
 )
 
 // Options set up a fake. Zero values are usable defaults.
@@ -697,7 +699,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	now := s.now()
 	s.mu.Unlock()
-	tok, err := signJWT(s.key, "RS256", map[string]any{"typ": "JWT", "alg": "RS256"}, map[string]any{
+	tok, err := jws.Sign(s.key, "RS256", map[string]any{"typ": "JWT"}, map[string]any{
 		"aud": "https://graph.microsoft.com", "tid": s.opts.Tenant, "appid": clientID,
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(s.opts.TokenTTL).Unix(),
 	})
@@ -714,14 +716,15 @@ func (s *Server) checkAssertion(assertion, clientID string) error {
 	if s.opts.Certificate == nil {
 		return errors.New("no certificate registered")
 	}
-	_, claims, err := parseJWT(assertion, func(header map[string]any) (crypto.PublicKey, error) {
+	var claims map[string]any
+	_, err := jws.Verify(assertion, func(header map[string]any) (crypto.PublicKey, error) {
 		want := sha256.Sum256(s.opts.Certificate.Raw)
 		got, _ := header["x5t#S256"].(string)
 		if got != base64.RawURLEncoding.EncodeToString(want[:]) {
 			return nil, errors.New("AADSTS700027: the certificate named by x5t#S256 is not registered for the app")
 		}
 		return s.opts.Certificate.PublicKey, nil
-	})
+	}, &claims)
 	if err != nil {
 		return err
 	}
@@ -751,12 +754,13 @@ func (s *Server) checkBearer(r *http.Request) error {
 	if !ok {
 		return errors.New("no bearer token")
 	}
-	_, claims, err := parseJWT(tok, func(h map[string]any) (crypto.PublicKey, error) {
+	var claims map[string]any
+	_, err := jws.Verify(tok, func(h map[string]any) (crypto.PublicKey, error) {
 		if h["alg"] != "RS256" {
 			return nil, errors.New("unexpected alg")
 		}
 		return &s.key.PublicKey, nil
-	})
+	}, &claims)
 	if err != nil {
 		return err
 	}
@@ -775,75 +779,4 @@ func timeClaim(claims map[string]any, name string) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(int64(f), 0)
-}
-
-func signJWT(key *rsa.PrivateKey, alg string, header, claims map[string]any) (string, error) {
-	h, err := json.Marshal(header)
-	if err != nil {
-		return "", err
-	}
-	c, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
-	digest := sha256.Sum256([]byte(input))
-	var sig []byte
-	switch alg {
-	case "RS256":
-		sig, err = rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
-	default:
-		return "", fmt.Errorf("alg %s", alg)
-	}
-	if err != nil {
-		return "", err
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
-}
-
-// parseJWT verifies an RS256 or PS256 JWT with the key keyFor picks from its header.
-func parseJWT(tok string, keyFor func(header map[string]any) (crypto.PublicKey, error)) (header, claims map[string]any, err error) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return nil, nil, errors.New("not a JWT")
-	}
-	if err := decodePart(parts[0], &header); err != nil {
-		return nil, nil, fmt.Errorf("header: %w", err)
-	}
-	if err := decodePart(parts[1], &claims); err != nil {
-		return nil, nil, fmt.Errorf("claims: %w", err)
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return nil, nil, fmt.Errorf("signature: %w", err)
-	}
-	pub, err := keyFor(header)
-	if err != nil {
-		return nil, nil, err
-	}
-	rpub, ok := pub.(*rsa.PublicKey)
-	if !ok {
-		return nil, nil, errors.New("not an RSA key")
-	}
-	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	switch header["alg"] {
-	case "RS256":
-		err = rsa.VerifyPKCS1v15(rpub, crypto.SHA256, digest[:], sig)
-	case "PS256":
-		err = rsa.VerifyPSS(rpub, crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-	default:
-		err = fmt.Errorf("alg %v not accepted", header["alg"])
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("signature: %w", err)
-	}
-	return header, claims, nil
-}
-
-func decodePart(p string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(p)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
 }
