@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/journalsensor/sensor/internal/retry"
 )
 
@@ -87,8 +89,8 @@ type Engine struct {
 	// changed is closed, and replaced, whenever a task is queued or an outcome waits to be
 	// reported: every idle worker and the reporter wake up.
 	changed  chan struct{}
-	outcomes map[string]int64 // by "provider/status"
-	latency  Histogram
+	outcomes map[string]int64     // by "provider/status"
+	latency  prometheus.Histogram // verdict taken to a recipient's final outcome
 }
 
 // verdictState is one verdict and the progress of its recipients.
@@ -118,32 +120,9 @@ type Stats struct {
 	Unreported int // outcomes the pipeline has not acknowledged
 	Cursor     string
 	Outcomes   map[string]int64 // by "provider/status"
-	// Latency is the time from taking a verdict to each recipient's final outcome.
-	Latency Histogram
 	// JournalError is the write failure that stopped the action journal, and with it all
 	// enforcement until a restart; "" while it works.
 	JournalError string
-}
-
-// LatencyBuckets are the upper bounds, in seconds, of Histogram's buckets.
-var LatencyBuckets = [...]float64{0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600}
-
-// Histogram counts durations into LatencyBuckets (cumulative, as Prometheus has them).
-type Histogram struct {
-	Buckets [len(LatencyBuckets)]int64
-	Count   int64
-	Sum     float64 // seconds
-}
-
-func (h *Histogram) observe(d time.Duration) {
-	s := d.Seconds()
-	for i, le := range LatencyBuckets {
-		if s <= le {
-			h.Buckets[i]++
-		}
-	}
-	h.Count++
-	h.Sum += s
 }
 
 // NewEngine replays the action journal and returns an engine ready to Run.
@@ -177,7 +156,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.Now = time.Now
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, verdicts: map[string]*verdictState{}, blocked: map[string]time.Time{},
-		changed: make(chan struct{}), outcomes: map[string]int64{}}
+		changed: make(chan struct{}), outcomes: map[string]int64{},
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sensor_enforce_verdict_to_outcome_seconds",
+			Help: "Time from taking a verdict from the feed to each recipient's final outcome.",
+			// Half a second (a mailbox that answers at once) to an hour (the find window
+			// and throttling at their longest).
+			Buckets: []float64{0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600},
+		})}
 	j, err := openJournal(cfg.JournalPath, e.replay, e.compact)
 	if err != nil {
 		return nil, err
@@ -746,11 +732,11 @@ func (e *Engine) finish(vs *verdictState, o Outcome) error {
 		delete(vs.open, o.Recipient)
 		e.unreported = append(e.unreported, o)
 		e.outcomes[o.Provider+"/"+string(o.Status)]++
-		e.latency.observe(o.At.Sub(vs.At))
 	}, entry{Kind: "outcome", VerdictID: o.VerdictID, Recipient: o.Recipient, Outcome: &o})
 	if err != nil {
 		return err
 	}
+	e.latency.Observe(o.At.Sub(vs.At).Seconds())
 	e.signal()
 	level := slog.LevelInfo
 	if o.Status == Failed {
@@ -818,11 +804,14 @@ func (e *Engine) report(ctx context.Context) {
 	}
 }
 
+// Collectors are the engine's Prometheus series of its own: the latency histogram.
+func (e *Engine) Collectors() []prometheus.Collector { return []prometheus.Collector{e.latency} }
+
 // Snapshot returns the current stats.
 func (e *Engine) Snapshot() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := Stats{Cursor: e.cursor, Unreported: len(e.unreported), Outcomes: maps.Clone(e.outcomes), Latency: e.latency}
+	s := Stats{Cursor: e.cursor, Unreported: len(e.unreported), Outcomes: maps.Clone(e.outcomes)}
 	if err := e.j.err(); err != nil {
 		s.JournalError = err.Error()
 	}

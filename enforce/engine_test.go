@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // memProvider is a mailbox platform in memory, for the engine's unit tests: folders by
@@ -635,5 +637,29 @@ func TestEngineCompactsWhileRunning(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("verdict new reported %d times after compaction and restart, want 1", n)
+	}
+}
+
+// Each final outcome is one observation of the verdict-to-outcome histogram.
+func TestEngineObservesEachOutcomesLatency(t *testing.T) {
+	k := newKit(t)
+	k.feed.add(Verdict{ID: "v1", Action: Delete, MessageID: "<m@x>", Recipients: []string{"x@fabrikam.net", "y@fabrikam.net"}})
+	e, err := NewEngine(k.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	k.feed.outcome(t, "v1", "x@fabrikam.net")
+	k.feed.outcome(t, "v1", "y@fabrikam.net")
+	cancel()
+	<-done
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e.Collectors()...)
+	families, err := reg.Gather()
+	if err != nil || len(families) != 1 || families[0].GetName() != "sensor_enforce_verdict_to_outcome_seconds" ||
+		families[0].GetMetric()[0].GetHistogram().GetSampleCount() != 2 {
+		t.Errorf("gathered %v %v; want the latency histogram with 2 observations", families, err)
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/journalsensor/sensor/enforce"
 )
 
@@ -55,11 +53,4 @@ func (a *Admin) collectEnforce(s series) {
 	}
 	s.gauge("sensor_enforce_journal_failed", "1 when the action journal could not be written: enforcement has stopped until a restart.", failed)
 	s.gauge("sensor_enforce_unreported", "Outcomes the pipeline has not acknowledged yet.", float64(st.Unreported))
-	buckets := make(map[float64]uint64, len(enforce.LatencyBuckets))
-	for i, le := range enforce.LatencyBuckets {
-		buckets[le] = uint64(st.Latency.Buckets[i])
-	}
-	s.ch <- prometheus.MustNewConstHistogram(prometheus.NewDesc("sensor_enforce_verdict_to_outcome_seconds",
-		"Time from taking a verdict from the feed to each recipient's final outcome.", nil, nil),
-		uint64(st.Latency.Count), st.Latency.Sum, buckets)
 }

@@ -25,6 +25,16 @@ type realUploads struct {
 
 func (r realUploads) Stats() uploader.Stats { return r.stats }
 
+// engineWithOutcomes is a real engine (its own series come from it) that reports an outcome,
+// so that the series shown only once one happened are there.
+type engineWithOutcomes struct{ *enforce.Engine }
+
+func (e engineWithOutcomes) Snapshot() enforce.Stats {
+	s := e.Engine.Snapshot()
+	s.Outcomes = map[string]int64{"graph/done": 1}
+	return s
+}
+
 // fullAdmin is an admin with every part of the sensor on (TLS, client certificates, an access
 // table, the milter, enforcement, uploads), so that every series /metrics can show is there.
 func fullAdmin(t *testing.T) *Admin {
@@ -49,7 +59,7 @@ func fullAdmin(t *testing.T) *Admin {
 	m.countUntrusted("tenant_missing")
 	m.milter.countUnrecorded("timeout")
 	m.hist.get()
-	return &Admin{Metrics: m, Enforcement: stubEnforce(enforce.Stats{Outcomes: map[string]int64{"graph/done": 1}}),
+	return &Admin{Metrics: m, Enforcement: engineWithOutcomes{realEngine(t)},
 		Uploads: realUploads{up, uploader.Stats{LastDeliveryAt: time.Now(), OldestPendingAt: time.Now().Add(-time.Minute)}}, SpoolBudget: 1 << 30}
 }
 

@@ -80,8 +80,11 @@ func (a *Admin) registry() *prometheus.Registry {
 		h := a.Metrics.hist.get()
 		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			adminCollector{a}, h.size, h.eod)
-		if c, ok := a.Uploads.(interface{ Collectors() []prometheus.Collector }); ok {
-			r.MustRegister(c.Collectors()...)
+		// The uploads' and enforcement's own series (their latency histograms).
+		for _, part := range []any{a.Uploads, a.Enforcement} {
+			if c, ok := part.(interface{ Collectors() []prometheus.Collector }); ok {
+				r.MustRegister(c.Collectors()...)
+			}
 		}
 		a.reg = r
 	})
