@@ -26,6 +26,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 // kustomization is the part of kustomize's Kustomization this base uses. Decoding into it
@@ -622,11 +624,7 @@ func TestConfigPassesConfigCheck(t *testing.T) {
 	files := pathKeys(values, commented)
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sensor")
-	build := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testkit.BuildSensor(t, dir)
 
 	var env []string
 	for _, e := range os.Environ() {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jhillyerd/enmime/v2"
 
+	"github.com/journalsensor/sensor/internal/testkit"
 	"github.com/journalsensor/sensor/parser"
 )
 
@@ -101,7 +102,7 @@ func BenchmarkBigAttachmentRaw(b *testing.B) {
 // process's peak resident set size (target: at most 64 MiB).
 func BenchmarkParse150MiBPeakRSS(b *testing.B) {
 	dir := b.TempDir()
-	bin := buildSensor(b, dir)
+	bin := testkit.BuildSensor(b, dir)
 	msg, _ := bigMessage(150 << 20 * 3 / 4) // base64 grows it by 4/3: about 150 MiB on disk
 	file := filepath.Join(dir, "big.eml")
 	if err := os.WriteFile(file, msg, 0o600); err != nil {

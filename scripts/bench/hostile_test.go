@@ -14,7 +14,7 @@ import (
 // size class: BenchmarkParse150MiBPeakRSS.
 func BenchmarkHostile(b *testing.B) {
 	dir := b.TempDir()
-	bin := buildSensor(b, dir)
+	bin := testkit.BuildSensor(b, dir)
 	for _, h := range testkit.HostileMessages() {
 		file := filepath.Join(dir, h.Name+".eml")
 		f, err := os.Create(file)

@@ -32,7 +32,7 @@ func BenchmarkPostfixMilter(b *testing.B) {
 	const sessions, perRun, size, latencyPerSession = 20, 1000, 30000, 10
 	needTools(b, "smtp-source", "postfix")
 	dir := b.TempDir()
-	bin := buildSensor(b, dir)
+	bin := testkit.BuildSensor(b, dir)
 	milterAddr, smtpAddr, plainAddr, filteredAddr := testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b)
 	var logs bytes.Buffer
 	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", smtpAddr,

@@ -36,7 +36,7 @@ func BenchmarkDataTo250(b *testing.B) {
 		b.Fatal("smtp-sink not found: apt-get install -y postfix")
 	}
 	dir := b.TempDir()
-	bin := buildSensor(b, dir)
+	bin := testkit.BuildSensor(b, dir)
 
 	sensorAddr, sinkAddr := testkit.FreePort(b), testkit.FreePort(b)
 	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", sensorAddr,

@@ -26,7 +26,7 @@ func BenchmarkSMTPSource(b *testing.B) {
 	const sessions, perRun, size = 20, 1000, 30000
 	needTools(b, "smtp-source", "smtp-sink", "postfix")
 	dir := b.TempDir()
-	bin := buildSensor(b, dir)
+	bin := testkit.BuildSensor(b, dir)
 	sensorAddr, sinkAddr, relaySinkAddr, postfixAddr := testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b), testkit.FreePort(b)
 	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", sensorAddr,
 		"--admin-listen", "127.0.0.1:0")

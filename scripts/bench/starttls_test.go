@@ -39,7 +39,7 @@ func BenchmarkSTARTTLS(b *testing.B) {
 	const sessions, perRun, perSession, size = 20, 1000, 50, 10 << 10
 	needTools(b, "smtp-source")
 	dir := b.TempDir()
-	bin := buildSensor(b, dir)
+	bin := testkit.BuildSensor(b, dir)
 	ca := testkit.MakeCA(b, "bench CA")
 	srv := ca.Issue(b, testkit.Leaf{CN: "localhost", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")},
 		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})

@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -17,17 +16,6 @@ func needTools(b *testing.B, tools ...string) {
 			b.Fatalf("%s not found: apt-get install -y postfix", tool)
 		}
 	}
-}
-
-// buildSensor builds the sensor binary into dir and returns its path.
-func buildSensor(b *testing.B, dir string) string {
-	b.Helper()
-	bin := filepath.Join(dir, "sensor")
-	build := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // smtpSource sends msgs messages of size bytes to addr with Postfix's smtp-source over

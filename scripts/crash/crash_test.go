@@ -54,10 +54,7 @@ func TestCrash(t *testing.T) {
 	}
 	const clients = 6
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sensor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testkit.BuildSensor(t, dir)
 	caFile, srvTLS := testkit.NewCA(t, dir)
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte("crash-test-token\n"), 0o600); err != nil {

@@ -73,10 +73,7 @@ func TestEnforcementEndToEnd(t *testing.T) {
 		}
 		return p
 	}
-	bin := filepath.Join(dir, "sensor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testkit.BuildSensor(t, dir)
 	smtpAddr, adminAddr := testkit.FreePort(t), testkit.FreePort(t)
 	providers := []string{"--graph-domain", "company.com", "--graph-tenant", "contoso-tenant", "--graph-client-id", "sensor-app",
 		"--graph-client-secret-file", write("graph-secret", []byte("s3cret-value\n")),

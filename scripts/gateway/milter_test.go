@@ -125,14 +125,12 @@ func startMilterSensor(t *testing.T, listen string, args ...string) *milterSenso
 	t.Helper()
 	dir := t.TempDir()
 	s := &milterSensor{
-		bin: filepath.Join(dir, "sensor"), dataDir: filepath.Join(dir, "data"),
+		dataDir:  filepath.Join(dir, "data"),
 		smtpAddr: testkit.FreePort(t), adminAddr: testkit.FreePort(t),
 		milterListen: listen, args: args, logs: &testkit.LogBuffer{},
 	}
 	s.milterAt = strings.TrimPrefix(strings.TrimPrefix(listen, "tcp:"), "unix:")
-	if out, err := exec.Command("go", "build", "-o", s.bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	s.bin = testkit.BuildSensor(t, dir)
 	t.Cleanup(func() {
 		s.kill(t)
 		if t.Failed() {

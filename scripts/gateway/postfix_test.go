@@ -210,10 +210,7 @@ type sensor struct {
 func startSensor(t *testing.T, addr string, args ...string) *sensor {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sensor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testkit.BuildSensor(t, dir)
 	s := &sensor{outbox: filepath.Join(dir, "data", "outbox"), logs: &bytes.Buffer{}}
 	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", addr,
 		"--admin-listen", "127.0.0.1:0"}, args...)...)

@@ -38,10 +38,7 @@ type sensorProc struct {
 // buildSensor builds the sensor binary once for the test.
 func buildSensor(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "sensor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/journalsensor/sensor/cmd/sensor").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testkit.BuildSensor(t, t.TempDir())
 	return bin
 }
 
