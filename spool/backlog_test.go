@@ -1,7 +1,10 @@
 package spool
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,54 +12,96 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// A backlog above scanInBackground is listed by name at Open and read in the background, so
-// mail is accepted at once after a restart. Groups become pending as they are read, and
-// batches formed while the scan runs must not make the usage drift.
-func TestLargeBacklogIsReadInTheBackground(t *testing.T) {
+// A sensor from before the log left its records as records/<ULID>.ndjson files. Open moves
+// every valid line into the log and removes the file; a file with a line that is not a record
+// keeps that line as <name>.broken; and every record moved is delivered exactly once.
+func TestLegacyRecordFilesMoveIntoTheLog(t *testing.T) {
 	dir := t.TempDir()
 	recs := filepath.Join(dir, dirRecords)
 	if err := os.MkdirAll(recs, dirPerm); err != nil {
 		t.Fatal(err)
 	}
-	const files = scanInBackground + 500
-	var size int64
+	const files = 1500
+	var ids []string
 	for i := range files {
 		var group []byte
 		for j := range 2 {
 			id := ulid.Make().String()
+			ids = append(ids, id)
 			group = fmt.Appendf(group, "{\"id\":%q,\"n\":%d,\"pad\":\"%0100d\"}\n", id, (i+j)%10, 0)
 		}
-		size = int64(len(group)) // every group has the same length
 		if err := os.WriteFile(filepath.Join(recs, ulid.Make().String()+groupExt), group, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	damaged := ulid.Make().String() + groupExt
+	good := ulid.Make().String()
+	ids = append(ids, good)
+	if err := os.WriteFile(filepath.Join(recs, damaged), fmt.Appendf(nil, "{\"id\":%q}\nnot json\n", good), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	s, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u := s.Usage(); u.Records < files {
-		t.Fatalf("Open counted %d records, want at least one per file (%d)", u.Records, files)
+	defer s.Close()
+	if u := s.Usage(); u.Records != len(ids) || u.Broken != 1 {
+		t.Fatalf("after Open: %d records, %d broken; want %d and 1", u.Records, u.Broken, len(ids))
 	}
-	if s.scanDone == nil {
-		t.Fatal("a backlog this size was read before Open returned")
+	left, err := os.ReadDir(recs)
+	if err != nil || len(left) != 1 || left[0].Name() != damaged+brokenSuffix {
+		t.Fatalf("records/ after the move: %v, %v; want only %s", left, err, damaged+brokenSuffix)
 	}
-	var pending []Entry
-	for len(pending) < 300 {
-		if pending, err = s.Pending(); err != nil {
+	pending, err := s.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(pending) > 0 {
+		n := min(len(pending), 100)
+		b, err := s.FormBatch(pending[:n])
+		if err != nil {
 			t.Fatal(err)
 		}
+		got = append(got, batchIDs(t, s, b.ID)...)
+		pending = pending[n:]
 	}
-	b, err := s.FormBatch(pending[:300]) // races the scan on purpose
-	if err != nil || b.Records != 600 {
-		t.Fatalf("FormBatch = %+v, %v; want 600 records", b, err)
+	if fmt.Sprint(got) != fmt.Sprint(ids) {
+		t.Fatalf("batched %d records, want the %d moved, in order", len(got), len(ids))
 	}
-	<-s.scanDone
-	u := s.Usage()
-	if u.Records != 2*(files-300) || u.RecordBytes != int64(files-300)*size || u.Batches != 1 {
-		t.Errorf("usage %+v, want %d records of %d bytes and 1 batch", u, 2*(files-300), int64(files-300)*size)
+	// Reopened, nothing is pending again and nothing moves twice.
+	s.Close()
+	s2, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if pending, err = s.Pending(); err != nil || len(pending) != files-300 {
-		t.Errorf("Pending lists %d groups, %v; want %d", len(pending), err, files-300)
+	defer s2.Close()
+	if u := s2.Usage(); u.Records != 0 {
+		t.Errorf("after reopening: %d records pending, want 0", u.Records)
 	}
+}
+
+// batchIDs returns the record ids in batch id, in order.
+func batchIDs(t testing.TB, s *Spool, id string) []string {
+	t.Helper()
+	f, err := s.OpenBatch(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, idPrefix); ok && len(rest) >= ulid.EncodedSize {
+			out = append(out, string(rest[:ulid.EncodedSize]))
+		}
+	}
+	return out
 }

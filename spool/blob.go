@@ -366,10 +366,6 @@ func (s *Spool) forgetBlob(sum string) {
 // crash left: the uploader calls it now and then.
 func (s *Spool) SweepBlobs() int {
 	s.mu.Lock()
-	if !s.refsReady {
-		s.mu.Unlock()
-		return 0
-	}
 	var cand []string
 	for sum := range s.blobs {
 		if s.refs[sum] == 0 {

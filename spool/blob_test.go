@@ -736,9 +736,9 @@ func TestBatchNamingMoreBlobsThanItsHeaderHolds(t *testing.T) {
 	}
 }
 
-// With blobs on disk, a large backlog's records are read in the background for the blobs they
-// name, and no blob is removed until that is done.
-func TestLargeBacklogWithBlobsKeepsNamedBlobs(t *testing.T) {
+// Records moved into the log from legacy files name their blobs like any other: a sweep
+// after Open keeps the named blob and removes the orphan.
+func TestLegacyBacklogWithBlobsKeepsNamedBlobs(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := openTest(t, dir)
 	named, orphan := []byte("named by the last record"), []byte("named by none")
@@ -747,11 +747,15 @@ func TestLargeBacklogWithBlobsKeepsNamedBlobs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	s.Close()
 	recs := filepath.Join(dir, dirRecords)
-	for i := range scanInBackground + 100 {
+	if err := os.MkdirAll(recs, dirPerm); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
 		id := ulid.Make().String()
 		line := append(fmt.Appendf(nil, `{"id":%q,"n":%d}`, id, i), '\n')
-		if i == scanInBackground+99 {
+		if i == 299 {
 			line = append(recordNaming(id, sumOf(named)), '\n')
 		}
 		if err := os.WriteFile(filepath.Join(recs, id+groupExt), line, 0o600); err != nil {
@@ -762,16 +766,13 @@ func TestLargeBacklogWithBlobsKeepsNamedBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s2.scanDone == nil {
-		t.Fatal("backlog read before Open returned")
-	}
+	defer s2.Close()
 	s2.mu.Lock()
 	s2.holdTTL = 0
 	s2.mu.Unlock()
-	s2.SweepBlobs() // may run before the scan is done: must not remove the named blob
-	<-s2.scanDone
+	s2.SweepBlobs()
 	if got := blobNames(t, dir); !slices.Equal(got, []string{sumOf(named)}) {
-		t.Errorf("blobs/ after the backlog scan = %v, want only the named one", got)
+		t.Errorf("blobs/ after the move = %v, want only the named one", got)
 	}
 }
 

@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/journalsensor/sensor/internal/atomicfile"
-	"io"
-	"os"
-	"path/filepath"
-	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/journalsensor/sensor/wal"
 )
 
 // Bounds on one commit group. A group is taken whole into a batch, so keeping it well under
@@ -23,36 +22,52 @@ const (
 	maxGroupBytes   = 1 << 20
 )
 
-// group is one file in records/: the records one group commit made durable together.
+// reopenEvery bounds how often a commit retries opening the log after a failure: Open reads
+// every segment, too much to redo for each sender's retry while a disk stays broken.
+const reopenEvery = time.Second
+
+// group is a run of consecutive records in one log segment, not yet in a batch: the records
+// of one group commit, or, for what Open found, up to a group's bounds of consecutive ones.
 type group struct {
-	records int       // readable lines in the file
-	bytes   int64     // the file's size
+	pos     wal.Position // the first record's
+	records int
+	bytes   int64     // as NDJSON: each record and its "\n"
 	oldest  time.Time // when the oldest of its records was made (its id's time)
-	// written says this process wrote the file (Commit), having checked every line, so a
-	// batch may take it as it is when it still has that size. Files found at Open are read
-	// line by line.
-	written bool
+	batched bool      // taken into a batch; leaves s.groups once all before it have too
 }
 
-// Entry is one pending commit group: a file in records/ holding one or more records.
+func (g *group) id() string { return g.pos.String() }
+
+// Entry is one pending commit group: consecutive records in the log.
 type Entry struct {
-	ID      string    // the group's id: records/<ID>.ndjson
+	ID      string    // the group's log position, "segment:offset"
 	Records int       // records in it
-	Bytes   int64     // its size: the NDJSON lines, "\n" included
+	Bytes   int64     // their size as NDJSON lines, "\n" included
 	Oldest  time.Time // when its oldest record was made, from the record ids
 }
 
-// Commit makes one record durable: when it returns nil, the record is in a file in records/
-// that is fsync'd, renamed into place and whose directory is fsync'd, and the SMTP session may
-// answer 250. id is the record's id, a canonical ULID, and line one JSON object on one line (a
-// trailing "\n" is added if missing). On error the record is not in the spool and the session
-// answers 451, and the blobs the line names are given back as ReleaseBlobs does.
+// parsePosition reads an Entry's ID back.
+func parsePosition(id string) (wal.Position, bool) {
+	seg, off, ok := strings.Cut(id, ":")
+	if !ok {
+		return wal.Position{}, false
+	}
+	sg, err1 := strconv.ParseUint(seg, 10, 64)
+	of, err2 := strconv.ParseInt(off, 10, 64)
+	return wal.Position{Segment: sg, Offset: of}, err1 == nil && err2 == nil && of >= 0
+}
+
+// Commit makes one record durable: when it returns nil, the record is in the log and its
+// segment fdatasync'd, and the SMTP session may answer 250. id is the record's id, a
+// canonical ULID, and line one JSON object on one line (a trailing "\n" is allowed). On error
+// the record is not acknowledged and the session answers 451, and the blobs the line names
+// are given back as ReleaseBlobs does.
 //
-// Concurrent Commits share one file (group commit): whoever finds no commit running writes
-// the lines of everyone who joined so far, fsyncs that one file and the directory once, and
-// wakes them all with the same result. So n sessions committing at once cost two fsyncs, not
-// 2·n, and throughput rises with concurrency instead of being capped at one fsync per message.
-// Commit never fails for lack of budget: the budget is checked earlier, by Reserve.
+// Concurrent Commits share one append (group commit): whoever finds no commit running writes
+// the records of everyone who joined so far and fdatasyncs once, and wakes them all with the
+// same result. So n sessions committing at once cost one fdatasync, not n, and throughput
+// rises with concurrency instead of being capped at one fdatasync per message. Commit never
+// fails for lack of budget: the budget is checked earlier, by Reserve.
 func (s *Spool) Commit(id string, line []byte) error {
 	if !validID(id) {
 		s.releaseHolds(lineRefs(line))
@@ -75,54 +90,144 @@ func (s *Spool) Commit(id string, line []byte) error {
 	return nil
 }
 
-// commitGroup writes one round of commits as records/<group-id>.ndjson, by the durable
-// sequence, and enters it in the index once its name is durable: until then Pending does not
-// list it, so no batch can take a record whose sender may still be told to retry.
+// commitGroup appends one round of commits to the log and enters it in the index once the
+// append is durable: until then Pending does not list it, so no batch can take a record
+// whose sender may still be told to retry. Rounds run one at a time (commitQueue), so groups
+// enter the index in log order.
 func (s *Spool) commitGroup(r *commitRound) error {
-	gid := ulid.Make().String()
-	dst := s.path(dirRecords, gid+groupExt)
-	err := atomicfile.WriteRename(s.fs, s.path(dirTmp), gid+".*", dst, func(w io.Writer) error {
-		for _, q := range r.reqs {
-			if _, err := w.Write(q.line); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	recs := make([][]byte, len(r.reqs))
+	for i, q := range r.reqs {
+		recs[i] = q.line[:len(q.line)-1] // the log frames each record; the "\n" is NDJSON's
+	}
+	l, err := s.appendLog()
 	if err != nil {
 		s.releaseRound(r)
 		return err
 	}
-	if err := s.fs.SyncDir(s.path(dirRecords)); err != nil {
-		rmErr := atomicfile.RemoveIfExists(s.fs, dst)
-		if rmErr != nil {
-			// The file stays and will be delivered although its senders were told to retry:
-			// duplicates under other ids, never a loss. Indexed, so usage matches the disk.
-			s.log.Error("spool: records not durable and not removed; they will be sent anyway",
-				"group", gid, "records", len(r.reqs), "error", rmErr)
-			s.addCommitted(gid, r)
-		} else {
-			s.releaseRound(r)
-		}
-		return errors.Join(err, rmErr)
+	pos, err := l.Append(recs)
+	if err != nil {
+		// The log refuses appends from now on (see wal's package doc); the next round opens
+		// it again, which finds whatever of this round did reach the disk.
+		s.logMu.Lock()
+		s.logBroken, s.logErr = true, err
+		s.logMu.Unlock()
+		s.releaseRound(r)
+		return err
 	}
-	s.addCommitted(gid, r)
-	s.wake()
-	return nil
-}
-
-// addCommitted enters a group Commit wrote into the index and the usage. Each blob its records
-// name settles one hold (indexRecord does that; see refs.go).
-func (s *Spool) addCommitted(gid string, r *commitRound) {
-	g := &group{records: len(r.reqs), bytes: int64(r.bytes), oldest: r.reqs[0].made, written: true}
+	g := &group{pos: pos, records: len(r.reqs), bytes: int64(r.bytes), oldest: r.reqs[0].made}
 	for _, q := range r.reqs {
 		if q.made.Before(g.oldest) {
 			g.oldest = q.made
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.addGroup(gid, g, r.refs())
+	s.addGroup(g, r.refs())
+	s.end = wal.Position{Segment: pos.Segment, Offset: pos.Offset + framed(recs)}
+	s.mu.Unlock()
+	s.wake()
+	return nil
+}
+
+// framed is the log space records take: each one's bytes and frame header.
+func framed(recs [][]byte) int64 {
+	n := int64(0)
+	for _, r := range recs {
+		n += wal.HeaderBytes + int64(len(r))
+	}
+	return n
+}
+
+// appendLog returns the log to append to, first opening it again if an append failed: a
+// failed write or fdatasync leaves the log refusing appends, and only a reopen, whose
+// recovery reads what really reached the disk, makes it usable. Whatever of the failed round
+// the reopen finds whole is indexed and delivered, though its senders were told to retry:
+// duplicates under other record ids, never a loss.
+func (s *Spool) appendLog() (*wal.Log, error) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if !s.logBroken {
+		return s.recs, nil
+	}
+	if time.Since(s.reopenedAt) < reopenEvery {
+		return nil, fmt.Errorf("log unusable since an earlier failure (reopened at most once a second): %w", s.logErr)
+	}
+	s.reopenedAt = time.Now()
+	if err := s.recs.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+		s.log.Warn("spool: closing the failed log", "error", err)
+	}
+	l, err := wal.Open(s.path(dirLog), s.walOpts)
+	if err != nil {
+		s.logErr = err
+		return nil, fmt.Errorf("reopen log after a failure: %w", err)
+	}
+	s.recs, s.logBroken, s.logErr = l, false, nil
+	s.mu.Lock()
+	from := s.end
+	s.mu.Unlock()
+	found, err := s.scanLog(l, from)
+	if err != nil {
+		s.log.Error("spool: reading back the log after a failure", "error", err)
+	}
+	if found > 0 {
+		s.log.Warn("spool: records of a failed commit reached the disk; they will be delivered although their senders were told to retry",
+			"records", found)
+	}
+	s.log.Info("spool: log reopened after a failure")
+	return l, nil
+}
+
+// scanLog indexes the log's records from from on as pending groups, and returns how many
+// it found. A record that is not one JSON object (only a bug could write one: the CRC vouches
+// for the bytes) is skipped and counted as broken.
+func (s *Spool) scanLog(l *wal.Log, from wal.Position) (int, error) {
+	var cur *group
+	var curRefs []string
+	found, bad := 0, 0
+	flush := func() {
+		if cur != nil {
+			s.mu.Lock()
+			s.addGroup(cur, curRefs)
+			s.mu.Unlock()
+			cur, curRefs = nil, nil
+		}
+	}
+	err := l.Scan(from, func(pos wal.Position, rec []byte) error {
+		s.mu.Lock()
+		s.end = wal.Position{Segment: pos.Segment, Offset: pos.Offset + wal.HeaderBytes + int64(len(rec))}
+		s.mu.Unlock()
+		if len(rec) == 0 || rec[0] != '{' || bytes.IndexByte(rec, '\n') >= 0 {
+			bad++
+			s.log.Error("spool: log record is not a JSON object; skipped", "position", pos.String())
+			flush()
+			return nil
+		}
+		n := int64(len(rec)) + 1
+		if cur != nil && (cur.pos.Segment != pos.Segment || cur.records >= maxGroupRecords || cur.bytes+n > maxGroupBytes) {
+			flush()
+		}
+		line := append(rec, '\n')
+		if cur == nil {
+			cur = &group{pos: pos}
+		}
+		cur.records++
+		cur.bytes += n
+		if t, ok := lineTime(line); ok && (cur.oldest.IsZero() || t.Before(cur.oldest)) {
+			cur.oldest = t
+		}
+		curRefs = append(curRefs, lineRefs(line)...)
+		found++
+		return nil
+	})
+	flush()
+	if bad > 0 {
+		s.mu.Lock()
+		s.usage.Broken += bad
+		s.mu.Unlock()
+	}
+	if err != nil {
+		return found, fmt.Errorf("spool: read log: %w", err)
+	}
+	return found, nil
 }
 
 // releaseRound gives back the blobs of a round that was not committed: its senders are told
@@ -140,135 +245,284 @@ func (r *commitRound) refs() []string {
 	return occ
 }
 
-// addGroup enters a pending group. The caller holds s.mu.
-func (s *Spool) addGroup(gid string, g *group, occurrences []string) {
-	s.groups[gid] = g
+// addGroup enters a pending group at the end of s.groups. The caller holds s.mu.
+func (s *Spool) addGroup(g *group, occurrences []string) {
+	if g.oldest.IsZero() {
+		g.oldest = time.Now() // no readable id: as new as can be, so max-age never drops it early
+	}
+	s.groups = append(s.groups, g)
 	s.usage.Records += g.records
 	s.usage.RecordBytes += g.bytes
-	s.indexRecord(gid, occurrences)
+	s.indexRecord(g.id(), occurrences)
 }
 
-// forgetGroup takes a group that left records/ out of the index and the usage, adding to zero
-// the blobs nothing names any more. The caller holds s.mu.
-func (s *Spool) forgetGroup(gid string, zero *[]string) {
-	g, ok := s.groups[gid]
-	if !ok {
+// takeGroup marks a group as batched and takes it out of the usage and the index, adding to
+// zero the blobs nothing names any more. The caller holds s.mu.
+func (s *Spool) takeGroup(g *group, zero *[]string) {
+	if g.batched {
 		return
 	}
-	delete(s.groups, gid)
+	g.batched = true
 	s.usage.Records -= g.records
 	s.usage.RecordBytes -= g.bytes
-	s.forgetRecordRefs(gid, zero)
+	s.forgetRecordRefs(g.id(), zero)
 }
 
-// scanInBackground is the backlog above which Open lists group files by name and leaves
-// reading them to a background scan. Reading 100,000 files first took 11 s on a cold cache,
-// during which no mail was accepted; listing them takes a quarter second.
-const scanInBackground = 1000
+// findGroup returns the pending group at pos. The caller holds s.mu.
+func (s *Spool) findGroup(pos wal.Position) *group {
+	i := sort.Search(len(s.groups), func(i int) bool { return !before(s.groups[i].pos, pos) })
+	if i < len(s.groups) && s.groups[i].pos == pos && !s.groups[i].batched {
+		return s.groups[i]
+	}
+	return nil
+}
 
-// scanRecords finds the group files in records/ and reads them, or, for a large backlog,
-// leaves the reading to scanGroups.
-func (s *Spool) scanRecords() error {
-	dir := s.path(dirRecords)
-	entries, err := os.ReadDir(dir) // sorted by name: ULIDs, so oldest first
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+// watermark drops the batched groups at the front of s.groups and returns the position
+// before which every record is in a batch. The caller holds s.mu.
+func (s *Spool) watermark() wal.Position {
+	i := 0
+	for i < len(s.groups) && s.groups[i].batched {
+		i++
 	}
-	var ids []string
-	renamed := 0
+	if i > 0 {
+		clear(s.groups[:i])
+		s.groups = s.groups[i:]
+	}
+	if len(s.groups) > 0 {
+		return s.groups[0].pos
+	}
+	return s.end
+}
+
+// wake tells the uploader there is something to batch. A wake-up already pending stands for
+// this one too: the uploader lists what is pending when it wakes.
+func (s *Spool) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Pending lists the commit groups not yet in a batch, oldest first. A group whose Commit has
+// not returned yet is not listed: its records may still be withdrawn.
+func (s *Spool) Pending() ([]Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Entry, 0, len(s.groups))
+	for _, g := range s.groups {
+		if !g.batched {
+			out = append(out, Entry{ID: g.id(), Records: g.records, Bytes: g.bytes, Oldest: g.oldest})
+		}
+	}
+	return out, nil
+}
+
+// OldestPending is when the oldest record not yet in a batch was made; zero when none waits.
+// It copies nothing: /metrics and /status ask for it while a backlog may hold a million
+// groups, under the lock commits take.
+func (s *Spool) OldestPending() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var oldest time.Time
+	for _, g := range s.groups {
+		if !g.batched && (oldest.IsZero() || g.oldest.Before(oldest)) {
+			oldest = g.oldest
+		}
+	}
+	return oldest
+}
+
+// FormBatch gathers the given pending groups into a new batch file. Groups no longer pending
+// are skipped. A group whose records cannot be read back (a disk error: the log checked every
+// frame's CRC when it was opened) is logged, counted as broken and skipped. It returns a zero
+// Batch if nothing could be used.
+//
+// The batch is durable before the log's cursor moves past its records, and the cursor is
+// durable before any segment is deleted: a crash at any point can send a record twice (the
+// pipeline deduplicates by record id) but never lose one.
+func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
+	var buf bytes.Buffer
+	s.logMu.RLock()
+	l := s.recs
+	var used, broken []*group
+	var refs []string // blobs the used records name, repeats included until sorted out
+	records := 0
 	for _, e := range entries {
-		name := e.Name()
-		if strings.HasSuffix(name, brokenSuffix) {
-			s.usage.Broken++
+		pos, ok := parsePosition(e.ID)
+		if !ok {
+			continue // not one of ours: no such group is pending
+		}
+		s.mu.Lock()
+		g := s.findGroup(pos)
+		var gRefs []string
+		if g != nil {
+			gRefs = s.recRefs[g.id()]
+		}
+		s.mu.Unlock()
+		if g == nil {
 			continue
 		}
-		if id, ok := groupID(name); ok && e.Type().IsRegular() {
-			ids = append(ids, id)
-			continue
-		}
-		s.log.Error("spool: unexpected entry in records directory", "file", name)
-		if s.setAside(name) {
-			renamed++
-		}
-	}
-	if len(ids) > scanInBackground {
-		// Counted as one record each until read, so the status page is not blank meanwhile.
-		s.usage.Records += len(ids)
-		s.toScan = ids
-	} else {
-		for _, id := range ids {
-			if s.loadGroup(id, false) {
-				renamed++
+		start := buf.Len()
+		pos = g.pos
+		var err error
+		for range g.records {
+			var rec []byte
+			if rec, pos, err = l.Read(pos); err != nil {
+				break
 			}
+			buf.Write(rec)
+			buf.WriteByte('\n')
+		}
+		if errors.Is(err, wal.ErrCorrupt) {
+			// Changed on disk since Open checked it: no retry will read it.
+			s.log.Error("spool: records in the log cannot be read back; skipped", "group", g.id(),
+				"records", g.records, "error", err)
+			buf.Truncate(start)
+			broken = append(broken, g)
+			continue
+		}
+		if err != nil {
+			s.logMu.RUnlock()
+			return Batch{}, fmt.Errorf("spool: form batch: %w", err)
+		}
+		records += g.records
+		refs = append(refs, gRefs...)
+		used = append(used, g)
+	}
+	s.logMu.RUnlock()
+
+	var b Batch
+	if records > 0 {
+		var err error
+		if b, err = s.writeBatch(buf.Bytes(), records, distinct(refs)); err != nil {
+			return Batch{}, fmt.Errorf("spool: form batch: %w", err)
 		}
 	}
-	if renamed > 0 {
-		if err := atomicfile.SyncDir(dir); err != nil {
-			// The renames may be forgotten by a crash; the next Open redoes them.
-			s.log.Warn("spool: could not make broken-file renames durable", "error", err)
+	var zero []string // blobs nothing names any more
+	s.mu.Lock()
+	for _, g := range used {
+		s.takeGroup(g, &zero)
+	}
+	for _, g := range broken {
+		s.takeGroup(g, &zero)
+		s.usage.Broken += g.records
+	}
+	mark := s.watermark()
+	s.mu.Unlock()
+	s.dropBlobs(zero)
+	if len(used)+len(broken) > 0 {
+		s.advance(mark)
+	}
+	return b, nil
+}
+
+// advance makes mark the log's durable cursor and deletes the segments wholly before it.
+// Neither is needed for correctness, only to keep records from being sent again after a
+// restart and to free disk, so failures are logged, not returned: the batch is already safe.
+func (s *Spool) advance(mark wal.Position) {
+	s.cursorMu.Lock()
+	defer s.cursorMu.Unlock()
+	if !before(s.cursorPos, mark) {
+		return
+	}
+	if err := s.writeCursor(mark); err != nil {
+		s.log.Warn("spool: could not save how far the log is batched; a restart would send those records again",
+			"position", mark.String(), "error", err)
+		return
+	}
+	s.cursorPos = mark
+	s.logMu.RLock()
+	defer s.logMu.RUnlock()
+	if segs := s.recs.Segments(); len(segs) > 1 && segs[0] < mark.Segment {
+		if err := s.recs.Delete(mark.Segment); err != nil {
+			s.log.Warn("spool: could not delete batched log segments; the next delivery retries", "error", err)
+		}
+	}
+}
+
+// writeCursor appends mark to the cursor log, reopening it first if an earlier write failed,
+// and drops the cursor log's older segments once it has moved on to a new one. The caller
+// holds s.cursorMu.
+func (s *Spool) writeCursor(mark wal.Position) error {
+	if s.cursorBroken {
+		_ = s.cursor.Close() // failed already; its descriptors are all Close frees
+		c, err := wal.Open(s.path(dirCursor), s.cursorOpts())
+		if err != nil {
+			return err
+		}
+		s.cursor, s.cursorBroken = c, false
+	}
+	if _, err := s.cursor.Append([][]byte{encodeCursor(mark)}); err != nil {
+		s.cursorBroken = true
+		return err
+	}
+	if segs := s.cursor.Segments(); len(segs) > 1 {
+		if err := s.cursor.Delete(segs[len(segs)-1]); err != nil {
+			s.log.Warn("spool: could not delete old cursor segments", "error", err)
 		}
 	}
 	return nil
 }
 
-// loadGroup reads a group file found at Open and enters it, or sets it aside when none of it
-// can be read. A group with some unreadable lines is entered with the readable ones; FormBatch
-// delivers those and then sets the file aside. placeholder says the group was counted as one
-// record by Open (see scanRecords), which is taken back. It reports whether it set the file
-// aside.
-func (s *Spool) loadGroup(gid string, placeholder bool) (setAside bool) {
-	name := gid + groupExt
-	data, err := os.ReadFile(s.path(dirRecords, name))
-	var g *group
-	var occ []string
-	if err == nil {
-		var bad int
-		g, occ, bad = parseGroup(gid, data)
-		if bad > 0 && g.records > 0 {
-			s.log.Error("spool: record file has unreadable lines; the rest will be delivered",
-				"file", name, "unreadable_lines", bad, "records", g.records)
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if placeholder {
-		s.usage.Records--
-	}
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return false // removed by hand since it was listed
-	case g == nil || g.records == 0:
-		s.log.Error("spool: unreadable record file", "file", name, "error", errOrInvalid(err))
-		return s.setAside(name)
-	}
-	s.addGroup(gid, g, occ)
-	return false
+// cursorOpts sizes the cursor log: 16-byte records, thousands to a 64 KiB segment.
+func (s *Spool) cursorOpts() wal.Options {
+	return wal.Options{SegmentBytes: 64 << 10, InitialBytes: 64 << 10, FS: s.walOpts.FS}
 }
 
-// parseGroup counts the readable lines of a group file and the blobs they name. The group's
-// oldest time comes from its records' ids, or from its own id when none can be read.
-func parseGroup(gid string, data []byte) (g *group, occurrences []string, bad int) {
-	g = &group{bytes: int64(len(data))}
-	eachGroupLine(data, func(line []byte, ok bool) {
-		if !ok {
-			bad++
-			return
+// openLog opens the record log and its cursor and indexes every record not yet batched.
+// Segments before the cursor are deleted: a crash kept advance from doing it. Records the
+// cursor covers were batched; the cursor only ever moves after their batch is durable.
+func (s *Spool) openLog() error {
+	c, err := wal.Open(s.path(dirCursor), s.cursorOpts())
+	if err != nil {
+		return fmt.Errorf("spool: open cursor: %w", err)
+	}
+	s.cursor = c
+	err = c.Scan(wal.Position{}, func(_ wal.Position, rec []byte) error {
+		if p, ok := decodeCursor(rec); ok {
+			s.cursorPos = p
 		}
-		g.records++
-		occurrences = append(occurrences, lineRefs(line)...)
-		if t, ok := lineTime(line); ok && (g.oldest.IsZero() || t.Before(g.oldest)) {
-			g.oldest = t
-		}
+		return nil
 	})
-	if g.oldest.IsZero() {
-		g.oldest = idTime(gid)
+	if err != nil {
+		return fmt.Errorf("spool: read cursor: %w", err)
 	}
-	return g, occurrences, bad
+	l, err := wal.Open(s.path(dirLog), s.walOpts)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.recs = l
+	for _, d := range l.Damage() {
+		s.usage.Broken++
+		s.log.Error("spool: log segment damaged; records from this point of it cannot be read, and the segment is kept as .broken once the rest is delivered",
+			"damage", d.String())
+	}
+	segs := l.Segments()
+	from := s.cursorPos
+	if last := segs[len(segs)-1]; from.Segment > last {
+		// The log is older than the cursor: its directory was replaced or emptied by hand.
+		// Sending everything again beats skipping records the cursor never covered.
+		s.log.Warn("spool: the log cursor points past the log; delivering the whole log",
+			"cursor", from.String(), "last_segment", last)
+		from = wal.Position{}
+	}
+	if from.Segment < segs[0] {
+		from = wal.Position{Segment: segs[0]}
+	}
+	if segs[0] < from.Segment {
+		if err := l.Delete(from.Segment); err != nil {
+			s.log.Warn("spool: could not delete batched log segments", "error", err)
+		}
+	}
+	s.end = from
+	if _, err := s.scanLog(l, from); err != nil {
+		return err
+	}
+	return nil
 }
 
-// eachGroupLine calls fn with each line of a group file, "\n" included, and whether it is a
-// valid record line. A last line without "\n" is a torn write's remains, which the durable
-// sequence should make impossible: it is reported invalid, never delivered.
+// eachGroupLine calls fn with each line of a legacy group file, "\n" included, and whether
+// it is a valid record line. A last line without "\n" is a torn write's remains.
 func eachGroupLine(data []byte, fn func(line []byte, ok bool)) {
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
@@ -308,192 +562,3 @@ func idTime(id string) time.Time {
 	return u.Timestamp()
 }
 
-// scanGroups reads the group files Open only listed, oldest first, and makes each pending as
-// it goes, waking the uploader now and then so a backlog starts draining while it is read.
-// Once done, the blob index is complete and unneeded blobs may go.
-func (s *Spool) scanGroups(ids []string) {
-	defer close(s.scanDone)
-	renamed := 0
-	for i, id := range ids {
-		if s.loadGroup(id, true) {
-			renamed++
-		}
-		if i%256 == 255 {
-			s.wake()
-		}
-	}
-	if renamed > 0 {
-		if err := atomicfile.SyncDir(s.path(dirRecords)); err != nil {
-			s.log.Warn("spool: could not make broken-file renames durable", "error", err)
-		}
-	}
-	s.log.Info("spool: backlog scanned", "files", len(ids))
-	s.mu.Lock()
-	s.refsReady = true
-	s.mu.Unlock()
-	s.wake()
-	s.SweepBlobs()
-}
-
-// wake tells the uploader there is something to batch. A wake-up already pending stands for
-// this one too: the uploader lists what is pending when it wakes.
-func (s *Spool) wake() {
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
-}
-
-// groupID returns the id in a group file name, if the name is one Commit would write.
-func groupID(name string) (string, bool) {
-	id, ok := strings.CutSuffix(name, groupExt)
-	return id, ok && validID(id)
-}
-
-// setAside renames a file in records/ to *.broken so it stops blocking batches but stays for
-// an operator to look at. It reports whether the rename happened. The caller holds s.mu or is
-// Open.
-func (s *Spool) setAside(name string) bool {
-	dir := s.path(dirRecords)
-	if err := s.fs.Rename(filepath.Join(dir, name), filepath.Join(dir, name+brokenSuffix)); err != nil {
-		s.log.Error("spool: could not set aside broken record file", "file", name, "error", err)
-		return false
-	}
-	s.usage.Broken++
-	s.log.Warn("spool: set aside broken record file", "file", name+brokenSuffix)
-	return true
-}
-
-// Pending lists the commit groups not yet in a batch, oldest first. A group whose Commit has
-// not returned yet is not listed: its records may still be withdrawn. With a large backlog
-// at Open, groups are listed as the background scan reads them.
-func (s *Spool) Pending() ([]Entry, error) {
-	s.mu.Lock()
-	out := make([]Entry, 0, len(s.groups))
-	for id, g := range s.groups {
-		out = append(out, Entry{ID: id, Records: g.records, Bytes: g.bytes, Oldest: g.oldest})
-	}
-	s.mu.Unlock()
-	// Group ids are ULIDs made in commit order, so this is arrival order.
-	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
-}
-
-// OldestPending is when the oldest record not yet in a batch was made; zero when none waits.
-// It copies nothing: /metrics and /status ask for it while a backlog may hold a million
-// groups, under the lock commits take.
-func (s *Spool) OldestPending() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var oldest time.Time
-	for _, g := range s.groups {
-		if oldest.IsZero() || g.oldest.Before(oldest) {
-			oldest = g.oldest
-		}
-	}
-	return oldest
-}
-
-// FormBatch gathers the given pending groups into a new batch file and removes them from
-// records/. Groups no longer pending are skipped. A file with unreadable lines gives the batch
-// its readable ones and is then set aside as *.broken. It returns a zero Batch if nothing
-// could be used.
-//
-// The batch is durable before any group file is removed. Removing them is then best effort:
-// a group left behind is sent again in a later batch, a duplicate the pipeline drops, so a
-// failure there is logged rather than returned.
-func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
-	dir := s.path(dirRecords)
-	var buf bytes.Buffer
-	var used, damaged, vanished []string
-	var refs []string // blobs the used records name, repeats included until sorted out
-	records := 0
-	for _, e := range entries {
-		s.mu.Lock()
-		g, ok := s.groups[e.ID]
-		var gRefs []string
-		if ok {
-			gRefs = s.recRefs[e.ID]
-		}
-		s.mu.Unlock()
-		if !ok {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, e.ID+groupExt))
-		if err == nil && g.written && int64(len(data)) == g.bytes {
-			// Checked line by line before it was written: json.Valid again here cost 10% of a
-			// backlog's drain.
-			buf.Write(data)
-			records += g.records
-			refs = append(refs, gRefs...)
-			used = append(used, e.ID)
-			continue
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			s.log.Warn("spool: pending record file is gone; removed by hand?", "group", e.ID)
-			vanished = append(vanished, e.ID)
-			continue
-		}
-		if err != nil {
-			s.log.Error("spool: unreadable record file", "group", e.ID, "error", err)
-			damaged = append(damaged, e.ID)
-			continue
-		}
-		n, bad := 0, 0
-		eachGroupLine(data, func(line []byte, ok bool) {
-			if !ok {
-				bad++
-				return
-			}
-			n++
-			buf.Write(line)
-			refs = append(refs, lineRefs(line)...)
-		})
-		records += n
-		if n > 0 {
-			used = append(used, e.ID)
-		}
-		if bad > 0 || n == 0 {
-			s.log.Error("spool: record file has unreadable lines; setting it aside after batching the rest",
-				"group", e.ID, "unreadable_lines", bad, "records", n)
-			damaged = append(damaged, e.ID)
-		}
-	}
-
-	var b Batch
-	if records > 0 {
-		var err error
-		if b, err = s.writeBatch(buf.Bytes(), records, distinct(refs)); err != nil {
-			return Batch{}, fmt.Errorf("spool: form batch: %w", err)
-		}
-	}
-
-	var zero []string // blobs nothing names any more
-	defer func() { s.dropBlobs(zero) }()
-	gone := vanished
-	for _, id := range used {
-		if slices.Contains(damaged, id) {
-			continue
-		}
-		if err := s.fs.Remove(filepath.Join(dir, id+groupExt)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.log.Warn("spool: batched records not removed; they will be sent twice", "group", id, "batch", b.ID, "error", err)
-			continue
-		}
-		gone = append(gone, id)
-	}
-	s.mu.Lock()
-	for _, id := range damaged {
-		s.setAside(id + groupExt)
-		gone = append(gone, id) // set aside or vanished: either way not pending
-	}
-	for _, id := range gone {
-		s.forgetGroup(id, &zero)
-	}
-	s.mu.Unlock()
-	if len(gone) > 0 {
-		if err := s.fs.SyncDir(dir); err != nil {
-			s.log.Warn("spool: record removals not durable; a crash would send them twice", "batch", b.ID, "error", err)
-		}
-	}
-	return b, nil
-}

@@ -262,11 +262,10 @@ func (s *Spool) unhold(sum string) {
 	}
 }
 
-// unneeded reports whether blob sum may be removed: it is on disk, the index is complete,
-// nothing pending names it, and no live hold keeps it. An expired hold is dropped here. The
-// caller holds s.mu.
+// unneeded reports whether blob sum may be removed: it is on disk, nothing pending names it,
+// and no live hold keeps it. An expired hold is dropped here. The caller holds s.mu.
 func (s *Spool) unneeded(sum string, now time.Time) bool {
-	if _, ok := s.blobs[sum]; !ok || !s.refsReady || s.refs[sum] > 0 {
+	if _, ok := s.blobs[sum]; !ok || s.refs[sum] > 0 {
 		return false
 	}
 	if h := s.holds[sum]; h != nil {

@@ -1,16 +1,16 @@
-// Package spool is the sensor's durable record store: a record is committed here, fsync'd,
+// Package spool is the sensor's durable record store: a record is committed here, on disk,
 // before the SMTP session answers 250, and stays here until the pipeline has it.
 //
-// Everything is plain files, so an operator can inspect it with ls, cat, zcat and jq. Under
-// the spool directory (normally <data-dir>/spool):
+// Under the spool directory (normally <data-dir>/spool):
 //
+//	log/NNNNNNNNNNNNNNNNNNNN.seg  the write-ahead log of committed records (package wal): each
+//	                              record one frame (length, CRC-32C, the JSON object without
+//	                              its newline), segments of up to 64 MiB, in commit order
+//	log/*.seg.broken              a segment whose data was found damaged, kept for an operator
+//	cursor/NNNNNNNNNNNNNNNNNNNN.seg  a small log of log positions: the last frame says how far
+//	                              the record log has been taken into batches (16 bytes: the
+//	                              segment index and offset, uint64 little-endian each)
 //	tmp/                          files being written; Open deletes whatever a crash left here
-//	records/<group-id>.ndjson     one commit group: the records that concurrent sessions
-//	                              committed together, one JSON object per line, in the order
-//	                              they joined; <group-id> is a ULID, so `ls` order is commit
-//	                              order, and `cat records/*.ndjson | jq` shows every pending record
-//	records/<name>.broken         a file Open or batching could not read wholly, kept as found:
-//	                              its readable lines were delivered, the rest are for an operator
 //	batches/<batch-id>.ndjson.gz  records gathered for one upload: gzip of their NDJSON lines;
 //	                              <batch-id> is a ULID and the upload's Idempotency-Key, and the
 //	                              gzip header comment says "records=N bytes=M" (uncompressed)
@@ -19,29 +19,43 @@
 //	                              in lowercase hex, which the writer computed while writing
 //	deadletter/blobs/<sha256>     blobs the pipeline refused for good, and the blobs of
 //	                              dead-lettered batches (hard links), kept for an operator
+//	records/*.broken              from a sensor before the log: files it could not read wholly
 //
-// Directories are 0700 and files 0600. Every file appears by the same sequence: write a temp
-// file in tmp/, fsync it, rename it into place, fsync the directory. Forming a batch writes
-// the batch that way first and only then removes its group files, so a crash in between can
-// send a record twice (the pipeline deduplicates by record id) but never lose one.
+// Segments are not text: `sensor spool cat` prints the records as NDJSON (--pending: only
+// those not yet delivered) and `sensor spool ls` lists segments and batches. Both read
+// without locking or writing, so they are safe while the sensor runs. Batches stay gzip'd
+// NDJSON, so `zcat batches/*.gz | jq` still works.
+//
+// Directories are 0700 and files 0600.
 //
 // # Group commit
 //
-// Sessions that commit at the same moment share that sequence (see commitQueue): the first
-// finds nothing being written and writes its own record at once; those arriving meanwhile
-// wait, and one of them then writes all of their lines as one group file, so one file fsync
-// and one directory fsync serve them all. A round holds at most 128 records and 1 MiB. Until
-// the directory fsync succeeds no record of the round is committed: Pending does not list the
-// group and Usage does not count it. If any step fails, every session in the round gets the
-// error and the file is removed, so each sender is told to retry and nothing it was told is
-// durable depends on that round. A crash (or a failed removal) in that window can still leave
-// the complete file behind; it is then delivered as well as the senders' retries, duplicates
-// under other record ids, never a loss.
+// Sessions that commit at the same moment share one append to the log (see commitQueue):
+// the first finds nothing being written and writes its own record at once; those arriving
+// meanwhile wait, and one of them then appends all of their records and calls fdatasync once,
+// so one flush serves them all. A round holds at most 128 records and 1 MiB. Segments are
+// allocated and zero-filled ahead of the data, so that fdatasync commits data only, with no
+// rename, no new file and no directory fsync on the commit path. Until the fdatasync returns
+// no record of the round is committed: Pending does not list it and Usage does not count it.
+// If it fails, every session in the round gets the error and is told to retry; the log then
+// refuses appends until it is opened again (the next round does that, at most once a second),
+// and whatever of the failed round reached the disk whole is then delivered as well as the
+// senders' retries: duplicates under other record ids, never a loss.
+//
+// # From the log to batches
+//
+// The uploader forms batches from pending groups, reading their records from the log by
+// position. Forming a batch writes the batch file first (temp file, fsync, rename, directory
+// fsync), then moves the cursor past every record now in a batch (one append to the cursor
+// log, fdatasync), then deletes the segments wholly before the cursor. A crash between any two
+// steps can send a record twice (the pipeline deduplicates by record id) but never lose one.
+// On disk the log takes up to one segment more than its pending records: the segment the
+// cursor is in is kept until the cursor leaves it, and the last segment is allocated ahead.
 //
 // # Blobs
 //
 // In content mode the parser streams each attachment into a BlobWriter (CreateBlob), which
-// commits it as blobs/<sha256> by the same sequence, sharing fsyncs of blobs/ among
+// commits it as blobs/<sha256> by the durable file sequence, sharing fsyncs of blobs/ among
 // concurrent commits, before the session commits the record that names it in
 // attachments[].blob. Identical attachments share one file. A session refused after its
 // blobs were committed gives them back (ReleaseBlobs), as a failed record commit does, so
@@ -49,16 +63,16 @@
 //
 // A blob stays while a pending record or batch names it, and goes the moment the last one is
 // delivered or dead-lettered. Which blobs are named is kept in memory (see refs.go) and
-// rebuilt by Open from the files: record lines, and each batch's gzip header, whose extra
-// field (subfield "JS", RFC 1952 §2.3.1.1) lists the raw SHA-256 of every blob its records
-// name and whose comment adds "blobs=K" when K > 0. A batch naming more blobs than the field
-// holds (2047) has K in its comment only and is read when its blobs are asked for. Nothing on
-// disk has to be updated when a blob is removed, so there is no reference file to get wrong
-// in a crash: a crash between a blob's commit and its record's leaves a blob nothing names,
-// and Open (or SweepBlobs, for a session that failed) removes it.
+// rebuilt by Open from the log and from each batch's gzip header, whose extra field
+// (subfield "JS", RFC 1952 §2.3.1.1) lists the raw SHA-256 of every blob its records name and
+// whose comment adds "blobs=K" when K > 0. A batch naming more blobs than the field holds
+// (2047) has K in its comment only and is read when its blobs are asked for. Nothing on disk
+// has to be updated when a blob is removed, so there is no reference file to get wrong in a
+// crash: a crash between a blob's commit and its record's leaves a blob nothing names, and
+// Open (or SweepBlobs, for a session that failed) removes it.
 //
-// The spool budget (SetBudget, Reserve) counts pending records, batches and blobs, not tmp/,
-// *.broken or deadletter/.
+// The spool budget (SetBudget, Reserve) counts pending records (as NDJSON), batches and
+// blobs, not tmp/, the log's allocated space ahead of its data, *.broken or deadletter/.
 package spool
 
 import (
@@ -75,17 +89,18 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/journalsensor/sensor/wal"
 )
 
 const (
 	dirTmp        = "tmp"
-	dirRecords    = "records"
+	dirLog        = "log"
+	dirCursor     = "cursor"
 	dirBatches    = "batches"
 	dirDeadLetter = "deadletter"
 
-	groupExt     = ".ndjson"
-	batchExt     = ".ndjson.gz"
-	brokenSuffix = ".broken"
+	batchExt = ".ndjson.gz"
 
 	dirPerm = 0o700
 )
@@ -110,11 +125,28 @@ type Spool struct {
 	maxOpenBlobs int
 	bufs         sync.Pool // *bufio.Writer for blob writers
 
+	walOpts wal.Options // for the record log; the FS and sizes are tests' to change
+
+	// logMu guards the record log's handle, which a commit replaces when it reopens the log
+	// after a failure (see appendLog); readers hold it while they read.
+	logMu      sync.RWMutex
+	recs       *wal.Log
+	logBroken  bool  // an append failed: reopen before the next
+	logErr     error // why
+	reopenedAt time.Time
+
+	// cursorMu orders moves of the cursor: how far the log is in batches.
+	cursorMu     sync.Mutex
+	cursor       *wal.Log
+	cursorPos    wal.Position // the durable cursor
+	cursorBroken bool
+
 	mu       sync.Mutex
 	usage    Usage
-	maxBytes int64             // spool budget; 0: none
-	reserved int64             // bytes held by outstanding Reserve calls
-	groups   map[string]*group // pending commit groups in records/, by id
+	maxBytes int64    // spool budget; 0: none
+	reserved int64    // bytes held by outstanding Reserve calls
+	groups   []*group // pending groups in log order, and batched ones not yet trimmed
+	end      wal.Position
 
 	// The blob reference index; see refs.go.
 	blobs     map[string]int64 // blobs/ as counted in usage: sha256 → size
@@ -123,25 +155,19 @@ type Spool struct {
 	batchRefs map[string][]string
 	holds     map[string]*blobHold
 	holdTTL   time.Duration
-	refsReady bool // the index covers every record: blobs may be removed
-
-	// A large backlog is listed by name at Open and read in the background (scanGroups);
-	// scanDone closes when all is read.
-	scanDone chan struct{}
-	toScan   []string // handed to the scan when Open is done with the usage
 
 	health health // whether commits succeed; see health.go
 }
 
 // Usage is what the spool holds, for the spool budget and the status page.
 type Usage struct {
-	Records     int   // committed records not yet in a batch; a group file not yet read counts as one
-	RecordBytes int64 // their size on disk (uncompressed NDJSON); files not yet read count 0
+	Records     int   // committed records not yet in a batch
+	RecordBytes int64 // their size as NDJSON lines
 	Batches     int   // batches waiting for delivery
 	BatchBytes  int64 // their size on disk (compressed)
 	Blobs       int   // attachment blobs waiting for delivery (content mode)
 	BlobBytes   int64 // their size on disk
-	Broken      int   // *.broken record files set aside
+	Broken      int   // records or files that could not be read: damaged segments, *.broken
 	DeadLetters int   // batch files in deadletter/
 	// DeadLetterBlobs counts blobs in deadletter/blobs/: refused by the pipeline, or kept with
 	// a dead-lettered batch.
@@ -163,9 +189,15 @@ type Batch struct {
 }
 
 // Open opens the spool in dir, creating it if needed, and recovers from a crash: it deletes
-// temp files and sets aside record files it cannot parse as <name>.broken. A broken entry is
-// logged and counted; it never stops the spool from opening.
+// temp files, cuts the log's torn tail, and indexes every record not yet in a batch. Damage
+// is logged and counted; it never stops the spool from opening.
 func Open(dir string, logger *slog.Logger) (*Spool, error) {
+	return open(dir, logger, wal.Options{})
+}
+
+// open is Open with the log's options, which tests set to fail file operations or to keep
+// segments small.
+func open(dir string, logger *slog.Logger, walOpts wal.Options) (*Spool, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -177,7 +209,7 @@ func Open(dir string, logger *slog.Logger) (*Spool, error) {
 		commits:      newCommitQueue(),
 		blobSync:     newGroupSync(),
 		maxOpenBlobs: defaultMaxOpenBlobs,
-		groups:       make(map[string]*group),
+		walOpts:      walOpts,
 		blobs:        make(map[string]int64),
 		refs:         make(map[string]int),
 		recRefs:      make(map[string][]string),
@@ -187,7 +219,7 @@ func Open(dir string, logger *slog.Logger) (*Spool, error) {
 		health:       health{every: defaultProbeEvery},
 	}
 	s.bufs.New = func() any { return bufio.NewWriterSize(nil, blobBufSize) }
-	for _, sub := range []string{"", dirTmp, dirRecords, dirBatches, dirDeadLetter, dirBlobs} {
+	for _, sub := range []string{"", dirTmp, dirBatches, dirDeadLetter, dirBlobs} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), dirPerm); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
@@ -199,14 +231,21 @@ func Open(dir string, logger *slog.Logger) (*Spool, error) {
 	if err := s.scanBlobs(); err != nil {
 		return nil, err
 	}
-	if err := s.scanRecords(); err != nil {
+	if err := s.openLog(); err != nil {
+		s.closeLogs()
+		return nil, err
+	}
+	if err := s.migrateLegacy(); err != nil {
+		s.closeLogs()
 		return nil, err
 	}
 	if err := s.scanBatches(); err != nil {
+		s.closeLogs()
 		return nil, err
 	}
 	dead, err := os.ReadDir(s.path(dirDeadLetter))
 	if err != nil {
+		s.closeLogs()
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	for _, e := range dead {
@@ -214,24 +253,34 @@ func Open(dir string, logger *slog.Logger) (*Spool, error) {
 			s.usage.DeadLetters++
 		}
 	}
-	// With no blob on disk, nothing an unread record names can be removed by mistake, so a
-	// backlog's refs need not be read before blobs may go; a record naming a blob that is
-	// missing is delivered without it either way.
-	s.refsReady = s.toScan == nil || len(s.blobs) == 0
 	u := s.usage
 	s.log.Info("spool opened", "dir", dir, "records", u.Records, "record_bytes", u.RecordBytes,
 		"batches", u.Batches, "batch_bytes", u.BatchBytes, "blobs", u.Blobs, "blob_bytes", u.BlobBytes,
 		"broken", u.Broken, "dead_letters", u.DeadLetters, "dead_letter_blobs", u.DeadLetterBlobs)
-	if s.refsReady {
-		s.SweepBlobs() // what a crash left between a blob's commit and its record's
-	}
-	if s.toScan != nil {
-		s.scanDone = make(chan struct{})
-		go s.scanGroups(s.toScan)
-		s.toScan = nil
-	}
+	s.SweepBlobs() // what a crash left between a blob's commit and its record's
 	return s, nil
 }
+
+// Close releases the log's file descriptors. Everything acknowledged is already durable, so
+// it writes nothing; the Spool must not be used afterwards.
+func (s *Spool) Close() error {
+	s.cursorMu.Lock() // before logMu, as advance takes them
+	defer s.cursorMu.Unlock()
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	var errs []error
+	for _, l := range []*wal.Log{s.recs, s.cursor} {
+		if l != nil {
+			if err := l.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// closeLogs is Close for an Open that fails; Open's error is the one to report.
+func (s *Spool) closeLogs() { _ = s.Close() }
 
 func (s *Spool) path(elem ...string) string {
 	return filepath.Join(append([]string{s.dir}, elem...)...)

@@ -19,6 +19,8 @@ type FS interface {
 	Open(name string) (File, error)
 	// Remove deletes a segment.
 	Remove(name string) error
+	// Rename sets a damaged segment aside.
+	Rename(from, to string) error
 	// SyncDir makes the directory's entries (a created or removed segment) durable.
 	SyncDir(dir string) error
 }
@@ -72,6 +74,9 @@ func (o OS) Open(name string) (File, error) {
 
 // Remove is os.Remove.
 func (OS) Remove(name string) error { return os.Remove(name) }
+
+// Rename is os.Rename.
+func (OS) Rename(from, to string) error { return os.Rename(from, to) }
 
 // SyncDir opens dir and fsyncs it.
 func (OS) SyncDir(dir string) error {

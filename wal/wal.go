@@ -13,10 +13,13 @@
 // older ones); a gap between two indexes is tolerated, since a crash during Delete can remove
 // any of the segments it was asked to remove.
 //
-// A segment is created at Options.SegmentBytes bytes (default 64 MiB), all zero, and never
-// changes size afterwards; its capacity is its file size, so segments made under another
-// SegmentBytes stay readable. There is no file header. From offset 0 a segment holds frames
-// packed back to back:
+// A segment holds at most Options.SegmentBytes bytes (default 64 MiB). It is created at
+// 1 MiB (or SegmentBytes, if smaller), all zero, and grown in steps, each at least doubling
+// it and each written as real zeros and fsync'd before any frame goes into the new part, so
+// that an empty log costs 1 MiB, not a whole segment, and every append is still an overwrite
+// of allocated, zeroed space. A segment's data ends at its file size at the latest, so
+// segments made under another SegmentBytes stay readable. There is no file header. From
+// offset 0 a segment holds frames packed back to back:
 //
 //	offset  size  field
 //	0       4     length: the payload's length in bytes, uint32 little-endian, at least 1
@@ -43,13 +46,15 @@
 //
 // Open reads every segment from the start. In every segment but the last, the data must end
 // cleanly (a zero length, or too little room for a header): a frame whose length runs past the
-// end of the file or whose CRC does not match is corruption, and Open fails naming the file and
-// the frame's offset (ErrCorrupt) rather than guess what was lost. In the last segment the
-// same bad frame is the torn tail of a write that did not complete: Open keeps the frames
-// before it, overwrites every non-zero byte from there to the end of the segment with zeros
-// (so that no remnant of the torn group can ever be read as a frame after a later, shorter
-// append) and fdatasyncs, and new appends go at that offset. A last segment shorter than
-// SegmentBytes (a crash while it was being made) is extended first.
+// end of the file or whose CRC does not match is damage that no crash can cause (a bad disk
+// block, a hand edit). Open does not fail on it, since refusing to start would stop all
+// intake for one bad block: it keeps the frames before the bad one readable, reports the rest
+// of that segment by Damage (file, offset, reason), and Delete later renames such a segment
+// to NNNNNNNNNNNNNNNNNNNN.seg.broken instead of removing it, for an operator. In the last
+// segment the same bad frame is the torn tail of a write that did not complete: Open keeps the
+// frames before it, overwrites every non-zero byte from there to the end of the file with
+// zeros (so that no remnant of the torn group can ever be read as a frame after a later,
+// shorter append) and fdatasyncs, and new appends go at that offset.
 //
 // # Durability
 //
@@ -62,7 +67,7 @@
 // records as not stored (the spool answers 451 and the sender retries, so the record may be
 // delivered twice, never lost).
 //
-// After any failed write, fdatasync or segment creation the Log refuses further Appends
+// After any failed write, fdatasync, growth or segment creation the Log refuses further Appends
 // (ErrFailed wrapping the cause): after a failed fdatasync the kernel may already have
 // dropped the dirty pages and a retried fdatasync can report success for data that is not on
 // disk, so the only safe way on is Close and Open, whose recovery reads what really is there.
@@ -100,15 +105,19 @@ const (
 	// HeaderBytes is the size of a frame header: length and CRC.
 	HeaderBytes = 8
 
+	// initialBytes is a new segment's first allocation; see the package doc.
+	initialBytes = 1 << 20
+
 	segExt    = ".seg"
 	segDigits = 20
+
+	brokenSuffix = ".broken"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var (
-	// ErrCorrupt is a bad frame where the log cannot have been torn by a crash: in a segment
-	// that is not the last, or at a position Read was given.
+	// ErrCorrupt is a bad frame at a position Read was given.
 	ErrCorrupt = errors.New("wal: corrupt")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("wal: closed")
@@ -125,8 +134,11 @@ var (
 
 // Options configures a Log. The zero value is valid.
 type Options struct {
-	// SegmentBytes is the size of each new segment; 0 means DefaultSegmentBytes.
+	// SegmentBytes is the most a segment holds; 0 means DefaultSegmentBytes.
 	SegmentBytes int64
+	// InitialBytes is a new segment's first allocation, grown as appends need; 0 means
+	// 1 MiB. It is capped at SegmentBytes.
+	InitialBytes int64
 	// FS is the file system; nil means OS{}.
 	FS FS
 }
@@ -142,9 +154,10 @@ func (p Position) String() string { return fmt.Sprintf("%d:%d", p.Segment, p.Off
 
 // Log is an open write-ahead log.
 type Log struct {
-	dir  string
-	fs   FS
-	size int64 // SegmentBytes for new segments
+	dir     string
+	fs      FS
+	size    int64 // SegmentBytes: the most a segment holds
+	initial int64 // a new segment's first allocation
 
 	appendMu sync.Mutex // serializes Append and Delete, the writers of segs
 
@@ -155,11 +168,24 @@ type Log struct {
 }
 
 type segment struct {
-	index uint64
-	path  string
-	f     File
-	size  int64 // capacity: the file's size
-	end   int64 // offset just past the last frame; guarded by Log.mu
+	index  uint64
+	path   string
+	f      File
+	size   int64   // the file's size: how much is allocated and zeroed
+	end    int64   // offset just past the last frame; guarded by Log.mu
+	damage *Damage // a bad frame found by Open in a segment that is not the last
+}
+
+// Damage is a segment whose data stops at a bad frame that no crash explains; the frames
+// before it are readable, whatever follows it is not.
+type Damage struct {
+	Path   string
+	Offset int64  // where the bad frame starts
+	Reason string // what is wrong with it
+}
+
+func (d Damage) String() string {
+	return fmt.Sprintf("segment %s: offset %d: %s", d.Path, d.Offset, d.Reason)
 }
 
 // Open opens or creates the log in dir and recovers its tail (see the package doc).
@@ -176,7 +202,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("wal: open: %w", err)
 	}
-	l := &Log{dir: dir, fs: opts.FS, size: opts.SegmentBytes}
+	if opts.InitialBytes <= 0 {
+		opts.InitialBytes = initialBytes
+	}
+	l := &Log{dir: dir, fs: opts.FS, size: opts.SegmentBytes, initial: min(opts.InitialBytes, opts.SegmentBytes)}
 	indexes, err := listSegments(dir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: open %s: %w", dir, err)
@@ -243,7 +272,7 @@ func (l *Log) createSegment(idx uint64) (*segment, error) {
 		_ = f.Close() // the step's error is the one to report; the file is left for Open
 		return nil, fmt.Errorf("%s segment %s: %w", step, path, err)
 	}
-	if err := f.Preallocate(l.size); err != nil {
+	if err := f.Preallocate(l.initial); err != nil {
 		return fail("preallocate", err)
 	}
 	if err := f.Sync(); err != nil {
@@ -252,7 +281,7 @@ func (l *Log) createSegment(idx uint64) (*segment, error) {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return fail("fsync dir for", err)
 	}
-	return &segment{index: idx, path: path, f: f, size: l.size}, nil
+	return &segment{index: idx, path: path, f: f, size: l.initial}, nil
 }
 
 // openSegment opens an existing segment and finds the end of its data; for the last segment
@@ -284,18 +313,9 @@ func (l *Log) recoverSegment(s *segment, last bool) error {
 	s.end = end
 	if !last {
 		if bad != "" {
-			return fmt.Errorf("%w: segment %s: offset %d: %s", ErrCorrupt, s.path, end, bad)
+			s.damage = &Damage{Path: s.path, Offset: end, Reason: bad}
 		}
 		return nil
-	}
-	if size < l.size {
-		if err := s.f.Preallocate(l.size); err != nil {
-			return fmt.Errorf("extend segment %s: %w", s.path, err)
-		}
-		if err := s.f.Sync(); err != nil {
-			return fmt.Errorf("fsync segment %s: %w", s.path, err)
-		}
-		s.size = l.size
 	}
 	return zeroTail(s)
 }
@@ -413,7 +433,7 @@ func (l *Log) Append(records [][]byte) (first Position, err error) {
 		buf = append(buf, r...)
 	}
 
-	if off+need > tail.size {
+	if off+need > max(tail.size, l.size) {
 		s, err := l.createSegment(tail.index + 1)
 		if err != nil {
 			return Position{}, l.fail(fmt.Errorf("wal: append: rotate: %w", err))
@@ -422,6 +442,11 @@ func (l *Log) Append(records [][]byte) (first Position, err error) {
 		l.segs = append(l.segs, s)
 		l.mu.Unlock()
 		tail, off = s, 0
+	}
+	if off+need > tail.size {
+		if err := grow(tail, min(max(off+need, 2*tail.size), max(tail.size, l.size))); err != nil {
+			return Position{}, l.fail(fmt.Errorf("wal: append: %w", err))
+		}
 	}
 	if _, err := tail.f.WriteAt(buf, off); err != nil {
 		return Position{}, l.fail(fmt.Errorf("wal: append: write %s at %d: %w", tail.path, off, err))
@@ -433,6 +458,20 @@ func (l *Log) Append(records [][]byte) (first Position, err error) {
 	tail.end = off + need
 	l.mu.Unlock()
 	return Position{tail.index, off}, nil
+}
+
+// grow extends the tail segment to size bytes of zeros, and makes the new size durable
+// before any frame is written there: fdatasync would flush a size change too, but as a
+// journal commit on every append near the end, which is what the zeros avoid.
+func grow(s *segment, size int64) error {
+	if err := s.f.Preallocate(size); err != nil {
+		return fmt.Errorf("grow segment %s to %d bytes: %w", s.path, size, err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("fsync segment %s: %w", s.path, err)
+	}
+	s.size = size
+	return nil
 }
 
 func (l *Log) usableLocked() error {
@@ -564,10 +603,24 @@ func (l *Log) Segments() []uint64 {
 	return out
 }
 
+// Damage lists the segments Open found damaged (see the package doc), oldest first.
+func (l *Log) Damage() []Damage {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Damage
+	for _, s := range l.segs {
+		if s.damage != nil {
+			out = append(out, *s.damage)
+		}
+	}
+	return out
+}
+
 // Delete removes every segment whose index is below upTo, except the last segment, which
-// appends still need. The caller decides when every record in a segment has been delivered.
-// The removals are made durable with one directory fsync. A crash before it may bring back
-// some of the segments, which only means records delivered twice.
+// appends still need; a damaged segment is renamed to *.seg.broken instead, and kept. The
+// caller decides when every record in a segment has been delivered. The removals are made
+// durable with one directory fsync. A crash before it may bring back some of the segments,
+// which only means records delivered twice.
 func (l *Log) Delete(upTo uint64) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -589,6 +642,12 @@ func (l *Log) Delete(upTo uint64) error {
 	for _, s := range doomed {
 		if err := s.f.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close %s: %w", s.path, err))
+		}
+		if s.damage != nil {
+			if err := l.fs.Rename(s.path, s.path+brokenSuffix); err != nil {
+				errs = append(errs, fmt.Errorf("set aside damaged %s: %w", s.path, err))
+			}
+			continue
 		}
 		if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("remove %s: %w", s.path, err))
@@ -631,4 +690,57 @@ func (l *Log) closeFilesLocked() error {
 		return fmt.Errorf("wal: close: %w", err)
 	}
 	return nil
+}
+
+// ScanDir reads the log in dir without opening it for writing, for inspection while a writer
+// may be appending: it calls fn for every record from from onwards, in order, and stops at
+// fn's first error, which it returns. It changes nothing on disk. A bad frame ends a segment's
+// data, as it does for Open: in the last segment that is where a write is in progress or was
+// torn, in any other it is damage, which ScanDir returns alongside, and reading goes on in the
+// next segment. rec is fn's to keep.
+func ScanDir(dir string, from Position, fn func(pos Position, rec []byte) error) ([]Damage, error) {
+	indexes, err := listSegments(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: scan %s: %w", dir, err)
+	}
+	var damage []Damage
+	for i, idx := range indexes {
+		if idx < from.Segment {
+			continue
+		}
+		path := filepath.Join(dir, fmt.Sprintf("%0*d%s", segDigits, idx, segExt))
+		end, bad, err := scanFile(path, func(off int64, payload []byte) error {
+			if idx == from.Segment && off < from.Offset {
+				return nil
+			}
+			return fn(Position{idx, off}, append([]byte(nil), payload...))
+		})
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted by the writer since it was listed
+		}
+		if err != nil {
+			return damage, err
+		}
+		if bad != "" && i < len(indexes)-1 {
+			damage = append(damage, Damage{Path: path, Offset: end, Reason: bad})
+		}
+	}
+	return damage, nil
+}
+
+func scanFile(path string, fn func(off int64, payload []byte) error) (end int64, bad string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, "", fmt.Errorf("wal: scan: %w", err)
+	}
+	end, bad, err = scanFrames(f, st.Size(), fn)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return end, bad, fmt.Errorf("wal: scan %s: %w", path, err)
+	}
+	return end, bad, nil
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -300,15 +301,13 @@ func TestTornTail(t *testing.T) {
 
 			l = open(t, dir, Options{})
 			equalRecords(t, "after recovery", records(scanAll(t, l, Position{})), want)
-			// The last segment is back to full size, and zero after the data.
+			// The last segment is zero after the data; one cut short stays short until an
+			// append needs more, which grows it.
 			segs := l.Segments()
 			name := segFile(dir, segs[len(segs)-1])
 			data, err := os.ReadFile(name)
 			if err != nil {
 				t.Fatal(err)
-			}
-			if len(data) != tinySeg {
-				t.Fatalf("%s is %d bytes after recovery, want %d", name, len(data), tinySeg)
 			}
 			_, end, err := l.Read(all[keep-1].pos)
 			if err != nil {
@@ -366,15 +365,44 @@ func TestCorruptMiddleSegment(t *testing.T) {
 			name := segFile(dir, victim.Segment)
 			writeAt(t, name, b, off)
 
-			_, err := Open(dir, Options{SegmentBytes: tinySeg})
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("Open: %v, want ErrCorrupt", err)
+			// Open goes on: one bad block must not stop all intake.
+			l2, err := Open(dir, Options{SegmentBytes: tinySeg})
+			if err != nil {
+				t.Fatalf("Open with a damaged middle segment: %v", err)
+			}
+			dmg := l2.Damage()
+			if len(dmg) != 1 {
+				t.Fatalf("Damage() = %v, want one entry", dmg)
 			}
 			for _, s := range []string{name, fmt.Sprintf("offset %d", victim.Offset), tc.message} {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error %q does not say %q", err, s)
+				if !strings.Contains(dmg[0].String(), s) {
+					t.Errorf("damage %q does not say %q", dmg[0], s)
 				}
 			}
+			// Everything but the damaged segment's frames from the bad one on is readable.
+			var want [][]byte
+			for _, e := range all {
+				if e.pos.Segment != victim.Segment || e.pos.Offset < victim.Offset {
+					want = append(want, e.rec)
+				}
+			}
+			equalRecords(t, "after damage", records(scanAll(t, l2, Position{})), want)
+			got := 0
+			ro, err := ScanDir(dir, Position{}, func(Position, []byte) error { got++; return nil })
+			if err != nil || len(ro) != 1 || got != len(want) {
+				t.Errorf("ScanDir: %d records, damage %v, %v; want %d records and the one damage", got, ro, err, len(want))
+			}
+			// Delete sets the damaged segment aside rather than removing it.
+			if err := l2.Delete(segs[2]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(name + ".broken"); err != nil {
+				t.Errorf("damaged segment not kept as .broken: %v", err)
+			}
+			if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("damaged segment still in the log: %v", err)
+			}
+			l2.Close()
 		})
 	}
 }
@@ -436,20 +464,24 @@ func TestDelete(t *testing.T) {
 // each record of it whole; and appends go on after them.
 func TestFaults(t *testing.T) {
 	for _, tc := range []struct {
+		name  string
 		step  string
-		after int // successful calls before the fault: past Open's own
+		after int   // successful calls before the fault: past Open's own
+		grow  int64 // InitialBytes, when segments are to grow before they rotate
 	}{
-		{"write", 5},
-		{"fdatasync", 5},
-		{"create", 1},      // the first rotation
-		{"preallocate", 1}, // the first rotation
-		{"sync", 2},        // the second rotation
-		{"syncdir", 1},     // the first rotation
+		{"write", "write", 5, 0},
+		{"fdatasync", "fdatasync", 5, 0},
+		{"rotate/create", "create", 1, 0},                   // the first rotation
+		{"rotate/preallocate", "preallocate", 1, 0},         // the first rotation
+		{"rotate/sync", "sync", 2, 0},                       // the second rotation
+		{"rotate/syncdir", "syncdir", 1, 0},                 // the first rotation
+		{"grow/preallocate", "preallocate", 1, tinySeg / 4}, // the first growth
+		{"grow/sync", "sync", 2, tinySeg / 4},               // the second growth
 	} {
-		t.Run(tc.step, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			ffs := &faultFS{step: tc.step, after: tc.after}
-			l := open(t, dir, Options{FS: ffs})
+			l := open(t, dir, Options{FS: ffs, InitialBytes: tc.grow})
 			rng := rand.New(rand.NewPCG(11, 12))
 			var acked, failed [][]byte
 			var appendErr error
@@ -674,4 +706,44 @@ func FuzzRecover(f *testing.F) {
 		defer l.Close()
 		equalRecords(t, "after append", records(scanAll(t, l, Position{})), append(got, []byte("after")))
 	})
+}
+
+// TestGrowth: a segment starts small and grows, each step at least doubling it and never past
+// SegmentBytes, and the records written across the steps read back, also after a reopen.
+func TestGrowth(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, dir, Options{SegmentBytes: 8 << 10, InitialBytes: 1 << 10})
+	size := func() int64 {
+		segs := l.Segments()
+		st, err := os.Stat(segFile(dir, segs[len(segs)-1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	if got := size(); got != 1<<10 {
+		t.Fatalf("new segment is %d bytes, want 1024", got)
+	}
+	rec := bytes.Repeat([]byte("g"), 600)
+	var want [][]byte
+	var sizes []int64
+	for i := range 12 {
+		r := append([]byte(fmt.Sprint(i)), rec...)
+		if _, err := l.Append([][]byte{r}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r)
+		sizes = append(sizes, size())
+	}
+	// 608-byte frames: the 2nd needs 1216 bytes (grow to 2048), the 4th 2432 (4096), the 7th
+	// 4256 (8192); the 14th would rotate.
+	wantSizes := []int64{1024, 2048, 2048, 4096, 4096, 4096, 8192, 8192, 8192, 8192, 8192, 8192}
+	if !slices.Equal(sizes, wantSizes) {
+		t.Errorf("segment sizes %v, want %v", sizes, wantSizes)
+	}
+	equalRecords(t, "grown", records(scanAll(t, l, Position{})), want)
+	l.Close()
+	l = open(t, dir, Options{SegmentBytes: 8 << 10, InitialBytes: 1 << 10})
+	defer l.Close()
+	equalRecords(t, "reopened", records(scanAll(t, l, Position{})), want)
 }
