@@ -68,8 +68,8 @@ func BenchmarkPostfixMilter(b *testing.B) {
 		// them without the milter conversation.
 		run(smtpAddr)
 		cpuSensorSMTP += processCPU(b, sensor.Process.Pid) - s2
-		latPlain = append(latPlain, drive(b, plainAddr, sessions, latencyPerSession, msg)...)
-		latFiltered = append(latFiltered, drive(b, filteredAddr, sessions, latencyPerSession, msg)...)
+		latPlain = append(latPlain, drive(b, plainAddr, sessions, latencyPerSession, 0, msg)...)
+		latFiltered = append(latFiltered, drive(b, filteredAddr, sessions, latencyPerSession, 0, msg)...)
 		b.StopTimer()
 		plain.WaitQueueEmpty(b, 5*time.Minute)
 		filtered.WaitQueueEmpty(b, 5*time.Minute)

@@ -60,8 +60,8 @@ func BenchmarkDataTo250(b *testing.B) {
 	// Alternate in slices so that a neighbour's burst of disk traffic hits both alike.
 	for done := 0; done < b.N; done += 20 {
 		n := min(20, b.N-done)
-		sensorLat = append(sensorLat, drive(b, sensorAddr, sessions, n, msg)...)
-		sinkLat = append(sinkLat, drive(b, sinkAddr, sessions, n, msg)...)
+		sensorLat = append(sensorLat, drive(b, sensorAddr, sessions, n, 0, msg)...)
+		sinkLat = append(sinkLat, drive(b, sinkAddr, sessions, n, 0, msg)...)
 	}
 	b.StopTimer()
 	p := func(l []time.Duration, q float64) float64 {
@@ -75,13 +75,19 @@ func BenchmarkDataTo250(b *testing.B) {
 }
 
 // drive runs sessions concurrent sessions, each sending n messages over one connection, and
-// returns the end-of-DATA-to-250 time of each.
-func drive(b *testing.B, addr string, sessions, n int, msg []byte) []time.Duration {
+// returns the end-of-DATA-to-250 time of each. With pause > 0 each session waits pause
+// after each message before the next, and session i starts i*pause/sessions late, so that
+// the sessions' messages spread over the pause instead of arriving in step: a steady load
+// rather than a burst.
+func drive(b *testing.B, addr string, sessions, n int, pause time.Duration, msg []byte) []time.Duration {
 	var mu sync.Mutex
 	var out []time.Duration
 	var wg sync.WaitGroup
-	for range sessions {
+	for i := range sessions {
 		wg.Go(func() {
+			if pause > 0 {
+				time.Sleep(pause * time.Duration(i) / time.Duration(sessions))
+			}
 			c, err := smtp.Dial(addr)
 			if err != nil {
 				b.Error(err)
@@ -92,7 +98,10 @@ func drive(b *testing.B, addr string, sessions, n int, msg []byte) []time.Durati
 				b.Error(err)
 				return
 			}
-			for range n {
+			for k := range n {
+				if pause > 0 && k > 0 {
+					time.Sleep(pause)
+				}
 				if err := c.Mail("a@example.org", nil); err != nil {
 					b.Error(err)
 					return

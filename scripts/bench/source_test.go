@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -31,13 +30,8 @@ func BenchmarkSMTPSource(b *testing.B) {
 	sensor := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"), "--smtp-listen", sensorAddr,
 		"--admin-listen", "127.0.0.1:0")
 	start(b, sensor)
-	for _, addr := range []string{sinkAddr, relaySinkAddr} {
-		args := []string{"-c", addr, "256"}
-		if os.Geteuid() == 0 {
-			args = append([]string{"-u", "nobody"}, args...) // smtp-sink refuses to run as root
-		}
-		start(b, exec.Command("smtp-sink", args...))
-	}
+	startSink(b, sinkAddr)
+	startSink(b, relaySinkAddr)
 	pf := testkit.StartPostfix(b, postfixAddr, map[string]string{"sensor.test": relaySinkAddr},
 		"always_bcc =\ndefault_process_limit = 200\nsmtpd_client_connection_count_limit = 0\n")
 	for _, addr := range []string{sensorAddr, sinkAddr, postfixAddr} {
