@@ -40,15 +40,15 @@ func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspect
 	k := st.headsInUse
 	st.headsInUse++
 	defer func() { st.headsInUse-- }()
-	for len(st.heads) <= k {
-		st.heads = append(st.heads, make([]byte, 4096))
+	for len(st.sc.heads) <= k {
+		st.sc.heads = append(st.sc.heads, make([]byte, 4096))
 	}
-	n, err := io.ReadFull(tee, st.heads[k])
+	n, err := io.ReadFull(tee, st.sc.heads[k])
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return readFailure(err)
 	}
 	err = nil
-	head := st.heads[k][:n]
+	head := st.sc.heads[k][:n]
 	st.attachments[i].DetectedType = sniff(head)
 	body := io.MultiReader(bytes.NewReader(head), tee)
 	switch {

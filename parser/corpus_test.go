@@ -235,3 +235,32 @@ func newTestParser(t *testing.T, o Options) *Parser {
 	}
 	return p
 }
+
+// One Parser lends each parse the buffers of the one before (Parser.scratch): the records of
+// the whole corpus, parsed one after another by one parser, are those of a parser each.
+func TestReusedBuffersChangeNoRecord(t *testing.T) {
+	dir := testkit.CorpusDir(t)
+	files := testkit.CorpusMessages(t, dir)
+	shared := newTestParser(t, Options{})
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines [2][]byte
+		for i, p := range []*Parser{shared, newTestParser(t, Options{})} {
+			rec, err := p.Parse(bytes.NewReader(data))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			stamp(rec)
+			if lines[i], err = api.MarshalRecord(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(lines[0], lines[1]) {
+			rel, _ := filepath.Rel(dir, f)
+			t.Errorf("%s: record from a reused parser\n%s\nfrom a new one\n%s", rel, lines[0], lines[1])
+		}
+	}
+}

@@ -12,16 +12,73 @@ type decoder interface {
 	// repairs returns the bytes skipped or passed through because they were not valid in the
 	// encoding, and the anomaly code that reports them.
 	repairs() (n int64, code string)
+	// release gives the decoder's buffers back to the cache they came from; the decoder is
+	// not used after.
+	release()
+}
+
+// byteCache lends one parse's decoders their buffers and takes them back when a part is
+// done, so that each part of each message does not allocate its own: one base64
+// attachment's came to 36 KiB of the 140 KiB that a 10 KiB copy cost the door and the
+// parser. A buffer is lent sliced to the length and capacity asked for, so a decoder works
+// exactly as it would with one made for it. Only the parsing goroutine uses it. A nil
+// *byteCache makes every buffer afresh.
+type byteCache struct{ free [][]byte }
+
+// maxCachedBufs bounds what a cache keeps: a base64 decoder holds three buffers, and an
+// encoded container nests a second decoder inside the first.
+const maxCachedBufs = 12
+
+// get returns a buffer of length and capacity n: the smallest kept one that is large enough,
+// or a new one.
+func (c *byteCache) get(n int) []byte {
+	if c != nil {
+		best := -1
+		for i, b := range c.free {
+			if cap(b) >= n && (best < 0 || cap(b) < cap(c.free[best])) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			b := c.free[best]
+			last := len(c.free) - 1
+			c.free[best], c.free[last] = c.free[last], nil
+			c.free = c.free[:last]
+			return b[:n:n]
+		}
+	}
+	return make([]byte, n)
+}
+
+// put keeps b for a later get; b is not used after.
+func (c *byteCache) put(b []byte) {
+	if c == nil || cap(b) == 0 {
+		return
+	}
+	if len(c.free) < maxCachedBufs {
+		c.free = append(c.free, b[:0])
+		return
+	}
+	// Full: keep the larger of b and the smallest kept.
+	small := 0
+	for i, f := range c.free {
+		if cap(f) < cap(c.free[small]) {
+			small = i
+		}
+	}
+	if cap(b) > cap(c.free[small]) {
+		c.free[small] = b[:0]
+	}
 }
 
 // newDecoder returns a decoding reader for the encoding, and false when the encoding is not
-// one it knows (the body is then passed through as it is).
-func newDecoder(encoding string, r io.Reader) (decoder, bool) {
+// one it knows (the body is then passed through as it is). Its buffers come from bufs.
+func newDecoder(encoding string, r io.Reader, bufs *byteCache) (decoder, bool) {
 	switch encoding {
 	case "base64":
-		return newBase64Reader(r), true
+		return newBase64Reader(r, bufs), true
 	case "quoted-printable":
-		return newQPReader(r), true
+		return newQPReader(r, bufs), true
 	case "", "7bit", "8bit", "binary":
 		return identity{r}, true
 	}
@@ -31,6 +88,7 @@ func newDecoder(encoding string, r io.Reader) (decoder, bool) {
 type identity struct{ io.Reader }
 
 func (identity) repairs() (int64, string) { return 0, "" }
+func (identity) release()                 {}
 
 // base64Reader decodes base64 leniently: line breaks, whitespace and bytes outside the
 // alphabet are skipped (and counted), padding may appear in the middle (concatenated blobs),
@@ -47,6 +105,7 @@ type base64Reader struct {
 	off   int
 	err   error
 	bad   int64
+	bufs  *byteCache
 }
 
 // Buffers start at b64Start and double, up to b64Chunk, while reads keep filling them:
@@ -57,21 +116,34 @@ const (
 	b64Chunk = 32 << 10
 )
 
-func newBase64Reader(r io.Reader) *base64Reader {
+func newBase64Reader(r io.Reader, bufs *byteCache) *base64Reader {
 	return &base64Reader{
 		r:     r,
-		in:    make([]byte, b64Start),
-		clean: make([]byte, 0, b64Start+4),
-		out:   make([]byte, 0, b64Start),
+		in:    bufs.get(b64Start),
+		clean: bufs.get(b64Start + 4)[:0],
+		out:   bufs.get(b64Start)[:0],
+		bufs:  bufs,
 	}
 }
 
 // enlarge doubles the buffers, keeping the carried quantum and the undelivered output.
 func (d *base64Reader) enlarge() {
 	size := 2 * len(d.in)
-	d.in = make([]byte, size)
-	d.clean = append(make([]byte, 0, size+4), d.clean...)
-	d.out = append(make([]byte, 0, size), d.out...)
+	d.bufs.put(d.in)
+	d.in = d.bufs.get(size)
+	clean := append(d.bufs.get(size + 4)[:0], d.clean...)
+	d.bufs.put(d.clean)
+	d.clean = clean
+	out := append(d.bufs.get(size)[:0], d.out...)
+	d.bufs.put(d.out)
+	d.out = out
+}
+
+func (d *base64Reader) release() {
+	d.bufs.put(d.in)
+	d.bufs.put(d.clean)
+	d.bufs.put(d.out)
+	d.in, d.clean, d.out = nil, nil, nil
 }
 
 func (d *base64Reader) repairs() (int64, string) { return d.bad, anomalyBadBase64 }
@@ -209,8 +281,9 @@ func (d *base64Reader) flushTail() {
 
 func (d *base64Reader) grow(n int) {
 	if cap(d.out)-len(d.out) < n {
-		out := make([]byte, len(d.out), len(d.out)+n+b64Chunk)
+		out := d.bufs.get(len(d.out) + n + b64Chunk)[:len(d.out)]
 		copy(out, d.out)
+		d.bufs.put(d.out)
 		d.out = out
 	}
 }
@@ -220,17 +293,23 @@ func (d *base64Reader) grow(n int) {
 // trailing whitespace) is a soft break, and hard line breaks keep the line ending they came
 // with, as Go's mime/quotedprintable does, so hashes match other decoders.
 type qpReader struct {
-	r   io.Reader
-	buf []byte // raw bytes not yet decoded
-	in  []byte
-	out []byte
-	off int
-	err error
-	bad int64
+	r    io.Reader
+	buf  []byte // raw bytes not yet decoded
+	in   []byte
+	out  []byte
+	off  int
+	err  error
+	bad  int64
+	bufs *byteCache
 }
 
-func newQPReader(r io.Reader) *qpReader {
-	return &qpReader{r: r, in: make([]byte, 32<<10)}
+func newQPReader(r io.Reader, bufs *byteCache) *qpReader {
+	return &qpReader{r: r, in: bufs.get(32 << 10), bufs: bufs}
+}
+
+func (q *qpReader) release() {
+	q.bufs.put(q.in)
+	q.in = nil
 }
 
 func (q *qpReader) repairs() (int64, string) { return q.bad, anomalyBadQuotedPrintable }

@@ -56,7 +56,7 @@ func TestBase64(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, rep := decodeAll(t, newBase64Reader(strings.NewReader(tc.in)))
+			got, rep := decodeAll(t, newBase64Reader(strings.NewReader(tc.in), nil))
 			if got != tc.want {
 				t.Errorf("decoded %d bytes, want %d (first diff matters)", len(got), len(tc.want))
 				if len(got) < 100 {
@@ -67,7 +67,7 @@ func TestBase64(t *testing.T) {
 				t.Errorf("repairs %d, want %d", rep, tc.repairs)
 			}
 			// The same bytes one at a time must decode the same way.
-			got1, rep1 := decodeAll(t, newBase64Reader(iotest.OneByteReader(strings.NewReader(tc.in))))
+			got1, rep1 := decodeAll(t, newBase64Reader(iotest.OneByteReader(strings.NewReader(tc.in)), nil))
 			if got1 != got || rep1 != rep {
 				t.Errorf("one-byte reads differ: %d bytes/%d repairs vs %d/%d", len(got1), rep1, len(got), rep)
 			}
@@ -91,14 +91,14 @@ func TestQuotedPrintable(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, rep := decodeAll(t, newQPReader(strings.NewReader(tc.in)))
+			got, rep := decodeAll(t, newQPReader(strings.NewReader(tc.in), nil))
 			if got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 			if rep != tc.repairs {
 				t.Errorf("repairs %d, want %d", rep, tc.repairs)
 			}
-			got1, _ := decodeAll(t, newQPReader(iotest.OneByteReader(strings.NewReader(tc.in))))
+			got1, _ := decodeAll(t, newQPReader(iotest.OneByteReader(strings.NewReader(tc.in)), nil))
 			if got1 != got {
 				t.Errorf("one-byte reads give %q", got1)
 			}
@@ -109,11 +109,11 @@ func TestQuotedPrintable(t *testing.T) {
 func TestQuotedPrintableLongLineIsBounded(t *testing.T) {
 	// 300 KiB without a line break, with escapes straddling every internal piece boundary.
 	in := strings.Repeat("ab=3D", 60_000)
-	got, _ := decodeAll(t, newQPReader(strings.NewReader(in)))
+	got, _ := decodeAll(t, newQPReader(strings.NewReader(in), nil))
 	if want := strings.Repeat("ab=", 60_000); got != want {
 		t.Fatalf("decoded %d bytes, want %d", len(got), len(want))
 	}
-	q := newQPReader(strings.NewReader(in))
+	q := newQPReader(strings.NewReader(in), nil)
 	buf := make([]byte, 1024)
 	maxBuf := 0
 	for {
@@ -129,7 +129,7 @@ func TestQuotedPrintableLongLineIsBounded(t *testing.T) {
 }
 
 func TestUnknownEncodingPassesThrough(t *testing.T) {
-	d, known := newDecoder("x-uuencode", bytes.NewReader([]byte("begin 644 x\n")))
+	d, known := newDecoder("x-uuencode", bytes.NewReader([]byte("begin 644 x\n")), nil)
 	if known {
 		t.Fatal("x-uuencode reported as known")
 	}

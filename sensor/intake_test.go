@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
@@ -275,5 +277,45 @@ func TestIntakeRecordedHookOnlyForAcceptedMessages(t *testing.T) {
 	}
 	if env := seen[0].Envelope; env == nil || !reflect.DeepEqual(env.RcptTo, []string{"journal@sensor.test"}) {
 		t.Errorf("hook's record lacks the envelope: %+v", env)
+	}
+}
+
+// logAccepted writes with LogAttrs what Logger.With(the envelope).Info wrote: the same line,
+// in both of serve's formats, with and without a queue id (the time and the duration aside).
+func TestLogAcceptedLineUnchanged(t *testing.T) {
+	rec := &api.Record{ID: "01JBENCH0000000000000000ID", Source: api.Source{Kind: api.SourceDirect},
+		Attachments: make([]api.Attachment, 2), URLs: make([]api.URL, 3)}
+	noTime := func(groups []string, a slog.Attr) slog.Attr {
+		if (a.Key == slog.TimeKey && len(groups) == 0) || a.Key == "duration_ms" {
+			return slog.Attr{}
+		}
+		return a
+	}
+	for _, queueID := range []string{"", "4XyzQ"} {
+		env := &Envelope{Transport: api.TransportMilter, Conn: "c1", ClientIP: "192.0.2.1", MailFrom: "a b@example.org",
+			RcptTo: []string{"j@sensor.test"}, QueueID: queueID}
+		for name, h := range map[string]func(io.Writer) slog.Handler{
+			"text": func(w io.Writer) slog.Handler {
+				return slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: noTime})
+			},
+			"json": func(w io.Writer) slog.Handler {
+				return slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: noTime})
+			},
+		} {
+			var got, want bytes.Buffer
+			in := NewIntake(IntakeConfig{Logger: slog.New(h(&got)).With("component", "intake")}, nil, nil, nil)
+			in.logAccepted(env, rec, 1234, time.Now())
+			attrs := []any{"id", rec.ID}
+			if queueID != "" {
+				attrs = append(attrs, "queue_id", queueID)
+			}
+			slog.New(h(&want)).With("component", "intake").
+				With("transport", env.Transport, "conn", env.Conn, "client", env.ClientIP).
+				Info("accepted", append(attrs, "mail_from", env.MailFrom, "rcpts", 1, "size", int64(1234), "source", rec.Source.Kind,
+					"attachments", 2, "urls", 3, "anomalies", 0, "duration_ms", int64(0))...)
+			if got.String() != want.String() {
+				t.Errorf("%s, queue id %q:\n got %s\nwant %s", name, queueID, got.String(), want.String())
+			}
+		}
 	}
 }

@@ -211,24 +211,37 @@ func (c *smtpConn) readCommand() (string, error) {
 
 // reply writes one reply; text may hold several lines separated by "\n". enh is the
 // enhanced status code (RFC 2034), "" for none.
+// Each line is built in the writer's own free space: four replies a message made a string
+// for each line, and a slice of the lines, before.
 func (c *smtpConn) reply(code int, enh string, text string) {
-	lines := strings.Split(text, "\n")
-	for i, l := range lines {
-		sep := " "
-		if i < len(lines)-1 {
-			sep = "-"
+	for {
+		l, rest, more := strings.Cut(text, "\n")
+		b := strconv.AppendInt(c.bw.AvailableBuffer(), int64(code), 10)
+		if more {
+			b = append(b, '-')
+		} else {
+			b = append(b, ' ')
+			if enh != "" {
+				b = append(append(b, enh...), ' ')
+			}
 		}
-		if enh != "" && i == len(lines)-1 {
-			l = enh + " " + l
+		b = append(append(b, l...), "\r\n"...)
+		c.bw.Write(b)
+		if !more {
+			return
 		}
-		c.bw.WriteString(strconv.Itoa(code) + sep + l + "\r\n")
+		text = rest
 	}
 }
 
 // replyErr writes a reply smtpReply decided.
 func (c *smtpConn) replyErr(r *smtp.SMTPError) {
 	e := r.EnhancedCode
-	c.reply(r.Code, fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2]), r.Message)
+	var buf [3*20 + 2]byte
+	enh := strconv.AppendInt(buf[:0], int64(e[0]), 10)
+	enh = strconv.AppendInt(append(enh, '.'), int64(e[1]), 10)
+	enh = strconv.AppendInt(append(enh, '.'), int64(e[2]), 10)
+	c.reply(r.Code, string(enh), r.Message)
 }
 
 func (c *smtpConn) flush() { c.bw.Flush() }

@@ -113,6 +113,14 @@ func NewCollector(opts Options) *Collector {
 	}
 }
 
+// UseBuffer has ScanText read into b (its capacity) rather than allocate a buffer of its own,
+// so that a caller parsing many messages can hand one collector's buffer to the next.
+func (c *Collector) UseBuffer(b []byte) { c.buf = b[:0] }
+
+// Buffer returns ScanText's read buffer, for a later collector's UseBuffer once this one is
+// done with. Nothing the collector returns points into it.
+func (c *Collector) Buffer() []byte { return c.buf[:0] }
+
 // Add records one candidate URL found outside the scanned bodies, such as a header value. It
 // goes through the same normalisation, unwrapping and dedupe as scanned links; anything that
 // is not an http, https, ftp or protocol-relative URL is ignored.
