@@ -207,11 +207,12 @@ func (s *Spool) OldestBatch() string {
 // Batches lists the batches waiting for delivery, oldest first, so leftovers from an earlier
 // run go out before anything newer.
 func (s *Spool) Batches() ([]Batch, error) {
-	return s.listBatches()
+	return s.listBatches(dirBatches)
 }
 
-func (s *Spool) listBatches() ([]Batch, error) {
-	dir := s.path(dirBatches)
+// listBatches lists the batch files in sub (batches/ or deadletter/), oldest first.
+func (s *Spool) listBatches(sub string) ([]Batch, error) {
+	dir := s.path(sub)
 	entries, err := os.ReadDir(dir) // sorted by name: ULIDs, so oldest first
 	if err != nil {
 		return nil, fmt.Errorf("spool: list batches: %w", err)
@@ -230,7 +231,7 @@ func (s *Spool) listBatches() ([]Batch, error) {
 			return nil, fmt.Errorf("spool: list batches: %w", err)
 		}
 		b := Batch{ID: id, Records: -1, Bytes: -1, Size: info.Size(), Blobs: -1}
-		s.readHeader(&b)
+		s.readHeader(&b, sub)
 		out = append(out, b)
 	}
 	return out, nil
@@ -239,8 +240,8 @@ func (s *Spool) listBatches() ([]Batch, error) {
 // readHeader fills in the counts from the gzip header comment, and returns the blob list from
 // its extra field when that holds all of them (ok). A batch whose header cannot be read is
 // still listed: delivering it is what tells whether it is poison.
-func (s *Spool) readHeader(b *Batch) (refs []string, ok bool) {
-	f, err := os.Open(s.path(dirBatches, b.ID+batchExt))
+func (s *Spool) readHeader(b *Batch, sub string) (refs []string, ok bool) {
+	f, err := os.Open(s.path(sub, b.ID+batchExt))
 	if err != nil {
 		return nil, false
 	}
@@ -298,7 +299,7 @@ func (s *Spool) BatchBlobs(id string) ([]string, error) {
 // does not hold it all.
 func (s *Spool) batchBlobs(id string) []string {
 	b := Batch{ID: id}
-	if refs, ok := s.readHeader(&b); ok {
+	if refs, ok := s.readHeader(&b, dirBatches); ok {
 		return refs
 	}
 	f, err := os.Open(s.path(dirBatches, id+batchExt))

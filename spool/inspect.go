@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -225,4 +226,27 @@ func readCursorDir(dir string) (wal.Position, error) {
 		return cur, fmt.Errorf("spool: read cursor: %w", err)
 	}
 	return cur, nil
+}
+
+// BatchFile is a batch on disk, waiting for delivery or dead-lettered.
+type BatchFile struct {
+	Batch
+	Dead bool // in deadletter/
+}
+
+// ListBatches lists the batches waiting for delivery, then the dead letters, each oldest
+// first, with the counts their gzip headers give.
+func ListBatches(dir string) ([]BatchFile, error) {
+	s := &Spool{dir: dir, log: slog.New(slog.DiscardHandler)}
+	var out []BatchFile
+	for _, sub := range []string{dirBatches, dirDeadLetter} {
+		bs, err := s.listBatches(sub)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		for _, b := range bs {
+			out = append(out, BatchFile{Batch: b, Dead: sub == dirDeadLetter})
+		}
+	}
+	return out, nil
 }

@@ -312,7 +312,7 @@ func errOrInvalid(err error) error {
 }
 
 func (s *Spool) scanBatches() error {
-	batches, err := s.listBatches()
+	batches, err := s.listBatches(dirBatches)
 	if err != nil {
 		return err
 	}

@@ -58,10 +58,14 @@ func checkDelivery(t *testing.T, f *fixture, r *refReceiver, lines []string, bad
 	if us := f.sp.Usage(); us.Records != 0 || us.Batches != 0 || us.RecordBytes != 0 || us.BatchBytes != 0 {
 		t.Errorf("spool usage = %+v, want empty", us)
 	}
-	for _, sub := range []string{"records", "batches", "tmp"} {
+	for _, sub := range []string{"batches", "tmp"} {
 		if left := entries(t, filepath.Join(f.dir, sub)); len(left) != 0 {
 			t.Errorf("%s/ = %v, want empty", sub, left)
 		}
+	}
+	n := 0
+	if _, err := spool.ScanRecords(f.dir, true, func(spool.ScannedRecord) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("records still pending in the spool's log: %d, %v; want none", n, err)
 	}
 }
 

@@ -8,6 +8,7 @@
 //	sensor config print [--config FILE] [flags]
 //	sensor config docs
 //	sensor drain    --data-dir DIR [--drain-timeout D] [serve's flags]
+//	sensor spool    ls|cat [--pending] [--data-dir DIR]
 //	sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [serve's flags]
 //	sensor healthcheck [--admin ADDR]
 //	sensor version
@@ -37,6 +38,8 @@ Usage:
   sensor config docs                          print docs/configuration.md, made from the flags
   sensor drain    --data-dir DIR [--drain-timeout D] [serve's flags]
                                               upload what is left in a spool, then exit (no mail taken)
+  sensor spool ls|cat [--pending] [--data-dir DIR]
+                                              list a spool, or print its records as NDJSON
   sensor enforce  --message-id ID --recipient A --action ACTION [--observe] [--config FILE]
                                               one mailbox action by hand, with serve's settings
   sensor healthcheck [--admin ADDR]           exit 0 when the running sensor is ready
@@ -74,6 +77,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		return 2
 	case "drain":
 		return drainCmd(args[1:], stderr, getenv)
+	case "spool":
+		return spoolCmd(args[1:], stdout, stderr, getenv)
 	case "enforce":
 		return enforceCmd(args[1:], stdout, stderr, getenv)
 	case "healthcheck":
