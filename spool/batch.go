@@ -27,7 +27,13 @@ func (s *Spool) writeBatch(data []byte, records int, refs []string) (Batch, erro
 	var size int64
 	err := atomicfile.Write(s.fs, s.path(dirTmp), id+".*", dst, func(w io.Writer) error {
 		cw := &countWriter{w: w}
-		zw := gzip.NewWriter(cw)
+		// BestSpeed: under load a batch is formed every fraction of a second on the cores
+		// that parse mail, and level 6 spent 5% of the sensor's CPU deflating for a few
+		// percent smaller uploads of text that compresses well at any level.
+		zw, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
+		if err != nil {
+			return err
+		}
 		zw.Name = id + ".ndjson" // what `gunzip -N` restores it as
 		zw.Comment = fmt.Sprintf("records=%d bytes=%d", records, len(data))
 		if len(refs) > 0 {
@@ -37,7 +43,7 @@ func (s *Spool) writeBatch(data []byte, records int, refs []string) (Batch, erro
 		if _, err := zw.Write(data); err != nil {
 			return err
 		}
-		err := zw.Close()
+		err = zw.Close()
 		size = cw.n
 		return err
 	})
