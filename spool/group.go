@@ -89,7 +89,7 @@ type commitQueue struct {
 
 // commitReq is one record waiting in a round.
 type commitReq struct {
-	line []byte    // the NDJSON line, "\n" included
+	line []byte    // the record: one JSON object, without a newline
 	made time.Time // from the record id
 	refs []string  // the blobs it names, one per attachment (lineRefs)
 }
@@ -120,14 +120,14 @@ func (q *commitQueue) join(req commitReq, write func(*commitRound) error) error 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var r *commitRound
-	if n := len(q.queue); n > 0 && q.queue[n-1].fits(len(req.line)) {
+	if n := len(q.queue); n > 0 && q.queue[n-1].fits(len(req.line)+1) {
 		r = q.queue[n-1]
 	} else {
 		r = &commitRound{}
 		q.queue = append(q.queue, r)
 	}
 	r.reqs = append(r.reqs, req)
-	r.bytes += len(req.line)
+	r.bytes += len(req.line) + 1 // as NDJSON, for the usage
 	for !r.done {
 		if !q.running && q.queue[0] == r {
 			q.lead(r, write)

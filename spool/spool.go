@@ -338,7 +338,13 @@ func validID(id string) bool {
 // line of NDJSON must be.
 func validLine(b []byte) bool {
 	body, ok := bytes.CutSuffix(b, []byte("\n"))
-	return ok && len(body) > 0 && body[0] == '{' && !bytes.ContainsAny(body, "\r\n") && json.Valid(body)
+	return ok && validRecord(body)
+}
+
+// validRecord reports whether b is one JSON object with no line break: a record as the log
+// stores it, an NDJSON line without its "\n".
+func validRecord(b []byte) bool {
+	return len(b) > 0 && b[0] == '{' && !bytes.ContainsAny(b, "\r\n") && json.Valid(b)
 }
 
 // Notify returns a channel that receives after records are committed. Signals coalesce: one

@@ -16,9 +16,11 @@ import (
 // When the spool cannot commit (its disk full or read-only; here its tmp/ directory replaced
 // by a file, which stops root too), copies get 451 and /readyz must say so, with the reason in
 // /status and one log line for the change however often it is asked. Once the spool can write
-// again readiness comes back by itself, with no message needed to prove it.
+// again readiness comes back by itself, with no message needed to prove it. Records go to the
+// log, whose open segment a replaced directory does not stop, so the copy carries an
+// attachment in content mode: its blob is committed through tmp/.
 func TestReadinessFollowsWhetherTheSpoolCanCommit(t *testing.T) {
-	e := startE2E(t)
+	e := startE2E(t, "--attachments", "content")
 	get := func(path string) (int, string) {
 		t.Helper()
 		resp, err := http.Get("http://" + e.admin + path)
@@ -59,7 +61,10 @@ func TestReadinessFollowsWhetherTheSpoolCanCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.WriteString(w, "From: a@example.org\r\nSubject: readiness\r\n\r\nbody\r\n")
+		io.WriteString(w, "From: a@example.org\r\nSubject: readiness\r\nMIME-Version: 1.0\r\n"+
+			"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n"+
+			"--b\r\nContent-Type: application/octet-stream; name=a.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+			"AAECAwQFBgcICQ==\r\n--b--\r\n")
 		if err := w.Close(); err != nil {
 			code, _ := smtpCode(err)
 			return code
