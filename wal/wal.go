@@ -361,10 +361,15 @@ func allZero(b []byte) bool {
 // one. It returns the offset just past the last valid frame and, if the data did not end
 // cleanly there, why (bad != ""). err is an I/O error or fn's.
 func scanFrames(r io.ReaderAt, size int64, fn func(off int64, payload []byte) error) (end int64, bad string, err error) {
-	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 1<<20)
+	return scanFramesFrom(r, 0, size, fn)
+}
+
+// scanFramesFrom is scanFrames starting at offset start, which must be a frame's.
+func scanFramesFrom(r io.ReaderAt, start, size int64, fn func(off int64, payload []byte) error) (end int64, bad string, err error) {
+	br := bufio.NewReaderSize(io.NewSectionReader(r, start, size-start), int(min(1<<20, max(size-start, 16))))
 	var hdr [HeaderBytes]byte
 	var payload []byte
-	for off := int64(0); ; {
+	for off := start; ; {
 		if size-off < HeaderBytes {
 			return off, "", nil
 		}
@@ -573,22 +578,56 @@ func readFrame(s *segment, end int64, pos Position) (rec []byte, next Position, 
 
 // Scan calls fn for every record from from (inclusive) to the end of the log, in order, and
 // stops at fn's first error, which it returns. Records appended while Scan runs may or may not
-// be seen. rec is fn's to keep.
+// be seen. rec is fn's to keep. Each segment is read sequentially through one buffer, not a
+// read per record, since Scan is how a backlog is indexed at start-up.
 func (l *Log) Scan(from Position, fn func(pos Position, rec []byte) error) error {
-	pos := from
+	// Where from really is: a position at the end of a full segment moves to the next.
+	_, _, pos, err := l.locate(from)
+	if err != nil {
+		return err
+	}
 	for {
-		rec, at, next, err := l.read(pos)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
+		s, end, err := l.segmentFrom(pos.Segment)
 		if err != nil {
 			return err
 		}
-		if err := fn(at, rec); err != nil {
-			return err
+		if s == nil {
+			return nil
 		}
-		pos = next
+		if pos.Offset < end {
+			var stop error
+			last, bad, err := scanFramesFrom(s.f, pos.Offset, end, func(off int64, payload []byte) error {
+				stop = fn(Position{s.index, off}, append([]byte(nil), payload...))
+				return stop
+			})
+			if stop != nil {
+				return stop
+			}
+			if err != nil {
+				return fmt.Errorf("wal: scan %s: %w", s.path, err)
+			}
+			if bad != "" || last != end {
+				// Open checked every frame up to end; the file changed under us.
+				return fmt.Errorf("wal: scan %s at %d: %w: %s", s.path, last, ErrCorrupt, bad)
+			}
+		}
+		pos = Position{s.index + 1, 0}
 	}
+}
+
+// segmentFrom returns the first segment whose index is at least idx and the end of its data,
+// or nil when there is none.
+func (l *Log) segmentFrom(idx uint64) (*segment, int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, 0, ErrClosed
+	}
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].index >= idx })
+	if i == len(l.segs) {
+		return nil, 0, nil
+	}
+	return l.segs[i], l.segs[i].end, nil
 }
 
 // Segments returns the indexes of the segments on disk, oldest first; the last is the one
