@@ -560,4 +560,3 @@ func idTime(id string) time.Time {
 	}
 	return u.Timestamp()
 }
-

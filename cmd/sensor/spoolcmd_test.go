@@ -95,4 +95,3 @@ func TestSpoolCmdErrors(t *testing.T) {
 		}
 	}
 }
-
