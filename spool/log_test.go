@@ -476,6 +476,10 @@ func TestConcurrentCommitFaultsInTheLog(t *testing.T) {
 			if failed == 0 {
 				t.Fatalf("no Commit failed despite the %s fault", step)
 			}
+			// The fault is gone: the log, reopened once, takes commits again.
+			last := commitLines(t, s, 1)[0]
+			attempted[last] = true
+			acked = append(acked, result{line: last, start: fs.clock.Add(1), end: fs.clock.Add(1)})
 			if u, got := s.Usage(), scanned(t, dir, true, InLog); u.Records != len(got) || u.Broken != 0 {
 				t.Errorf("usage %+v, want the %d records in the log and none broken", u, len(got))
 			}
@@ -499,6 +503,9 @@ func TestConcurrentCommitFaultsInTheLog(t *testing.T) {
 			}
 			if u := s2.Usage(); u.Records != len(got) || u.Broken != 0 {
 				t.Errorf("after reopening: usage %+v, want %d records, none broken", u, len(got))
+			}
+			if got[len(got)-1] != last {
+				t.Errorf("the log ends with %s, want the last record committed", got[len(got)-1])
 			}
 			t.Logf("%d acknowledged, %d failed, %d in the log", len(acked), failed, len(got))
 		})
@@ -1090,5 +1097,101 @@ func TestRecordIsInvisibleUntilItsFdatasyncReturns(t *testing.T) {
 	}
 	if p, err := s.Pending(); err != nil || len(p) != 1 || p[0].Records != 1 {
 		t.Errorf("Pending after commit = %v, %v; want one group", p, err)
+	}
+}
+
+// A reopen that fails leaves the log refusing commits until a later reopen succeeds; nothing
+// acknowledged before is lost, and batching works again once the log is open.
+func TestFailedReopenIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	fs := &walFS{}
+	s, _ := openLogTest(t, dir, fs, 0, 0)
+	before := commitLines(t, s, 2)
+	fs.setFault("write", dirLog, 1) // torn: nothing of it survives the reopen
+	if err := commitOne(s); !errors.Is(err, errInjected) {
+		t.Fatalf("Commit = %v, want the injected fault", err)
+	}
+	fs.setFault("syncdir", dirLog, 1) // the reopen's directory fsync
+	if err := commitOne(s); !errors.Is(err, errInjected) {
+		t.Fatalf("Commit whose reopen fails = %v, want the injected fault", err)
+	}
+	if err := commitOne(s); err == nil {
+		t.Error("Commit within a second of a failed reopen succeeded")
+	}
+	s.logMu.Lock()
+	s.reopenedAt = time.Time{}
+	s.logMu.Unlock()
+	after := commitLines(t, s, 1)
+	want := append(slices.Clone(before), after...)
+	if got := groupLines(t, dir); !slices.Equal(got, want) {
+		t.Errorf("log = %q, want %q", got, want)
+	}
+	b := batchAll(t, s)
+	if got, _ := readBatch(t, filepath.Join(dir, "batches", b.ID+".ndjson.gz")); !slices.Equal(got, want) {
+		t.Errorf("batch = %q, want %q", got, want)
+	}
+}
+
+// Batching while sessions commit, with segments rotating and being deleted under the commits:
+// every acknowledged record ends up exactly once in a batch or pending, before and after a
+// restart.
+func TestBatchingWhileCommittingDeliversEachRecordOnce(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openLogTest(t, dir, nil, 1024, 1024)
+	const workers, each = 4, 50
+	acked := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				id := ulid.Make().String()
+				line := recordLine(id, w*each+i)
+				if err := s.Commit(id, []byte(line)); err != nil {
+					t.Errorf("Commit: %v", err)
+					return
+				}
+				acked[w] = append(acked[w], line+"\n")
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-time.After(time.Millisecond):
+		}
+		p, _ := s.Pending()
+		if len(p) > 3 {
+			p = p[:len(p)-2] // leave some behind, so the cursor stops mid-log
+		}
+		if _, err := s.FormBatch(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all []string
+	for _, a := range acked {
+		all = append(all, a...)
+	}
+	check := func(when string) {
+		t.Helper()
+		got := scanned(t, dir, true)
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(all))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %d records pending or in batches, want each of the %d acknowledged once", when, len(got), len(want))
+		}
+	}
+	check("while open")
+	pendingBefore := scanned(t, dir, true, InLog)
+	_ = s.Close()
+	s2, _ := openLogTest(t, dir, nil, 1024, 1024)
+	check("after a restart")
+	if got := scanned(t, dir, true, InLog); !slices.Equal(got, pendingBefore) || s2.Usage().Records != len(got) {
+		t.Errorf("pending after a restart = %d records, want the %d pending before", len(got), len(pendingBefore))
 	}
 }
