@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-
-	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 // Known SHA-256 values, from FIPS 180-2 appendix B.1 ("abc") and for the empty string
@@ -915,10 +913,11 @@ func TestReleasedBlobsLeaveAtOnceUnlessSomethingElseNeedsThem(t *testing.T) {
 // A record whose commit fails will not name its blobs for this session (its sender retries),
 // so the spool gives them back itself, whichever step failed.
 func TestFailedCommitReleasesItsBlobs(t *testing.T) {
-	for _, step := range []string{"create", "write", "fsync", "rename", "syncdir", "bad-id"} {
+	for _, step := range []string{"write", "fdatasync", "preallocate", "sync", "bad-id"} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
-			s, _ := openTest(t, dir)
+			fs := &walFS{}
+			s, _ := openLogTest(t, dir, fs, 4096, 8) // the first append grows the segment
 			data := []byte("the attachment of a record that fails to commit")
 			sum := sumOf(data)
 			if err := putBlob(t, s, data, 7, sum); err != nil {
@@ -929,12 +928,11 @@ func TestFailedCommitReleasesItsBlobs(t *testing.T) {
 			if step == "bad-id" {
 				id = "not-a-ulid"
 			} else {
-				s.fs = faultFS{testkit.FaultFS{Step: step}}
+				fs.setFault(step, dirLog, 1)
 			}
 			if err := s.Commit(id, line); err == nil {
 				t.Fatal("Commit succeeded")
 			}
-			s.fs = osFS{}
 			if got := blobNames(t, dir); len(got) != 0 {
 				t.Errorf("blobs/ = %v after the record failed to commit, want empty", got)
 			}

@@ -25,14 +25,17 @@ func commitOne(s *Spool) error {
 // it recovers by itself once a probe gets through, with no commit needed, and leaves no probe
 // file behind.
 func TestHealthFailsWhenCommitsAndAProbeFailAndRecoversByProbe(t *testing.T) {
-	for _, step := range []string{"create", "write", "fsync"} {
+	// Each probe step paired with the log step that fails the commit on the same disk.
+	for step, logStep := range map[string]string{"create": "write", "write": "write", "fsync": "fdatasync"} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
-			s, _ := openTest(t, dir)
+			fs := &walFS{}
+			s, _ := openLogTest(t, dir, fs, 0, 0)
 			if err := s.Health(); err != nil {
 				t.Fatalf("Health of a new spool: %v", err)
 			}
 			s.fs = faultFS{testkit.FaultFS{Step: step}}
+			fs.setFault(logStep, dirLog, 1<<30)
 			if err := commitOne(s); err == nil {
 				t.Fatal("Commit succeeded")
 			}
@@ -41,6 +44,7 @@ func TestHealthFailsWhenCommitsAndAProbeFailAndRecoversByProbe(t *testing.T) {
 				t.Fatalf("Health after a failed commit on a failing disk = %v, want the injected fault", err)
 			}
 			s.fs = osFS{}
+			fs.setFault("", "", 0)
 			if err := s.Health(); err == nil {
 				t.Error("Health probed again within a second of the last probe")
 			}
@@ -57,8 +61,10 @@ func TestHealthFailsWhenCommitsAndAProbeFailAndRecoversByProbe(t *testing.T) {
 
 // A successful commit makes the spool healthy again without a probe.
 func TestHealthRecoversByCommit(t *testing.T) {
-	s, _ := openTest(t, t.TempDir())
+	fs := &walFS{}
+	s, _ := openLogTest(t, t.TempDir(), fs, 0, 0)
 	s.fs = faultFS{testkit.FaultFS{Step: "create"}}
+	fs.setFault("write", dirLog, 1<<30)
 	if err := commitOne(s); err == nil {
 		t.Fatal("Commit succeeded")
 	}
@@ -66,6 +72,7 @@ func TestHealthRecoversByCommit(t *testing.T) {
 		t.Fatal("Health = nil with commits and probes failing")
 	}
 	s.fs = osFS{}
+	fs.setFault("", "", 0)
 	if err := commitOne(s); err != nil {
 		t.Fatal(err)
 	}
@@ -74,11 +81,12 @@ func TestHealthRecoversByCommit(t *testing.T) {
 	}
 }
 
-// A failed commit whose cause the probe does not meet (here the records directory's fsync)
-// is one bad moment, not a spool that cannot commit.
+// A failed commit whose cause the probe does not meet (here one fdatasync of the log) is one
+// bad moment, not a spool that cannot commit.
 func TestHealthIgnoresAFailedCommitWhenTheProbeSucceeds(t *testing.T) {
-	s, _ := openTest(t, t.TempDir())
-	s.fs = faultFS{testkit.FaultFS{Step: "syncdir"}}
+	fs := &walFS{}
+	s, _ := openLogTest(t, t.TempDir(), fs, 0, 0)
+	fs.setFault("fdatasync", dirLog, 1)
 	if err := commitOne(s); err == nil {
 		t.Fatal("Commit succeeded")
 	}

@@ -304,13 +304,6 @@ func (s *Spool) cleanTmp() error {
 	return nil
 }
 
-func errOrInvalid(err error) error {
-	if err != nil {
-		return err
-	}
-	return errors.New("not one JSON object followed by a newline")
-}
-
 func (s *Spool) scanBatches() error {
 	batches, err := s.listBatches(dirBatches)
 	if err != nil {

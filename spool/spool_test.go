@@ -78,21 +78,10 @@ func mode(t *testing.T, name string) os.FileMode {
 	return info.Mode().Perm()
 }
 
-// groupLines returns the lines of every group file in records/, in name order.
+// groupLines returns the lines of the records in the log not yet batched, in log order.
 func groupLines(t *testing.T, dir string) []string {
 	t.Helper()
-	var out []string
-	for _, name := range names(t, filepath.Join(dir, "records")) {
-		if !strings.HasSuffix(name, groupExt) {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, "records", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, strings.SplitAfter(string(data), "\n")[:strings.Count(string(data), "\n")]...)
-	}
-	return out
+	return scanned(t, dir, true, InLog)
 }
 
 func TestCommitWritesOneLinePerRecord(t *testing.T) {
@@ -100,7 +89,7 @@ func TestCommitWritesOneLinePerRecord(t *testing.T) {
 	s, _ := openTest(t, dir)
 	ids, lines := commitN(t, s, 2) // one after the other: a group each
 
-	for _, sub := range []string{"", "tmp", "records", "batches", "deadletter"} {
+	for _, sub := range []string{"", "tmp", "log", "cursor", "batches", "deadletter"} {
 		if m := mode(t, filepath.Join(dir, sub)); m != 0o700 {
 			t.Errorf("dir %q mode %v, want 0700", sub, m)
 		}
@@ -109,21 +98,18 @@ func TestCommitWritesOneLinePerRecord(t *testing.T) {
 	if err != nil || len(pending) != 2 {
 		t.Fatalf("Pending = %v, %v; want two groups", pending, err)
 	}
+	if got := groupLines(t, dir); !slices.Equal(got, lines) {
+		t.Errorf("records in the log = %q, want %q", got, lines)
+	}
+	for _, seg := range names(t, filepath.Join(dir, "log")) {
+		if m := mode(t, filepath.Join(dir, "log", seg)); m != 0o600 {
+			t.Errorf("segment mode %v, want 0600", m)
+		}
+	}
 	for i, e := range pending {
-		name := filepath.Join(dir, "records", e.ID+".ndjson")
-		got, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != lines[i] {
-			t.Errorf("group %s = %q, want %q", e.ID, got, lines[i])
-		}
-		if m := mode(t, name); m != 0o600 {
-			t.Errorf("record mode %v, want 0600", m)
-		}
 		u, _ := ulid.ParseStrict(ids[i])
 		want := Entry{ID: e.ID, Records: 1, Bytes: int64(len(lines[i])), Oldest: u.Timestamp()}
-		if e != want || !validID(e.ID) {
+		if _, ok := parsePosition(e.ID); e != want || !ok {
 			t.Errorf("Pending[%d] = %+v, want %+v", i, e, want)
 		}
 	}
@@ -168,8 +154,8 @@ func TestCommitRejectsWhatWouldCorruptTheSpool(t *testing.T) {
 			if err := s.Commit(tc.id, []byte(tc.line)); err == nil {
 				t.Fatal("Commit succeeded, want an error")
 			}
-			if got := names(t, filepath.Join(dir, "records")); len(got) != 0 {
-				t.Errorf("records/ = %v, want empty", got)
+			if got := scanned(t, dir, false); len(got) != 0 {
+				t.Errorf("records in the spool = %q, want none", got)
 			}
 			select {
 			case <-s.Notify():
@@ -234,28 +220,32 @@ func TestOpenRecoversFromCrash(t *testing.T) {
 	if got := names(t, filepath.Join(dir, "tmp")); len(got) != 0 {
 		t.Errorf("tmp/ = %v, want crash leftovers deleted", got)
 	}
+	// Readable lines move into the log, in file name order; a file with any unreadable line
+	// is set aside once its readable lines are in the log.
 	wantRecords := []string{
-		good + ".ndjson",
-		mixed + ".ndjson", // kept: FormBatch delivers its good lines, then sets it aside
 		garbage + ".ndjson.broken",
 		noNewline + ".ndjson.broken",
 		truncated + ".ndjson.broken",
+		mixed + ".ndjson.broken",
 		good + "1.ndjson.broken",
-		"not-a-ulid.ndjson.broken",
 	}
 	slices.Sort(wantRecords)
 	if got := names(t, filepath.Join(dir, "records")); !slices.Equal(got, wantRecords) {
 		t.Errorf("records/ = %v\nwant %v", got, wantRecords)
 	}
 	u := s.Usage()
-	if u.Records != 3 || u.Broken != 5 {
-		t.Errorf("usage = %+v, want 3 records (1 + 2 readable in the mixed file) and 5 broken", u)
+	if u.Records != 4 || u.Broken != 5 {
+		t.Errorf("usage = %+v, want 4 records (1 + 2 readable in the mixed file + 1 in not-a-ulid) and 5 broken", u)
 	}
 	if !strings.Contains(logs.String(), truncated) {
 		t.Errorf("log does not name the broken file %s:\n%s", truncated, logs)
 	}
-	if p, err := s.Pending(); err != nil || len(p) != 2 || p[0].ID != good || p[1].ID != mixed || p[1].Records != 2 {
-		t.Errorf("Pending = %+v, %v; want %s and %s with 2 records", p, err, good, mixed)
+	want := []string{"{\"ok\":true}\n", "{\"a\":1}\n", "{\"b\":2}\n", "{}\n"}
+	if got := groupLines(t, dir); !slices.Equal(got, want) {
+		t.Errorf("records in the log = %q, want %q", got, want)
+	}
+	if p, err := s.Pending(); err != nil || len(p) != 3 || p[1].Records != 2 {
+		t.Errorf("Pending = %+v, %v; want a group per moved file, 2 records from the mixed one", p, err)
 	}
 }
 
@@ -325,8 +315,8 @@ func TestFormBatchThenDeliver(t *testing.T) {
 	if m := mode(t, name); m != 0o600 {
 		t.Errorf("batch mode %v, want 0600", m)
 	}
-	if left := names(t, filepath.Join(dir, "records")); len(left) != 0 {
-		t.Errorf("records/ after batching = %v, want empty", left)
+	if left := groupLines(t, dir); len(left) != 0 {
+		t.Errorf("pending in the log after batching = %q, want none", left)
 	}
 	if u := s.Usage(); u.Records != 0 || u.RecordBytes != 0 || u.Batches != 1 || u.BatchBytes != b.Size {
 		t.Errorf("usage = %+v, want only the batch", u)
@@ -365,42 +355,6 @@ func TestBatchesOldestFirst(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Batches order = %v, want formation order %v", got, want)
-	}
-}
-
-func TestFormBatchSetsAsideARecordBrokenOnDisk(t *testing.T) {
-	dir := t.TempDir()
-	s, logs := openTest(t, dir)
-	_, lines := commitN(t, s, 3)
-	pending, err := s.Pending()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Bit rot after the commit: one group wholly unreadable, one with a bad line after a good one.
-	rotten, mixed := pending[0].ID+".ndjson", pending[1].ID+".ndjson"
-	if err := os.WriteFile(filepath.Join(dir, "records", rotten), []byte("{bitrot"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "records", mixed), []byte(lines[1]+"\x00junk\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.FormBatch(pending)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := readBatch(t, filepath.Join(dir, "batches", b.ID+".ndjson.gz"))
-	if !slices.Equal(got, lines[1:]) || b.Records != 2 {
-		t.Errorf("batch lines = %q (%d records), want the two readable records", got, b.Records)
-	}
-	if u := s.Usage(); u.Broken != 2 || u.Records != 0 || u.RecordBytes != 0 {
-		t.Errorf("usage = %+v, want 2 broken and nothing pending", u)
-	}
-	want := []string{rotten + ".broken", mixed + ".broken"}
-	if left := names(t, filepath.Join(dir, "records")); !slices.Equal(left, want) {
-		t.Errorf("records/ = %v, want %v", left, want)
-	}
-	if !strings.Contains(logs.String(), pending[1].ID) {
-		t.Errorf("log does not name the damaged group %s:\n%s", pending[1].ID, logs)
 	}
 }
 
@@ -450,24 +404,28 @@ type faultFile = testkit.FaultFile
 
 var errInjected = testkit.ErrInjected
 
-func TestCommitFailureLeavesNothing(t *testing.T) {
-	for _, step := range []string{"create", "write", "fsync", "rename", "syncdir"} {
+// A failed commit is not counted, signalled or batched; a torn write leaves nothing in the
+// log; once the fault clears, the next commit reopens the log and succeeds.
+func TestFailedCommitIsNotCountedOrSignalled(t *testing.T) {
+	for _, step := range []string{"write", "fdatasync", "preallocate", "sync"} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
-			s, _ := openTest(t, dir)
-			s.fs = faultFS{testkit.FaultFS{Step: step}}
+			fs := &walFS{}
+			s, _ := openLogTest(t, dir, fs, 4096, 8) // the first append grows the segment
+			fs.setFault(step, dirLog, 1)
 
 			err := s.Commit(ulid.Make().String(), []byte(`{"a":1}`))
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("Commit = %v, want the injected %s failure", err, step)
 			}
-			for _, sub := range []string{"records", "tmp"} {
-				if left := names(t, filepath.Join(dir, sub)); len(left) != 0 {
-					t.Errorf("%s/ = %v after a failed commit, want empty", sub, left)
-				}
+			if left := names(t, filepath.Join(dir, "tmp")); len(left) != 0 {
+				t.Errorf("tmp/ = %v after a failed commit, want empty", left)
 			}
 			if u := s.Usage(); u.Records != 0 || u.RecordBytes != 0 {
 				t.Errorf("usage = %+v after a failed commit", u)
+			}
+			if p, _ := s.Pending(); len(p) != 0 {
+				t.Errorf("Pending = %+v after a failed commit", p)
 			}
 			select {
 			case <-s.Notify():
@@ -475,9 +433,18 @@ func TestCommitFailureLeavesNothing(t *testing.T) {
 			default:
 			}
 
-			s.fs = osFS{}
-			if err := s.Commit(ulid.Make().String(), []byte(`{"a":1}`)); err != nil {
-				t.Errorf("Commit after the fault cleared: %v", err)
+			if err := s.Commit(ulid.Make().String(), []byte(`{"b":2}`)); err != nil {
+				t.Fatalf("Commit after the fault cleared: %v", err)
+			}
+			got := groupLines(t, dir)
+			if step != "fdatasync" && !slices.Equal(got, []string{"{\"b\":2}\n"}) {
+				t.Errorf("log = %q, want only the record committed after the fault", got)
+			}
+			if step == "fdatasync" && !slices.Equal(got, []string{"{\"a\":1}\n", "{\"b\":2}\n"}) {
+				t.Errorf("log = %q, want the failed record as it reached the disk, then the new one", got)
+			}
+			if u := s.Usage(); u.Records != len(got) {
+				t.Errorf("usage %+v, want the %d records in the log", u, len(got))
 			}
 		})
 	}
@@ -495,9 +462,11 @@ func TestFormBatchFailureKeepsTheRecords(t *testing.T) {
 	if _, err := s.FormBatch(p); !errors.Is(err, errInjected) {
 		t.Fatalf("FormBatch = %v, want the injected failure", err)
 	}
-	want := []string{p[0].ID + ".ndjson", p[1].ID + ".ndjson"}
-	if left := names(t, filepath.Join(dir, "records")); !slices.Equal(left, want) {
-		t.Errorf("records/ = %v, want both records kept", left)
+	if left := groupLines(t, dir); len(left) != 2 {
+		t.Errorf("pending in the log = %q, want both records kept", left)
+	}
+	if got, err := s.Pending(); err != nil || !slices.Equal(got, p) {
+		t.Errorf("Pending = %+v, %v; want %+v", got, err, p)
 	}
 	for _, sub := range []string{"batches", "tmp"} {
 		if left := names(t, filepath.Join(dir, sub)); len(left) != 0 {
