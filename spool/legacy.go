@@ -81,8 +81,14 @@ func (s *Spool) migrateFile(name string) (int, error) {
 	var recs [][][]byte
 	var occ [][]string
 	bad := 0
+	segBytes := s.walOpts.SegmentBytes
+	if segBytes == 0 {
+		segBytes = wal.DefaultSegmentBytes
+	}
 	eachGroupLine(data, func(line []byte, ok bool) {
-		if !ok {
+		// A line no segment can hold stays behind with the unreadable ones rather than fail
+		// Open on every start.
+		if !ok || int64(len(line))-1+wal.HeaderBytes > segBytes {
 			bad++
 			return
 		}

@@ -87,7 +87,7 @@ func logOf(path string) string {
 func (f *walFS) hit(step, path string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.fault.n > 0 && f.fault.step == step && f.fault.where == logOf(path) {
+	if f.fault.n > 0 && f.fault.step == step && filepath.Base(f.fault.where) == logOf(path) {
 		f.fault.n--
 		return true
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,11 +108,14 @@ func (s *Spool) commitGroup(r *commitRound) error {
 	}
 	pos, err := l.Append(recs)
 	if err != nil {
-		// The log refuses appends from now on (see wal's package doc); the next round opens
-		// it again, which finds whatever of this round did reach the disk.
-		s.logMu.Lock()
-		s.logBroken, s.logErr = true, err
-		s.logMu.Unlock()
+		if !errors.Is(err, wal.ErrTooLarge) && !errors.Is(err, wal.ErrEmptyRecord) {
+			// The log refuses appends from now on (see wal's package doc); the next round
+			// opens it again, which finds whatever of this round did reach the disk. A
+			// refused round wrote nothing, and the log goes on.
+			s.logMu.Lock()
+			s.logBroken, s.logErr = true, err
+			s.logMu.Unlock()
+		}
 		s.releaseRound(r)
 		return err
 	}
@@ -146,20 +150,30 @@ func framed(recs [][]byte) int64 {
 func (s *Spool) appendLog() (*wal.Log, error) {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
+	if err := s.reopenLocked(); err != nil {
+		return nil, err
+	}
+	return s.recs, nil
+}
+
+// reopenLocked opens the log again if an append failed, at most once per reopenEvery. The
+// failed log stays in use for reading until a new one opens, so batching goes on meanwhile.
+// The caller holds logMu for writing.
+func (s *Spool) reopenLocked() error {
 	if !s.logBroken {
-		return s.recs, nil
+		return nil
 	}
 	if time.Since(s.reopenedAt) < reopenEvery {
-		return nil, fmt.Errorf("log unusable since an earlier failure (reopened at most once a second): %w", s.logErr)
+		return fmt.Errorf("log unusable since an earlier failure (reopened at most once a second): %w", s.logErr)
 	}
 	s.reopenedAt = time.Now()
-	if err := s.recs.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
-		s.log.Warn("spool: closing the failed log", "error", err)
-	}
 	l, err := wal.Open(s.path(dirLog), s.walOpts)
 	if err != nil {
 		s.logErr = err
-		return nil, fmt.Errorf("reopen log after a failure: %w", err)
+		return fmt.Errorf("reopen log after a failure: %w", err)
+	}
+	if err := s.recs.Close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+		s.log.Warn("spool: closing the failed log", "error", err)
 	}
 	s.recs, s.logBroken, s.logErr = l, false, nil
 	s.mu.Lock()
@@ -174,7 +188,7 @@ func (s *Spool) appendLog() (*wal.Log, error) {
 			"records", found)
 	}
 	s.log.Info("spool: log reopened after a failure")
-	return l, nil
+	return nil
 }
 
 // scanLog indexes the log's records from from on as pending groups, and returns how many
@@ -183,23 +197,27 @@ func (s *Spool) appendLog() (*wal.Log, error) {
 func (s *Spool) scanLog(l *wal.Log, from wal.Position) (int, error) {
 	var cur *group
 	var curRefs []string
+	var end wal.Position // just past the last record read
 	found, bad := 0, 0
+	// s.end moves only together with the groups it passes: a batch formed meanwhile takes
+	// s.end as its watermark when nothing is pending, and the cursor must not pass a record
+	// that is not indexed yet.
 	flush := func() {
+		s.mu.Lock()
 		if cur != nil {
-			s.mu.Lock()
 			s.addGroup(cur, curRefs)
-			s.mu.Unlock()
-			cur, curRefs = nil, nil
 		}
+		s.end = end
+		s.mu.Unlock()
+		cur, curRefs = nil, nil
 	}
 	err := l.Scan(from, func(pos wal.Position, rec []byte) error {
-		s.mu.Lock()
-		s.end = wal.Position{Segment: pos.Segment, Offset: pos.Offset + wal.HeaderBytes + int64(len(rec))}
-		s.mu.Unlock()
 		// The same test as validLine's, without copying the record to add its newline.
 		if len(rec) == 0 || rec[0] != '{' || bytes.ContainsAny(rec, "\r\n") || !json.Valid(rec) {
 			bad++
 			s.log.Error("spool: log record is not a JSON object; skipped", "position", pos.String())
+			flush()
+			end = wal.Position{Segment: pos.Segment, Offset: pos.Offset + wal.HeaderBytes + int64(len(rec))}
 			flush()
 			return nil
 		}
@@ -207,6 +225,7 @@ func (s *Spool) scanLog(l *wal.Log, from wal.Position) (int, error) {
 		if cur != nil && (cur.pos.Segment != pos.Segment || cur.records >= maxGroupRecords || cur.bytes+n > maxGroupBytes) {
 			flush()
 		}
+		end = wal.Position{Segment: pos.Segment, Offset: pos.Offset + wal.HeaderBytes + int64(len(rec))}
 		if cur == nil {
 			cur = &group{pos: pos}
 		}
@@ -219,7 +238,9 @@ func (s *Spool) scanLog(l *wal.Log, from wal.Position) (int, error) {
 		found++
 		return nil
 	})
-	flush()
+	if cur != nil {
+		flush()
+	}
 	if bad > 0 {
 		s.mu.Lock()
 		s.usage.Broken += bad
@@ -470,6 +491,17 @@ func (s *Spool) cursorOpts() wal.Options {
 	return wal.Options{SegmentBytes: 64 << 10, InitialBytes: 64 << 10, FS: s.walOpts.FS}
 }
 
+// cursorFits reports whether cur is a record boundary of l: the start of a record or the end
+// of the data, in a segment l has.
+func cursorFits(l *wal.Log, cur wal.Position) bool {
+	segs := l.Segments()
+	if cur.Segment < segs[0] || cur.Segment > segs[len(segs)-1] {
+		return false
+	}
+	_, _, err := l.Read(cur)
+	return err == nil || errors.Is(err, io.EOF)
+}
+
 // openLog opens the record log and its cursor and indexes every record not yet batched.
 // Segments before the cursor are deleted: a crash kept advance from doing it. Records the
 // cursor covers were batched; the cursor only ever moves after their batch is durable.
@@ -500,12 +532,18 @@ func (s *Spool) openLog() error {
 	}
 	segs := l.Segments()
 	from := s.cursorPos
-	if last := segs[len(segs)-1]; from.Segment > last {
-		// The log is older than the cursor: its directory was replaced or emptied by hand.
-		// Sending everything again beats skipping records the cursor never covered.
-		s.log.Warn("spool: the log cursor points past the log; delivering the whole log",
-			"cursor", from.String(), "last_segment", last)
+	if from != (wal.Position{}) && !cursorFits(l, from) {
+		// The cursor is not a record boundary of this log: the log was emptied, replaced or
+		// restored by hand under a cursor that stayed. Trusting it could skip or delete
+		// records it never covered, so the whole log is delivered again (duplicates, never
+		// a loss), and the cursor is reset at once so that a crash cannot bring it back.
+		s.log.Warn("spool: the log cursor does not fit the log; delivering the whole log again",
+			"cursor", from.String(), "first_segment", segs[0], "last_segment", segs[len(segs)-1])
 		from = wal.Position{}
+		if _, err := s.cursor.Append([][]byte{encodeCursor(from)}); err != nil {
+			return fmt.Errorf("spool: reset the log cursor: %w", err)
+		}
+		s.cursorPos = from
 	}
 	if from.Segment < segs[0] {
 		from = wal.Position{Segment: segs[0]}

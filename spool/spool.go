@@ -7,9 +7,9 @@
 //	                              record one frame (length, CRC-32C, the JSON object without
 //	                              its newline), segments of up to 64 MiB, in commit order
 //	log/*.seg.broken              a segment whose data was found damaged, kept for an operator
-//	cursor/NNNNNNNNNNNNNNNNNNNN.seg  a small log of log positions: the last frame says how far
-//	                              the record log has been taken into batches (16 bytes: the
-//	                              segment index and offset, uint64 little-endian each)
+//	log/cursor/NNNNNNNNNNNNNNNNNNNN.seg  a small log of log positions: the last frame says how
+//	                              far the record log has been taken into batches (16 bytes:
+//	                              the segment index and offset, uint64 little-endian each)
 //	tmp/                          files being written; Open deletes whatever a crash left here
 //	batches/<batch-id>.ndjson.gz  records gathered for one upload: gzip of their NDJSON lines;
 //	                              <batch-id> is a ULID and the upload's Idempotency-Key, and the
@@ -94,9 +94,11 @@ import (
 )
 
 const (
-	dirTmp        = "tmp"
-	dirLog        = "log"
-	dirCursor     = "cursor"
+	dirTmp = "tmp"
+	dirLog = "log"
+	// The cursor lives in the log's directory so that the two go and come back together:
+	// emptying or restoring log/ by hand takes its cursor along.
+	dirCursor     = "log/cursor"
 	dirBatches    = "batches"
 	dirDeadLetter = "deadletter"
 
