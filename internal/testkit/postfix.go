@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -249,18 +251,54 @@ func LastLines(s string, n int) string {
 
 // FreePort returns a loopback address with a port nothing listens on at the moment, for a
 // server started as a separate process.
+//
+// Asking the kernel for port 0 and closing the listener used to be how: but then the same
+// port can come back from the next call, or be taken as the local port of an outgoing
+// connection before the server binds it, and a gateway test once relayed to its own Postfix
+// instead of its smtp-sink that way. So ports come from below the kernel's ephemeral range
+// (which starts at 32768 by default: bind(0) and outgoing connections never use them), in
+// turn from a random start, and each one is checked free before it is handed out. The turn
+// is the one piece of package state: it is what makes two calls in one test binary differ.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range portSpan {
+		p := ports.nextPort()
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue // in use; try the next
+		}
+		addr := l.Addr().String()
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return addr
 	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	t.Fatalf("no free loopback port in %d..%d", portBase, portBase+portSpan-1)
+	return ""
 }
+
+const portBase, portSpan = 20000, 12000
+
+// portTurn hands out ports in turn from a random start, so that test binaries run one after
+// another (or by two people) do not start on the same port.
+type portTurn struct {
+	mu   sync.Mutex
+	next int
+	init bool
+}
+
+func (p *portTurn) nextPort() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.init {
+		p.next, p.init = rand.IntN(portSpan), true
+	}
+	port := portBase + p.next
+	p.next = (p.next + 1) % portSpan
+	return port
+}
+
+var ports portTurn
 
 // ConfigDir is the private Postfix's config_directory, for its command-line tools
 // (sendmail -C, postqueue -c).
