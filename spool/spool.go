@@ -40,7 +40,9 @@
 // If it fails, every session in the round gets the error and is told to retry; the log then
 // refuses appends until it is opened again (the next round does that, at most once a second),
 // and whatever of the failed round reached the disk whole is then delivered as well as the
-// senders' retries: duplicates under other record ids, never a loss.
+// senders' retries: duplicates under other record ids, never a loss. Such a duplicate may
+// name a blob that was given back when its commit failed and is gone; the uploader sends it
+// without, and the sender's retry carries the blob.
 //
 // # From the log to batches
 //
