@@ -393,7 +393,7 @@ func (a *Admin) collect(s series) {
 	s.gauge("sensor_spool_pending_batches", "Batches waiting for delivery.", float64(st.PendingBatches))
 	s.gauge("sensor_spool_pending_bytes", "Spool bytes waiting for delivery.", float64(st.PendingBytes))
 	s.gauge("sensor_spool_budget_bytes", "The spool's budget (--spool-max-bytes); past it new messages get 452 4.3.1. 0: none.", float64(a.SpoolBudget))
-	s.gauge("sensor_spool_broken_entries", "Spool entries quarantined as *.broken at start-up.", float64(st.BrokenRecords))
+	s.gauge("sensor_spool_broken_entries", "Spool entries that could not be read: damaged log segments, log records that are not JSON, legacy *.broken files. Kept for an operator.", float64(st.BrokenRecords))
 	s.gauge("sensor_spool_dead_letters", "Batch files in the dead-letter folder.", float64(st.DeadLetters))
 	age := 0.0
 	if !st.OldestPendingAt.IsZero() {
