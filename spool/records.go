@@ -2,7 +2,6 @@ package spool
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -212,8 +211,7 @@ func (s *Spool) scanLog(l *wal.Log, from wal.Position) (int, error) {
 		cur, curRefs = nil, nil
 	}
 	err := l.Scan(from, func(pos wal.Position, rec []byte) error {
-		// The same test as validLine's, without copying the record to add its newline.
-		if len(rec) == 0 || rec[0] != '{' || bytes.ContainsAny(rec, "\r\n") || !json.Valid(rec) {
+		if !framedObject(rec) {
 			bad++
 			s.log.Error("spool: log record is not a JSON object; skipped", "position", pos.String())
 			flush()
@@ -250,6 +248,16 @@ func (s *Spool) scanLog(l *wal.Log, from wal.Position) (int, error) {
 		return found, fmt.Errorf("spool: read log: %w", err)
 	}
 	return found, nil
+}
+
+// framedObject is the test Open applies to each record it indexes: one line that starts and
+// ends as a JSON object does, so a batch of them stays NDJSON. It is not json.Valid: the CRC
+// already proves the bytes are what Commit wrote, and Commit checked them with json.Valid;
+// running it again over a 100,000-record backlog held Open for 1.5 s instead of 0.4 s. A
+// frame forged to pass the CRC with a broken object inside is refused by the pipeline, and
+// the uploader's bisection then dead-letters that one record.
+func framedObject(rec []byte) bool {
+	return len(rec) >= 2 && rec[0] == '{' && rec[len(rec)-1] == '}' && !bytes.ContainsAny(rec, "\r\n")
 }
 
 // releaseRound gives back the blobs of a round that was not committed: its senders are told
