@@ -242,7 +242,8 @@ type Container struct {
 	Path string `json:"path"`
 }
 
-// URL is one distinct link found in the message.
+// URL is one distinct link found in the message: an http, https or ftp URL, or a mailto: URI
+// (whose Host is the domain of its first address).
 type URL struct {
 	URL        string   `json:"url"`
 	Host       string   `json:"host,omitempty"`

@@ -16,6 +16,7 @@ import (
 	"testing/iotest"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/api/schema"
 )
 
 const secret = "The falcon lands at midnight behind the old mill"
@@ -392,5 +393,57 @@ func TestAnomalyAndStructureCaps(t *testing.T) {
 		if !strings.Contains(strings.Join(rec.LimitsHit, ","), l) {
 			t.Errorf("limits_hit %v lacks %s", rec.LimitsHit, l)
 		}
+	}
+}
+
+// A mailto link is a link: reply-to phishing lives in them. The bare address in the same
+// body is not.
+func TestMailtoLinksReachTheRecord(t *testing.T) {
+	msg := crlf(`From: ceo@corp.example
+To: ap@corp.example
+Subject: urgent
+MIME-Version: 1.0
+Content-Type: multipart/alternative; boundary="alt"
+
+--alt
+Content-Type: text/plain; charset=utf-8
+
+Reply to mailto:ceo.private@Reply.example?subject=Wire, not to ceo@corp.example.
+--alt
+Content-Type: text/html; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+<p>Write to <a href=3D"mailto:CEO.Private@REPLY.example?subject=3DWire&amp;cc=3Dx@=
+y.example">ceo@corp.example</a></p>
+--alt--
+`)
+	rec := parseString(t, Options{}, msg)
+	var got []string
+	for _, u := range rec.URLs {
+		got = append(got, u.URL+" host="+u.Host+" "+strings.Join(u.Sources, "+"))
+	}
+	want := []string{
+		"mailto:ceo.private@reply.example?subject=Wire host=reply.example text",
+		"mailto:CEO.Private@reply.example?subject=Wire&cc=x@y.example host=reply.example html",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("urls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, u := range rec.URLs {
+		if scheme, _, _ := strings.Cut(u.URL, ":"); scheme != "mailto" {
+			t.Errorf("scheme of %q is %q", u.URL, scheme)
+		}
+	}
+	stamp(rec)
+	line, err := api.MarshalRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := schema.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Validate(line); err != nil {
+		t.Errorf("record does not validate: %v", err)
 	}
 }

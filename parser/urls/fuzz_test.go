@@ -21,6 +21,9 @@ func FuzzScanText(f *testing.F) {
 	for _, tc := range textCases {
 		f.Add([]byte(tc.in), uint8(3))
 	}
+	for _, tc := range mailtoTextCases {
+		f.Add([]byte(tc.in), uint8(5))
+	}
 	f.Add([]byte("x (http://a.example/"+strings.Repeat("é", 30)+")) http://b.example/\u00a0"), uint8(7))
 	f.Add([]byte("http://long.example/"+strings.Repeat("a", 61)+"\u00a0http://next.example/"), uint8(4))
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
@@ -46,6 +49,9 @@ func FuzzScanText(f *testing.F) {
 
 func FuzzScanHTML(f *testing.F) {
 	for _, tc := range htmlCases {
+		f.Add([]byte(tc.in))
+	}
+	for _, tc := range mailtoHTMLCases {
 		f.Add([]byte(tc.in))
 	}
 	f.Add([]byte(`<a href="http://a.example/" title="` + strings.Repeat("t", 1100) + `">x</a><img src=//b.example/>`))

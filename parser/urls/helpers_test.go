@@ -104,8 +104,14 @@ func checkInvariants(t *testing.T, c *Collector, opts Options) {
 			t.Errorf("URL %q does not contain its host %q", u.URL, u.Host)
 		}
 		if !strings.HasPrefix(u.URL, "http://") && !strings.HasPrefix(u.URL, "https://") &&
-			!strings.HasPrefix(u.URL, "ftp://") && opts.MaxURLLength >= len("https://") {
-			t.Errorf("URL %q has no http, https or ftp scheme", u.URL)
+			!strings.HasPrefix(u.URL, "ftp://") && !strings.HasPrefix(u.URL, "mailto:") &&
+			opts.MaxURLLength >= len("https://") {
+			t.Errorf("URL %q has no http, https, ftp or mailto scheme", u.URL)
+		}
+		// Only a cut can take a mailto link's host away.
+		if strings.HasPrefix(u.URL, "mailto:") && (len(u.Wrapped) != 0 || u.Obfuscated ||
+			u.Host == "" && !slices.Contains(c.LimitsHit(), LimitURLLength)) {
+			t.Errorf("mailto URL %q: host %q, wrapped %q, obfuscated %v", u.URL, u.Host, u.Wrapped, u.Obfuscated)
 		}
 	}
 }

@@ -79,7 +79,10 @@ func (c *Collector) scanTag(z *html.Tokenizer, tt html.TokenType, source string)
 		var key, val []byte
 		key, val, more = z.TagAttr()
 		switch string(key) {
-		case "href", "src", "action", "formaction", "background", "poster", "xlink:href":
+		case "href", "xlink:href":
+			// The links a reader follows, mailto: among them (<a>, <area>, SVG's <a>).
+			c.addLink(val, source)
+		case "src", "action", "formaction", "background", "poster":
 			c.add(val, source, false)
 		case "data":
 			if tag == "object" {

@@ -37,8 +37,9 @@ var textStop = func() (t [utf8.RuneSelf]bool) {
 }()
 
 // ScanText reads plain text from r and collects the http, https and ftp URLs in it, the
-// schemeless ones that start with "www." (recorded as http://www...), and de-fanged ones
-// (hxxp://, [.], [:]//, ...), made whole and marked Obfuscated. Memory stays bounded by twice
+// mailto: URIs written out (never bare addresses), the schemeless ones that start with "www."
+// (recorded as http://www...), and de-fanged ones (hxxp://, [.], [:]//, ...), made whole and
+// marked Obfuscated. Memory stays bounded by twice
 // MaxURLLength plus one 32 KiB chunk, whatever the size of r. Only a read error from r is
 // returned; what was read before it is still scanned.
 func (c *Collector) ScanText(r io.Reader, source string) error {
@@ -244,11 +245,12 @@ type candidate struct {
 	s      int  // first byte of the link
 	body   int  // first byte after "scheme://", or after "www" for a schemeless link
 	www    bool // a schemeless www. link: "http://" goes in front
+	mailto bool // a mailto: URI; body is the byte after the colon
 	obf    bool // the link is de-fanged: hxxp://, http[:]//, www[.]
 }
 
-// nextScheme finds the first "scheme://" whose ':' is at or after from. The separator may be
-// de-fanged as "[:]//" or "[://]", the scheme as hxxp or hxxps.
+// nextScheme finds the first "scheme://" or "mailto:" whose ':' is at or after from. The
+// separator may be de-fanged as "[:]//" or "[://]", the scheme as hxxp or hxxps.
 func nextScheme(b []byte, from, lo int) candidate {
 	for i := from; ; {
 		k := bytes.IndexByte(b[i:], ':')
@@ -259,6 +261,12 @@ func nextScheme(b []byte, from, lo int) candidate {
 		i = m + 1
 		sep, body, obf := m, m+len("://"), false
 		switch {
+		case m >= len("mailto") && equalFoldASCII(b[m-len("mailto"):m], "mailto"):
+			// Written out, a mailto: URI is a link; a bare address in prose is not.
+			if s := m - len("mailto"); s >= lo {
+				return candidate{marker: m, s: s, body: m + 1, mailto: true}
+			}
+			continue
 		case m > 0 && b[m-1] == '[' && (hasAt(b, m, ":]//") || hasAt(b, m, "://]")):
 			sep, body, obf = m-1, m+len(":]//"), true
 		case hasAt(b, m, "://"):
@@ -482,6 +490,10 @@ func wordBoundary(ch byte) bool {
 // without a scheme or de-fanged. A link whose scheme is intact but whose host is de-fanged
 // ("http://evil[.]example/") counts as de-fanged too.
 func (c *Collector) addCandidate(raw []byte, cd candidate, source string) {
+	if cd.mailto {
+		c.addMailto(raw, source)
+		return
+	}
 	body := min(cd.body-cd.s, len(raw))
 	obf := cd.obf || hostDefanged(raw[body:])
 	if !cd.www && !obf {

@@ -49,7 +49,7 @@ var textCases = []struct {
 	{"default ports", "http://example.com:80/a https://example.com:443/b http://example.com:8080/c",
 		[]string{"http://example.com/a", "https://example.com/b", "http://example.com:8080/c"}},
 	{"bare schemes ignored", "http:// and https://. and ftp://) and http:///", nil},
-	{"other schemes ignored", "mailto:a@example.com gopher://example.com/ file:///etc", nil},
+	{"other schemes ignored", "tel:+15551234 gopher://example.com/ file:///etc", nil},
 	{"query with inner URL is one link", "http://r.example/?u=http://evil.example/x",
 		[]string{"http://r.example/?u=http://evil.example/x"}},
 	{"glued to a word", "URL:http://example.com/", []string{"http://example.com/"}},

@@ -6,6 +6,9 @@
 // target a click reaches, and kept with the chain of wrappers around it; the recipient tokens
 // those wrappers carry are removed first (see redactTokens). Unwrap does the same for one link.
 //
+// mailto: links are collected too, from href attributes and where text writes them out (see
+// mailto.go); bare addresses are not links.
+//
 // Everything here reads hostile input, so every buffer has a cap (Options) and every scan is a
 // single forward pass; what a cap cut short is reported by LimitsHit instead of failing.
 package urls
@@ -123,13 +126,14 @@ func (c *Collector) Buffer() []byte { return c.buf[:0] }
 
 // Add records one candidate URL found outside the scanned bodies, such as a header value. It
 // goes through the same normalisation, unwrapping and dedupe as scanned links; anything that
-// is not an http, https, ftp or protocol-relative URL is ignored.
+// is not an http, https, ftp, protocol-relative or mailto URL is ignored.
 func (c *Collector) Add(raw, source string) {
-	c.add([]byte(raw), source, false)
+	c.addLink([]byte(raw), source)
 }
 
-// add is the single door every candidate passes through, from every scanner. obfuscated
-// marks a link that was written de-fanged (hxxp://, [.]) and made whole by the text scanner.
+// add is the single door every http, https and ftp candidate passes through, from every
+// scanner; mailto URIs have their own, addMailto. obfuscated marks a link that was written
+// de-fanged (hxxp://, [.]) and made whole by the text scanner.
 func (c *Collector) add(raw []byte, source string, obfuscated bool) {
 	ch, ok := c.w.unwrap(raw)
 	if !ok {

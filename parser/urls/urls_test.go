@@ -65,7 +65,7 @@ func TestAddNormalises(t *testing.T) {
 func TestAddRejects(t *testing.T) {
 	for _, in := range []string{
 		"", "   ", "<>", "http://", "http://#", "http:#", "http:\x05#", "https:", "HTTP:///", "//", "/relative", "relative/path",
-		"www.example.com", "example.com:8080/x", "mailto:a@example.com", "cid:x@y", "data:text/html,hi",
+		"www.example.com", "example.com:8080/x", "mailto:", "mailto:?subject=x", "mailto:postmaster", "cid:x@y", "data:text/html,hi",
 		"javascript:alert(1)", "tel:+1555", "file:///etc/passwd", "gopher://example.com/",
 		"hxxp://obfuscated.example/", ":http://x.example/",
 	} {
