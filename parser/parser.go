@@ -709,7 +709,7 @@ func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
 	if filename == "" {
 		filename = p.Params["name"]
 	}
-	filename, fixed := decodeHeaderValue(filename)
+	filename, fixed := decodeFilename(filename)
 	if fixed {
 		st.anomaly(anomaly8bitFilename, p.Path, "read as Windows-1252")
 	}
