@@ -414,7 +414,7 @@ func (st *state) encodedContainer(p *walker.Part) (multipart, ok bool) {
 // For a multipart the walker is given the part's own Content-Type as a one-line header, so
 // the decoded bytes read as the multipart's body.
 func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, multipart bool) error {
-	dec, _ := newDecoder(p.Encoding, w.Body(), &st.sc.bufs)
+	dec, _ := newDecoder(p.Encoding, w.Body(), st.decodeBufs())
 	defer st.doneDecoding(dec, p)
 	var in io.Reader = dec
 	base, offset := p.Path, p.Depth+1
@@ -455,6 +455,17 @@ func (st *state) walkerOptions(base string, maxDepth, maxParts int) walker.Optio
 		},
 		Limit: func(name string) { st.handoff.park(func() { st.limit(name) }) },
 	}
+}
+
+// decodeBufs returns the cache a new decoder takes its buffers from. While a CMS reader
+// goroutine pulls an enclosing walker (readOpaque), the decoders it reads through use the
+// cache from that goroutine, so the decoders of the signed content make their own buffers:
+// the cache is not safe for two goroutines.
+func (st *state) decodeBufs() *byteCache {
+	if st.handoff.held() {
+		return nil
+	}
+	return &st.sc.bufs
 }
 
 // doneDecoding records how much of a body was not valid in its transfer encoding, and gives
@@ -578,7 +589,7 @@ func externalURL(params map[string]string) string {
 
 // leaf reads one leaf body: the journal summary, body text (URLs only) or an attachment.
 func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
-	dec, known := newDecoder(p.Encoding, w.Body(), &st.sc.bufs)
+	dec, known := newDecoder(p.Encoding, w.Body(), st.decodeBufs())
 	if !known {
 		st.anomaly(anomalyUnknownEncoding, p.Path, p.Encoding)
 	}
