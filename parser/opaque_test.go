@@ -113,7 +113,8 @@ func TestOpaqueLayerSurvivesInnerLayers(t *testing.T) {
 // signed content. Run with -race; the nested message's hashes must be filled.
 //
 // The decoders of the signed content's parts shared the parse's buffer cache with the
-// decoder the CMS reader pulls; the parts alternate between base64 and no encoding.
+// decoder the CMS reader pulls, so the parts alternate: base64, then no encoding at all
+// (sniffed, since the body is base64-shaped), then raw long lines.
 func TestOpaqueSignedInsideAttachedMessage(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("Content-Type: multipart/mixed; boundary=in\n\n")
