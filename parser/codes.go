@@ -21,6 +21,9 @@ const (
 	anomalyBadBase64              = "bad_base64"                 // base64 body bytes skipped or kept undecoded
 	anomalyBadQuotedPrintable     = "bad_quoted_printable"       // quoted-printable escapes kept undecoded
 	anomalyUnknownEncoding        = "unknown_transfer_encoding"  // a body passed through as it is
+	anomalyMisspeltEncoding       = "misspelt_transfer_encoding" // "base-64", "b64" and the like, read as base64
+	anomalySniffedBase64          = "sniffed_base64"             // a file without a usable encoding, decoded as the base64 it clearly is
+	anomalySniffedBase64Broken    = "sniffed_base64_broken"      // a sniffed body stopped being base64 past the bytes the decision was made on
 	anomalyUnknownCharset         = "unknown_charset"            // text scanned without conversion
 	anomalyMessagePartial         = "message_partial"            // a message/partial fragment
 	anomaly8bitFilename           = "8bit_filename"              // a filename read as Windows-1252
@@ -66,6 +69,9 @@ func anomalyCodes() []string {
 		anomalyBadBase64,
 		anomalyBadQuotedPrintable,
 		anomalyUnknownEncoding,
+		anomalyMisspeltEncoding,
+		anomalySniffedBase64,
+		anomalySniffedBase64Broken,
 		anomalyUnknownCharset,
 		anomalyMessagePartial,
 		anomaly8bitFilename,

@@ -45,3 +45,10 @@ func (h *handoff) release() {
 		f()
 	}
 }
+
+// held reports whether a hold is in force: a CMS reader goroutine may be reading.
+func (h *handoff) held() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.holds > 0
+}

@@ -3,6 +3,7 @@ package parser
 import (
 	"io"
 	"net/mail"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +33,40 @@ func decodeHeaderValue(raw string) (string, bool) {
 		}
 	}
 	return raw, fixed
+}
+
+// decodeFilename is decodeHeaderValue for a name or filename parameter. Encoded words there
+// are not standard, and the mailers that write them write them loosely: an RFC 2231 language
+// tag in the charset (=?utf-8*en?...), base64 with its padding cut off. Clients decode them
+// anyway, so the name a recipient sees is the decoded one, and a name left encoded would hide
+// its extension from whatever matches on it.
+func decodeFilename(raw string) (string, bool) {
+	if strings.Contains(raw, "=?") {
+		raw = encodedWord.ReplaceAllStringFunc(raw, looseWord)
+	}
+	return decodeHeaderValue(raw)
+}
+
+// encodedWord matches an RFC 2047 encoded word, allowing what looseWord repairs, and
+// whitespace inside the text, left there by folding in the middle of a word.
+var encodedWord = regexp.MustCompile(`=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=`)
+
+// looseWord rewrites an encoded word as Go's strict decoder wants it: no language tag (RFC 2231
+// §5), and base64 padded to whole quanta.
+func looseWord(w string) string {
+	m := encodedWord.FindStringSubmatch(w)
+	charset, enc, text := m[1], m[2], m[3]
+	if i := strings.IndexByte(charset, '*'); i > 0 {
+		charset = charset[:i]
+	}
+	if enc == "b" || enc == "B" {
+		text = strings.TrimRight(strings.Join(strings.Fields(text), ""), "=")
+		if len(text)%4 == 1 {
+			return w // a dangling sextet: not base64 any client decodes
+		}
+		text += strings.Repeat("=", (4-len(text)%4)%4)
+	}
+	return "=?" + charset + "?" + enc + "?" + text + "?="
 }
 
 func latin1ToUTF8(s string) string {

@@ -111,11 +111,22 @@ func TestOpaqueLayerSurvivesInnerLayers(t *testing.T) {
 // Found in review: while the CMS reader's goroutine pulled the enclosing walker, that
 // walker's callbacks (a nested message's hashes, anomalies) raced with the walk of the
 // signed content. Run with -race; the nested message's hashes must be filled.
+//
+// The decoders of the signed content's parts shared the parse's buffer cache with the
+// decoder the CMS reader pulls, so the parts alternate: base64, then no encoding at all
+// (sniffed, since the body is base64-shaped), then raw long lines.
 func TestOpaqueSignedInsideAttachedMessage(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("Content-Type: multipart/mixed; boundary=in\n\n")
-	for range 200 {
-		b.WriteString("--in\nContent-Type: application/octet-stream; name=f.bin\n\n" + strings.Repeat("A", 700) + "\n")
+	for i := range 200 {
+		switch i % 3 {
+		case 0:
+			b.WriteString("--in\nContent-Type: application/octet-stream; name=f.bin\nContent-Transfer-Encoding: base64\n\n" + strings.Repeat(strings.Repeat("A", 76)+"\n", 3))
+		case 1:
+			b.WriteString("--in\nContent-Type: application/octet-stream; name=f.bin\n\n" + strings.Repeat(strings.Repeat("A", 76)+"\n", 3))
+		default:
+			b.WriteString("--in\nContent-Type: application/octet-stream; name=f.bin\n\n" + strings.Repeat("A", 700) + "\n")
+		}
 	}
 	b.WriteString("--in--\n")
 	p7, _ := signOpaque(t, crlf(b.String()))

@@ -414,7 +414,7 @@ func (st *state) encodedContainer(p *walker.Part) (multipart, ok bool) {
 // For a multipart the walker is given the part's own Content-Type as a one-line header, so
 // the decoded bytes read as the multipart's body.
 func (st *state) walkEncoded(w *walker.Walker, p *walker.Part, ctx *msgCtx, multipart bool) error {
-	dec, _ := newDecoder(p.Encoding, w.Body(), &st.sc.bufs)
+	dec, _ := newDecoder(st.transferEncoding(p), w.Body(), st.decodeBufs())
 	defer st.doneDecoding(dec, p)
 	var in io.Reader = dec
 	base, offset := p.Path, p.Depth+1
@@ -457,9 +457,70 @@ func (st *state) walkerOptions(base string, maxDepth, maxParts int) walker.Optio
 	}
 }
 
+// decodeBufs returns the cache a new decoder takes its buffers from. While a CMS reader
+// goroutine pulls an enclosing walker (readOpaque), the decoders it reads through use the
+// cache from that goroutine, so the decoders of the signed content make their own buffers:
+// the cache is not safe for two goroutines.
+func (st *state) decodeBufs() *byteCache {
+	if st.handoff.held() {
+		return nil
+	}
+	return &st.sc.bufs
+}
+
+// transferEncoding returns the part's Content-Transfer-Encoding, reading a misspelt base64
+// as base64 as lenient clients do: left undecoded, the attachment's hash would be the hash of
+// its base64 text, which no threat feed knows.
+func (st *state) transferEncoding(p *walker.Part) string {
+	if misspeltBase64(p.Encoding) {
+		st.anomaly(anomalyMisspeltEncoding, p.Path, strconv.Quote(p.Header.Get("Content-Transfer-Encoding"))+" read as base64")
+		return "base64"
+	}
+	return p.Encoding
+}
+
+// leafDecoder returns the decoder of a leaf's body. A body that declares no encoding the
+// parser knows is decoded as base64 when it is clearly base64 (see sniff.go), but only where
+// a file is expected.
+func (st *state) leafDecoder(w *walker.Walker, p *walker.Part) decoder {
+	enc := st.transferEncoding(p)
+	dec, known := newDecoder(enc, w.Body(), st.decodeBufs())
+	if !known {
+		st.anomaly(anomalyUnknownEncoding, p.Path, p.Encoding)
+	}
+	if enc != "" && known || !sniffable(p) {
+		return dec
+	}
+	dec, sniffed := sniffBase64(w.Body(), st.decodeBufs())
+	if sniffed != nil {
+		what := "absent"
+		if enc != "" {
+			what = strconv.Quote(p.Header.Get("Content-Transfer-Encoding"))
+		}
+		st.anomaly(anomalySniffedBase64, p.Path, "Content-Transfer-Encoding "+what+"; the body is base64 and was decoded")
+	}
+	return dec
+}
+
+// sniffable reports whether a leaf is where a file is expected rather than text: not a text
+// part (clients never decode one without a declared encoding, and a plain-text attachment
+// of one word such as "test" has the shape of base64), nor a message or multipart that was
+// not walked.
+func sniffable(p *walker.Part) bool {
+	for _, prefix := range []string{"text/", "multipart/", "message/"} {
+		if strings.HasPrefix(p.MediaType, prefix) {
+			return false
+		}
+	}
+	return true
+}
+
 // doneDecoding records how much of a body was not valid in its transfer encoding, and gives
 // the decoder's buffers back: nothing reads the body after its part is done.
 func (st *state) doneDecoding(dec decoder, p *walker.Part) {
+	if s, ok := dec.(*sniffedBase64); ok && s.broken() {
+		st.anomaly(anomalySniffedBase64Broken, p.Path, "the body stopped being base64 after the first "+strconv.Itoa(b64SniffBytes)+" bytes; decoded leniently to its end")
+	}
 	if n, code := dec.repairs(); n > 0 {
 		st.anomaly(code, p.Path, strconv.FormatInt(n, 10)+" bytes skipped or kept undecoded")
 	}
@@ -578,10 +639,7 @@ func externalURL(params map[string]string) string {
 
 // leaf reads one leaf body: the journal summary, body text (URLs only) or an attachment.
 func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
-	dec, known := newDecoder(p.Encoding, w.Body(), &st.sc.bufs)
-	if !known {
-		st.anomaly(anomalyUnknownEncoding, p.Path, p.Encoding)
-	}
+	dec := st.leafDecoder(w, p)
 	defer st.doneDecoding(dec, p)
 	isText := p.MediaType == "text/plain" || p.MediaType == "text/html"
 
@@ -709,7 +767,7 @@ func (st *state) attachmentMeta(p *walker.Part, ctx *msgCtx) api.Attachment {
 	if filename == "" {
 		filename = p.Params["name"]
 	}
-	filename, fixed := decodeHeaderValue(filename)
+	filename, fixed := decodeFilename(filename)
 	if fixed {
 		st.anomaly(anomaly8bitFilename, p.Path, "read as Windows-1252")
 	}

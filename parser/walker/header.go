@@ -107,7 +107,7 @@ func validFieldName(b []byte) bool {
 // Unknown charsets are read as UTF-8 when the bytes are valid UTF-8, else as Windows-1252,
 // the same fallback the parser uses for raw 8-bit header bytes.
 func reencode2231(v string) string {
-	if !strings.Contains(v, "*=") || !strings.Contains(v, "'") {
+	if !strings.Contains(v, "*=") {
 		return v
 	}
 	charsets := map[string]string{} // parameter base name -> charset of its first segment
@@ -143,7 +143,11 @@ func splitParams(v string) []string {
 	return append(segs, v[min(start, len(v)):])
 }
 
-// reencodeParam converts one "name*=..." or "name*N*=..." parameter to UTF-8.
+// reencodeParam converts one "name*=..." or "name*N*=..." parameter to UTF-8. It also
+// repairs the extended values Go's parser would drop whole, and with them the file name:
+// a quoted value, one without the charset'language' prefix (both read as UTF-8 text, as
+// Thunderbird and Python do), and one holding bytes that should have been percent-encoded,
+// such as the raw RFC 2047 encoded word some mailers put there.
 func reencodeParam(seg string, charsets map[string]string) (string, bool) {
 	eq := strings.IndexByte(seg, '=')
 	if eq < 0 {
@@ -151,8 +155,12 @@ func reencodeParam(seg string, charsets map[string]string) (string, bool) {
 	}
 	key := strings.ToLower(strings.TrimSpace(seg[:eq]))
 	val := strings.TrimSpace(seg[eq+1:])
-	if !strings.HasSuffix(key, "*") || strings.HasPrefix(val, `"`) {
+	if !strings.HasSuffix(key, "*") {
 		return seg, false
+	}
+	quoted := len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"'
+	if quoted {
+		val = unquote(val[1 : len(val)-1])
 	}
 	base := strings.TrimSuffix(key, "*")
 	first := true
@@ -161,25 +169,40 @@ func reencodeParam(seg string, charsets map[string]string) (string, bool) {
 		base = base[:j]
 	}
 	var cs, lang, data string
+	literal := false // text as it is, not percent-encoded
 	if first {
 		parts := strings.SplitN(val, "'", 3)
-		if len(parts) != 3 {
-			return seg, false
+		if len(parts) == 3 {
+			cs, lang, data = strings.ToLower(strings.TrimSpace(parts[0])), parts[1], parts[2]
+		} else {
+			data, literal = val, true
 		}
-		cs, lang, data = strings.ToLower(strings.TrimSpace(parts[0])), parts[1], parts[2]
 		charsets[base] = cs
 	} else {
 		cs, data = charsets[base], val
 	}
+	plain := false
 	switch cs {
 	case "", "utf-8", "utf8", "us-ascii":
-		return seg, false
+		if !quoted && !literal && cs != "" && attributeChars(data) {
+			return seg, false // Go's parser reads it as it is
+		}
+		plain = true
 	}
-	raw, ok := percentDecode(data)
-	if !ok {
-		return seg, false
+	raw := []byte(data)
+	if !literal {
+		var ok bool
+		if raw, ok = percentDecode(data); !ok {
+			if !plain {
+				return seg, false
+			}
+			raw = []byte(data) // a stray '%' in UTF-8 text is the text
+		}
 	}
-	text := toUTF8(cs, raw)
+	text := string(raw)
+	if !plain || !utf8.Valid(raw) {
+		text = toUTF8(cs, raw)
+	}
 	var b strings.Builder
 	b.WriteString(seg[:eq+1])
 	if first {
@@ -187,6 +210,40 @@ func reencodeParam(seg string, charsets map[string]string) (string, bool) {
 	}
 	percentEncode(&b, text)
 	return b.String(), true
+}
+
+// attributeChars reports whether s is a valid RFC 2231 extended value: attribute-chars and
+// percent escapes.
+func attributeChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			if i+2 >= len(s) || unhex(s[i+1]) < 0 || unhex(s[i+2]) < 0 {
+				return false
+			}
+			i += 2
+			continue
+		}
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("*'()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// unquote undoes quoted-string escapes.
+func unquote(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 func toUTF8(charset string, raw []byte) string {

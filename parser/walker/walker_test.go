@@ -554,6 +554,15 @@ func TestRFC2231Charsets(t *testing.T) {
 		{`attachment; filename*=x-unknown''%E9t%E9.txt`, "filename", "été.txt"},
 		// UTF-8 is left to the mime package, with quoted ';' in other parameters intact.
 		{`attachment; x="a;b"; filename*=utf-8''%E2%82%AC.txt`, "filename", "€.txt"},
+		// Extended values Go's parser drops whole, losing the file name: quoted, without the
+		// charset'language' prefix, or holding characters that should have been escaped (here
+		// a raw RFC 2047 word, which the caller decodes).
+		{`attachment; filename*="report.exe"`, "filename", "report.exe"},
+		{`attachment; filename*=report.exe`, "filename", "report.exe"},
+		{`attachment; filename*="utf-8''r%C3%A9sum%C3%A9.exe"`, "filename", "résumé.exe"},
+		{`attachment; filename*=utf-8''=?utf-8?B?w6lsw6h2ZQ==?=.exe`, "filename", "=?utf-8?B?w6lsw6h2ZQ==?=.exe"},
+		{`attachment; filename*0*=utf-8''=?utf-8?B?w6ls; filename*1*=w6h2ZQ==?=.exe`, "filename", "=?utf-8?B?w6lsw6h2ZQ==?=.exe"},
+		{`attachment; filename*=utf-8''100%.exe`, "filename", "100%.exe"},
 	}
 	for _, c := range cases {
 		_, params, _ := ParseMediaType(c.in)

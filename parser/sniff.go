@@ -1,0 +1,203 @@
+package parser
+
+import (
+	"bytes"
+	"io"
+	"strings"
+)
+
+// A body whose Content-Transfer-Encoding was removed or mangled is still base64 to the
+// mail clients and scanners that look at it (Rspamd decodes it), and to the recipient who
+// saves it through one of them. Hashing the base64 text instead of the file would give the
+// threat feeds a hash nobody else computes, which is the point of stripping the header. So a
+// body that is clearly base64 is decoded, and the record says so.
+
+// b64SniffBytes is how much of a body is read before deciding. The decision has to be made
+// before the first byte is hashed, and a part is read once; 8 KiB is a hundred 76-column
+// lines, far more than text that only looks like base64 for a few lines survives.
+const b64SniffBytes = 8 << 10
+
+// misspeltBase64 reports whether a Content-Transfer-Encoding that is not "base64" is a
+// spelling of it that mailers and hand-written scripts produce ("base-64", "base 64",
+// "b64", a quoted "base64") and that lenient readers accept.
+func misspeltBase64(enc string) bool {
+	if enc == "base64" {
+		return false
+	}
+	var b strings.Builder
+	for i := 0; i < len(enc); i++ {
+		if c := enc[i]; 'a' <= c && c <= 'z' || '0' <= c && c <= '9' {
+			b.WriteByte(c)
+		}
+	}
+	s := b.String()
+	return s == "base64" || s == "b64"
+}
+
+// b64Shape checks bytes against the shape a MIME base64 encoder writes: only the alphabet,
+// padding only at the end, lines of at most 76 characters, every line but the last as long
+// as the first. Anything else means the bytes were not written by an encoder, however much
+// they look like one: the test must not fire on text.
+type b64Shape struct {
+	line    int   // characters on the current line
+	first   int   // length of the first non-empty line; 0 until it ends
+	lines   int   // non-empty lines ended
+	pad     int   // '=' seen
+	total   int64 // characters seen
+	ended   bool  // a line shorter than the first ended: it must be the last
+	blank   bool  // a blank line after data: only blank lines may follow
+	invalid bool
+}
+
+func (s *b64Shape) write(p []byte) {
+	if s.invalid {
+		return
+	}
+	for _, c := range p {
+		switch {
+		case c == '\n':
+			s.endLine()
+		case c == '\r':
+			// CRLF or LF: both are line ends.
+		case c == '=':
+			s.pad++
+			s.char()
+		case b64Alphabet[c] == 1:
+			if s.pad > 0 {
+				s.invalid = true // data after padding: not one encoder's output
+			}
+			s.char()
+		default:
+			s.invalid = true
+		}
+		if s.invalid {
+			return
+		}
+	}
+}
+
+func (s *b64Shape) char() {
+	if s.ended || s.blank || s.pad > 2 {
+		s.invalid = true
+	}
+	s.line++
+	s.total++
+	if s.line > 76 {
+		s.invalid = true
+	}
+}
+
+func (s *b64Shape) endLine() {
+	switch {
+	case s.line == 0:
+		s.blank = s.lines > 0
+	case s.lines == 0:
+		s.first = s.line
+	case s.line > s.first:
+		s.invalid = true
+	case s.line < s.first:
+		s.ended = true
+	}
+	if s.line > 0 {
+		s.lines++
+	}
+	if s.lines > 1 && s.first%4 != 0 {
+		s.invalid = true // encoders break lines on whole quanta
+	}
+	s.line = 0
+}
+
+// complete reports whether the bytes written were a whole encoded body.
+func (s *b64Shape) complete() bool {
+	if s.line > 0 {
+		s.endLine()
+	}
+	return !s.invalid && s.total > 0 && s.total%4 == 0
+}
+
+// sniffCheck passes a sniffed body on and keeps checking its shape past the prefix the
+// decision was made on.
+type sniffCheck struct {
+	r     io.Reader
+	shape *b64Shape
+}
+
+func (c sniffCheck) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.shape.write(p[:n])
+	return n, err
+}
+
+// sniffedBase64 is the decoder of a body that was sniffed as base64.
+type sniffedBase64 struct {
+	*base64Reader
+	shape  b64Shape
+	prefix []byte
+}
+
+func (d *sniffedBase64) release() {
+	d.base64Reader.release()
+	d.bufs.put(d.prefix)
+	d.prefix = nil
+}
+
+// broken reports whether the body stopped looking like base64 after the decision to
+// decode it.
+func (d *sniffedBase64) broken() bool {
+	return !d.shape.complete()
+}
+
+// sniffBase64 reads up to b64SniffBytes of r and returns a decoder for the whole body: a
+// base64 one when the bytes read are clearly base64 (all of the body when it is that short,
+// else a prefix with the shape of an encoder's output), else one that passes the body on
+// unchanged. The bytes read are always handed on first, so nothing is lost either way.
+func sniffBase64(r io.Reader, bufs *byteCache) (decoder, *sniffedBase64) {
+	buf := bufs.get(b64SniffBytes)
+	n, err := io.ReadFull(r, buf)
+	prefix := buf[:n]
+	var rest io.Reader
+	switch err {
+	case nil:
+		rest = r
+	case io.EOF, io.ErrUnexpectedEOF:
+		rest = eofReader{}
+	default:
+		rest = errReader{err}
+	}
+	var shape b64Shape
+	shape.write(prefix)
+	var looks bool
+	switch err {
+	case nil: // more to come: the prefix must already be many lines of an encoder's
+		looks = !shape.invalid && shape.lines > 1
+	case io.EOF, io.ErrUnexpectedEOF: // the whole body
+		looks = shape.complete()
+	} // a failed read decides nothing; the error is passed on
+	if !looks {
+		return &prefixed{Reader: io.MultiReader(bytes.NewReader(prefix), rest), buf: buf, bufs: bufs}, nil
+	}
+	d := &sniffedBase64{shape: shape, prefix: buf}
+	d.base64Reader = newBase64Reader(io.MultiReader(bytes.NewReader(prefix), sniffCheck{rest, &d.shape}), bufs)
+	return d, d
+}
+
+// prefixed passes a body through after the bytes read to sniff it.
+type prefixed struct {
+	io.Reader
+	buf  []byte
+	bufs *byteCache
+}
+
+func (*prefixed) repairs() (int64, string) { return 0, "" }
+func (p *prefixed) release() {
+	p.bufs.put(p.buf)
+	p.buf = nil
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
