@@ -257,7 +257,10 @@ func (s *Spool) scanLog(l *wal.Log, from wal.Position) (int, error) {
 // frame forged to pass the CRC with a broken object inside is refused by the pipeline, and
 // the uploader's bisection then dead-letters that one record.
 func framedObject(rec []byte) bool {
-	return len(rec) >= 2 && rec[0] == '{' && rec[len(rec)-1] == '}' && !bytes.ContainsAny(rec, "\r\n")
+	// Two IndexByte calls, not ContainsAny: they are vectorised, and this runs over every
+	// byte of a backlog.
+	return len(rec) >= 2 && rec[0] == '{' && rec[len(rec)-1] == '}' &&
+		bytes.IndexByte(rec, '\n') < 0 && bytes.IndexByte(rec, '\r') < 0
 }
 
 // releaseRound gives back the blobs of a round that was not committed: its senders are told

@@ -341,7 +341,8 @@ func validLine(b []byte) bool {
 // validRecord reports whether b is one JSON object with no line break: a record as the log
 // stores it, an NDJSON line without its "\n".
 func validRecord(b []byte) bool {
-	return len(b) > 0 && b[0] == '{' && !bytes.ContainsAny(b, "\r\n") && json.Valid(b)
+	// IndexByte, not ContainsAny: it is vectorised, and every committed byte passes here.
+	return len(b) > 0 && b[0] == '{' && bytes.IndexByte(b, '\n') < 0 && bytes.IndexByte(b, '\r') < 0 && json.Valid(b)
 }
 
 // Notify returns a channel that receives after records are committed. Signals coalesce: one

@@ -39,7 +39,7 @@ func scanAll(t testing.TB, l *Log, from Position) []entry {
 	t.Helper()
 	var out []entry
 	if err := l.Scan(from, func(pos Position, rec []byte) error {
-		out = append(out, entry{pos, rec})
+		out = append(out, entry{pos, bytes.Clone(rec)}) // Scan reuses rec's memory
 		return nil
 	}); err != nil {
 		t.Fatalf("Scan(%v): %v", from, err)
