@@ -30,11 +30,22 @@ const (
 	TransportMilter = "milter"
 )
 
-// URL sources: where in the message a link was found.
+// URL sources: where in the message a link was found. Each body part kind scanned for links
+// has its own, so that a link only an invitation or a bounce carries can be told apart; any
+// part listed as an attachment (named, or Content-Disposition: attachment) is "attachment",
+// whatever its kind.
 const (
 	URLSourceText       = "text"
 	URLSourceHTML       = "html"
 	URLSourceAttachment = "attachment"
+	URLSourceCSS        = "css"      // a text/css part: url(), @import and links in its text
+	URLSourceCalendar   = "calendar" // a text/calendar part: URI properties and text values
+	// URLSourceDeliveryStatus: a message/delivery-status (or message/global-delivery-status)
+	// part of a bounce report.
+	URLSourceDeliveryStatus = "delivery-status"
+	// URLSourceRFC822Headers: a text/rfc822-headers (or message/global-headers) part, the
+	// header of a returned message.
+	URLSourceRFC822Headers = "rfc822-headers"
 )
 
 // Record is one accepted copy of a message, as uploaded to the pipeline.

@@ -641,7 +641,8 @@ func externalURL(params map[string]string) string {
 func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 	dec := st.leafDecoder(w, p)
 	defer st.doneDecoding(dec, p)
-	isText := p.MediaType == "text/plain" || p.MediaType == "text/html"
+	bodyText := p.MediaType == "text/plain" || p.MediaType == "text/html"
+	kind, isText := textSource(p.MediaType)
 
 	if ctx.role == roleWrapper && !ctx.summaryDone && p.MediaType == "text/plain" {
 		ctx.summaryDone = true
@@ -654,13 +655,9 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 
 	a := st.attachmentMeta(p, ctx)
 	named := a.Filename != "" || a.Disposition == "attachment"
-	if ctx.role == roleScored && isText && !named {
+	if ctx.role == roleScored && bodyText && !named {
 		if !st.opts.NoURLs {
-			src := api.URLSourceText
-			if p.MediaType == "text/html" {
-				src = api.URLSourceHTML
-			}
-			if err := st.scanText(dec, p, ctx, src); err != nil {
+			if err := st.scanText(dec, p, ctx, kind); err != nil {
 				return err
 			}
 		}
@@ -668,12 +665,12 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 	}
 
 	urlSource := api.URLSourceAttachment
-	if ctx.role == roleNested && !named {
-		// The body text of an attached message: its links are the message's links.
-		urlSource = api.URLSourceText
-		if p.MediaType == "text/html" {
-			urlSource = api.URLSourceHTML
-		}
+	if !named && isText && (ctx.role == roleNested || ctx.role == roleScored) {
+		// The body text of an attached message: its links are the message's links. And an
+		// inline invitation, style sheet or bounce report of either message stays listed as
+		// an attachment, as it always was (its hash is evidence and in the dedupe key), but
+		// its links are named by the part's kind.
+		urlSource = kind
 	}
 	if st.opts.Attachments == AttachmentsOff {
 		// Nothing is listed, but signatures still say who signed, and opaque-signed
@@ -726,12 +723,40 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 		st.anomaly(anomalyUnknownCharset, p.Path, p.Params["charset"])
 	}
 	var err error
-	if p.MediaType == "text/html" {
+	switch p.MediaType {
+	case "text/html":
 		err = st.urls.ScanHTML(cr, source)
-	} else {
+	case "text/css":
+		err = st.urls.ScanCSS(cr, source)
+	case "text/calendar":
+		err = st.urls.ScanCalendar(cr, source)
+	default:
 		err = st.urls.ScanText(cr, source)
 	}
 	return readFailure(err)
+}
+
+// textSource reports whether a leaf of this media type is read for links, and the URL source
+// its links get when it is body text rather than an attachment. Beyond the body text proper,
+// invitations (text/calendar), style sheets and bounce reports carry links a reader is shown
+// or a client fetches; each kind is named apart so that a link only they hold can be weighed.
+// The global (RFC 6533) forms of the bounce parts are the same text in UTF-8.
+func textSource(mediaType string) (source string, ok bool) {
+	switch mediaType {
+	case "text/plain":
+		return api.URLSourceText, true
+	case "text/html":
+		return api.URLSourceHTML, true
+	case "text/css":
+		return api.URLSourceCSS, true
+	case "text/calendar":
+		return api.URLSourceCalendar, true
+	case "message/delivery-status", "message/global-delivery-status":
+		return api.URLSourceDeliveryStatus, true
+	case "text/rfc822-headers", "message/global-headers":
+		return api.URLSourceRFC822Headers, true
+	}
+	return "", false
 }
 
 // readFailure passes on input failures and drops anything else: a scanner's trouble with

@@ -358,7 +358,7 @@ func TestSchemaEnumsMatchConstants(t *testing.T) {
 		{"/properties/envelope/properties/transport/enum", []string{api.TransportSMTP, api.TransportMilter}},
 		{"/properties/source/properties/kind/enum", []string{api.SourceExchangeJournal, api.SourceExchange2003Journal, api.SourceGoogleCopy, api.SourceGatewayCopy, api.SourceDirect}},
 		{"/$defs/journal_recipient/properties/type/enum", []string{api.RecipientTo, api.RecipientCc, api.RecipientBcc, api.RecipientRecipient}},
-		{"/$defs/url/properties/sources/items/enum", []string{api.URLSourceText, api.URLSourceHTML, api.URLSourceAttachment}},
+		{"/$defs/url/properties/sources/items/enum", []string{api.URLSourceText, api.URLSourceHTML, api.URLSourceAttachment, api.URLSourceCSS, api.URLSourceCalendar, api.URLSourceDeliveryStatus, api.URLSourceRFC822Headers}},
 	}
 	for _, tc := range tests {
 		var got []string

@@ -159,3 +159,48 @@ func FuzzUnwrap(f *testing.F) {
 		}
 	})
 }
+
+func FuzzScanCalendar(f *testing.F) {
+	for _, tc := range calendarCases {
+		f.Add([]byte(tc.in), uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		for _, opts := range fuzzOptions {
+			whole := NewCollector(opts)
+			if err := whole.ScanCalendar(bytes.NewReader(data), api.URLSourceCalendar); err != nil {
+				t.Fatal(err)
+			}
+			checkInvariants(t, whole, opts)
+			checkStable(t, whole, opts)
+
+			// Unfolding is byte by byte and text values stream into ScanText, so where the
+			// reads and chunks end must not change what is found either.
+			small := NewCollector(opts)
+			small.chunk = 1 + int(chunk%32)
+			if err := small.ScanCalendar(iotest.OneByteReader(bytes.NewReader(data)), api.URLSourceCalendar); err != nil {
+				t.Fatal(err)
+			}
+			sameList(t, "chunked", describe(small.URLs()), describe(whole.URLs()))
+			sameList(t, "chunked limits", small.LimitsHit(), whole.LimitsHit())
+		}
+	})
+}
+
+// FuzzScanCSS checks only the invariants: a style sheet is cut at '}', ';' or a line end, and
+// a cut inside a quoted url() value may lose that one link, so chunking can change the list.
+func FuzzScanCSS(f *testing.F) {
+	for _, tc := range cssCases {
+		f.Add([]byte(tc.in), uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		for _, opts := range fuzzOptions {
+			c := NewCollector(opts)
+			c.chunk = 1 + int(chunk%64)
+			if err := c.ScanCSS(iotest.OneByteReader(bytes.NewReader(data)), api.URLSourceCSS); err != nil {
+				t.Fatal(err)
+			}
+			checkInvariants(t, c, opts)
+			checkStable(t, c, opts)
+		}
+	})
+}

@@ -178,38 +178,6 @@ func refreshURL(content []byte) []byte {
 	return s
 }
 
-// scanCSS adds the targets of CSS url(...) values, quoted or not, and scans the rest of the
-// style sheet as text (which finds @import "http://..." and links in comments). Each byte is
-// looked at by one of the two, so a link is counted once.
-func (c *Collector) scanCSS(b []byte, source string) {
-	for {
-		k := indexURLFunc(b)
-		if k < 0 {
-			break
-		}
-		c.scanBlock(b[:k], source)
-		var v []byte
-		v, b = cssURLValue(b[k+len("url("):])
-		c.add(v, source, false)
-	}
-	c.scanBlock(b, source)
-}
-
-// indexURLFunc finds "url(" in any case.
-func indexURLFunc(b []byte) int {
-	for i := 0; ; {
-		k := bytes.IndexByte(b[i:], '(')
-		if k < 0 {
-			return -1
-		}
-		k += i
-		if k >= 3 && equalFoldASCII(b[k-3:k], "url") {
-			return k - 3
-		}
-		i = k + 1
-	}
-}
-
 // cssURLValue splits the argument of url( from what follows its closing parenthesis. A quoted
 // string ends at its quote or, as CSS has it, at a newline.
 func cssURLValue(b []byte) (v, rest []byte) {

@@ -1,5 +1,6 @@
-// Package urls collects the links in a message's text and HTML parts for the record's "urls"
-// field. Bodies are read and forgotten: a Collector keeps the URLs it found, never the text
+// Package urls collects the links in a message's text parts for the record's "urls" field:
+// plain text, HTML, CSS (ScanCSS) and iCalendar (ScanCalendar); bounce reports and returned
+// headers are read as plain text. Bodies are read and forgotten: a Collector keeps the URLs it found, never the text
 // around them.
 //
 // Links rewritten by mail gateways (Safe Links, Proofpoint, Mimecast, ...) are unwrapped to the

@@ -1,0 +1,127 @@
+package parser
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/api/schema"
+)
+
+// One message with a part of each kind read for links: each link is recorded with the kind
+// of the part it came from; the parts that were always listed as attachments still are.
+func TestTextPartKindsNameTheirLinks(t *testing.T) {
+	ics := "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nORGANIZER;CN=Boss:mailto:boss@cal.example\r\n" +
+		"URL:https://event.example/e\r\nATTACH;VALUE=BINARY;ENCODING=BASE64:aHR0cDovL2JpbmFyeS5leGFtcGxlLw==\r\n" +
+		"DESCRIPTION:Join https://meet.exa\r\n mple/j\\,1 now\\nhttp://desc.example/d\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	msg := crlf(`From: a@corp.example
+To: b@corp.example
+Subject: parts
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="mix"
+
+--mix
+Content-Type: text/plain
+
+See http://plain.example/p
+--mix
+Content-Type: text/css
+
+@import "http://import.example/s.css";
+/* http://comment.example/c */
+body { background: url('http://css.example/bg.png') }
+--mix
+Content-Type: text/calendar; method=REQUEST; charset=utf-8
+Content-Transfer-Encoding: base64
+
+`) + base64.StdEncoding.EncodeToString([]byte(ics)) + crlf(`
+--mix
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.corp.example
+Diagnostic-Code: smtp; 550 5.7.1 blocked, see https://postmaster.example/why
+--mix
+Content-Type: text/rfc822-headers
+
+List-Unsubscribe: <https://unsub.example/u>
+--mix
+Content-Type: text/calendar
+Content-Disposition: attachment; filename=invite.ics
+
+URL:http://attached.example/a
+--mix--
+`)
+	for _, mode := range []AttachmentMode{AttachmentsMetadata, AttachmentsOff} {
+		rec := parseString(t, Options{Attachments: mode}, msg)
+		var got []string
+		for _, u := range rec.URLs {
+			got = append(got, u.URL+" "+strings.Join(u.Sources, "+"))
+		}
+		want := []string{
+			"http://plain.example/p text",
+			"http://import.example/s.css css",
+			"http://comment.example/c css",
+			"http://css.example/bg.png css",
+			"mailto:boss@cal.example calendar",
+			"https://event.example/e calendar",
+			"https://meet.example/j,1 calendar",
+			"http://desc.example/d calendar",
+			"https://postmaster.example/why delivery-status",
+			"https://unsub.example/u rfc822-headers",
+			// A named part is an attachment, whatever its kind, as a named text/plain is.
+			"http://attached.example/a attachment",
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: urls:\n%s\nwant:\n%s", mode, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		var types []string
+		for _, a := range rec.Attachments {
+			types = append(types, a.Path+" "+a.ContentType)
+		}
+		wantTypes := []string{"2 text/css", "3 text/calendar", "4 message/delivery-status", "5 text/rfc822-headers", "6 text/calendar"}
+		if mode == AttachmentsOff {
+			wantTypes = nil
+		}
+		if strings.Join(types, ",") != strings.Join(wantTypes, ",") {
+			t.Errorf("%s: attachments %q, want %q", mode, types, wantTypes)
+		}
+		stamp(rec)
+		line, err := api.MarshalRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := schema.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Validate(line); err != nil {
+			t.Errorf("%s: record does not validate: %v", mode, err)
+		}
+	}
+}
+
+// The links of an attached message's parts are the message's links, named by part kind as
+// its text and HTML are.
+func TestNestedMessageTextPartKinds(t *testing.T) {
+	msg := crlf(`From: a@corp.example
+To: b@corp.example
+Subject: bounce
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="out"
+
+--out
+Content-Type: message/rfc822
+
+From: c@corp.example
+Subject: inner
+Content-Type: text/calendar
+
+URL:http://inner.example/i
+--out--
+`)
+	rec := parseString(t, Options{}, msg)
+	if len(rec.URLs) != 1 || rec.URLs[0].URL != "http://inner.example/i" || strings.Join(rec.URLs[0].Sources, "+") != "calendar" {
+		t.Errorf("urls %+v", rec.URLs)
+	}
+}
