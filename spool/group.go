@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// groupSync lets concurrent commits share one fsync of a directory. Each caller has already
+// groupSync lets concurrent blob commits share one fsync of blobs/. Each caller has already
 // renamed its file into the directory; it needs an fsync that started after that rename, and
 // any fsync that starts after the caller joined will do. So callers join the next round, one
 // of them runs it for all, and the rest wait for its result. While a round runs, newcomers
@@ -75,11 +75,11 @@ func (g *groupSync) lead(r *syncRound, fsync func() error) {
 
 var errFsyncPanicked = errors.New("directory fsync panicked")
 
-// commitQueue gathers concurrent Commits into rounds, each written as one group file with one
-// file fsync and one directory fsync. A caller joins the newest round that has not started and
-// has room, or opens a new one; the rounds run one after another, each led by one of its own
-// callers, and while one runs the next fills. So a burst of n commits costs about two rounds'
-// fsyncs rather than n, and a lone commit runs at once, with no timer to wait for.
+// commitQueue gathers concurrent Commits into rounds, each written as one append to the log
+// with one fdatasync. A caller joins the newest round that has not started and has room, or
+// opens a new one; the rounds run one after another, each led by one of its own callers, and
+// while one runs the next fills. So a burst of n commits costs about two rounds' flushes
+// rather than n, and a lone commit runs at once, with no timer to wait for.
 type commitQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond // on mu; broadcast when a round ends
