@@ -92,6 +92,8 @@ func anomalyCodes() []string {
 		walker.AnomalyBadContentType,
 		walker.AnomalyMultipartWithoutBoundary,
 		walker.AnomalyEncodedMultipart,
+		walker.AnomalyBoundaryRecovered,
+		walker.AnomalyDuplicateContentType,
 		walker.AnomalyHeaderFieldTruncated,
 		walker.AnomalyHeaderTruncated,
 		walker.AnomalyMboxFromLine,
@@ -164,6 +166,7 @@ func limitNames() []string {
 		walker.LimitDepth,
 		walker.LimitLineLength,
 		walker.LimitHeaderBytes,
+		walker.LimitBoundaryPrefix,
 
 		urls.LimitURLs,
 		urls.LimitURLLength,

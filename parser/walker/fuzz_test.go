@@ -23,6 +23,8 @@ func FuzzWalker(f *testing.F) {
 		"Subject: s\r\n \t\r\nNote: body after a whitespace separator\r\n",
 		"\xef\xbb\xbf\r\n \r\nFrom: a\r\n\tfolded\r\n\t\r\n\tindented body",
 		"Content-Type: multipart/mixed; boundary=b\r\n--b\r\nContent-Type: message/rfc822\r\nbody\r\n--b--\r\n",
+		"Content-Type: multipart/mixed; boundary=z\r\n\r\n--y\r\n\r\nx\r\n--y\r\n\r\nx\r\n--y--\r\n",
+		"Content-Type: text/plain\r\nContent-Type: multipart/mixed; boundary=y\r\n\r\n--y\r\n\r\nx\r\n--y--\r\n",
 		"Content-Type: message/rfc822\n\nFrom x Mon Jan  1 00:00:00 2024\nSubject: in\nbody\n",
 	} {
 		f.Add([]byte(s))

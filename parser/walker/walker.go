@@ -50,7 +50,8 @@ type Part struct {
 	MessageRoot bool // the root entity of a message: the top-level one, or that of a message/rfc822 part
 }
 
-// Anomaly is a repair the walker made. Detail never carries body bytes.
+// Anomaly is a repair the walker made. Detail never carries body bytes, save a recovered
+// boundary: at most 70 bchars, and structure rather than content.
 type Anomaly struct {
 	Code   string
 	Path   string
@@ -76,6 +77,12 @@ const (
 	// AnomalyEncodedMultipart: a multipart with a Content-Transfer-Encoding (RFC 2045 §6.4
 	// forbids it).
 	AnomalyEncodedMultipart = "encoded_multipart"
+	// AnomalyBoundaryRecovered: the declared boundary did not occur in the start of the
+	// multipart's body, but another one was used there as a boundary and was walked by.
+	AnomalyBoundaryRecovered = "boundary_recovered"
+	// AnomalyDuplicateContentType: of repeated Content-Type fields, a later one was used
+	// because its boundary occurs and the first one's does not.
+	AnomalyDuplicateContentType = "duplicate_content_type"
 	// AnomalyHeaderFieldTruncated: a header field longer than MaxLineLength was cut.
 	AnomalyHeaderFieldTruncated = "header_field_truncated"
 	// AnomalyHeaderTruncated: header fields past MaxHeaderBytes were dropped.
@@ -102,6 +109,10 @@ const (
 	LimitDepth       = "depth"        // an entity deeper than MaxDepth was not walked into
 	LimitLineLength  = "line_length"  // a header field was cut at MaxLineLength
 	LimitHeaderBytes = "header_bytes" // header fields past MaxHeaderBytes were dropped
+	// The start of a multipart's body held neither its declared delimiter nor another
+	// boundary in use, nor its end, or the message's budget for looking was spent: it was
+	// walked by the declared boundary.
+	LimitBoundaryPrefix = "boundary_prefix"
 )
 
 // Options bound the walk. For each limit, zero means the default and a negative value means
@@ -156,6 +167,10 @@ type frame struct {
 	depth    int
 	children int
 	digest   bool // multipart/digest: parts default to message/rfc822
+	// The boundary has not been checked against the body yet. The check waits for the
+	// first read of the body, so that Next hands out the multipart's header before the
+	// walker reads past it.
+	unchecked bool
 }
 
 // spec describes the entity whose header comes next.
@@ -175,6 +190,8 @@ type Walker struct {
 	next   spec
 	parts  int
 	err    error // sticky error from the underlying reader
+
+	missedLook int // bytes scanned by boundary look-aheads that missed (see maxMissedLook)
 
 	prevEOL  [3]byte // end-of-line of the previous line, held back until we know the next
 	prevEOLn int     // line is not a boundary (RFC 2046 §5.1.1: that CRLF belongs to it)
@@ -389,6 +406,15 @@ func (w *Walker) atEOF() {
 
 // skip reads a preamble or epilogue up to the next boundary.
 func (w *Walker) skip() {
+	if n := len(w.frames); n > 0 && w.frames[n-1].unchecked {
+		f := &w.frames[n-1]
+		f.unchecked = false
+		// recoverBoundary must not see f itself among the enclosing boundaries.
+		w.frames = w.frames[:n-1]
+		b := w.recoverBoundary(f.boundary, f.path)
+		w.frames = w.frames[:n]
+		w.frames[n-1].boundary = b
+	}
 	for {
 		li, err := w.nextLine()
 		if err != nil {
@@ -432,7 +458,7 @@ func (w *Walker) readEntity() (*Part, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
-	w.classify(p, sp)
+	w.classify(p, sp, end.kind == endBlank)
 
 	if end.kind != endBlank {
 		// The header was cut short by a boundary or the end of input: there is no body.
@@ -450,10 +476,11 @@ func (w *Walker) readEntity() (*Part, error) {
 	switch p.Kind {
 	case Multipart:
 		w.frames = append(w.frames, frame{
-			boundary: []byte(strings.TrimRight(p.Params["boundary"], " \t")),
-			path:     p.Path,
-			depth:    p.Depth,
-			digest:   p.MediaType == "multipart/digest",
+			boundary:  []byte(strings.TrimRight(p.Params["boundary"], " \t")),
+			path:      p.Path,
+			depth:     p.Depth,
+			digest:    p.MediaType == "multipart/digest",
+			unchecked: true,
 		})
 		w.state = stateSkip
 	case Message:
@@ -466,9 +493,13 @@ func (w *Walker) readEntity() (*Part, error) {
 	return p, nil
 }
 
-// classify sets the media type, encoding, kind and final path of p from its header.
-func (w *Walker) classify(p *Part, sp spec) {
+// classify sets the media type, encoding, kind and final path of p from its header. body
+// says whether a body follows the header, to look into for the boundary in use.
+func (w *Walker) classify(p *Part, sp spec, body bool) {
 	ct := p.Header.Get("Content-Type")
+	if body && repeated(&p.Header, "Content-Type") {
+		ct = w.pickContentType(p.Header.Values("Content-Type"), sp.path)
+	}
 	mt, params, problems := ParseMediaType(ct)
 	for _, pr := range problems {
 		w.report(AnomalyBadContentType, sp.path, pr)
