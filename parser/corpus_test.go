@@ -67,6 +67,22 @@ func stamp(rec *api.Record) {
 	rec.Sensor = api.Sensor{ID: "test", Version: "test"}
 }
 
+// validateRecord stamps rec as the intake would and checks it against the schema the
+// pipeline enforces.
+func validateRecord(t *testing.T, rec *api.Record) error {
+	t.Helper()
+	stamp(rec)
+	line, err := api.MarshalRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := schema.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Validate(line)
+}
+
 type golden struct {
 	File   string         `json:"file"`
 	Expect map[string]any `json:"expect"`

@@ -16,7 +16,6 @@ import (
 	"testing/iotest"
 
 	"github.com/journalsensor/sensor/api"
-	"github.com/journalsensor/sensor/api/schema"
 )
 
 const secret = "The falcon lands at midnight behind the old mill"
@@ -434,16 +433,7 @@ y.example">ceo@corp.example</a></p>
 			t.Errorf("scheme of %q is %q", u.URL, scheme)
 		}
 	}
-	stamp(rec)
-	line, err := api.MarshalRecord(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := schema.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Validate(line); err != nil {
+	if err := validateRecord(t, rec); err != nil {
 		t.Errorf("record does not validate: %v", err)
 	}
 }

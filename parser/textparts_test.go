@@ -4,9 +4,6 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
-
-	"github.com/journalsensor/sensor/api"
-	"github.com/journalsensor/sensor/api/schema"
 )
 
 // One message with a part of each kind read for links: each link is recorded with the kind
@@ -86,16 +83,7 @@ URL:http://attached.example/a
 		if strings.Join(types, ",") != strings.Join(wantTypes, ",") {
 			t.Errorf("%s: attachments %q, want %q", mode, types, wantTypes)
 		}
-		stamp(rec)
-		line, err := api.MarshalRecord(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := schema.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := v.Validate(line); err != nil {
+		if err := validateRecord(t, rec); err != nil {
 			t.Errorf("%s: record does not validate: %v", mode, err)
 		}
 	}

@@ -1,11 +1,9 @@
 package sensor
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,36 +47,7 @@ func benchmarkIngest(b *testing.B, sp Committer) {
 	m := &Metrics{}
 	in := NewIntake(IntakeConfig{SensorID: "sensor-1", Version: "v-bench", Logger: logger.With("component", "intake")}, p, sp, m)
 	srv := NewSMTPServer(SMTPConfig{Domain: "sensor.test", MaxMessageBytes: 10 << 20, Logger: logger.With("component", "smtp")}, in, m)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	expect := func(prefix string) {
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(l) >= 4 && l[3] == '-' {
-				continue
-			}
-			if !strings.HasPrefix(l, prefix) {
-				b.Fatalf("reply %q, want %s", l, prefix)
-			}
-			return
-		}
-	}
-	expect("220")
-	io.WriteString(conn, "EHLO bench.example.org\r\n")
-	expect("250")
+	conn, expect := benchSession(b, srv, "bench.example.org")
 	msg := []byte(ingestBenchMessage() + ".\r\n")
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()

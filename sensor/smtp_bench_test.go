@@ -22,17 +22,36 @@ func BenchmarkSMTPData(b *testing.B) {
 	})
 	in := NewIntake(IntakeConfig{}, discard, &memSpool{}, nil)
 	srv := NewSMTPServer(SMTPConfig{Domain: "sensor.test", MaxMessageBytes: 8 << 20}, in, nil)
+	conn, expect := benchSession(b, srv, "bench")
+	line := strings.Repeat("QUJD", 19) + "\r\n"
+	body := "Subject: bench\r\n\r\n" + strings.Repeat(line, (1<<20)/len(line)) + ".\r\n"
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		io.WriteString(conn, "MAIL FROM:<a@example.org>\r\nRCPT TO:<j@sensor.test>\r\nDATA\r\n")
+		expect("250")
+		expect("250")
+		expect("354")
+		io.WriteString(conn, body)
+		expect("250")
+	}
+}
+
+// benchSession serves srv on a loopback port for the benchmark, opens one session, says EHLO
+// as helo, and returns the connection and a function that reads the next reply (the last
+// line of a multi-line one) and fails b unless it starts with prefix.
+func benchSession(b *testing.B, srv *SMTPServer, helo string) (net.Conn, func(prefix string)) {
+	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	go srv.Serve(ln)
-	defer srv.Close()
+	b.Cleanup(func() { srv.Close() })
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.Close()
+	b.Cleanup(func() { conn.Close() })
 	r := bufio.NewReader(conn)
 	expect := func(prefix string) {
 		for {
@@ -50,17 +69,7 @@ func BenchmarkSMTPData(b *testing.B) {
 		}
 	}
 	expect("220")
-	fmt.Fprintf(conn, "EHLO bench\r\n")
+	fmt.Fprintf(conn, "EHLO %s\r\n", helo)
 	expect("250")
-	line := strings.Repeat("QUJD", 19) + "\r\n"
-	body := "Subject: bench\r\n\r\n" + strings.Repeat(line, (1<<20)/len(line)) + ".\r\n"
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		io.WriteString(conn, "MAIL FROM:<a@example.org>\r\nRCPT TO:<j@sensor.test>\r\nDATA\r\n")
-		expect("250")
-		expect("250")
-		expect("354")
-		io.WriteString(conn, body)
-		expect("250")
-	}
+	return conn, expect
 }

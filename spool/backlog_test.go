@@ -2,9 +2,7 @@ package spool
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -82,24 +80,12 @@ func TestLegacyRecordFilesMoveIntoTheLog(t *testing.T) {
 }
 
 // batchIDs returns the record ids in batch id, in order.
-func batchIDs(t testing.TB, s *Spool, id string) []string {
+func batchIDs(t *testing.T, s *Spool, id string) []string {
 	t.Helper()
-	f, err := s.OpenBatch(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lines, _ := readBatch(t, s.path(dirBatches, id+batchExt))
 	var out []string
-	for _, line := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, idPrefix); ok && len(rest) >= ulid.EncodedSize {
+	for _, line := range lines {
+		if rest, ok := bytes.CutPrefix([]byte(line), idPrefix); ok && len(rest) >= ulid.EncodedSize {
 			out = append(out, string(rest[:ulid.EncodedSize]))
 		}
 	}

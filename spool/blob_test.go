@@ -404,16 +404,8 @@ func TestBlobCommitFaults(t *testing.T) {
 // readGzipHeader returns a batch file's gzip header.
 func readGzipHeader(t *testing.T, name string) gzip.Header {
 	t.Helper()
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return zr.Header
+	_, h := readBatch(t, name)
+	return h
 }
 
 // The whole life of blobs: kept while a pending record or batch names them, removed when the
