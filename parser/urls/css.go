@@ -14,15 +14,8 @@ import (
 func (c *Collector) ScanCSS(r io.Reader, source string) error {
 	buf := c.buf[:0]
 	for {
-		want := max(c.chunk, len(buf))
-		if cap(buf)-len(buf) < want {
-			nb := make([]byte, len(buf), max(len(buf)+want, 2*cap(buf)))
-			copy(nb, buf)
-			buf = nb
-			c.buf = nb
-		}
-		n, err := readFull(r, buf[len(buf):len(buf)+want])
-		buf = buf[:len(buf)+n]
+		var err error
+		buf, err = c.readMore(r, buf)
 		if err != nil {
 			c.scanCSS(buf, source)
 			if err == io.EOF {

@@ -49,17 +49,8 @@ func (c *Collector) ScanText(r io.Reader, source string) error {
 
 	buf := c.buf[:0]
 	for {
-		// Fresh input at least as long as the carried tail keeps the rescanning of a pending
-		// URL amortised linear, whatever the chunk size.
-		want := max(c.chunk, len(buf))
-		if cap(buf)-len(buf) < want {
-			nb := make([]byte, len(buf), max(len(buf)+want, 2*cap(buf)))
-			copy(nb, buf)
-			buf = nb
-			c.buf = nb
-		}
-		n, err := readFull(r, buf[len(buf):len(buf)+want])
-		buf = buf[:len(buf)+n]
+		var err error
+		buf, err = c.readMore(r, buf)
 		atEOF := err != nil
 		keep := c.scanText(buf, atEOF, source)
 		if keep > 0 {
@@ -73,6 +64,22 @@ func (c *Collector) ScanText(r io.Reader, source string) error {
 		}
 		buf = buf[:copy(buf, buf[keep:])]
 	}
+}
+
+// readMore appends the next chunk of r to buf, the carried tail of the last one, growing
+// c.buf as needed, and returns the longer buf with readFull's error. Fresh input at least as
+// long as the carried tail keeps the rescanning of a pending URL amortised linear, whatever
+// the chunk size.
+func (c *Collector) readMore(r io.Reader, buf []byte) ([]byte, error) {
+	want := max(c.chunk, len(buf))
+	if cap(buf)-len(buf) < want {
+		nb := make([]byte, len(buf), max(len(buf)+want, 2*cap(buf)))
+		copy(nb, buf)
+		buf = nb
+		c.buf = nb
+	}
+	n, err := readFull(r, buf[len(buf):len(buf)+want])
+	return buf[:len(buf)+n], err
 }
 
 // readFull fills p unless r ends or fails first. Scanning only full chunks is what keeps the
