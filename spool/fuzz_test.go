@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/journalsensor/sensor/wal"
 )
 
 // FuzzCommit feeds Commit arbitrary lines: it either refuses one and leaves nothing, or stores
@@ -77,11 +79,11 @@ func FuzzOpen(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		if err := os.WriteFile(segmentPath(filepath.Join(dir, "log"), 1), seg1, 0o600); err != nil {
+		if err := os.WriteFile(wal.SegmentPath(filepath.Join(dir, "log"), 1), seg1, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if len(seg2) > 0 {
-			if err := os.WriteFile(segmentPath(filepath.Join(dir, "log"), 2), seg2, 0o600); err != nil {
+			if err := os.WriteFile(wal.SegmentPath(filepath.Join(dir, "log"), 2), seg2, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -68,7 +68,7 @@ func ScanRecords(dir string, pending bool, fn func(ScannedRecord) error) (warnin
 	}
 	damage, err := wal.ScanDir(filepath.Join(dir, dirLog), wal.Position{}, func(pos wal.Position, rec []byte) error {
 		src := InLog
-		if before(pos, cur) {
+		if pos.Before(cur) {
 			if pending {
 				return nil
 			}
@@ -144,11 +144,11 @@ func Segments(dir string) ([]SegmentInfo, error) {
 		if !ok {
 			i = len(out)
 			bySeg[pos.Segment] = i
-			out = append(out, SegmentInfo{Path: segmentPath(logDir, pos.Segment), Position: pos.String()})
+			out = append(out, SegmentInfo{Path: wal.SegmentPath(logDir, pos.Segment), Position: pos.String()})
 		}
 		out[i].Records++
 		out[i].Used = pos.Offset + wal.HeaderBytes + int64(len(rec))
-		if !before(pos, cur) {
+		if !pos.Before(cur) {
 			out[i].Pending++
 		}
 		return nil
@@ -182,15 +182,6 @@ func Segments(dir string) ([]SegmentInfo, error) {
 	}
 	slices.SortFunc(out, func(a, b SegmentInfo) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
-}
-
-func segmentPath(dir string, idx uint64) string {
-	return filepath.Join(dir, fmt.Sprintf("%020d.seg", idx))
-}
-
-// before reports whether a precedes b in the log.
-func before(a, b wal.Position) bool {
-	return a.Segment < b.Segment || a.Segment == b.Segment && a.Offset < b.Offset
 }
 
 // cursorBytes is a cursor record: the segment and offset, each uint64 little-endian.

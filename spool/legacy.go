@@ -92,20 +92,15 @@ func (s *Spool) migrateFile(name string) (int, error) {
 			bad++
 			return
 		}
-		n := int64(len(line))
-		if k := len(groups) - 1; k < 0 || groups[k].records >= maxGroupRecords || groups[k].bytes+n > maxGroupBytes {
+		if k := len(groups) - 1; k < 0 || groups[k].full(int64(len(line))) {
 			groups = append(groups, &group{})
 			recs = append(recs, nil)
 			occ = append(occ, nil)
 		}
 		k := len(groups) - 1
-		g := groups[k]
-		g.records++
-		g.bytes += n
-		if t, ok := lineTime(line); ok && (g.oldest.IsZero() || t.Before(g.oldest)) {
-			g.oldest = t
-		}
-		recs[k] = append(recs[k], line[:len(line)-1])
+		rec := line[:len(line)-1]
+		groups[k].add(rec)
+		recs[k] = append(recs[k], rec)
 		occ[k] = append(occ[k], lineRefs(line)...)
 	})
 	moved := 0

@@ -622,7 +622,7 @@ func TestBatchedSegmentsAreDeletedAndStayDelivered(t *testing.T) {
 		t.Errorf("Cursor = %s, %v; want the first pending group %s", got, err, cur)
 	}
 	segs, _ = Segments(dir)
-	if first := segmentPath(filepath.Join(dir, dirLog), cur.Segment); segs[0].Path != first {
+	if first := wal.SegmentPath(filepath.Join(dir, dirLog), cur.Segment); segs[0].Path != first {
 		t.Errorf("first segment %s after batching up to %s, want %s: the older ones deleted", segs[0].Path, cur, first)
 	}
 	_ = s.Close()
@@ -840,10 +840,10 @@ func TestOpenReadsAroundADamagedMiddleSegment(t *testing.T) {
 			break
 		}
 	}
-	writeAt(t, segmentPath(filepath.Join(dir, dirLog), victim.Segment), victim.Offset+wal.HeaderBytes+3, []byte("#"))
+	writeAt(t, wal.SegmentPath(filepath.Join(dir, dirLog), victim.Segment), victim.Offset+wal.HeaderBytes+3, []byte("#"))
 	var want []string
 	for _, r := range recs {
-		if r.pos.Segment != victim.Segment || before(r.pos, victim) {
+		if r.pos.Segment != victim.Segment || r.pos.Before(victim) {
 			want = append(want, r.line)
 		}
 	}
@@ -870,7 +870,7 @@ func TestOpenReadsAroundADamagedMiddleSegment(t *testing.T) {
 	if b.Records != len(want) {
 		t.Errorf("batch of %d records, want %d", b.Records, len(want))
 	}
-	broken := segmentPath(filepath.Join(dir, dirLog), victim.Segment) + ".broken"
+	broken := wal.SegmentPath(filepath.Join(dir, dirLog), victim.Segment) + ".broken"
 	if _, err := os.Stat(broken); err != nil {
 		t.Errorf("the damaged segment is not kept aside once delivered: %v", err)
 	}
@@ -884,7 +884,7 @@ func TestFormBatchSkipsAGroupDamagedInTheLog(t *testing.T) {
 	lines := commitLines(t, s, 3) // a group each
 	pending, _ := s.Pending()
 	pos, _ := parsePosition(pending[1].ID)
-	writeAt(t, segmentPath(filepath.Join(dir, dirLog), pos.Segment), pos.Offset+wal.HeaderBytes+2, []byte("#"))
+	writeAt(t, wal.SegmentPath(filepath.Join(dir, dirLog), pos.Segment), pos.Offset+wal.HeaderBytes+2, []byte("#"))
 
 	b, err := s.FormBatch(pending)
 	if err != nil {

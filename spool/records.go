@@ -39,6 +39,20 @@ type group struct {
 
 func (g *group) id() string { return g.pos.String() }
 
+// full reports whether one more record of n NDJSON bytes would take g past a group's bounds.
+func (g *group) full(n int64) bool {
+	return g.records >= maxGroupRecords || g.bytes+n > maxGroupBytes
+}
+
+// add counts rec, a record without its newline, in g.
+func (g *group) add(rec []byte) {
+	g.records++
+	g.bytes += int64(len(rec)) + 1
+	if t, ok := lineTime(rec); ok && (g.oldest.IsZero() || t.Before(g.oldest)) {
+		g.oldest = t
+	}
+}
+
 // Entry is one pending commit group: consecutive records in the log.
 type Entry struct {
 	ID      string    // the group's log position, "segment:offset"
@@ -219,19 +233,14 @@ func (s *Spool) scanLog(l *wal.Log, from wal.Position) (int, error) {
 			flush()
 			return nil
 		}
-		n := int64(len(rec)) + 1
-		if cur != nil && (cur.pos.Segment != pos.Segment || cur.records >= maxGroupRecords || cur.bytes+n > maxGroupBytes) {
+		if cur != nil && (cur.pos.Segment != pos.Segment || cur.full(int64(len(rec))+1)) {
 			flush()
 		}
 		end = wal.Position{Segment: pos.Segment, Offset: pos.Offset + wal.HeaderBytes + int64(len(rec))}
 		if cur == nil {
 			cur = &group{pos: pos}
 		}
-		cur.records++
-		cur.bytes += n
-		if t, ok := lineTime(rec); ok && (cur.oldest.IsZero() || t.Before(cur.oldest)) {
-			cur.oldest = t
-		}
+		cur.add(rec)
 		curRefs = append(curRefs, lineRefs(rec)...)
 		found++
 		return nil
@@ -303,7 +312,7 @@ func (s *Spool) takeGroup(g *group, zero *[]string) {
 
 // findGroup returns the pending group at pos. The caller holds s.mu.
 func (s *Spool) findGroup(pos wal.Position) *group {
-	i := sort.Search(len(s.groups), func(i int) bool { return !before(s.groups[i].pos, pos) })
+	i := sort.Search(len(s.groups), func(i int) bool { return !s.groups[i].pos.Before(pos) })
 	if i < len(s.groups) && s.groups[i].pos == pos && !s.groups[i].batched {
 		return s.groups[i]
 	}
@@ -455,7 +464,7 @@ func (s *Spool) FormBatch(entries []Entry) (Batch, error) {
 func (s *Spool) advance(mark wal.Position) {
 	s.cursorMu.Lock()
 	defer s.cursorMu.Unlock()
-	if !before(s.cursorPos, mark) {
+	if !s.cursorPos.Before(mark) {
 		return
 	}
 	if err := s.writeCursor(mark); err != nil {

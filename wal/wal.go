@@ -152,6 +152,16 @@ type Position struct {
 
 func (p Position) String() string { return fmt.Sprintf("%d:%d", p.Segment, p.Offset) }
 
+// Before reports whether p comes before q in the log.
+func (p Position) Before(q Position) bool {
+	return p.Segment < q.Segment || p.Segment == q.Segment && p.Offset < q.Offset
+}
+
+// SegmentPath is the file of segment idx in the log at dir (see the package doc).
+func SegmentPath(dir string, idx uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("%0*d%s", segDigits, idx, segExt))
+}
+
 // Log is an open write-ahead log.
 type Log struct {
 	dir     string
@@ -258,7 +268,7 @@ func listSegments(dir string) ([]uint64, error) {
 }
 
 func (l *Log) segPath(idx uint64) string {
-	return filepath.Join(l.dir, fmt.Sprintf("%0*d%s", segDigits, idx, segExt))
+	return SegmentPath(l.dir, idx)
 }
 
 // createSegment makes segment idx durable, name included, before anything is written in it.
@@ -748,7 +758,7 @@ func ScanDir(dir string, from Position, fn func(pos Position, rec []byte) error)
 		if idx < from.Segment {
 			continue
 		}
-		path := filepath.Join(dir, fmt.Sprintf("%0*d%s", segDigits, idx, segExt))
+		path := SegmentPath(dir, idx)
 		end, bad, err := scanFile(path, func(off int64, payload []byte) error {
 			if idx == from.Segment && off < from.Offset {
 				return nil
