@@ -82,7 +82,11 @@ func (c *Collector) scanTag(z *html.Tokenizer, tt html.TokenType, source string)
 		case "href", "xlink:href":
 			// The links a reader follows, mailto: among them (<a>, <area>, SVG's <a>).
 			c.addLink(val, source)
-		case "src", "action", "formaction", "background", "poster":
+		case "action", "formaction":
+			// A form that posts to mailto: opens the reader's mail client with the attacker's
+			// address filled in, as a mailto: href does.
+			c.addLink(val, source)
+		case "src", "background", "poster":
 			c.add(val, source, false)
 		case "data":
 			if tag == "object" {

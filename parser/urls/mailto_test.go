@@ -51,7 +51,11 @@ var mailtoHTMLCases = []struct {
 		`<a href="mailto:a@">d</a><a href="mailto:,,">e</a>`, nil},
 	{"javascript and other junk", `<a href="javascript:location='mailto:a@b.example'">j</a>` +
 		`<a href="xmailto:a@b.example">x</a><a href="mailto;a@b.example">y</a>`, nil},
-	{"not a link to follow", `<img src="mailto:i@img.example"><form action="mailto:f@form.example"></form>` +
+	{"form actions that post to mailto",
+		`<form action="mailto:f@form.example"><button formaction="mailto:b@button.example">b</button></form>`,
+		[]string{"mailto:f@form.example host=form.example count=1 sources=html",
+			"mailto:b@button.example host=button.example count=1 sources=html"}},
+	{"not a link to follow", `<img src="mailto:i@img.example">` +
 		`<div style="background:url(mailto:c@css.example)"></div>`, nil},
 }
 
