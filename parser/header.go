@@ -9,13 +9,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2"
-	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
-	"golang.org/x/text/encoding/htmlindex"
-	"golang.org/x/text/encoding/unicode"
-	"golang.org/x/text/transform"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/parser/charset"
 )
 
 // decodeHeaderValue turns a raw header value into text: bytes that are not UTF-8 are read as
@@ -27,6 +24,7 @@ func decodeHeaderValue(raw string) (string, bool) {
 		raw, fixed = latin1ToUTF8(raw), true
 	}
 	if strings.Contains(raw, "=?") {
+		raw = charset.UTF16Words(raw)
 		raw = enmime.DecodeRFC2047(raw)
 		if !utf8.ValidString(raw) {
 			raw = strings.ToValidUTF8(raw, "\uFFFD")
@@ -167,17 +165,5 @@ func msgIDs(v string) []string {
 // charsetReader converts text in the named charset to UTF-8 as a stream. It reports false
 // for a charset it does not know; the text is then passed through unchanged.
 func charsetReader(name string, r io.Reader) (io.Reader, bool) {
-	name = strings.Trim(strings.ToLower(strings.TrimSpace(name)), `"'`)
-	switch name {
-	case "", "utf-8", "utf8", "us-ascii", "ascii":
-		return r, true
-	}
-	enc, err := htmlindex.Get(name)
-	if err != nil {
-		return r, false
-	}
-	if enc == unicode.UTF8 || enc == encoding.Nop {
-		return r, true
-	}
-	return transform.NewReader(r, enc.NewDecoder()), true
+	return charset.NewReader(name, r)
 }

@@ -113,3 +113,34 @@ URL:http://inner.example/i
 		t.Errorf("urls %+v", rec.URLs)
 	}
 }
+
+// TestUTF16PartByteOrder: a text/html part labelled utf-16 but written big-endian, with or
+// without a byte order mark, was decoded little-endian and its links lost, while clients that
+// follow the WHATWG decode algorithm (the mark wins over the label) showed them.
+func TestUTF16PartByteOrder(t *testing.T) {
+	be := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r>>8), byte(r))
+		}
+		return b
+	}
+	part := func(label string, body []byte) string {
+		return "--b\nContent-Type: text/html; charset=" + label + "\nContent-Transfer-Encoding: base64\n\n" +
+			base64.StdEncoding.EncodeToString(body) + "\n"
+	}
+	msg := crlf("MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=b\n\n" +
+		part("utf-16", append([]byte{0xFE, 0xFF}, be(`<a href="https://marked.example/">x</a>`)...)) +
+		part("utf-16", be(`<a href="https://unmarked.example/">x</a>`)) +
+		part("utf-16le", append([]byte{0xFE, 0xFF}, be(`<a href="https://mislabelled.example/">x</a>`)...)) +
+		"--b--\n")
+	rec := parseString(t, Options{}, msg)
+	var got []string
+	for _, u := range rec.URLs {
+		got = append(got, u.URL)
+	}
+	want := []string{"https://marked.example/", "https://unmarked.example/", "https://mislabelled.example/"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("urls %q, want %q", got, want)
+	}
+}

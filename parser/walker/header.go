@@ -6,8 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2/mediatype"
+	"github.com/journalsensor/sensor/parser/charset"
 	"golang.org/x/text/encoding/charmap"
-	"golang.org/x/text/encoding/htmlindex"
 )
 
 // Field is one header field. Value is unfolded (line breaks removed, the whitespace that
@@ -76,7 +76,7 @@ func ParseMediaType(v string) (mtype string, params map[string]string, problems 
 		v = v[:cut]
 		problems = append(problems, "parameters past "+strconv.Itoa(maxMediaTypeBytes)+" bytes dropped")
 	}
-	mt, ps, invalid, err := mediatype.Parse(reencode2231(v))
+	mt, ps, invalid, err := mediatype.Parse(charset.UTF16Words(reencode2231(v)))
 	if err != nil {
 		return "", nil, append(problems, err.Error())
 	}
@@ -246,11 +246,9 @@ func unquote(s string) string {
 	return b.String()
 }
 
-func toUTF8(charset string, raw []byte) string {
-	if enc, err := htmlindex.Get(charset); err == nil {
-		if out, err := enc.NewDecoder().Bytes(raw); err == nil {
-			return string(out)
-		}
+func toUTF8(cs string, raw []byte) string {
+	if out, ok := charset.String(cs, raw); ok {
+		return out
 	}
 	if utf8.Valid(raw) {
 		return string(raw)

@@ -1,0 +1,192 @@
+// Package charset converts text in a MIME charset to UTF-8 the way mail clients read it.
+//
+// Labels are resolved as the WHATWG Encoding Standard does (htmlindex), since that is what
+// browsers and the clients built on them (Thunderbird, web mail) use. The bytes are believed
+// over the label where those clients believe them: a byte order mark wins over any label, as
+// the Standard's decode algorithm has it, and UTF-16 without one is read in the byte order its
+// text shows. A scanner that read such a part by its label alone would see noise where the
+// recipient sees links.
+package charset
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
+)
+
+// sniffBytes is how much of a text is looked at before it is decoded: a byte order mark, or
+// for UTF-16 the pattern of zero bytes that ASCII markup leaves, which 256 characters show.
+const sniffBytes = 512
+
+// bomBytes is the longest byte order mark, UTF-8's.
+const bomBytes = 3
+
+// NewReader returns r's text converted from the named charset to UTF-8 as a stream. It reports
+// false for a charset it does not know; the text is then passed through unchanged.
+func NewReader(label string, r io.Reader) (io.Reader, bool) {
+	enc, ok := lookup(label)
+	if !ok {
+		return r, false
+	}
+	n := sniffBytes
+	if enc == nil {
+		n = bomBytes // only a byte order mark can change how UTF-8 is read
+	}
+	br := bufio.NewReaderSize(r, n)
+	head, _ := br.Peek(n) // a short text gives a short head; errors come back on Read
+	enc = decoding(enc, head)
+	if enc == nil {
+		return br, true
+	}
+	return transform.NewReader(br, enc.NewDecoder()), true
+}
+
+// String converts raw from the named charset to UTF-8. It reports false for a charset it does
+// not know or bytes it cannot decode.
+func String(label string, raw []byte) (string, bool) {
+	enc, ok := lookup(label)
+	if !ok {
+		return "", false
+	}
+	enc = decoding(enc, raw)
+	if enc == nil {
+		return string(raw), true
+	}
+	out, err := enc.NewDecoder().Bytes(raw)
+	if err != nil {
+		return "", false
+	}
+	return string(out), true
+}
+
+// lookup resolves a charset label. A nil encoding means the text is UTF-8 (or ASCII) already.
+func lookup(label string) (encoding.Encoding, bool) {
+	label = strings.Trim(strings.ToLower(strings.TrimSpace(label)), `"'`)
+	switch label {
+	case "", "utf-8", "utf8", "us-ascii", "ascii":
+		return nil, true
+	}
+	enc, err := htmlindex.Get(label)
+	if err != nil {
+		return nil, false
+	}
+	if enc == encoding.Nop || enc == unicode.UTF8 {
+		return nil, true
+	}
+	return enc, true
+}
+
+// decoding picks the decoding for a text from its label's encoding and its first bytes. A
+// byte order mark decides, and is dropped. Without one, a text labelled "utf-16" or "utf-16le"
+// (which Windows writes for both orders) is read big-endian when its zero bytes fall on even
+// offsets (the high byte of an ASCII character first), and little-endian otherwise, the
+// Standard's reading of the label.
+func decoding(label encoding.Encoding, head []byte) encoding.Encoding {
+	switch {
+	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
+		return unicode.UTF8BOM
+	case bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
+		return unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM)
+	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}):
+		return unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM)
+	}
+	if label == nil {
+		return nil
+	}
+	if name, _ := htmlindex.Name(label); name != "utf-16le" {
+		return label
+	}
+	even, odd := 0, 0
+	for i, b := range head {
+		if b == 0 {
+			if i%2 == 0 {
+				even++
+			} else {
+				odd++
+			}
+		}
+	}
+	if even > odd {
+		return unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM)
+	}
+	return label
+}
+
+// encodedWord matches an RFC 2047 encoded word in a UTF-16 charset.
+var encodedWord = regexp.MustCompile(`(?i)=\?(utf-16(?:be|le)?)\?([bq])\?([^?]*)\?=`)
+
+// UTF16Words rewrites the RFC 2047 encoded words in s whose charset is UTF-16 as the same text
+// in UTF-8 words, read as a UTF-16 body is read here: a byte order mark wins over the label,
+// and without one the byte order is the one the text shows. The decoders underneath read every
+// "utf-16" word as little-endian and keep its mark as a character, so a big-endian file name
+// came out as CJK noise with its extension hidden. Other words, and words that do not decode,
+// are left as they are.
+func UTF16Words(s string) string {
+	if !containsFold(s, "?utf-16") {
+		return s
+	}
+	return encodedWord.ReplaceAllStringFunc(s, func(w string) string {
+		m := encodedWord.FindStringSubmatch(w)
+		var raw []byte
+		var err error
+		if m[2] == "b" || m[2] == "B" {
+			raw, err = base64.StdEncoding.DecodeString(m[3])
+		} else {
+			raw, err = qBytes(m[3])
+		}
+		if err != nil {
+			return w
+		}
+		text, ok := String(m[1], raw)
+		if !ok || !utf8.ValidString(text) {
+			return w
+		}
+		return "=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(text)) + "?="
+	})
+}
+
+// qBytes decodes the text of a Q-encoded word (RFC 2047 §4.2).
+func qBytes(s string) ([]byte, error) {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '_':
+			out = append(out, ' ')
+		case '=':
+			if i+2 >= len(s) {
+				return nil, errors.New("cut escape")
+			}
+			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			if err != nil {
+				return nil, fmt.Errorf("escape %q: %w", s[i:i+3], err)
+			}
+			out = append(out, byte(v))
+			i += 2
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// containsFold reports whether s contains the lower-case ASCII substr, in any case.
+func containsFold(s, substr string) bool {
+	for i := 0; i+len(substr) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(substr)], substr) {
+			return true
+		}
+	}
+	return false
+}
