@@ -220,7 +220,7 @@ func evasions() []evasion {
 					`Content-Type: multipart/mixed; boundary="b1"`)
 			}},
 		{"rfc2047-filename",
-			"RFC 2047 §5 forbids encoded-words inside quoted parameter values, yet common senders put them in filename and name and mainstream clients decode them for display.",
+			"RFC 2047 §5 forbids encoded-words in parameter values, yet Gmail's web interface and older Outlook write non-ASCII file names that way, and readers decode them to show the name.",
 			func(c *EvasionCase) {
 				att := entity(wrapBase64(c.Attachment),
 					`Content-Type: application/pdf; name="=?UTF-8?B?UmVjaG51bmcucGRm?="`,
@@ -256,7 +256,7 @@ func evasions() []evasion {
 					`Content-Type: multipart/mixed; boundary="b1"`)
 			}},
 		{"x-uuencode-attachment",
-			"x-uuencode is no registered Content-Transfer-Encoding (RFC 2045 §6.4 makes it unknown), but old Unix and Windows mailers sent it and lenient clients and parsers still decode uuencoded parts.",
+			"x-uuencode is no registered Content-Transfer-Encoding (RFC 2045 §6.4 makes it unknown), yet Netscape and Eudora could send it, and Microsoft's MS-OXCMAIL says MIME readers should decode x-uuencode and x-uue parts, as Exchange does.",
 			func(c *EvasionCase) {
 				att := entity(uuencode(c.Attachment, "invoice.pdf"),
 					`Content-Type: application/pdf; name="invoice.pdf"`,
@@ -265,7 +265,7 @@ func evasions() []evasion {
 				c.Message = mimeMessage(multipart("b1", textPart(c.Link), att), `Content-Type: multipart/mixed; boundary="b1"`)
 			}},
 		{"inline-uuencode",
-			"A 'begin 644' uuencode block inside a text/plain body is no MIME attachment at all, but pre-MIME senders produce it and Thunderbird's untyped-text handling shows such blocks as attachments.",
+			"A 'begin 644' uuencode block inside a text/plain body is no MIME attachment at all, but pre-MIME senders and Outlook 2000 produce it, and Thunderbird's mail code (libmime's untyped-text handler) shows such blocks as attachments.",
 			func(c *EvasionCase) {
 				body := "Please review " + c.Link + " and the attached file.\r\n\r\n" + uuencode(c.Attachment, "invoice.pdf")
 				c.Message = mimeMessage(body, "Content-Type: text/plain; charset=us-ascii")
@@ -304,7 +304,7 @@ func evasions() []evasion {
 				return `<img src="cid:map" usemap="#m"><map name="m"><area shape="rect" coords="0,0,100,100" href="` + link + `"></map>`
 			})},
 		{"html-form-action",
-			"A <form action> sends the reader to its URL on submit; some clients render forms (Thunderbird and Apple Mail render HTML with the engine's form support), webmail usually strips them.",
+			"A <form action> sends the reader to its URL on submit; clients that render HTML with a browser engine can show the form, while webmail usually strips it.",
 			linkOnlyHTML(func(link string) string {
 				return `<form action="` + link + `" method="get"><input type="submit" value="Confirm"></form>`
 			})},
@@ -496,7 +496,7 @@ func evasions() []evasion {
 				c.Message = mimeMessage(body, `Content-Type: multipart/mixed; boundary="b1"`)
 			}},
 		{"utf16-html",
-			"An HTML part in UTF-16 (with byte order mark, base64-encoded) renders normally in clients that decode by the declared charset, while byte-wise scans for 'https://' see nothing.",
+			"An HTML part in charset utf-16, big-endian with a byte order mark. RFC 2781 §4.3 lets the mark set the byte order (big-endian without one), and WHATWG decoding in browser-engine renderers also lets a mark override the label; byte-wise scans for 'https://' see nothing.",
 			func(c *EvasionCase) {
 				html := []rune(`<html><body><a href="` + c.Link + `">Open</a></body></html>`)
 				var u []byte
@@ -506,6 +506,14 @@ func evasions() []evasion {
 					}
 				}
 				part := entity(wrapBase64(u), "Content-Type: text/html; charset=utf-16", "Content-Transfer-Encoding: base64")
+				c.Message = mimeMessage(multipart("b1", part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")),
+					`Content-Type: multipart/mixed; boundary="b1"`)
+			}},
+		{"utf7-html",
+			"UTF-7 (RFC 2152) can spell the whole anchor in base64 runs, so no '<a' or 'https' is in the bytes. Browsers dropped UTF-7, but Thunderbird's mail charset decoding kept it because real mail still uses it; Python's email decodes it, and ICU, which Rspamd converts charsets with, has a UTF-7 converter.",
+			func(c *EvasionCase) {
+				html := "<html><body>Hello " + utf7Shift(`<a href="`+c.Link+`">Open</a>`) + "</body></html>\r\n"
+				part := entity(html, "Content-Type: text/html; charset=utf-7", "Content-Transfer-Encoding: 7bit")
 				c.Message = mimeMessage(multipart("b1", part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")),
 					`Content-Type: multipart/mixed; boundary="b1"`)
 			}},
@@ -553,6 +561,15 @@ func evasions() []evasion {
 				c.Message = mimeMessage(body, `Content-Type: multipart/mixed; boundary="a=b; c/d"`)
 			}},
 	}
+}
+
+// utf7Shift writes s as one UTF-7 shifted run: '+', UTF-16BE in base64 without padding, '-'.
+func utf7Shift(s string) string {
+	var u []byte
+	for _, v := range utf16.Encode([]rune(s)) {
+		u = append(u, byte(v>>8), byte(v))
+	}
+	return "+" + base64.RawStdEncoding.EncodeToString(u) + "-"
 }
 
 // calendarPart is a text/calendar part of calendarBody(props).

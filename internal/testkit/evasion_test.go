@@ -88,7 +88,7 @@ func holdsBaseAndRest(forms [][]byte, link string) bool {
 }
 
 // decodedForms returns the message as it is and as the decodings the cases use would leave
-// it: QP soft breaks and folds removed, HTML references resolved, each run of base64 lines
+// it: QP soft breaks and folds removed, HTML references resolved, UTF-7 runs decoded, each run of base64 lines
 // decoded (and read as UTF-16 too), each uuencode block decoded.
 func decodedForms(msg []byte) [][]byte {
 	lf := bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n"))
@@ -97,6 +97,13 @@ func decodedForms(msg []byte) [][]byte {
 		bytes.ReplaceAll(lf, []byte("=\n"), nil),
 		bytes.ReplaceAll(lf, []byte("\n "), nil),
 		[]byte(html.UnescapeString(string(msg))),
+		utf7Runs.ReplaceAllFunc(msg, func(run []byte) []byte {
+			d, err := base64.RawStdEncoding.DecodeString(string(run[1 : len(run)-1]))
+			if err != nil {
+				return run
+			}
+			return utf16BE(d)
+		}),
 	}
 	for _, run := range base64Runs(lf) {
 		d, err := base64.StdEncoding.DecodeString(run)
@@ -109,6 +116,9 @@ func decodedForms(msg []byte) [][]byte {
 	}
 	return append(forms, uudecodeBlocks(lf)...)
 }
+
+// utf7Runs matches UTF-7 shifted runs ('+', base64, '-').
+var utf7Runs = regexp.MustCompile(`\+[A-Za-z0-9+/]+-`)
 
 var b64Line = regexp.MustCompile(`^[A-Za-z0-9+/=]+!?$`)
 
