@@ -180,7 +180,7 @@ func evasions() []evasion {
 				c.Message = mimeMessage(mixed(c), `Content-Type: multipart/mixed; boundary="declared-but-absent"`)
 			}},
 		{"two-content-types",
-			"RFC 5322 §3.6 and RFC 2045 allow one Content-Type; with two, parsers differ on which wins (most take the first). " +
+			"RFC 5322 §3.6 and RFC 2045 allow one Content-Type; with two, parsers differ on which wins (Python's email and Go's textproto take the first). " +
 				"The first names a boundary that never occurs and the second the real one, so a parser must fall back to the delimiter the body uses.",
 			func(c *EvasionCase) {
 				c.Message = mimeMessage(mixed(c),
@@ -331,7 +331,7 @@ func evasions() []evasion {
 				return `<link rel="stylesheet" href="` + link + `"><p>Styled</p>`
 			})},
 		{"mailto-href",
-			"A mailto: link opens the composer addressed to its recipient (RFC 6068); every client follows it, and it leaks where replies go.",
+			"A mailto: link opens the composer addressed to its recipient (RFC 6068); clients open it on a click, and it shows where the sender wants replies to go.",
 			func(c *EvasionCase) {
 				host := strings.Split(c.Link, "/")[2]
 				c.Link = "mailto:" + c.Name + "@" + host
@@ -435,7 +435,7 @@ func evasions() []evasion {
 				c.Message = mimeMessage(multipart("b1", textPart(c.Link), att), `Content-Type: multipart/mixed; boundary="b1"`)
 			}},
 		{"uppercase-multipart",
-			"RFC 2045 §5.1 makes type, subtype and parameter names case-insensitive; 'MULTIPART/MIXED; BOUNDARY=' is valid and all clients accept it, exact matches miss it.",
+			"RFC 2045 §5.1 makes type, subtype and parameter names case-insensitive; 'MULTIPART/MIXED; BOUNDARY=' is valid and clients accept it; exact matches miss it.",
 			func(c *EvasionCase) {
 				body := multipart("b1", strings.Replace(textPart(c.Link), "Content-Type: text/plain", "CONTENT-TYPE: TEXT/PLAIN", 1),
 					pdfPart(c.Attachment, "content-transfer-encoding: Base64"))
@@ -447,7 +447,7 @@ func evasions() []evasion {
 				c.Message = message(mixed(c), `Content-Type: multipart/mixed; boundary="b1"`)
 			}},
 		{"lf-line-endings",
-			"RFC 5322 requires CRLF, but messages stored or relayed on Unix have bare LF line ends and every client reads them.",
+			"RFC 5322 requires CRLF, but messages stored or relayed on Unix have bare LF line ends, and clients read them.",
 			func(c *EvasionCase) {
 				m := mimeMessage(mixed(c), `Content-Type: multipart/mixed; boundary="b1"`)
 				c.Message = bytes.ReplaceAll(m, []byte("\r\n"), []byte("\n"))
@@ -482,7 +482,7 @@ func evasions() []evasion {
 				c.Message = mimeMessage(body, `Content-Type: multipart/mixed; boundary="b1"`)
 			}},
 		{"preamble-part",
-			"RFC 2046 §5.1.1 says the preamble before the first delimiter is to be ignored; here it holds a part with a near-miss delimiter ('--b1x'), which a prefix-matching parser takes as a part.",
+			"RFC 2046 §5.1.1 says the preamble before the first delimiter is to be ignored; here it holds a link behind a near-miss delimiter ('--b1x'). A parser that matches delimiters by prefix takes it as a part; an RFC-correct one leaves it in the preamble, which MIME clients hide but plain-text readers and 'show source' display.",
 			func(c *EvasionCase) {
 				pre := "--b1x\r\n" + textPart(c.Link) + "\r\n"
 				body := pre + multipart("b1", entity("Nothing to see.\r\n", "Content-Type: text/plain"), pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
@@ -555,10 +555,10 @@ func evasions() []evasion {
 				c.Message = mimeMessage(multipart("b1", textPart(c.Link), att), `Content-Type: multipart/mixed; boundary="b1"`)
 			}},
 		{"boundary-with-specials",
-			"A quoted boundary may hold characters that are special in Content-Type ('=', ';', '/' and space, RFC 2046 §5.1.1 bchars); a parser that splits parameters on ';' without honouring quotes cuts the boundary short.",
+			"A quoted boundary may hold characters that are special in Content-Type ('=', ',', '/', ':', '?' and space are all bchars in RFC 2046 §5.1.1); a parser that tokenises parameters without honouring quotes cuts the boundary short.",
 			func(c *EvasionCase) {
-				body := multipart("a=b; c/d", textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
-				c.Message = mimeMessage(body, `Content-Type: multipart/mixed; boundary="a=b; c/d"`)
+				body := multipart("a=b, c/d:e?f", textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
+				c.Message = mimeMessage(body, `Content-Type: multipart/mixed; boundary="a=b, c/d:e?f"`)
 			}},
 	}
 }
