@@ -59,7 +59,7 @@ func TestEvasionSensor(t *testing.T) {
 				t.Errorf("listed in sensorGaps (%s) but the record now holds everything; remove the entry", reason)
 			case known:
 				// Logged, not skipped: CI fails on any skipped test, and a gap is known, not untested.
-			t.Logf("known gap: %s (missing %s)", reason, strings.Join(missing, ", "))
+				t.Logf("known gap: %s (missing %s)", reason, strings.Join(missing, ", "))
 			case len(missing) > 0:
 				t.Errorf("record misses %s\nurls: %v\nattachments: %v\nanomalies: %v",
 					strings.Join(missing, ", "), urlList(rec), attachmentList(rec), rec.Anomalies)
