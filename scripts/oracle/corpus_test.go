@@ -178,9 +178,9 @@ func classifyLink(u testkit.RspamdURL, have map[string]bool, text string) (categ
 			}
 		}
 	}
-	bare := u.Raw[strings.Index(u.Raw, "://")+len("://"):]
 	if u.Has("schemaless") {
 		// Rspamd adds "http://" to what it reads as a link without one.
+		_, bare, _ := strings.Cut(u.Raw, "://")
 		if strings.ContainsAny(strings.TrimRight(bare, "/."), "/?#@") {
 			return "link without a scheme", ""
 		}
