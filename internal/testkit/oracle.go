@@ -1,0 +1,263 @@
+package testkit
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jhillyerd/enmime/v2"
+)
+
+// The oracles are other parsers run over the same messages, so that a test can show the
+// sensor finds at least the links and attachments they find.
+
+//go:embed oracle/rspamd.lua
+var rspamdScript []byte
+
+//go:embed oracle/pyemail.py
+var pyEmailScript []byte
+
+// Findings is what one oracle parser saw in one message.
+type Findings struct {
+	URLs   []string // links as the oracle reports them (Rspamd: u:get_text()); empty for oracles that do not extract links
+	Text   string   // the decoded text of every text/plain and text/html part, joined with newlines (for substring checks of a planted link)
+	Hashes []string // lowercase hex sha256 of the decoded bytes of every leaf part that is not text/plain or text/html, or that has a filename
+
+	// Rspamd only: the links with what Rspamd says about them, and every MIME part. Its
+	// Hashes also hold each part's TrimmedSHA256, so that the line break Rspamd keeps does
+	// not hide an attachment it found.
+	RspamdURLs  []RspamdURL
+	RspamdParts []RspamdPart
+}
+
+// RspamdURL is one link from task:get_urls(true, true).
+type RspamdURL struct {
+	Text     string // u:get_text(), the link as Rspamd normalised it
+	Raw      string // u:get_raw(), as it stood in the message
+	Host     string
+	Protocol string   // "http", "https", "mailto", "ftp", ...
+	Flags    []string // e.g. "schemaless", "text", "image", "html_displayed"
+}
+
+// Has reports whether Rspamd set flag on the link.
+func (u RspamdURL) Has(flag string) bool {
+	return slices.Contains(u.Flags, flag)
+}
+
+// RspamdPart is one MIME part from task:get_parts(), containers included.
+type RspamdPart struct {
+	Type       string // lowercase type/subtype
+	Filename   string
+	CTE        string // the transfer encoding Rspamd decoded, "unknown" when it did not recognise one
+	Multipart  bool
+	Message    bool
+	Attachment bool   // p:is_attachment()
+	Len        int    // bytes of decoded content
+	SHA256     string // of the decoded content
+	RawSHA256  string // of the content before transfer decoding
+	// TrimmedSHA256 is of the decoded content without one final line break: Rspamd keeps
+	// the line break before a boundary, which RFC 2046 makes part of the boundary.
+	TrimmedSHA256 string
+}
+
+// Leaf reports whether the part holds content of its own rather than other parts.
+func (p RspamdPart) Leaf() bool { return !p.Multipart && !p.Message }
+
+// Rspamd runs Rspamd's message parser (rspamadm lua) over files in one process and returns
+// its findings keyed by the path as given.
+func Rspamd(tb testing.TB, files []string) map[string]Findings {
+	tb.Helper()
+	if _, err := exec.LookPath("rspamadm"); err != nil {
+		tb.Fatalf("rspamadm not found: install the Debian package rspamd (apt-get install rspamd): %v", err)
+	}
+	dir := tb.TempDir()
+	script := writeOracleFile(tb, dir, "rspamd.lua", rspamdScript)
+	list := writeOracleFile(tb, dir, "files.txt", []byte(strings.Join(files, "\n")+"\n"))
+	// Rspamd writes parse complaints to stderr ("got empty text part"); they only matter
+	// when the run fails.
+	var stderr bytes.Buffer
+	cmd := exec.Command("rspamadm", "lua", "-b", script, "-a", list)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("rspamadm lua: %v\n%s", err, LastLines(stderr.String(), 20))
+	}
+	type line struct {
+		File  string `json:"file"`
+		Error string `json:"error"`
+		URLs  []struct {
+			Text     string `json:"text"`
+			Raw      string `json:"raw"`
+			Host     string `json:"host"`
+			Protocol string `json:"protocol"`
+			Flags    string `json:"flags"`
+		} `json:"urls"`
+		Parts []struct {
+			Type       string `json:"type"`
+			Filename   string `json:"filename"`
+			CTE        string `json:"cte"`
+			Multipart  bool   `json:"multipart"`
+			Message    bool   `json:"message"`
+			Attachment bool   `json:"attachment"`
+			Len        int    `json:"len"`
+			SHA256     string `json:"sha256"`
+			RawSHA256  string `json:"raw_sha256"`
+			Trimmed    string `json:"trimmed_sha256"`
+			Text       string `json:"text"`
+		} `json:"parts"`
+	}
+	res := make(map[string]Findings, len(files))
+	err = eachJSONLine(out, func(raw []byte) error {
+		var l line
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return fmt.Errorf("%.100s: %w", raw, err)
+		}
+		if l.Error != "" {
+			tb.Logf("rspamd could not load %s: %s", l.File, l.Error)
+		}
+		var f Findings
+		var texts []string
+		for _, u := range l.URLs {
+			f.URLs = append(f.URLs, u.Text)
+			var flags []string
+			if u.Flags != "" {
+				flags = strings.Split(u.Flags, ",")
+			}
+			f.RspamdURLs = append(f.RspamdURLs, RspamdURL{u.Text, u.Raw, u.Host, u.Protocol, flags})
+		}
+		for _, p := range l.Parts {
+			rp := RspamdPart{p.Type, p.Filename, p.CTE, p.Multipart, p.Message, p.Attachment, p.Len, p.SHA256, p.RawSHA256, p.Trimmed}
+			f.RspamdParts = append(f.RspamdParts, rp)
+			if isBodyType(p.Type) {
+				texts = append(texts, p.Text)
+			}
+			if rp.Leaf() && (!isBodyType(p.Type) || p.Filename != "") {
+				f.Hashes = append(f.Hashes, p.SHA256)
+				if p.Trimmed != p.SHA256 {
+					f.Hashes = append(f.Hashes, p.Trimmed)
+				}
+			}
+		}
+		f.Text = strings.Join(texts, "\n")
+		res[l.File] = f
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("reading rspamadm output: %v", err)
+	}
+	checkAllAnswered(tb, "rspamadm", files, res)
+	return res
+}
+
+// PythonEmail runs Python's email package (the default policy) over files in one python3
+// process and returns its findings keyed by the path as given. It extracts no links.
+func PythonEmail(tb testing.TB, files []string) map[string]Findings {
+	tb.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		tb.Fatalf("python3 not found: install the Debian package python3 (apt-get install python3): %v", err)
+	}
+	dir := tb.TempDir()
+	script := writeOracleFile(tb, dir, "pyemail.py", pyEmailScript)
+	list := writeOracleFile(tb, dir, "files.txt", []byte(strings.Join(files, "\n")+"\n"))
+	var stderr bytes.Buffer
+	cmd := exec.Command("python3", script, list)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("python3 %s: %v\n%s", script, err, LastLines(stderr.String(), 20))
+	}
+	res := make(map[string]Findings, len(files))
+	err = eachJSONLine(out, func(raw []byte) error {
+		var l struct {
+			File   string   `json:"file"`
+			Error  string   `json:"error"`
+			Text   string   `json:"text"`
+			Hashes []string `json:"hashes"`
+		}
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return fmt.Errorf("%.100s: %w", raw, err)
+		}
+		if l.Error != "" {
+			// A message the oracle cannot read is one where it finds nothing.
+			tb.Logf("python email could not parse %s: %s", l.File, l.Error)
+		}
+		res[l.File] = Findings{Text: l.Text, Hashes: l.Hashes}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("reading python3 output: %v", err)
+	}
+	checkAllAnswered(tb, "python3", files, res)
+	return res
+}
+
+// Enmime parses data with enmime v2's ReadEnvelope. It extracts no links. A message enmime
+// rejects is logged and yields empty findings: the oracle found nothing in it.
+func Enmime(tb testing.TB, data []byte) Findings {
+	tb.Helper()
+	env, err := enmime.ReadEnvelope(bytes.NewReader(data))
+	if err != nil {
+		tb.Logf("enmime could not parse the message: %v", err)
+		return Findings{}
+	}
+	f := Findings{Text: env.Text + "\n" + env.HTML}
+	for _, parts := range [][]*enmime.Part{env.Attachments, env.Inlines, env.OtherParts} {
+		for _, p := range parts {
+			f.Hashes = append(f.Hashes, SHA256Hex(p.Content))
+		}
+	}
+	return f
+}
+
+// SHA256Hex is the lowercase hex sha256 of b, as attachments are hashed in records.
+func SHA256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func isBodyType(t string) bool { return t == "text/plain" || t == "text/html" }
+
+func writeOracleFile(tb testing.TB, dir, name string, data []byte) string {
+	tb.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// eachJSONLine calls fn with every line of out that is a JSON object; anything else the
+// tools print on stdout is ignored.
+func eachJSONLine(out []byte, fn func([]byte) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 256<<20)
+	for sc.Scan() {
+		if l := sc.Bytes(); len(l) > 0 && l[0] == '{' {
+			if err := fn(l); err != nil {
+				return err
+			}
+		}
+	}
+	return sc.Err()
+}
+
+// checkAllAnswered fails when the oracle skipped a message: silence would read as "found
+// nothing" and make every comparison pass.
+func checkAllAnswered(tb testing.TB, tool string, files []string, res map[string]Findings) {
+	tb.Helper()
+	for _, f := range files {
+		if _, ok := res[f]; !ok {
+			tb.Fatalf("%s printed nothing for %s", tool, f)
+		}
+	}
+}
