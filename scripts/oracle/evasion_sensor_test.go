@@ -52,7 +52,7 @@ func TestEvasionSensor(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			missing := missed(rec, c)
+			missing := lacks(rec, c)
 			reason, known := gaps[c.Name]
 			switch {
 			case known && len(missing) == 0:
@@ -68,8 +68,8 @@ func TestEvasionSensor(t *testing.T) {
 	}
 }
 
-// missed says which of the case's link and attachment the record lacks.
-func missed(rec *api.Record, c testkit.EvasionCase) []string {
+// lacks says which of the case's link and attachment the record lacks.
+func lacks(rec *api.Record, c testkit.EvasionCase) []string {
 	var out []string
 	if !hasLink(rec, c.Link) {
 		out = append(out, "link "+c.Link)
@@ -83,34 +83,10 @@ func missed(rec *api.Record, c testkit.EvasionCase) []string {
 	return out
 }
 
+// hasLink reports whether the record holds the link, or a wrapper hid it, after the
+// normalisation the oracle comparisons use.
 func hasLink(rec *api.Record, link string) bool {
-	want := normLink(link)
-	for _, u := range rec.URLs {
-		if normLink(u.URL) == want {
-			return true
-		}
-		for _, w := range u.Wrapped {
-			if normLink(w) == want {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// normLink undoes the differences a parser may make without changing where the link goes:
-// letter case of scheme and host and a trailing slash.
-func normLink(s string) string {
-	scheme, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return s
-	}
-	scheme = strings.ToLower(scheme)
-	if r, ok := strings.CutPrefix(rest, "//"); ok {
-		host, path, _ := strings.Cut(r, "/")
-		rest = "//" + strings.ToLower(host) + "/" + path
-	}
-	return scheme + ":" + strings.TrimSuffix(rest, "/")
+	return sensorLinkSet(rec)[normalizeLink(link)]
 }
 
 func hasAttachment(rec *api.Record, sum string) bool {

@@ -103,11 +103,9 @@ func outcomeOf(hidden, ok bool) outcome {
 // sensorFinds looks for the link among the record's links and what their wrappers hid, and
 // for the attachment among the attachments at every depth.
 func sensorFinds(rec *api.Record, c testkit.EvasionCase) finds {
-	want := testkit.SHA256Hex(c.Attachment)
-	hasAttachment := slices.ContainsFunc(rec.Attachments, func(a api.Attachment) bool { return a.SHA256 == want })
 	return finds{
-		link:       outcomeOf(c.Link != "", sensorLinkSet(rec)[normalizeLink(c.Link)]),
-		attachment: outcomeOf(c.Attachment != nil, hasAttachment),
+		link:       outcomeOf(c.Link != "", hasLink(rec, c.Link)),
+		attachment: outcomeOf(c.Attachment != nil, hasAttachment(rec, testkit.SHA256Hex(c.Attachment))),
 	}
 }
 
