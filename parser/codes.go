@@ -93,6 +93,7 @@ func anomalyCodes() []string {
 		walker.AnomalyMultipartWithoutBoundary,
 		walker.AnomalyEncodedMultipart,
 		walker.AnomalyBoundaryRecovered,
+		walker.AnomalyBrokenFold,
 		walker.AnomalyDuplicateContentType,
 		walker.AnomalyHeaderFieldTruncated,
 		walker.AnomalyHeaderTruncated,

@@ -219,6 +219,7 @@ var knownCorpusVariants = map[string]struct {
 	// body text (docs/dedupe-key.md), so they share a key by design.
 	"mail/zbateson-mail-mime-parser/invalid-charset.txt":                      {false, "github-102-01.txt with another body text"},
 	"mail/enmime/testdata/low-quality/malformed-base64-attach.raw":            {false, "bad-final-boundary.raw with its parts' headers edited"},
+	"mail/enmime/testdata/low-quality/bad-header-wrap.raw":                    {false, "bad-final-boundary.raw with a name= line's indentation removed; read as a broken fold, its attachment hashes alike"},
 	"mail/enmime/testdata/low-quality/unk-encoding-part.raw":                  {false, "bad-final-boundary.raw with its attachment's encoding renamed base9000; the body is sniffed as the base64 it is, so the attachment hashes alike"},
 	"mail/enmime/testdata/mail/mime-blank-media-name.raw":                     {false, "mime-bad-content-type.raw with parameters edited"},
 	"mail/enmime/testdata/mail/mime-duplicate-param.raw":                      {false, "mime-bad-content-type.raw with parameters edited"},

@@ -177,11 +177,11 @@ var manifestDisagreements = map[string]struct {
 		"the raw name bytes are C3 AB, UTF-8 for ë; the manifest replaced each byte"},
 	"flanker/outlook-express.eml|�������� ����������������.txt": {"�½� �ı��ĵ�.txt", 35,
 		"the name bytes are valid UTF-8 that already holds U+FFFD (EF BF BD), so they are kept as they are"},
-	"enmime/testdata/low-quality/bad-header-wrap.raw|": {"", 62,
-		"a name= line lost its indentation, so the header ends there (a line that is no field and no " +
-			"continuation ends it; joining it back would let body text into a field), as the manifest's " +
-			"parser has it. The rest is read as base64: the manifest skips the '=' of name= and filename= " +
-			"and gets 63 bytes, our decoder takes each '=' as the end of a quantum and gets 62"},
+	"enmime/testdata/low-quality/bad-header-wrap.raw|": {"7DDA4_foo_9E5D72.zip", 7,
+		"a name= line lost its indentation. A Content-Disposition field follows it, so it is read as " +
+			"a broken fold (broken_fold), as Rspamd and enmime read it, and the attachment is the 7 bytes " +
+			"its base64 holds. The manifest's parser ended the header at that line and decoded the rest " +
+			"of the header as base64 (63 bytes, no name)"},
 	"james-mime4j/mimetools-testmsgs/twopart.msg|/home1/eucyon/data/img_event/postcard/uk7200_110_6.jpg": {
 		"/home1/eucyon/data/img_event/postcard/uk7200_110_6.jpg", 30631,
 		"the header says \"base64 \" with a trailing space, which the manifest did not recognise, so it " +

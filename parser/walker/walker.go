@@ -98,6 +98,9 @@ const (
 	// AnomalyMissingSeparator: a header ended at a line that is no field and no continuation,
 	// with no blank line before it; that line is the body's first.
 	AnomalyMissingSeparator = "missing_separator"
+	// AnomalyBrokenFold: a header line with no colon and no leading whitespace, followed by
+	// another field, was read as the continuation of the field before it.
+	AnomalyBrokenFold = "broken_fold"
 	// AnomalyWhitespaceSeparator: a header ended at a line of only spaces and tabs, read as
 	// the blank line.
 	AnomalyWhitespaceSeparator = "whitespace_separator"
@@ -753,7 +756,27 @@ func (w *Walker) readHeader(h *Header, path string, messageRoot bool) headerEnd 
 			// RFC 5322 §2.2 requires folded lines to start with whitespace. A mailer that
 			// forgets is indistinguishable from a header with no blank line after it, and
 			// joining the line to the field (as enmime does) would put body text into it.
-			return bodyStarts(li)
+			// Except for a parameter that lost its indentation (name="x.zip") followed by a
+			// Content- field: the header plainly goes on, and ending it there would read its
+			// remaining fields (a Content-Transfer-Encoding, a file name) as body, which one
+			// stray line could then hide. Rspamd and enmime join such a line to the field
+			// before it, as done here. Both tests together keep body text out: a body's first
+			// lines are rarely a parameter, and a link in the body ("https://...") reads as a
+			// field but never as a Content- one.
+			if !inField || !looksLikeParam(line) {
+				return bodyStarts(li)
+			}
+			line = bytes.Clone(line) // the peek may move the buffer it points into
+			li.data = line
+			if !w.nextIsField() {
+				return bodyStarts(li)
+			}
+			w.report(AnomalyBrokenFold, path, "a line with no colon between two fields read as a folded continuation")
+			if !dropping {
+				add(foldSpace)
+				add(line)
+			}
+			continue
 		}
 		flush()
 		inField = true
@@ -765,6 +788,44 @@ func (w *Walker) readHeader(h *Header, path string, messageRoot bool) headerEnd 
 }
 
 const utf8BOM = "\xef\xbb\xbf"
+
+// foldSpace joins a continuation that lacked its leading whitespace to its field.
+var foldSpace = []byte{' '}
+
+// nextIsField reports whether the line after the one just read starts a MIME field
+// (Content-*, MIME-Version). It looks at the buffered input without consuming it; the peek
+// can move the buffer, so the current line's bytes must be copied first.
+func (w *Walker) nextIsField() bool {
+	if w.hasPending {
+		return false
+	}
+	next := w.sc.peek(maxFieldPeek)
+	i := bytes.IndexAny(next, "\r\n")
+	if i < 0 || !isField(next[:i]) {
+		return false
+	}
+	name := bytes.TrimRight(next[:bytes.IndexByte(next, ':')], " \t")
+	return len(name) > 8 && bytes.EqualFold(name[:8], []byte("content-")) || bytes.EqualFold(name, []byte("mime-version"))
+}
+
+// looksLikeParam reports whether a header line reads as a MIME parameter: an attribute
+// token, then '=', after an optional ';'.
+func looksLikeParam(line []byte) bool {
+	line = bytes.TrimLeft(line, " \t;")
+	n := 0
+	for n < len(line) && isAttrChar(line[n]) {
+		n++
+	}
+	return n > 0 && bytes.HasPrefix(bytes.TrimLeft(line[n:], " \t"), []byte("="))
+}
+
+func isAttrChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '*'
+}
+
+// maxFieldPeek is how far nextIsField looks for the end of the next line; a field name and
+// its colon come well within it.
+const maxFieldPeek = 1 << 10
 
 // isField reports whether a header line starts a field: a valid name, then a colon
 // (whitespace before the colon is tolerated).

@@ -607,3 +607,28 @@ func TestLongParameterListsAreCut(t *testing.T) {
 		t.Errorf("type %q name %q problems %v", mt, params["name"], problems)
 	}
 }
+
+// TestParameterLineWithoutIndentKeepsTheHeaderGoing: a name= line that lost its folding
+// whitespace ended the part's header, so the Content-Transfer-Encoding after it was read as
+// body and the attachment was hashed undecoded. Rspamd and enmime read it as a fold.
+func TestParameterLineWithoutIndentKeepsTheHeaderGoing(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\nContent-Type: application/zip;\nname=\"a.zip\"\n" +
+		"Content-Transfer-Encoding: base64\n\nUEsFBg==\n--A--\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 leaf application/zip "UEsFBg=="`)
+	if got := strings.Join(res.anomalies, ","); got != "broken_fold@1" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+// TestLineWithoutColonBeforeAnOrdinaryFieldEndsTheHeader: only a parameter followed by a
+// Content- field is joined; other lines still end the header, so body text stays out of it.
+func TestLineWithoutColonBeforeAnOrdinaryFieldEndsTheHeader(t *testing.T) {
+	for _, body := range []string{"Dear Bob,\nhttps://x.example/\n", "a=b\nhttps://x.example/\n", "Dear Bob,\nContent-Type: text/plain\n"} {
+		msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\nContent-Type: text/plain\n" + body + "--A--\n")
+		res := walk(t, strings.NewReader(msg), Options{})
+		if got := strings.Join(res.anomalies, ","); got != "missing_separator@1" {
+			t.Errorf("%q: anomalies %s", body, got)
+		}
+	}
+}
