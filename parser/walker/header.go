@@ -1,6 +1,7 @@
 package walker
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -76,6 +77,16 @@ func ParseMediaType(v string) (mtype string, params map[string]string, problems 
 		v = v[:cut]
 		problems = append(problems, "parameters past "+strconv.Itoa(maxMediaTypeBytes)+" bytes dropped")
 	}
+	if strings.IndexByte(v, '(') >= 0 {
+		v = stripComments(v)
+	}
+	if fixed, ok := insertSemicolon(v); ok {
+		// A field folded before its parameters without the ';' (Content-Type:
+		// multipart/mixed<LF><TAB>boundary="b"): Rspamd and Python's email still find the
+		// parameters, so the parts are there for whoever reads them that way.
+		v = fixed
+		problems = append(problems, "no ';' between the media type and its parameters")
+	}
 	mt, ps, invalid, err := mediatype.Parse(charset.UTF16Words(reencode2231(v)))
 	if err != nil {
 		return "", nil, append(problems, err.Error())
@@ -84,6 +95,76 @@ func ParseMediaType(v string) (mtype string, params map[string]string, problems 
 		problems = append(problems, "parameter without value: "+name)
 	}
 	return strings.ToLower(mt), ps, problems
+}
+
+// stripComments removes RFC 5322 comments, "(...)" outside quoted strings, which RFC 2045
+// allows around the media type and its parameters and which the parser underneath takes for
+// part of a type or value ("multipart/mixed (mixed content); boundary=b" lost the whole
+// multipart). A "(" that follows a token character directly is kept: no mailer writes a
+// comment there, and some write unquoted boundaries such as b(1). An unclosed comment runs to
+// the end, as it would for a strict reader.
+func stripComments(v string) string {
+	b := make([]byte, 0, len(v))
+	quoted := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case quoted && c == '\\' && i+1 < len(v):
+			b = append(b, c)
+			i++
+			c = v[i]
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == '(' && (i == 0 || strings.IndexByte(" \t;\"/=", v[i-1]) >= 0):
+			// The comment and the whitespace around it go; a space stays between two words.
+			b = bytes.TrimRight(b, " \t")
+			i = commentEnd(v, i)
+			for i+1 < len(v) && (v[i+1] == ' ' || v[i+1] == '\t') {
+				i++
+			}
+			if len(b) > 0 && i+1 < len(v) && v[i+1] != ';' && b[len(b)-1] != ';' {
+				b = append(b, ' ')
+			}
+			continue
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// commentEnd returns the index of the ')' that closes the comment opening at v[i], allowing
+// nesting and quoted pairs, or the last index of v when it is not closed.
+func commentEnd(v string, i int) int {
+	depth := 0
+	for ; i < len(v); i++ {
+		switch v[i] {
+		case '\\':
+			i++
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				return i
+			}
+		}
+	}
+	return len(v) - 1
+}
+
+// insertSemicolon puts the missing ';' after the media type when what follows it is
+// whitespace and a parameter (name=value), and reports whether it did.
+func insertSemicolon(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	end := strings.IndexAny(v, " \t")
+	if end < 0 || strings.IndexByte(v[:end], '/') < 0 || strings.ContainsAny(v[:end], ";=") {
+		return "", false
+	}
+	rest := strings.TrimLeft(v[end:], " \t")
+	name, _, ok := strings.Cut(rest, "=")
+	if !ok || name == "" || strings.ContainsAny(strings.TrimSpace(name), " \t;\"") {
+		return "", false
+	}
+	return v[:end] + "; " + rest, true
 }
 
 // validFieldName reports whether b is a field name RFC 5322 allows (printable ASCII but

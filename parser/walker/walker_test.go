@@ -632,3 +632,38 @@ func TestLineWithoutColonBeforeAnOrdinaryFieldEndsTheHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestMediaTypeComments: a comment between the media type and its parameters made the whole
+// Content-Type unparseable, so a multipart was read as one text part; a comment after a
+// boundary value was kept as part of the boundary.
+func TestMediaTypeComments(t *testing.T) {
+	for _, tc := range []struct{ in, mtype, boundary string }{
+		{`multipart/mixed (mixed content); boundary=b1`, "multipart/mixed", "b1"},
+		{`multipart/mixed; boundary=b1 (comment)`, "multipart/mixed", "b1"},
+		{`multipart/mixed; boundary="b1" (a (nested) comment)`, "multipart/mixed", "b1"},
+		{`multipart/mixed; (c) boundary="b(1)"`, "multipart/mixed", "b(1)"},
+		{`multipart/mixed; boundary=b(1)`, "multipart/mixed", "b(1)"},
+		{`multipart/mixed (unclosed; boundary=b1`, "multipart/mixed", ""},
+		{`multipart/mixed; boundary="q\"(x)"`, "multipart/mixed", `q"(x)`},
+	} {
+		mt, params, _ := ParseMediaType(tc.in)
+		if mt != tc.mtype || params["boundary"] != tc.boundary {
+			t.Errorf("%s: %q boundary %q, want %q %q", tc.in, mt, params["boundary"], tc.mtype, tc.boundary)
+		}
+	}
+}
+
+// TestMediaTypeWithoutSemicolon: "multipart/mixed" folded onto a line of parameters with no
+// ';' lost the parameters, so the parts (Rspamd and Python's email find them) were read as
+// one body.
+func TestMediaTypeWithoutSemicolon(t *testing.T) {
+	mt, params, problems := ParseMediaType("multipart/mixed \t boundary=\"boundary\"")
+	if mt != "multipart/mixed" || params["boundary"] != "boundary" || len(problems) != 1 {
+		t.Errorf("got %q %q %q", mt, params, problems)
+	}
+	for _, v := range []string{"multipart/mixed junk", "text/plain x y=z", "a b=c"} {
+		if mt, params, _ := ParseMediaType(v); mt != "" && len(params) > 0 {
+			t.Errorf("%q read as %q %q", v, mt, params)
+		}
+	}
+}

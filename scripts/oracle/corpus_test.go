@@ -28,8 +28,7 @@ import (
 // are parser bugs waiting for a fix: the test fails on an entry that no longer matches
 // anything, so that it is removed once the parser finds what it names.
 var knownMisses = map[string]string{
-	"mail/spamscope-mail-parser/mail_malformed_3":                                                                  "the declared boundary never occurs; Rspamd splits on the boundary the lines use, the sensor reads no part",
-	"mail/stalwart-mail-parser/malformed/017.eml a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447": "Content-Type multipart/mixed without the ';' before boundary=: Rspamd still splits the parts, the sensor reads one application/octet-stream body",
+	"mail/spamscope-mail-parser/mail_malformed_3": "the declared boundary never occurs; Rspamd splits on the boundary the lines use, the sensor reads no part",
 }
 
 // knownMiss returns why Rspamd's item (a link or a sha256) in the message at rel is a known
