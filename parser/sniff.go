@@ -210,7 +210,9 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // declared bytes are what the recipient's client shows, its hashes stay theirs, and plenty of
 // 7bit text has an "=" at a line end (a signature rule, a formula). Only the URL scanner is
 // fed the quoted-printable decoding, and only when the start of the body has a shape that
-// text written by hand does not: see qpShape.
+// text written by hand does not: see qpShape. It reads the decoding instead of the declared
+// bytes, not as well: the body is read once, and the declared bytes of such a body only add
+// the stumps of the links the decoding holds whole.
 
 // qpShape checks bytes for the shape a quoted-printable encoder writes: every "=" starts a
 // soft line break or an uppercase hex escape, and no line is longer than 76 characters. The
