@@ -3,6 +3,7 @@ package parser
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"reflect"
 	"strings"
@@ -47,5 +48,41 @@ func TestWrongDeclaredBoundaryStillYieldsLinksAndAttachment(t *testing.T) {
 	}
 	if len(got.LimitsHit) != 0 {
 		t.Errorf("limits %v", got.LimitsHit)
+	}
+}
+
+// A spam mailer's multipart: one boundary declared, another opening its one part and a third
+// closing it. Walked as declared, the HTML and its links were hidden in the preamble.
+func TestBoundaryOpenedAndClosedWithOtherTokensHidLinks(t *testing.T) {
+	html := `<html><body><a href="http://calor.example/?v=1">ver</a><img src="http://img.example/a.jpg"></body></html>`
+	msg := crlf(`From: a@example.com
+To: b@example.com
+Subject: oferta
+MIME-Version: 1.0
+Content-Type: multipart/alternative;
+	boundary="--=_HsWzsKV"
+
+----=_GlSzQZU
+Content-Type: text/html;
+Content-Transfer-Encoding: base64
+
+`) + wrapN(base64.StdEncoding.EncodeToString([]byte(html)), 76, "\r\n") + "\r\n----=_1wyyTH1--\r\n"
+	rec := parseString(t, Options{}, msg)
+	var got []string
+	for _, u := range rec.URLs {
+		got = append(got, u.URL)
+	}
+	if want := "http://calor.example/?v=1 http://img.example/a.jpg"; strings.Join(got, " ") != want {
+		t.Errorf("urls %q, want %q", got, want)
+	}
+	var codes []string
+	for _, a := range rec.Anomalies {
+		codes = append(codes, a.Code+": "+a.Detail)
+	}
+	if want := `boundary_recovered: declared "--=_HsWzsKV", used "--=_GlSzQZU", closed by "--=_1wyyTH1"`; strings.Join(codes, "; ") != want {
+		t.Errorf("anomalies %q, want %q", codes, want)
+	}
+	if rec.Message.Structure != "multipart/alternative(text/html)" {
+		t.Errorf("structure %q", rec.Message.Structure)
 	}
 }

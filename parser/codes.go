@@ -24,6 +24,7 @@ const (
 	anomalyMisspeltEncoding       = "misspelt_transfer_encoding" // "base-64", "b64" and the like, read as base64
 	anomalySniffedBase64          = "sniffed_base64"             // a file without a usable encoding, decoded as the base64 it clearly is
 	anomalySniffedBase64Broken    = "sniffed_base64_broken"      // a sniffed body stopped being base64 past the bytes the decision was made on
+	anomalySniffedQP              = "sniffed_quoted_printable"   // body text declared 7bit, 8bit or nothing whose links were read from its quoted-printable decoding
 	anomalyUnknownCharset         = "unknown_charset"            // text scanned without conversion
 	anomalyMessagePartial         = "message_partial"            // a message/partial fragment
 	anomaly8bitFilename           = "8bit_filename"              // a filename read as Windows-1252
@@ -72,6 +73,7 @@ func anomalyCodes() []string {
 		anomalyMisspeltEncoding,
 		anomalySniffedBase64,
 		anomalySniffedBase64Broken,
+		anomalySniffedQP,
 		anomalyUnknownCharset,
 		anomalyMessagePartial,
 		anomaly8bitFilename,

@@ -718,6 +718,19 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 		r = io.TeeReader(r, io.MultiWriter(tf, pgp))
 		defer st.drain(r) // the tee must see every byte, whatever the URL scanner read
 	}
+	if qpSniffable(p) {
+		// After the tee: uuencoded and PGP blocks are read from the declared bytes.
+		qp, sniffed := sniffQP(r, st.decodeBufs())
+		defer qp.release()
+		if sniffed {
+			what := "absent"
+			if p.Encoding != "" {
+				what = strconv.Quote(p.Header.Get("Content-Transfer-Encoding"))
+			}
+			st.anomaly(anomalySniffedQP, p.Path, "Content-Transfer-Encoding "+what+"; the body is quoted-printable and its links were read decoded")
+		}
+		r = qp
+	}
 	cr, ok := charsetReader(p.Params["charset"], r)
 	if !ok {
 		st.anomaly(anomalyUnknownCharset, p.Path, p.Params["charset"])

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"strings"
+
+	"github.com/journalsensor/sensor/parser/walker"
 )
 
 // A body whose Content-Transfer-Encoding was removed or mangled is still base64 to the
@@ -201,3 +203,127 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// A text part that declares 7bit, 8bit or no encoding but whose body is quoted-printable
+// still has its links cut by soft line breaks ("https://evil.exa=\r\nmple.com/") in the
+// declared bytes, so the URL scanner would list a stump. The part itself is not decoded: the
+// declared bytes are what the recipient's client shows, its hashes stay theirs, and plenty of
+// 7bit text has an "=" at a line end (a signature rule, a formula). Only the URL scanner is
+// fed the quoted-printable decoding, and only when the start of the body has a shape that
+// text written by hand does not: see qpShape. It reads the decoding instead of the declared
+// bytes, not as well: the body is read once, and the declared bytes of such a body only add
+// the stumps of the links the decoding holds whole.
+
+// qpShape checks bytes for the shape a quoted-printable encoder writes: every "=" starts a
+// soft line break or an uppercase hex escape, and no line is longer than 76 characters. The
+// body must also hold the encoding's marks: soft breaks on two lines, or one and an escape.
+// A lone "=" at a line end is not enough, and one stray "=" (as in "a = b", or base64
+// padding) rules the body out.
+type qpShape struct {
+	line    int  // characters on the current line
+	eq      int  // 1 or 2 after "=" and a hex digit: an escape or soft break being read
+	soft    int  // soft line breaks
+	escapes int  // =XX escapes
+	invalid bool // bytes no encoder writes
+}
+
+func (s *qpShape) write(p []byte) {
+	for _, c := range p {
+		if s.invalid {
+			return
+		}
+		switch {
+		case s.eq > 0 && (c == '\r' || c == '\n'):
+			if s.eq == 2 {
+				s.invalid = true // "=X" then a line end
+			} else if c == '\n' {
+				s.soft++
+				s.eq, s.line = 0, 0
+			} else {
+				s.eq = -1 // "=" CR: the LF must follow
+			}
+		case s.eq == -1:
+			if c != '\n' {
+				s.invalid = true
+			}
+			s.soft++
+			s.eq, s.line = 0, 0
+		case s.eq > 0:
+			if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
+				s.invalid = true
+			} else if s.eq++; s.eq == 3 {
+				s.escapes++
+				s.eq = 0
+			}
+			s.char()
+		case c == '\n':
+			s.line = 0
+		case c == '\r':
+		case c == '=':
+			s.eq = 1
+			s.char()
+		default:
+			s.char()
+		}
+	}
+}
+
+func (s *qpShape) char() {
+	if s.line++; s.line > 76 {
+		s.invalid = true
+	}
+}
+
+// looks reports whether the bytes written were quoted-printable. A prefix cut inside an
+// escape is judged on what came before it.
+func (s *qpShape) looks() bool {
+	return !s.invalid && (s.soft >= 2 || s.soft >= 1 && s.escapes >= 1)
+}
+
+// qpSniffable reports whether a part's links are looked for in its quoted-printable
+// decoding when its body has the shape: body text that declares no real encoding.
+func qpSniffable(p *walker.Part) bool {
+	switch p.Encoding {
+	case "", "7bit", "8bit":
+		return p.MediaType == "text/plain" || p.MediaType == "text/html"
+	}
+	return false
+}
+
+// sniffQP reads up to b64SniffBytes of r and returns the text the URL scanner reads: the
+// quoted-printable decoding of the body when those bytes have its shape, else the body as it
+// is. The bytes read are handed on first either way. The returned decoder is to be
+// released when the scanner is done.
+func sniffQP(r io.Reader, bufs *byteCache) (d decoder, sniffed bool) {
+	buf := bufs.get(b64SniffBytes)
+	n, err := io.ReadFull(r, buf)
+	var rest io.Reader
+	switch err {
+	case nil:
+		rest = r
+	case io.EOF, io.ErrUnexpectedEOF:
+		rest = eofReader{}
+	default:
+		rest = errReader{err}
+	}
+	var shape qpShape
+	shape.write(buf[:n])
+	body := &prefixed{Reader: io.MultiReader(bytes.NewReader(buf[:n]), rest), buf: buf, bufs: bufs}
+	if !shape.looks() {
+		return body, false
+	}
+	return &sniffedQP{qpReader: newQPReader(body, bufs), body: body}, true
+}
+
+// sniffedQP is the quoted-printable decoding of a sniffed body. Escapes it cannot decode are
+// not reported: the part never claimed to be quoted-printable.
+type sniffedQP struct {
+	*qpReader
+	body *prefixed
+}
+
+func (*sniffedQP) repairs() (int64, string) { return 0, "" }
+func (d *sniffedQP) release() {
+	d.qpReader.release()
+	d.body.release()
+}

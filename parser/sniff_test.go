@@ -233,3 +233,125 @@ Content-Type: application/zip; name="a.zip"
 		t.Errorf("anomalies %+v", rec.Anomalies)
 	}
 }
+
+func TestQPShape(t *testing.T) {
+	long := strings.Repeat("x", 77)
+	for _, tt := range []struct {
+		name, in string
+		want     bool
+	}{
+		{"soft breaks inside a link", "see https://evil.exa=\r\nmple.com/pa=\r\nth now\r\n", true},
+		{"one soft break and an escape", "caf=C3=A9 au lait, https://a.exa=\r\nmple/\r\n", true},
+		{"html attribute escapes", "<a href=3D\"https://x.example/\">go</a>=\n<p>=20</p>\n", true},
+		{"prefix cut inside an escape", "a=\r\nb=\r\nc=3", true},
+		{"a signature rule ending in =", "Regards,\r\nAnn\r\n~~~~~~~~=\r\n", false},
+		{"one soft break alone", "the total is x=\r\nand that is all\r\n", false},
+		{"a = b", "let a = b=\r\nand c=\r\n", false},
+		{"base64 with padding", wrapN(base64.StdEncoding.EncodeToString(randomBytes(100, 3)), 76, "\r\n"), false},
+		{"lowercase escapes", "caf=c3=a9=\r\nau=\r\n", false},
+		{"a line past 76 characters", long + "=\r\nb=\r\n", false},
+		{"whitespace after the =", "a= \r\nb=\r\n", false},
+		{"plain text", "Hello,\r\nsee https://example.com/x?a=1&b=2\r\n", false},
+	} {
+		var s qpShape
+		s.write([]byte(tt.in))
+		if got := s.looks(); got != tt.want {
+			t.Errorf("%s: looks() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSoftBreaksInUndeclaredQuotedPrintableCutLinks(t *testing.T) {
+	msg := crlf(`From: a@example.com
+To: b@example.com
+Subject: links
+MIME-Version: 1.0
+Content-Type: multipart/alternative; boundary="alt"
+
+--alt
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 7bit
+
+Pay at https://evil.exa=
+mple.com/pa=
+th today.
+--alt
+Content-Type: text/html; charset=utf-8
+
+<p>Pay <a href=3D"https://html.exa=
+mple.com/lo=
+gin">here</a></p>
+--alt--
+`)
+	rec := parseString(t, Options{}, msg)
+	var got []string
+	for _, u := range rec.URLs {
+		got = append(got, u.URL+" "+strings.Join(u.Sources, "+"))
+	}
+	want := "https://evil.example.com/path text\nhttps://html.example.com/login html"
+	if strings.Join(got, "\n") != want {
+		t.Errorf("urls:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
+	}
+	var paths []string
+	for _, a := range rec.Anomalies {
+		if a.Code == "sniffed_quoted_printable" {
+			paths = append(paths, a.Path)
+		}
+	}
+	if strings.Join(paths, ",") != "1,2" {
+		t.Errorf("sniffed_quoted_printable at %q, want 1,2; anomalies %+v", paths, rec.Anomalies)
+	}
+	if err := validateRecord(t, rec); err != nil {
+		t.Errorf("record does not validate: %v", err)
+	}
+}
+
+func TestSevenBitTextWithAnEqualsAtALineEndIsScannedAsIs(t *testing.T) {
+	msg := crlf(`From: a@example.com
+To: b@example.com
+Subject: sig
+MIME-Version: 1.0
+Content-Type: text/plain
+Content-Transfer-Encoding: 7bit
+
+See https://example.com/path and more.
+Regards, Ann =
+`)
+	rec := parseString(t, Options{}, msg)
+	if hasAnomaly(rec, "sniffed_quoted_printable") {
+		t.Errorf("sniffed a body with one soft break and no escape: %+v", rec.Anomalies)
+	}
+	if len(rec.URLs) != 1 || rec.URLs[0].URL != "https://example.com/path" {
+		t.Errorf("urls %+v, want the link as written", rec.URLs)
+	}
+}
+
+func TestSniffedQuotedPrintableKeepsTheDeclaredBytesHashes(t *testing.T) {
+	body := "Pay at https://evil.exa=\r\nmple.com/pa=\r\nth today.\r\n"
+	msg := crlf(`From: a@example.com
+To: b@example.com
+Subject: notes
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="mix"
+
+--mix
+Content-Type: text/plain
+
+see the notes
+--mix
+Content-Type: text/plain; name="notes.txt"
+Content-Disposition: attachment; filename="notes.txt"
+
+`) + body + "--mix--\r\n"
+	rec := parseString(t, Options{}, msg)
+	if len(rec.Attachments) != 1 {
+		t.Fatalf("attachments %+v", rec.Attachments)
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSuffix(body, "\r\n"))) // the CRLF is the delimiter's
+	if got, want := rec.Attachments[0].SHA256, hex.EncodeToString(sum[:]); got != want {
+		t.Errorf("sha256 %s, want %s (the declared bytes)", got, want)
+	}
+	if len(rec.URLs) != 1 || rec.URLs[0].URL != "https://evil.example.com/path" {
+		t.Errorf("urls %+v, want the whole link", rec.URLs)
+	}
+}

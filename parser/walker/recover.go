@@ -20,6 +20,7 @@ const maxMissedLook = 16 * maxPrefix
 type prefixResult struct {
 	found    int    // index of the wanted boundary whose delimiter line came first; -1 if none
 	cand     []byte // a boundary the body really uses, when found is -1
+	closer   []byte // a second token whose closing line ends the multipart opened by cand
 	complete bool   // the multipart's end (or the input's) was in view: nothing past it can decide
 }
 
@@ -56,13 +57,17 @@ func (w *Walker) lookAhead(want [][]byte) prefixResult {
 
 type candidate struct {
 	opens, closes int
-	first         int // order of its first delimiter line
+	first         int  // order of its first delimiter line
+	opened        int  // line number of its first opening line; 0 if none
+	closed        int  // line number of its first closing line; 0 if none
+	headed        bool // its first opening line is followed by a header field
 }
 
 func (w *Walker) scanPrefix(want [][]byte, data []byte, eof, count bool) prefixResult {
 	r := prefixResult{found: -1}
 	var cands map[string]*candidate
-	order := 0
+	order, lineNo := 0, 0
+	var headOf *candidate // the candidate whose first opening line came just before
 	line := w.pending
 	has := w.hasPending
 	for {
@@ -78,9 +83,18 @@ func (w *Walker) scanPrefix(want [][]byte, data []byte, eof, count bool) prefixR
 				i = len(data)
 			}
 			line = data[:i]
+			if i+1 < len(data) && data[i] == '\r' && data[i+1] == '\n' {
+				i++ // one line end, so that the line after a delimiter is its part's first
+			}
 			data = data[min(i+1, len(data)):]
 		}
 		has = false
+		lineNo++
+		if headOf != nil {
+			i := bytes.IndexByte(line, ':')
+			headOf.headed = i > 0 && validFieldName(line[:i])
+			headOf = nil
+		}
 		line = bytes.TrimRight(line, " \t")
 		if len(line) < 3 || line[0] != '-' || line[1] != '-' {
 			continue
@@ -117,9 +131,14 @@ func (w *Walker) scanPrefix(want [][]byte, data []byte, eof, count bool) prefixR
 			cands[string(tok)] = c
 		}
 		if closing {
-			c.closes++
+			if c.closes++; c.closes == 1 {
+				c.closed = lineNo
+			}
 		} else {
-			c.opens++
+			if c.opens++; c.opens == 1 {
+				c.opened = lineNo
+				headOf = c
+			}
 		}
 	}
 	best := -1
@@ -128,7 +147,43 @@ func (w *Walker) scanPrefix(want [][]byte, data []byte, eof, count bool) prefixR
 			best, r.cand = c.first, []byte(tok)
 		}
 	}
+	if r.cand == nil && (eof || r.complete) {
+		r.cand, r.closer = openedAndClosedApart(cands)
+	}
 	return r
+}
+
+// openedAndClosedApart finds a multipart whose one part was opened with one token and
+// closed with another ("--A", a header, ..., "--B--"): mailers that make up a boundary for
+// each line they write produce it. Neither token repeats, so the rule above sees nothing,
+// and walking by the declared boundary hides the part and its links. It is only trusted
+// when the whole multipart was in view and it is the only reading: exactly one token
+// opens, once, on the line before a header field; exactly one other token closes, once,
+// after it, and never opens. Tokens with a space are refused: PGP armour
+// ("-----BEGIN PGP MESSAGE-----") and forwarding rules are delimiter-shaped, and no
+// mailer's generated boundary has one.
+func openedAndClosedApart(cands map[string]*candidate) (open, closer []byte) {
+	var o, c *candidate
+	var otok, ctok string
+	for tok, k := range cands {
+		if k.opens > 0 {
+			if o != nil {
+				return nil, nil
+			}
+			o, otok = k, tok
+		}
+		if k.closes > 0 {
+			if c != nil {
+				return nil, nil
+			}
+			c, ctok = k, tok
+		}
+	}
+	if o == nil || c == nil || o == c || o.opens != 1 || !o.headed || c.closes != 1 || c.closed < o.opened ||
+		strings.ContainsRune(otok, ' ') || strings.ContainsRune(ctok, ' ') {
+		return nil, nil
+	}
+	return []byte(otok), []byte(ctok)
 }
 
 // plausibleBoundary reports whether tok can be a boundary (RFC 2046 §5.1.1 bchars, 1 to 70 of
@@ -180,19 +235,24 @@ func (w *Walker) pickContentType(cts []string, path string) string {
 }
 
 // recoverBoundary returns the boundary to walk a multipart by: the declared one, unless it
-// does not occur in the start of the body and another is used there instead.
-func (w *Walker) recoverBoundary(declared []byte, path string) []byte {
+// does not occur in the start of the body and another is used there instead. closer, when
+// not nil, is a second token whose closing line also ends the multipart.
+func (w *Walker) recoverBoundary(declared []byte, path string) (boundary, closer []byte) {
 	r := w.lookAhead([][]byte{declared})
 	switch {
 	case r.found >= 0:
 	case r.cand != nil:
-		w.report(AnomalyBoundaryRecovered, path, "declared "+strconv.Quote(string(declared))+", used "+strconv.Quote(string(r.cand)))
-		return r.cand
+		detail := "declared " + strconv.Quote(string(declared)) + ", used " + strconv.Quote(string(r.cand))
+		if r.closer != nil {
+			detail += ", closed by " + strconv.Quote(string(r.closer))
+		}
+		w.report(AnomalyBoundaryRecovered, path, detail)
+		return r.cand, r.closer
 	case !r.complete:
 		// Neither found nor ruled out within the prefix: walked as declared, as before.
 		w.limit(LimitBoundaryPrefix)
 	}
-	return declared
+	return declared, nil
 }
 
 // repeated reports whether h has more than one field named name. Unlike Values it does not

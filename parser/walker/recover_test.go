@@ -191,3 +191,60 @@ func TestMissedLookAheadsHaveABudget(t *testing.T) {
 		t.Errorf("limits %v, anomalies %v", limits, anomalies)
 	}
 }
+
+func TestBoundaryOpenedWithOneTokenAndClosedWithAnother(t *testing.T) {
+	// The shape of a spam run's mailer: a boundary declared, another opening the one part
+	// and a third closing it.
+	msg := crlf(`Content-Type: multipart/alternative; boundary="--=_declared"
+
+----=_opener
+Content-Type: text/html
+
+<a href="https://example.com/">x</a>
+----=_closer--
+epilogue
+`)
+	var details []string
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/alternative ""`, `1 leaf text/html "<a href=\"https://example.com/\">x</a>"`)
+	if got := strings.Join(res.anomalies, ","); got != "boundary_recovered@" {
+		t.Errorf("anomalies %s", got)
+	}
+	w := New(strings.NewReader(msg), Options{Report: func(a Anomaly) { details = append(details, a.Detail) }})
+	for {
+		if _, err := w.Next(); err != nil {
+			break
+		}
+	}
+	if want := `declared "--=_declared", used "--=_opener", closed by "--=_closer"`; len(details) != 1 || details[0] != want {
+		t.Errorf("details %q, want %q", details, want)
+	}
+}
+
+func TestOpenedAndClosedApartNeedsTheOnlyReading(t *testing.T) {
+	head := "Content-Type: multipart/mixed; boundary=declared\n\n"
+	for name, body := range map[string]string{
+		"no header after the opener": "--opener\nsome text\n--closer--\n",
+		"closer before the opener":   "--closer--\n--opener\nContent-Type: text/plain\n\nx\n",
+		"two openers":                "--one\nContent-Type: text/plain\n\nx\n--two\nContent-Type: text/plain\n\ny\n--closer--\n",
+		"two closers":                "--opener\nContent-Type: text/plain\n\nx\n--c1--\n--c2--\n",
+		"PGP armour":                 "-----BEGIN PGP MESSAGE-----\nVersion: 1\n\nhQEMA\n-----END PGP MESSAGE-----\n",
+		"armour closing an opener":   "--opener\nContent-Type: text/plain\n\nx\n-----END PGP SIGNATURE-----\n",
+		"a forwarding rule":          "--opener\nContent-Type: text/plain\n\n---------- Forwarded message --\n",
+		"rows of dashes":             "--------\nContent-Type: text/plain\n\nx\n----------\n",
+		"a signature separator":      "-- \nContent-Type: x\n\n--sig--\n",
+	} {
+		res := walk(t, strings.NewReader(crlf(head+body)), Options{})
+		if got := strings.Join(res.anomalies, ","); got != "boundary_not_found@" {
+			t.Errorf("%s: anomalies %s, want boundary_not_found@", name, got)
+		}
+	}
+	// The rest of the multipart was not in view: the declared boundary may still come.
+	msg := "Content-Type: multipart/mixed; boundary=A\r\n\r\n--opener\r\nContent-Type: text/plain\r\n\r\nx\r\n--closer--\r\n" +
+		strings.Repeat("filler line\r\n", 6000) + "--A\r\nContent-Type: text/plain\r\n\r\nlate\r\n--A--\r\n"
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 leaf text/plain "late"`)
+	if len(res.anomalies) != 0 || strings.Join(res.limits, ",") != "boundary_prefix" {
+		t.Errorf("cut short: anomalies %v, limits %v", res.anomalies, res.limits)
+	}
+}

@@ -166,6 +166,7 @@ const (
 // frame is an open multipart.
 type frame struct {
 	boundary []byte
+	closer   []byte // a recovered second token whose closing line ends the multipart too
 	path     string
 	depth    int
 	children int
@@ -359,6 +360,9 @@ func (w *Walker) matchBoundary(line []byte) (int, bool) {
 		rest = rest[:len(rest)-1]
 	}
 	for i := len(w.frames) - 1; i >= 0; i-- {
+		if c := w.frames[i].closer; c != nil && len(rest) == len(c)+2 && bytes.HasPrefix(rest, c) && bytes.HasSuffix(rest, []byte("--")) {
+			return i, true
+		}
 		b := w.frames[i].boundary
 		if len(rest) < len(b) || !bytes.Equal(rest[:len(b)], b) {
 			continue
@@ -414,9 +418,9 @@ func (w *Walker) skip() {
 		f.unchecked = false
 		// recoverBoundary must not see f itself among the enclosing boundaries.
 		w.frames = w.frames[:n-1]
-		b := w.recoverBoundary(f.boundary, f.path)
+		b, c := w.recoverBoundary(f.boundary, f.path)
 		w.frames = w.frames[:n]
-		w.frames[n-1].boundary = b
+		w.frames[n-1].boundary, w.frames[n-1].closer = b, c
 	}
 	for {
 		li, err := w.nextLine()
