@@ -289,14 +289,14 @@ func evasions() []evasion {
 					`Content-Type: multipart/mixed; boundary="b1"`)
 			}},
 		{"qp-soft-break-7bit",
-			"The part declares 7bit but its body is quoted-printable with a soft break inside the URL. RFC 2045 says not to decode it, and a client that honours 7bit opens the link with a stray '=' (HTML drops only the line break); " +
-				"the case stays because spam filters such as Rspamd may decode QP by content, and the link given is the decoded one.",
+			"The body is quoted-printable (href=3D, soft breaks, one inside the URL) but the part declares 7bit, as when a relay rewrites the header and not the body. RFC 2045 says not to decode it, and a client that honours 7bit shows the escapes; " +
+				"the case stays because filters such as Rspamd may decode by content, and the link given is the decoded one.",
 			func(c *EvasionCase) {
 				a, b := splitAfter(c.Link, 20)
-				html := `<html><body><a href="` + a + "=\r\n" + b + `">Open</a></body></html>` + "\r\n"
+				html := "<html><body><p style=3D\"margin:0\">Your statement is ready. Please review it=\r\n" +
+					" before the end of the month.</p><a href=3D\"" + a + "=\r\n" + b + "\">Open</a></body></html>\r\n"
 				c.Attachment = nil
-				c.Message = mimeMessage(entity(html, "Content-Type: text/html; charset=us-ascii", "Content-Transfer-Encoding: 7bit"),
-					"Content-Type: text/html; charset=us-ascii")
+				c.Message = mimeMessage(html, "Content-Type: text/html; charset=us-ascii", "Content-Transfer-Encoding: 7bit")
 			}},
 		{"html-area-href",
 			"An image map's <area href> is a link like <a href>; HTML-rendering clients make the mapped region clickable.",

@@ -27,9 +27,7 @@ import (
 // attachment's sha256; a path alone covers every link and attachment of that message. They
 // are parser bugs waiting for a fix: the test fails on an entry that no longer matches
 // anything, so that it is removed once the parser finds what it names.
-var knownMisses = map[string]string{
-	"mail/spamscope-mail-parser/mail_malformed_3": "the declared boundary never occurs; Rspamd splits on the boundary the lines use, the sensor reads no part",
-}
+var knownMisses = map[string]string{}
 
 // knownMiss returns why Rspamd's item (a link or a sha256) in the message at rel is a known
 // miss, or "", and marks the entry used.

@@ -20,7 +20,6 @@ func sensorGaps() map[string]string {
 	return map[string]string{
 		"x-uuencode-attachment": "no decoder for Content-Transfer-Encoding x-uuencode; the attachment is hashed undecoded",
 		"html-base-href":        "<base href> is not applied; the relative href is dropped and only the base is listed",
-		"qp-soft-break-7bit":    "a 7bit part is not sniffed for quoted-printable; the link is listed with the stray '=' a client honouring 7bit opens",
 		"epilogue-part":         "the epilogue is skipped; delimited parts after the close delimiter are never read",
 		"preamble-part":         "the preamble is skipped unscanned; its link is never seen",
 		"utf7-html":             "charset utf-7 is unknown to the charset table (WHATWG has none), so the HTML is scanned undecoded",
