@@ -3,6 +3,7 @@ package urls
 import (
 	"bytes"
 	"io"
+	"net/url"
 
 	"golang.org/x/net/html"
 )
@@ -16,6 +17,8 @@ func (c *Collector) ScanHTML(r io.Reader, source string) error {
 	// tokenizer must still see it, even from a reader that reports an error only once.
 	var in io.Reader = &stickyReader{r: r}
 	z := c.tokenizer(in)
+	c.base = nil // a <base> applies to its own document only
+	defer func() { c.base = nil }()
 	inStyle := false
 	for {
 		tt := z.Next()
@@ -80,17 +83,20 @@ func (c *Collector) scanTag(z *html.Tokenizer, tt html.TokenType, source string)
 		key, val, more = z.TagAttr()
 		switch string(key) {
 		case "href", "xlink:href":
+			if tag == "base" && string(key) == "href" && c.base == nil {
+				c.setBase(val)
+			}
 			// The links a reader follows, mailto: among them (<a>, <area>, SVG's <a>).
-			c.addLink(val, source)
+			c.addLink(c.resolve(val), source)
 		case "action", "formaction":
 			// A form that posts to mailto: opens the reader's mail client with the attacker's
 			// address filled in, as a mailto: href does.
-			c.addLink(val, source)
+			c.addLink(c.resolve(val), source)
 		case "src", "background", "poster":
-			c.add(val, source, false)
+			c.add(c.resolve(val), source, false)
 		case "data":
 			if tag == "object" {
-				c.add(val, source, false)
+				c.add(c.resolve(val), source, false)
 			}
 		case "srcset":
 			c.scanSrcset(val, source)
@@ -113,6 +119,50 @@ func (c *Collector) scanTag(z *html.Tokenizer, tt html.TokenType, source string)
 	return tt == html.StartTagToken && tag == "style"
 }
 
+// setBase keeps the document's base URL, from its first <base href>, when it is an absolute
+// http or https URL. Relative links are resolved against it as the clients that render the
+// HTML resolve them: a message can then spell a link in two halves, neither of which is a
+// link alone.
+func (c *Collector) setBase(val []byte) {
+	u, err := url.Parse(string(bytes.TrimFunc(val, isURLSpace)))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return
+	}
+	c.base = u
+}
+
+// resolve returns a relative link resolved against the document's base URL, and anything
+// else (an absolute link, or any link when there is no base) as it is.
+func (c *Collector) resolve(val []byte) []byte {
+	if c.base == nil {
+		return val
+	}
+	ref := bytes.TrimFunc(val, isURLSpace)
+	if len(ref) == 0 || ref[0] == '#' || hasScheme(ref) {
+		return val
+	}
+	u, err := url.Parse(string(ref))
+	if err != nil {
+		return val
+	}
+	return []byte(c.base.ResolveReference(u).String())
+}
+
+// hasScheme reports whether a link starts with a URI scheme (RFC 3986 §3.1) and its colon.
+func hasScheme(b []byte) bool {
+	for i, ch := range b {
+		switch {
+		case 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z':
+		case i > 0 && ('0' <= ch && ch <= '9' || ch == '+' || ch == '-' || ch == '.'):
+		case i > 0 && ch == ':':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
 // scanSrcset adds each image candidate URL of a srcset attribute, following the HTML
 // standard's parsing: a URL is a run of non-space bytes (commas inside it are part of it),
 // and its descriptors run to the next comma outside parentheses.
@@ -131,10 +181,10 @@ func (c *Collector) scanSrcset(v []byte, source string) {
 		}
 		u := v[start:i]
 		if u[len(u)-1] == ',' {
-			c.add(bytes.TrimRight(u, ","), source, false)
+			c.add(c.resolve(bytes.TrimRight(u, ",")), source, false)
 			continue
 		}
-		c.add(u, source, false)
+		c.add(c.resolve(u), source, false)
 		depth := 0
 	descriptors:
 		for ; i < len(v); i++ {

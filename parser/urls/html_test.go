@@ -30,6 +30,15 @@ var htmlCases = []struct {
 		[]string{"http://form.example/post", "https://fa.example/", "http://bg.example/t.png",
 			"http://poster.example/p.jpg", "http://video.example/v.mp4", "http://object.example/o.swf",
 			"http://svg.example/"}},
+	// A <base href> makes the relative links after it whole, as HTML-rendering clients
+	// resolve them; the first <base> counts, and a base that is no http(s) URL is ignored.
+	{"base href resolves relative links", `<base href="https://base.example/dir/"><a href="page.html">p</a>` +
+		`<img src="/img/i.png"><form action="../post"></form><img srcset="a.png 1x, b.png 2x">` +
+		`<a href="#top">f</a><a href="mailto:x@y.example">m</a><base href="https://second.example/"><a href="z">z</a>`,
+		[]string{"https://base.example/dir/", "https://base.example/dir/page.html", "https://base.example/img/i.png",
+			"https://base.example/post", "https://base.example/dir/a.png", "https://base.example/dir/b.png",
+			"mailto:x@y.example", "https://second.example/", "https://base.example/dir/z"}},
+	{"base that is no web URL", `<base href="javascript:x"><a href="page.html">p</a><base href="/rel/"><a href="q">q</a>`, nil},
 	{"data attribute only on object", `<div data="http://div.example/"></div>`, nil},
 	// As browsers read srcset, a comma inside a run of non-spaces belongs to the URL, and a
 	// comma inside a descriptor's parentheses does not end the candidate.

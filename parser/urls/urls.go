@@ -16,6 +16,7 @@ package urls
 
 import (
 	"math"
+	"net/url"
 	"slices"
 
 	"github.com/journalsensor/sensor/api"
@@ -101,6 +102,8 @@ type Collector struct {
 	chunk int
 	// skipping is set while the text scanner passes over the rest of a URL it had to cut.
 	skipping bool
+	// base is the base URL of the HTML document being scanned, from its <base href>.
+	base *url.URL
 	// before is the byte of the text stream just before the buffer the text scanner looks at,
 	// or -1 at the start: whether "www." begins a word can depend on a byte already passed.
 	before int

@@ -19,7 +19,6 @@ import (
 func sensorGaps() map[string]string {
 	return map[string]string{
 		"x-uuencode-attachment": "no decoder for Content-Transfer-Encoding x-uuencode; the attachment is hashed undecoded",
-		"html-base-href":        "<base href> is not applied; the relative href is dropped and only the base is listed",
 		"epilogue-part":         "the epilogue is skipped; delimited parts after the close delimiter are never read",
 		"preamble-part":         "the preamble is skipped unscanned; its link is never seen",
 		"utf7-html":             "charset utf-7 is unknown to the charset table (WHATWG has none), so the HTML is scanned undecoded",
