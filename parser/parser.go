@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -688,10 +689,16 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 			}
 			return st.drain(dec)
 		}
-		if isText && !st.opts.NoURLs {
-			if err := st.scanText(dec, p, ctx, urlSource); err != nil {
-				return err
-			}
+		var err error
+		switch {
+		case st.opts.NoURLs:
+		case isText:
+			err = st.scanText(dec, p, ctx, urlSource)
+		case opensAsHTML(a.Filename):
+			err = st.scanHTMLFile(dec)
+		}
+		if err != nil {
+			return err
 		}
 		return st.drain(dec)
 	}
@@ -772,6 +779,24 @@ func textSource(mediaType string) (source string, ok bool) {
 	return "", false
 }
 
+// scanHTMLFile reads the links of an attachment that opensAsHTML, whatever its declared type:
+// the desktop opens it by its name, in a browser.
+func (st *state) scanHTMLFile(r io.Reader) error {
+	cr, _ := charsetReader("", r)
+	return st.urls.ScanHTML(cr, api.URLSourceAttachment)
+}
+
+// opensAsHTML reports whether a file of this name opens in a web browser when the recipient
+// opens it, so its links are links the recipient can follow. A phishing page sent as
+// application/octet-stream (or any other type) named statement.html is the common form.
+func opensAsHTML(filename string) bool {
+	switch strings.ToLower(path.Ext(filename)) {
+	case ".htm", ".html", ".shtml", ".xhtml", ".svg":
+		return true
+	}
+	return false
+}
+
 // readFailure passes on input failures and drops anything else: a scanner's trouble with
 // the text is never a reason to refuse the copy.
 func readFailure(err error) error {
@@ -832,6 +857,8 @@ func (st *state) attachment(p *walker.Part, ctx *msgCtx, a api.Attachment, dec i
 		inspect = func(r io.Reader) error { return st.readCrypto(r, c.Feed, e, p.Path) }
 	case isText && !st.opts.NoURLs:
 		inspect = func(r io.Reader) error { return st.scanText(r, p, ctx, urlSource) }
+	case opensAsHTML(a.Filename) && !st.opts.NoURLs:
+		inspect = st.scanHTMLFile
 	}
 	if !st.room() {
 		if inspect != nil {

@@ -144,3 +144,30 @@ func TestUTF16PartByteOrder(t *testing.T) {
 		t.Errorf("urls %q, want %q", got, want)
 	}
 }
+
+// TestHTMLFileOfAnyTypeIsScanned: an attachment named .html (or .svg) but declared
+// application/octet-stream was hashed and never read for links, though the recipient's
+// desktop opens it in a browser, links and all.
+func TestHTMLFileOfAnyTypeIsScanned(t *testing.T) {
+	part := func(ctype, name, body string) string {
+		return "--b\nContent-Type: " + ctype + "\nContent-Disposition: attachment; filename=\"" + name +
+			"\"\nContent-Transfer-Encoding: base64\n\n" + base64.StdEncoding.EncodeToString([]byte(body)) + "\n"
+	}
+	msg := crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n" +
+		part("application/octet-stream", "Statement.HTML", `<form action="https://phish.example/login"></form>`) +
+		part("application/octet-stream", "logo.svg", `<svg><a xlink:href="https://svg.example/x"><text>x</text></a></svg>`) +
+		part("application/octet-stream", "data.bin", `<a href="https://not-opened.example/">x</a>`) +
+		"--b--\n")
+	for _, mode := range []AttachmentMode{AttachmentsMetadata, AttachmentsOff} {
+		rec := parseString(t, Options{Attachments: mode}, msg)
+		var got []string
+		for _, u := range rec.URLs {
+			got = append(got, u.URL+" "+strings.Join(u.Sources, "+"))
+		}
+		// Links count without attachments listed, as a named text part's do.
+		want := "https://phish.example/login attachment\nhttps://svg.example/x attachment"
+		if strings.Join(got, "\n") != want {
+			t.Errorf("%s: urls\n%s\nwant\n%s", mode, strings.Join(got, "\n"), want)
+		}
+	}
+}
