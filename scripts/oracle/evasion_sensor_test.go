@@ -19,7 +19,6 @@ import (
 func sensorGaps() map[string]string {
 	return map[string]string{
 		"comment-in-media-type": "ParseMediaType fails on a comment between the subtype and ';', so the multipart is read as text/plain",
-		"x-uuencode-attachment": "no decoder for Content-Transfer-Encoding x-uuencode; the attachment is hashed undecoded",
 		"html-base-href":        "<base href> is not applied; the relative href is dropped and only the base is listed",
 		"qp-soft-break-7bit":    "a 7bit part is not sniffed for quoted-printable; the link is listed with the stray '=' a client honouring 7bit opens",
 		"epilogue-part":         "the epilogue is skipped; delimited parts after the close delimiter are never read",
