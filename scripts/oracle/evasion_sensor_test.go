@@ -23,7 +23,6 @@ func sensorGaps() map[string]string {
 		"qp-soft-break-7bit":    "a 7bit part is not sniffed for quoted-printable; the link is listed with the stray '=' a client honouring 7bit opens",
 		"epilogue-part":         "the epilogue is skipped; delimited parts after the close delimiter are never read",
 		"preamble-part":         "the preamble is skipped unscanned; its link is never seen",
-		"utf7-html":             "charset utf-7 is unknown to the charset table (WHATWG has none), so the HTML is scanned undecoded",
 		"octet-stream-html":     "an application/octet-stream attachment is not scanned for links whatever its file name",
 		"zip-text-link":         "zip members are hashed but never scanned for links",
 	}
