@@ -210,7 +210,10 @@ func UUBegin(l []byte) (name string, ok bool) {
 		return "", false
 	}
 	kind, name, _, ok := parseBegin(l)
-	return name, ok && kind == KindUUEncode
+	if !ok || kind != KindUUEncode {
+		return "", false
+	}
+	return name, true
 }
 
 // b64Value maps a base64 character to its value, 64 for '=' and 0xff for anything else.
