@@ -118,3 +118,33 @@ func TestNewDecoderKnowsUUEncode(t *testing.T) {
 		}
 	}
 }
+
+// chunkReader returns at most n bytes a Read.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// FuzzUUDecode: where the reads split the body does not matter, and no more comes out than
+// lines can announce.
+func FuzzUUDecode(f *testing.F) {
+	f.Add([]byte("text\nbegin 644 a\n#86)C\nM\n\r\n`\nend\nmore"), uint8(3))
+	f.Add([]byte("#86)C\n#86)C"), uint8(0))
+	f.Add([]byte(uuencodeForTest(bytes.Repeat([]byte{0xff, 0, 7}, 40))), uint8(10))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		want, wantBad := decodeAll(t, newUUReader(bytes.NewReader(data), nil))
+		// A line of one length character and its LF announce at most 63 bytes.
+		if len(want) > 32*len(data) {
+			t.Fatalf("%d bytes out of %d in", len(want), len(data))
+		}
+		var bufs byteCache
+		d := newUUReader(chunkReader{bytes.NewReader(data), 1 + int(chunk)}, &bufs)
+		got, gotBad := decodeAll(t, d)
+		d.release()
+		if got != want || gotBad != wantBad {
+			t.Fatalf("reads of %d: %d bytes/%d repairs, whole: %d/%d", 1+int(chunk), len(got), gotBad, len(want), wantBad)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 
 	"golang.org/x/text/transform"
 )
@@ -122,3 +123,36 @@ func TestUTF7Reset(t *testing.T) {
 		t.Errorf("after Reset: %q, %v", dst[:n], err)
 	}
 }
+
+// FuzzUTF7: the output is valid UTF-8 and does not depend on where the input is split.
+func FuzzUTF7(f *testing.F) {
+	for _, tc := range utf7Cases {
+		f.Add(tc.in, uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, in string, chunk uint8) {
+		want, _, err := transform.String(utf7{}.NewDecoder(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !utf8.ValidString(want) {
+			t.Fatalf("invalid UTF-8 %q", want)
+		}
+		n := 1 + int(chunk)
+		r := transform.NewReader(iotest.HalfReader(chunkReader{strings.NewReader(in), n}), utf7{}.NewDecoder())
+		got, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Fatalf("reads of %d: %q, whole: %q", n, got, want)
+		}
+	})
+}
+
+// chunkReader returns at most n bytes a Read.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
