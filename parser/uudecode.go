@@ -27,8 +27,9 @@ type uuReader struct {
 	off   int
 	st    uuState
 	err   error
-	bad   int64 // bytes skipped inside the block and after it
-	pre   int64 // bytes skipped before it, counted as bad if no block ever starts
+	bad   int64  // bytes skipped inside the block and after it
+	pre   int64  // bytes skipped before it, counted as bad if no block ever starts
+	name  string // the file name of the begin line
 	bufs  *byteCache
 }
 
@@ -157,8 +158,8 @@ func (d *uuReader) lineDone(l []byte) {
 	t := bytes.Trim(l, " \t")
 	switch d.st {
 	case uuBefore:
-		if _, ok := textfile.UUBegin(l); ok {
-			d.st = uuData
+		if name, ok := textfile.UUBegin(l); ok {
+			d.st, d.name = uuData, name
 			return
 		}
 		if !textfile.UUDataLine(l) {
@@ -192,4 +193,24 @@ func (d *uuReader) lineDone(l []byte) {
 		return
 	}
 	d.out = d.out[:len(d.out)+n]
+}
+
+// uuName gives attachment i, the one of the part at path, the file name of the begin line its
+// uuencoded body had, when its header named none: uudecode names the file so. The name is
+// known only once the body is read, so what a file name decides before (smime.Classify's
+// reading of a .p7m) went by the header alone.
+func (st *state) uuName(dec decoder, i int, path string) {
+	u, ok := dec.(*uuReader)
+	if !ok || u.name == "" || i >= len(st.attachments) {
+		return
+	}
+	a := &st.attachments[i]
+	if a.Path != path || a.Filename != "" {
+		return
+	}
+	name, fixed := decodeFilename(u.name)
+	if fixed {
+		st.anomaly(anomaly8bitFilename, path, "read as Windows-1252")
+	}
+	a.Filename = name
 }

@@ -148,3 +148,38 @@ func FuzzUUDecode(f *testing.F) {
 		}
 	})
 }
+
+// An x-uuencode part whose header names no file is listed under its begin line's name; one
+// whose header names it keeps that name.
+func TestUUEncodeAttachmentName(t *testing.T) {
+	body := uuencodeForTest([]byte("%PDF-1.4 fake"))
+	msg := crlf(`From: a@example.org
+To: b@example.org
+Subject: files
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary=b
+
+--b
+Content-Type: application/octet-stream
+Content-Transfer-Encoding: x-uuencode
+
+` + body + `
+--b
+Content-Type: application/pdf; name=header.pdf
+Content-Transfer-Encoding: x-uue
+
+` + body + `
+--b--
+`)
+	rec := parseString(t, Options{}, msg)
+	var names []string
+	for _, a := range rec.Attachments {
+		names = append(names, a.Filename)
+		if a.SHA256 != sha256Hex([]byte("%PDF-1.4 fake")) {
+			t.Errorf("%s: hash of %d bytes is not the decoded file's", a.Path, a.Size)
+		}
+	}
+	if strings.Join(names, ",") != "f.bin,header.pdf" {
+		t.Errorf("names %q, want f.bin and header.pdf", names)
+	}
+}
