@@ -79,6 +79,8 @@ func newDecoder(encoding string, r io.Reader, bufs *byteCache) (decoder, bool) {
 		return newBase64Reader(r, bufs), true
 	case "quoted-printable":
 		return newQPReader(r, bufs), true
+	case "x-uuencode", "x-uue", "uuencode", "uue":
+		return newUUReader(r, bufs), true
 	case "", "7bit", "8bit", "binary":
 		return identity{r}, true
 	}

@@ -702,7 +702,10 @@ func (st *state) leaf(w *walker.Walker, p *walker.Part, ctx *msgCtx) error {
 		}
 		return st.drain(dec)
 	}
-	return st.attachment(p, ctx, a, dec, isText, urlSource)
+	i := len(st.attachments)
+	err := st.attachment(p, ctx, a, dec, isText, urlSource)
+	st.uuName(dec, i, p.Path)
+	return err
 }
 
 func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source string) error {

@@ -1,11 +1,12 @@
 // Package charset converts text in a MIME charset to UTF-8 the way mail clients read it.
 //
 // Labels are resolved as the WHATWG Encoding Standard does (htmlindex), since that is what
-// browsers and the clients built on them (Thunderbird, web mail) use. The bytes are believed
-// over the label where those clients believe them: a byte order mark wins over any label, as
-// the Standard's decode algorithm has it, and UTF-16 without one is read in the byte order its
-// text shows. A scanner that read such a part by its label alone would see noise where the
-// recipient sees links.
+// browsers and the clients built on them (Thunderbird, web mail) use, with one addition:
+// UTF-7, which the Standard dropped and Thunderbird's mail code kept (see utf7.go). The bytes
+// are believed over the label where those clients believe them: a byte order mark wins over
+// any label, as the Standard's decode algorithm has it, and UTF-16 without one is read in the
+// byte order its text shows. A scanner that read such a part by its label alone would see
+// noise where the recipient sees links.
 package charset
 
 import (
@@ -77,6 +78,10 @@ func lookup(label string) (encoding.Encoding, bool) {
 	switch label {
 	case "", "utf-8", "utf8", "us-ascii", "ascii":
 		return nil, true
+	case "utf-7", "unicode-1-1-utf-7", "x-utf-7", "csunicode11utf7":
+		// QUIRK: WHATWG has no UTF-7 (the Encoding Standard maps no label to it), but
+		// Thunderbird decodes it in mail; these are its IANA names and their variants.
+		return utf7{}, true
 	}
 	enc, err := htmlindex.Get(label)
 	if err != nil {

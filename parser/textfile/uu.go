@@ -110,18 +110,58 @@ func (s *Scanner) uuLine(l []byte) bool {
 		s.end(false)
 		return false
 	}
-	n, need, full := uuLen(l[0])
-	if n == 0 {
+	if n, _, _ := uuLen(l[0]); n == 0 {
 		s.zero = true
 		return true
 	}
+	n, p := DecodeUULine(s.room(MaxUULine), l)
+	switch p {
+	case UUBad:
+		s.note("uuencode: bad line")
+		s.end(false)
+		return false
+	case UUTrailing:
+		s.note("uuencode: trailing garbage")
+	case UUShort:
+		s.note("uuencode: short line")
+	}
+	s.emitted(n)
+	return true
+}
+
+// MaxUULine is the most bytes one uuencoded line can carry: its length character holds six
+// bits.
+const MaxUULine = 63
+
+// UUProblem says what DecodeUULine found wrong with a line.
+type UUProblem uint8
+
+const (
+	UUOK       UUProblem = iota
+	UUShort              // characters were missing and were read as zeros
+	UUTrailing           // characters past the last quad (and a checksum character) were dropped
+	UUBad                // the line is no uuencoded line; nothing was decoded
+)
+
+// DecodeUULine decodes one uuencoded line, given without its line end, into dst, which must
+// have room for MaxUULine bytes, and returns how many bytes it wrote. A zero-length line
+// (the one before "end") decodes to nothing.
+func DecodeUULine(dst, l []byte) (int, UUProblem) {
+	if len(l) == 0 || !uuChar(l[0]) {
+		return 0, UUBad
+	}
+	n, need, full := uuLen(l[0])
+	if n == 0 {
+		return 0, UUOK
+	}
 	body := l[1:]
+	problem := UUOK
 	if len(body) > full {
 		// Some encoders append one checksum character; Python's uu module drops what
 		// follows the last quad the same way.
 		for _, c := range body[full+1:] {
 			if c != ' ' && c != '`' {
-				s.note("uuencode: trailing garbage")
+				problem = UUTrailing
 				break
 			}
 		}
@@ -129,17 +169,14 @@ func (s *Scanner) uuLine(l []byte) bool {
 	}
 	for _, c := range body {
 		if !uuChar(c) {
-			s.note("uuencode: bad line")
-			s.end(false)
-			return false
+			return 0, UUBad
 		}
 	}
 	if len(body) < need {
 		// Old encoders wrote zero as a space, and mailers strip trailing spaces; the
 		// missing characters are zeros (as binascii.a2b_uu reads them).
-		s.note("uuencode: short line")
+		problem = UUShort
 	}
-	dst := s.room(n)
 	i, o := 0, 0
 	for ; o+3 <= n && i+4 <= len(body); i, o = i+4, o+3 {
 		v := uint32((body[i]-0x20)&63)<<18 | uint32((body[i+1]-0x20)&63)<<12 |
@@ -159,8 +196,24 @@ func (s *Scanner) uuLine(l []byte) bool {
 			o++
 		}
 	}
-	s.emitted(n)
-	return true
+	return n, problem
+}
+
+// UUDataLine reports whether l, a line without its end, has the shape of uuencoded data
+// strictly enough to be believed without a begin line before it.
+func UUDataLine(l []byte) bool { return len(l) > 0 && firstUULine(l) }
+
+// UUBegin reports whether l is a uuencode header line, "begin MODE NAME", and returns the
+// file name it gives (possibly empty).
+func UUBegin(l []byte) (name string, ok bool) {
+	if !bytes.HasPrefix(l, []byte("begin")) {
+		return "", false
+	}
+	kind, name, _, ok := parseBegin(l)
+	if !ok || kind != KindUUEncode {
+		return "", false
+	}
+	return name, true
 }
 
 // b64Value maps a base64 character to its value, 64 for '=' and 0xff for anything else.
