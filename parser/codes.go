@@ -96,6 +96,7 @@ func anomalyCodes() []string {
 		walker.AnomalyEncodedMultipart,
 		walker.AnomalyBoundaryRecovered,
 		walker.AnomalyBrokenFold,
+		walker.AnomalyPartAfterClose,
 		walker.AnomalyDuplicateContentType,
 		walker.AnomalyHeaderFieldTruncated,
 		walker.AnomalyHeaderTruncated,

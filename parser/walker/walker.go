@@ -101,6 +101,9 @@ const (
 	// AnomalyBrokenFold: a header line with no colon and no leading whitespace, followed by
 	// another field, was read as the continuation of the field before it.
 	AnomalyBrokenFold = "broken_fold"
+	// AnomalyPartAfterClose: a multipart's delimiter came after its closing delimiter, in
+	// what RFC 2046 calls the epilogue, and the part it opened was read.
+	AnomalyPartAfterClose = "part_after_close"
 	// AnomalyWhitespaceSeparator: a header ended at a line of only spaces and tabs, read as
 	// the blank line.
 	AnomalyWhitespaceSeparator = "whitespace_separator"
@@ -175,6 +178,10 @@ type frame struct {
 	// first read of the body, so that Next hands out the multipart's header before the
 	// walker reads past it.
 	unchecked bool
+	// closed: the closing delimiter has been read. The frame stays until the enclosing
+	// multipart's next boundary (or the end), so that a part delimited in the epilogue is
+	// still seen; see onBoundary.
+	closed bool
 }
 
 // spec describes the entity whose header comes next.
@@ -379,28 +386,62 @@ func (w *Walker) matchBoundary(line []byte) (int, bool) {
 }
 
 // onBoundary acts on a boundary line of frame i.
+//
+// RFC 2046 §5.1.1 has the epilogue after a closing delimiter ignored, but Rspamd, and clients
+// that match delimiters wherever they occur, show a part that is delimited there. A closed
+// frame therefore stays on the stack while its epilogue is read: a delimiter of its own
+// reopens it (part_after_close), and the enclosing multipart's next boundary, or the end,
+// removes it. Not when an enclosing multipart uses the same boundary: that delimiter is the
+// enclosing one's.
 func (w *Walker) onBoundary(i int, closing bool) {
 	for j := len(w.frames) - 1; j > i; j-- {
-		w.report(AnomalyUnclosedMultipart, w.frames[j].path, "ended by an enclosing multipart's boundary")
+		if !w.frames[j].closed {
+			w.report(AnomalyUnclosedMultipart, w.frames[j].path, "ended by an enclosing multipart's boundary")
+		}
 	}
 	w.frames = w.frames[:i+1]
 	f := &w.frames[i]
 	if closing {
+		if f.closed {
+			w.state = stateSkip
+			return
+		}
 		if f.children == 0 {
 			w.report(AnomalyEmptyMultipart, f.path, "closing boundary before any part")
 		}
-		w.frames = w.frames[:i]
+		if f.children == 0 || w.sharesBoundary(i) {
+			w.frames = w.frames[:i]
+		} else {
+			f.closed = true
+		}
 		w.state = stateSkip
 		return
+	}
+	if f.closed {
+		f.closed = false
+		w.report(AnomalyPartAfterClose, f.path, "a delimiter after the closing one opened part "+strconv.Itoa(f.children+1))
 	}
 	f.children++
 	w.next = spec{path: joinPath(f.path, f.children), depth: f.depth + 1, digest: f.digest}
 	w.state = stateHeader
 }
 
+// sharesBoundary reports whether a multipart enclosing frame i uses frame i's boundary.
+func (w *Walker) sharesBoundary(i int) bool {
+	for j := range i {
+		if bytes.Equal(w.frames[j].boundary, w.frames[i].boundary) {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *Walker) atEOF() {
 	for j := len(w.frames) - 1; j >= 0; j-- {
 		f := w.frames[j]
+		if f.closed {
+			continue
+		}
 		if f.children == 0 {
 			w.report(AnomalyBoundaryNotFound, f.path, "no line matched the declared boundary")
 		} else {

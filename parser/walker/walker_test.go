@@ -667,3 +667,40 @@ func TestMediaTypeWithoutSemicolon(t *testing.T) {
 		}
 	}
 }
+
+// TestPartAfterCloseIsRead: parts delimited after the closing delimiter were skipped with the
+// epilogue, though Rspamd (and clients that match delimiters anywhere) show them.
+func TestPartAfterCloseIsRead(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\n\none\n--A--\nepilogue\n--A\n\ntwo\n--A--\nmore\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 leaf text/plain "one"`, `2 leaf text/plain "two"`)
+	if got := strings.Join(res.anomalies, ","); got != "part_after_close@" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+// TestPartAfterCloseInANestedMultipart: an inner multipart's epilogue part is its own, and
+// the outer multipart's next boundary still ends it without an unclosed anomaly.
+func TestPartAfterCloseInANestedMultipart(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\nContent-Type: multipart/alternative; boundary=B\n\n" +
+		"--B\n\nin\n--B--\n--B\n\nlate\n--B--\n--A\n\nouter\n--A--\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	checkParts(t, res.parts, `top multipart multipart/mixed ""`, `1 multipart multipart/alternative ""`,
+		`1.1 leaf text/plain "in"`, `1.2 leaf text/plain "late"`, `2 leaf text/plain "outer"`)
+	if got := strings.Join(res.anomalies, ","); got != "part_after_close@1" {
+		t.Errorf("anomalies %s", got)
+	}
+}
+
+// TestClosedMultipartSharingItsParentsBoundaryStaysClosed: with one boundary for both, the
+// next delimiter is the enclosing multipart's, as before.
+func TestClosedMultipartSharingItsParentsBoundaryStaysClosed(t *testing.T) {
+	msg := crlf("Content-Type: multipart/mixed; boundary=A\n\n--A\nContent-Type: multipart/alternative; boundary=A\n\n" +
+		"--A\n\nin\n--A--\n--A\n\nouter\n--A--\n")
+	res := walk(t, strings.NewReader(msg), Options{})
+	for _, a := range res.anomalies {
+		if strings.HasPrefix(a, "part_after_close") {
+			t.Errorf("anomalies %v", res.anomalies)
+		}
+	}
+}
