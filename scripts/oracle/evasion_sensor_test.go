@@ -14,7 +14,7 @@ import (
 	"github.com/journalsensor/sensor/parser"
 )
 
-// sensorGaps names the evasion cases the parser misses today and what it misses. The test
+// sensorGaps names the evasion cases the parser misses, today or by choice, and why. The test
 // logs them, and fails when one starts to pass, so the entry is removed with the fix.
 func sensorGaps() map[string]string {
 	return map[string]string{
