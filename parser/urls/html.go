@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/url"
+	"strings"
 
 	"golang.org/x/net/html"
 )
@@ -141,7 +142,18 @@ func (c *Collector) resolve(val []byte) []byte {
 	if len(ref) == 0 || ref[0] == '#' || hasScheme(ref) {
 		return val
 	}
-	u, err := url.Parse(string(ref))
+	// Browsers read a backslash in an http(s) reference as a slash, and drop tabs and line
+	// breaks: \\evil.example/a is a link to evil.example, not a path under the base.
+	clean := strings.Map(func(r rune) rune {
+		switch r {
+		case '\\':
+			return '/'
+		case '\t', '\n', '\r':
+			return -1
+		}
+		return r
+	}, string(ref))
+	u, err := url.Parse(clean)
 	if err != nil {
 		return val
 	}

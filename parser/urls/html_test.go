@@ -38,6 +38,10 @@ var htmlCases = []struct {
 		[]string{"https://base.example/dir/", "https://base.example/dir/page.html", "https://base.example/img/i.png",
 			"https://base.example/post", "https://base.example/dir/a.png", "https://base.example/dir/b.png",
 			"mailto:x@y.example", "https://second.example/", "https://base.example/dir/z"}},
+	// Backslashes read as slashes, as browsers read them: these are other hosts, not paths.
+	{"base href and backslashes", `<base href="https://www.base.example/"><a href="\\evil3.example/a">a</a>` +
+		`<a href="/\evil4.example/b">b</a><img src="\/evil5.example/c">`,
+		[]string{"https://www.base.example/", "https://evil3.example/a", "https://evil4.example/b", "https://evil5.example/c"}},
 	{"base that is no web URL", `<base href="javascript:x"><a href="page.html">p</a><base href="/rel/"><a href="q">q</a>`, nil},
 	{"data attribute only on object", `<div data="http://div.example/"></div>`, nil},
 	// As browsers read srcset, a comma inside a run of non-spaces belongs to the URL, and a

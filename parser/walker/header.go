@@ -97,15 +97,17 @@ func ParseMediaType(v string) (mtype string, params map[string]string, problems 
 	return strings.ToLower(mt), ps, problems
 }
 
-// stripComments removes RFC 5322 comments, "(...)" outside quoted strings, which RFC 2045
-// allows around the media type and its parameters and which the parser underneath takes for
-// part of a type or value ("multipart/mixed (mixed content); boundary=b" lost the whole
-// multipart). A "(" that follows a token character directly is kept: no mailer writes a
-// comment there, and some write unquoted boundaries such as b(1). An unclosed comment runs to
-// the end, as it would for a strict reader.
+// stripComments removes RFC 5322 comments, "(...)", which RFC 2045 allows around the media
+// type and its parameters and which the parser underneath takes for part of a type or value
+// ("multipart/mixed (mixed content); boundary=b" lost the whole multipart). Only where a
+// comment can stand is one removed: after the media type, after a quoted value, and before a
+// parameter's name. A "(" inside or at the start of an unquoted value is the value's:
+// boundary=(abc) and filename=invoice (1).pdf are written, and read as written by Rspamd and
+// Python's email. An unclosed comment runs to the end, as it would for a strict reader.
 func stripComments(v string) string {
 	b := make([]byte, 0, len(v))
 	quoted := false
+	inValue := false // in an unquoted parameter value, from its '=' to the next ';'
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		switch {
@@ -115,7 +117,13 @@ func stripComments(v string) string {
 			c = v[i]
 		case c == '"':
 			quoted = !quoted
-		case !quoted && c == '(' && (i == 0 || strings.IndexByte(" \t;\"/=", v[i-1]) >= 0):
+			inValue = false // a quoted value ends at its closing quote
+		case quoted:
+		case c == '=':
+			inValue = true
+		case c == ';':
+			inValue = false
+		case c == '(' && !inValue:
 			// The comment and the whitespace around it go; a space stays between two words.
 			b = bytes.TrimRight(b, " \t")
 			i = commentEnd(v, i)

@@ -639,16 +639,33 @@ func TestLineWithoutColonBeforeAnOrdinaryFieldEndsTheHeader(t *testing.T) {
 func TestMediaTypeComments(t *testing.T) {
 	for _, tc := range []struct{ in, mtype, boundary string }{
 		{`multipart/mixed (mixed content); boundary=b1`, "multipart/mixed", "b1"},
-		{`multipart/mixed; boundary=b1 (comment)`, "multipart/mixed", "b1"},
 		{`multipart/mixed; boundary="b1" (a (nested) comment)`, "multipart/mixed", "b1"},
 		{`multipart/mixed; (c) boundary="b(1)"`, "multipart/mixed", "b(1)"},
 		{`multipart/mixed; boundary=b(1)`, "multipart/mixed", "b(1)"},
+		// A "(" that starts or is inside an unquoted value is the value's, as Rspamd and
+		// Python's email read it: stripping it lost a whole multipart.
+		{`multipart/mixed; boundary=(abc)`, "multipart/mixed", "(abc)"},
+		{`multipart/mixed; boundary= (abc)`, "multipart/mixed", "(abc)"},
+		{`multipart/mixed; boundary=----=_NextPart (1)`, "multipart/mixed", "----=_NextPart (1)"},
+		{`multipart/mixed; boundary="b1"(c); charset=x (d)`, "multipart/mixed", "b1"},
 		{`multipart/mixed (unclosed; boundary=b1`, "multipart/mixed", ""},
 		{`multipart/mixed; boundary="q\"(x)"`, "multipart/mixed", `q"(x)`},
 	} {
 		mt, params, _ := ParseMediaType(tc.in)
 		if mt != tc.mtype || params["boundary"] != tc.boundary {
 			t.Errorf("%s: %q boundary %q, want %q %q", tc.in, mt, params["boundary"], tc.mtype, tc.boundary)
+		}
+	}
+}
+
+func TestMediaTypeCommentsKeepUnquotedNames(t *testing.T) {
+	for in, want := range map[string]string{
+		`attachment; filename=invoice (1).pdf`: "invoice (1).pdf",
+		`attachment; filename=(x).html`:        "(x).html",
+		`attachment (c); filename="a.pdf" (d)`: "a.pdf",
+	} {
+		if _, params, _ := ParseMediaType(in); params["filename"] != want {
+			t.Errorf("%s: filename %q, want %q", in, params["filename"], want)
 		}
 	}
 }
