@@ -36,7 +36,7 @@ func TestFilenameEncodedWords(t *testing.T) {
 		{"base64 without padding", `attachment; filename="=?utf-8?B?w6lsw6h2ZQ?=.exe"`, "", "élève.exe"},
 		{"base64 with short padding", `attachment; filename="=?utf-8?B?w6lsw6h2ZQ=?=.exe"`, "", "élève.exe"},
 		{"several unpadded words", `attachment; filename="=?utf-8?B?w6lsw6h2ZQ?= =?utf-8?B?LmV4ZQ?="`, "", "élève.exe"},
-		{"UTF-16 big-endian without a mark", `attachment; filename="=?UTF-16?B?AGkAbgB2AG8AaQBjAGUALgBwAGQAZgAuAGUAeABl?="`, "", "invoice.pdf.exe"},
+		{"UTF-16BE without a mark", `attachment; filename="=?UTF-16BE?B?AGkAbgB2AG8AaQBjAGUALgBwAGQAZgAuAGUAeABl?="`, "", "invoice.pdf.exe"},
 		{"UTF-16 with a big-endian mark", `attachment; filename="=?utf-16?B?/v8AaQBuAHYAbwBpAGMAZQAuAHAAZABmAC4AZQB4AGU=?="`, "", "invoice.pdf.exe"},
 		{"UTF-16 little-endian without a mark", `attachment; filename="=?utf-16?B?aQBuAHYAbwBpAGMAZQAuAHAAZABmAC4AZQB4AGUA?="`, "", "invoice.pdf.exe"},
 		{"UTF-16BE, Q encoding", `attachment; filename="=?UTF-16BE?Q?=00=61=00=2E=00=65=00=78=00=65?="`, "", "a.exe"},

@@ -1,12 +1,15 @@
 // Package charset converts text in a MIME charset to UTF-8 the way mail clients read it.
 //
 // Labels are resolved as the WHATWG Encoding Standard does (htmlindex), since that is what
-// browsers and the clients built on them (Thunderbird, web mail) use, with one addition:
-// UTF-7, which the Standard dropped and Thunderbird's mail code kept (see utf7.go). The bytes
-// are believed over the label where those clients believe them: a byte order mark wins over
-// any label, as the Standard's decode algorithm has it, and UTF-16 without one is read in the
-// byte order its text shows. A scanner that read such a part by its label alone would see
-// noise where the recipient sees links.
+// browsers and the clients built on them (Thunderbird, web mail) use. Text labelled UTF-16 is
+// read by its byte order mark when it has one, as the Standard's decode algorithm has it:
+// htmlindex's decoders ignore the mark, so big-endian text with one was read as noise and its
+// links lost. Without a mark the label decides ("utf-16" is little-endian, as in the
+// Standard, Thunderbird and Python). The byte order is never guessed from the text: a sender
+// chooses the text, and a guess it can steer hides links from us and not from the reader.
+// A mark under any other label is left alone, so text that starts with those bytes by
+// accident is read as its label says. UTF-7, which the Standard dropped, is decoded too
+// (utf7.go): Thunderbird's mail charsets and Python's email kept it.
 package charset
 
 import (
@@ -27,12 +30,8 @@ import (
 	"golang.org/x/text/transform"
 )
 
-// sniffBytes is how much of a text is looked at before it is decoded: a byte order mark, or
-// for UTF-16 the pattern of zero bytes that ASCII markup leaves, which 256 characters show.
-const sniffBytes = 512
-
-// bomBytes is the longest byte order mark, UTF-8's.
-const bomBytes = 3
+// bomBytes is the smallest buffer bufio allows, room enough for a UTF-16 byte order mark.
+const bomBytes = 16
 
 // NewReader returns r's text converted from the named charset to UTF-8 as a stream. It reports
 // false for a charset it does not know; the text is then passed through unchanged.
@@ -41,17 +40,15 @@ func NewReader(label string, r io.Reader) (io.Reader, bool) {
 	if !ok {
 		return r, false
 	}
-	n := sniffBytes
 	if enc == nil {
-		n = bomBytes // only a byte order mark can change how UTF-8 is read
+		return r, true
 	}
-	br := bufio.NewReaderSize(r, n)
-	head, _ := br.Peek(n) // a short text gives a short head; errors come back on Read
-	enc = decoding(enc, head)
-	if enc == nil {
-		return br, true
+	if !isUTF16(enc) {
+		return transform.NewReader(r, enc.NewDecoder()), true
 	}
-	return transform.NewReader(br, enc.NewDecoder()), true
+	br := bufio.NewReaderSize(r, bomBytes)
+	head, _ := br.Peek(2) // a short text gives a short head; errors come back on Read
+	return transform.NewReader(br, byMark(enc, head).NewDecoder()), true
 }
 
 // String converts raw from the named charset to UTF-8. It reports false for a charset it does
@@ -61,9 +58,11 @@ func String(label string, raw []byte) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	enc = decoding(enc, raw)
 	if enc == nil {
 		return string(raw), true
+	}
+	if isUTF16(enc) {
+		enc = byMark(enc, raw)
 	}
 	out, err := enc.NewDecoder().Bytes(raw)
 	if err != nil {
@@ -93,38 +92,20 @@ func lookup(label string) (encoding.Encoding, bool) {
 	return enc, true
 }
 
-// decoding picks the decoding for a text from its label's encoding and its first bytes. A
-// byte order mark decides, and is dropped. Without one, a text labelled "utf-16" or "utf-16le"
-// (which Windows writes for both orders) is read big-endian when its zero bytes fall on even
-// offsets (the high byte of an ASCII character first), and little-endian otherwise, the
-// Standard's reading of the label.
-func decoding(label encoding.Encoding, head []byte) encoding.Encoding {
+// isUTF16 reports whether an encoding from lookup is one of the UTF-16 ones.
+func isUTF16(enc encoding.Encoding) bool {
+	name, _ := htmlindex.Name(enc)
+	return name == "utf-16le" || name == "utf-16be"
+}
+
+// byMark returns the UTF-16 decoding a text's byte order mark asks for, which drops the mark,
+// or the label's own when it has none.
+func byMark(label encoding.Encoding, head []byte) encoding.Encoding {
 	switch {
-	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
-		return unicode.UTF8BOM
 	case bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
 		return unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM)
 	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}):
 		return unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM)
-	}
-	if label == nil {
-		return nil
-	}
-	if name, _ := htmlindex.Name(label); name != "utf-16le" {
-		return label
-	}
-	even, odd := 0, 0
-	for i, b := range head {
-		if b == 0 {
-			if i%2 == 0 {
-				even++
-			} else {
-				odd++
-			}
-		}
-	}
-	if even > odd {
-		return unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM)
 	}
 	return label
 }

@@ -30,17 +30,21 @@ var cases = []struct {
 }{
 	{"utf-16 with a big-endian mark", "utf-16", append([]byte{0xFE, 0xFF}, utf16Bytes(link, true)...), link},
 	{"utf-16 with a little-endian mark", "UTF-16", append([]byte{0xFF, 0xFE}, utf16Bytes(link, false)...), link},
-	{"utf-16 big-endian without a mark", "utf-16", utf16Bytes(link, true), link},
-	{"utf-16 little-endian without a mark", "utf-16", utf16Bytes(link, false), link},
+	{"utf-16 without a mark is little-endian", "utf-16", utf16Bytes(link, false), link},
 	{"utf-16le label, big-endian mark", "utf-16le", append([]byte{0xFE, 0xFF}, utf16Bytes(link, true)...), link},
 	{"utf-16be label believed without a mark", "utf-16be", utf16Bytes(link, true), link},
 	{"utf-16be label, little-endian mark", "utf-16be", append([]byte{0xFF, 0xFE}, utf16Bytes(link, false)...), link},
-	{"utf-8 label, utf-16 mark", "utf-8", append([]byte{0xFE, 0xFF}, utf16Bytes(link, true)...), link},
-	{"unlabelled utf-8 mark dropped", "", append([]byte{0xEF, 0xBB, 0xBF}, link...), link},
+	// The byte order is not guessed from the text: a sender could steer the guess with
+	// characters whose low byte is zero (U+3000) and hide the rest.
+	{"steered window", "utf-16le", utf16Bytes(strings.Repeat("\u3000", 300)+link, false), strings.Repeat("\u3000", 300) + link},
+	// A mark under another label is text, as the label says.
+	{"utf-8 label, utf-16 mark", "utf-8", append([]byte{0xFE, 0xFF}, link...), "\xfe\xff" + link},
+	{"unlabelled, utf-16 mark", "", append([]byte{0xFE, 0xFF}, link...), "\xfe\xff" + link},
+	{"windows-1252 label, utf-16 mark", "windows-1252", []byte("\xff\xfe<a href=\"https://x.example/\">"), "ÿþ<a href=\"https://x.example/\">"},
 	{"plain utf-8", "UTF-8", []byte(link), link},
 	{"latin-1 is windows-1252", "iso-8859-1", []byte("caf\xe9 \x80"), "café €"},
 	{"quoted label", `"windows-1251"`, []byte("\xcf\xf0\xe8"), "При"},
-	{"short utf-16", "utf-16", utf16Bytes("a", true), "a"},
+	{"short utf-16", "utf-16", utf16Bytes("a", false), "a"},
 	{"empty", "utf-16", nil, ""},
 }
 
@@ -77,7 +81,7 @@ func TestString(t *testing.T) {
 // holds for all of it.
 func TestNewReaderLongText(t *testing.T) {
 	text := strings.Repeat("line of text with a link https://long.example/p ", 2000)
-	r, _ := NewReader("utf-16", bytes.NewReader(utf16Bytes(text, true)))
+	r, _ := NewReader("utf-16", bytes.NewReader(append([]byte{0xFE, 0xFF}, utf16Bytes(text, true)...)))
 	got, err := io.ReadAll(r)
 	if err != nil || string(got) != text {
 		t.Fatalf("got %d bytes (%v), want %d", len(got), err, len(text))
@@ -99,8 +103,8 @@ func TestUnknownLabel(t *testing.T) {
 
 func TestUTF16Words(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		// Big-endian, no mark: read by its zero bytes.
-		{"=?UTF-16?B?AGkAbgB2AG8AaQBjAGUALgBwAGQAZgAuAGUAeABl?=", "=?utf-8?b?aW52b2ljZS5wZGYuZXhl?="},
+		// Little-endian, no mark: the label's order.
+		{"=?UTF-16?B?aQBuAHYAbwBpAGMAZQAuAHAAZABmAC4AZQB4AGUA?=", "=?utf-8?b?aW52b2ljZS5wZGYuZXhl?="},
 		// A big-endian mark wins over the little-endian default, and is dropped.
 		{"a =?utf-16?B?/v8AaQBuAHYAbwBpAGMAZQAuAHAAZABmAC4AZQB4AGU=?= b", "a =?utf-8?b?aW52b2ljZS5wZGYuZXhl?= b"},
 		{"=?utf-16le?q?a=00_=00?=", "=?utf-8?b?YSA=?="},
