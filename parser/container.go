@@ -209,6 +209,8 @@ func (st *state) zip(r io.Reader, i int) error {
 				texts = map[string]*zipText{}
 			}
 			t := &zipText{st: st, name: m.Name}
+			st.zipTextBytes += zipScanCost
+			t.cut = st.zipTextBytes > maxZipTextBytes
 			texts[m.Path] = t
 			return t, nil
 		}
@@ -269,6 +271,11 @@ func (st *state) zip(r io.Reader, i int) error {
 // phishing page or a readme is a few KiB.
 const maxZipTextBytes = 1 << 20
 
+// zipScanCost is charged against maxZipTextBytes for each member kept, on top of its bytes:
+// each read sets up a scanner (the HTML tokenizer alone allocates 4 KiB), and a zip of 10,000
+// one-line pages doubled the garbage of its parse and raised its peak RSS by 15 MiB.
+const zipScanCost = 4 << 10
+
 // readForLinks reports whether a zip member of this name is read for links: the recipient
 // double-clicks it in the desktop's archive view and it opens in a browser, or it is text,
 // which we read for links in any attachment.
@@ -300,6 +307,9 @@ func (st *state) scanZipText(name string, t *zipText) error {
 	b := t.b
 	if t.cut {
 		st.limit(limitZipTextBytes)
+		if len(b) == 0 {
+			return nil
+		}
 		// A link cut in two would be listed as a link to somewhere else.
 		if k := bytes.LastIndexAny(b, " \t\r\n"); k >= 0 {
 			b = b[:k+1]

@@ -3,6 +3,7 @@ package parser
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -116,5 +117,23 @@ func TestZipTextCap(t *testing.T) {
 		if !strings.HasPrefix(u, "https://first.example/") {
 			t.Errorf("%s listed, want only links before the cap", u)
 		}
+	}
+}
+
+// Each member kept costs zipScanCost on top of its bytes: a zip of many one-line pages would
+// otherwise set up a scanner for each.
+func TestZipTextCapCountsMembers(t *testing.T) {
+	const n = maxZipTextBytes/zipScanCost + 50
+	files := map[string][]byte{}
+	for i := range n {
+		files[fmt.Sprintf("p%04d.html", i)] = fmt.Appendf(nil, `<a href="https://p%d.example/">x</a>`, i)
+	}
+	rec := parseString(t, Options{MaxArchiveMembers: -1, MaxAttachments: -1}, zipMessage(zipOf(t, files)))
+	if !slices.Contains(rec.LimitsHit, limitZipTextBytes) {
+		t.Errorf("limits %v, want %s", rec.LimitsHit, limitZipTextBytes)
+	}
+	got := urlSources(rec)
+	if _, ok := got["https://p0.example/"]; !ok || len(got) >= n {
+		t.Errorf("%d of %d pages read for links, want the first ones and fewer than all", len(got), n)
 	}
 }
