@@ -58,6 +58,7 @@ const (
 	limitJournalRecipients = "journal_recipients" // journal recipients past MaxJournalRecipients
 	limitTraceFields       = "trace_fields"       // Received or Authentication-Results entries past the cap
 	limitStructure         = "structure"          // the structure string was cut at MaxStructureBytes
+	limitZipTextBytes      = "zip_text_bytes"     // zip members past maxZipTextBytes were read for links in part
 )
 
 // anomalyCodes returns every anomaly code a record can carry.
@@ -165,6 +166,7 @@ func limitNames() []string {
 		limitJournalRecipients,
 		limitTraceFields,
 		limitStructure,
+		limitZipTextBytes,
 
 		walker.LimitParts,
 		walker.LimitDepth,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"path"
 	"strconv"
 	"strings"
 
@@ -191,10 +192,30 @@ func (st *state) zip(r io.Reader, i int) error {
 		st.budget = archive.NewBudget(st.opts.MaxArchiveBytes)
 	}
 	cpath := st.attachments[i].Path
-	res, err := archive.List(r, st.budget, archive.Options{
+	opts := archive.Options{
 		MaxMembers: st.opts.MaxArchiveMembers,
 		Sniff:      sniff,
-	})
+	}
+	// Members that open in a browser or a text editor are kept (up to the per-message cap)
+	// to be read for links once List says which were read whole. Keyed by member path,
+	// unique within one List call.
+	var texts map[string]*zipText
+	if !st.opts.NoURLs {
+		opts.Content = func(m *archive.Member) (io.Writer, error) {
+			if !readForLinks(m.Name) {
+				return nil, nil
+			}
+			if texts == nil {
+				texts = map[string]*zipText{}
+			}
+			t := &zipText{st: st, name: m.Name}
+			st.zipTextBytes += zipScanCost
+			t.cut = st.zipTextBytes > maxZipTextBytes
+			texts[m.Path] = t
+			return t, nil
+		}
+	}
+	res, err := archive.List(r, st.budget, opts)
 	if res == nil {
 		return readFailure(err)
 	}
@@ -233,5 +254,72 @@ func (st *state) zip(r io.Reader, i int) error {
 	for _, l := range res.LimitsHit {
 		st.limit(l)
 	}
+	for _, m := range res.Members {
+		t := texts[m.Path]
+		if t == nil || !m.Hashed || m.Dir {
+			continue // bytes of a member not read whole may be anything
+		}
+		if serr := st.scanZipText(m.Name, t); serr != nil {
+			return serr
+		}
+	}
 	return readFailure(err)
+}
+
+// maxZipTextBytes bounds the bytes of zip members kept for reading links, per message. They
+// wait in memory until List returns, since only then is a member known to be whole; a
+// phishing page or a readme is a few KiB.
+const maxZipTextBytes = 1 << 20
+
+// zipScanCost is charged against maxZipTextBytes for each member kept, on top of its bytes:
+// each read sets up a scanner (the HTML tokenizer alone allocates 4 KiB), and a zip of 10,000
+// one-line pages doubled the garbage of its parse and raised its peak RSS by 15 MiB.
+const zipScanCost = 4 << 10
+
+// readForLinks reports whether a zip member of this name is read for links: the recipient
+// double-clicks it in the desktop's archive view and it opens in a browser, or it is text,
+// which we read for links in any attachment.
+func readForLinks(name string) bool {
+	return opensAsHTML(name) || strings.EqualFold(path.Ext(name), ".txt")
+}
+
+// zipText keeps one zip member's bytes, within what is left of maxZipTextBytes.
+type zipText struct {
+	st   *state
+	name string // as List knew it when the bytes began: the local header's
+	b    []byte
+	cut  bool // the cap stopped the copy
+}
+
+func (t *zipText) Write(p []byte) (int, error) {
+	keep := p[:min(len(p), max(maxZipTextBytes-t.st.zipTextBytes, 0))]
+	if len(keep) < len(p) {
+		t.cut = true
+	}
+	t.b = append(t.b, keep...)
+	t.st.zipTextBytes += len(keep)
+	return len(p), nil // the rest is dropped, not refused: refusing would stop List
+}
+
+// scanZipText reads a kept member for links. name is the member's final name (the central
+// directory's when there is one).
+func (st *state) scanZipText(name string, t *zipText) error {
+	b := t.b
+	if t.cut {
+		st.limit(limitZipTextBytes)
+		if len(b) == 0 {
+			return nil
+		}
+		// A link cut in two would be listed as a link to somewhere else.
+		if k := bytes.LastIndexAny(b, " \t\r\n"); k >= 0 {
+			b = b[:k+1]
+		}
+	}
+	r := bytes.NewReader(b)
+	// Either name may be the one the recipient's tool shows; a mismatch is an anomaly of its own.
+	if opensAsHTML(name) || opensAsHTML(t.name) {
+		return readFailure(st.scanHTMLFile(r))
+	}
+	cr, _ := charsetReader("", r)
+	return readFailure(st.urls.ScanText(cr, api.URLSourceAttachment))
 }

@@ -289,6 +289,7 @@ type state struct {
 	parts        int             // entities seen, across nested walkers
 	encodedDepth int             // encoded containers being walked, one inside the other
 	budget       *archive.Budget // decompressed bytes left for this message's archives
+	zipTextBytes int             // bytes of zip members kept for reading links, up to maxZipTextBytes
 
 	headsInUse int // sniffing buffers (scratch.heads) held by content calls in progress
 	// sc is the buffers the parse borrows from its Parser (Parser.scratch).

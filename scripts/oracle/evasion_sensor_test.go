@@ -19,7 +19,6 @@ import (
 func sensorGaps() map[string]string {
 	return map[string]string{
 		"preamble-part": "the preamble is skipped unscanned; its link is never seen",
-		"zip-text-link": "zip members are hashed but never scanned for links",
 	}
 }
 
