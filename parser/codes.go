@@ -59,6 +59,7 @@ const (
 	limitTraceFields       = "trace_fields"       // Received or Authentication-Results entries past the cap
 	limitStructure         = "structure"          // the structure string was cut at MaxStructureBytes
 	limitZipTextBytes      = "zip_text_bytes"     // zip members past maxZipTextBytes were read for links in part
+	limitSniffedTextBytes  = "sniffed_text_bytes" // a sniffed quoted-printable body's declared bytes read for links in part
 )
 
 // anomalyCodes returns every anomaly code a record can carry.
@@ -167,6 +168,7 @@ func limitNames() []string {
 		limitTraceFields,
 		limitStructure,
 		limitZipTextBytes,
+		limitSniffedTextBytes,
 
 		walker.LimitParts,
 		walker.LimitDepth,

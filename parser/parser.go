@@ -9,6 +9,7 @@
 package parser
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -729,6 +730,7 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 		r = io.TeeReader(r, io.MultiWriter(tf, pgp))
 		defer st.drain(r) // the tee must see every byte, whatever the URL scanner read
 	}
+	var raw *rawCopy
 	if qpSniffable(p) {
 		// After the tee: uuencoded and PGP blocks are read from the declared bytes.
 		qp, sniffed := sniffQP(r, st.decodeBufs())
@@ -738,12 +740,31 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 			if p.Encoding != "" {
 				what = strconv.Quote(p.Header.Get("Content-Transfer-Encoding"))
 			}
-			st.anomaly(anomalySniffedQP, p.Path, "Content-Transfer-Encoding "+what+"; the body is quoted-printable and its links were read decoded")
+			st.anomaly(anomalySniffedQP, p.Path, "Content-Transfer-Encoding "+what+"; the body is quoted-printable and its links were read decoded and as declared")
+			raw = qp.(*sniffedQP).raw
 		}
 		r = qp
 	}
+	if err := st.scanAs(r, p, source, true); err != nil {
+		return err
+	}
+	if raw == nil {
+		return nil
+	}
+	// The declared bytes too: a client that honours 7bit shows them, and a body can be
+	// written so that its decoding cuts a link its declared bytes hold whole (href= followed
+	// by a line break is HTML, and a soft break to the decoder).
+	if raw.cut {
+		st.limit(limitSniffedTextBytes)
+	}
+	return st.scanAs(bytes.NewReader(raw.b), p, source, false)
+}
+
+// scanAs reads the links of a text part's body r in its charset, with the scanner for its
+// media type. note says whether an unknown charset is to be reported (once per part).
+func (st *state) scanAs(r io.Reader, p *walker.Part, source string, note bool) error {
 	cr, ok := charsetReader(p.Params["charset"], r)
-	if !ok {
+	if !ok && note {
 		st.anomaly(anomalyUnknownCharset, p.Path, p.Params["charset"])
 	}
 	var err error

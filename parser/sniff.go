@@ -210,9 +210,11 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // declared bytes are what the recipient's client shows, its hashes stay theirs, and plenty of
 // 7bit text has an "=" at a line end (a signature rule, a formula). Only the URL scanner is
 // fed the quoted-printable decoding, and only when the start of the body has a shape that
-// text written by hand does not: see qpShape. It reads the decoding instead of the declared
-// bytes, not as well: the body is read once, and the declared bytes of such a body only add
-// the stumps of the links the decoding holds whole.
+// text written by hand does not: see qpShape. It reads the declared bytes as well, from a
+// copy of at most maxSniffedRaw: a sender can shape a body so that its decoding cuts the
+// links its declared bytes hold ("<a href=" and a line break is HTML, and a soft break to the
+// decoder), so neither reading alone is safe. The price is the stumps of links the decoding
+// holds whole, listed too: they are what a client that honours 7bit opens.
 
 // qpShape checks bytes for the shape a quoted-printable encoder writes: every "=" starts a
 // soft line break or an uppercase hex escape, and no line is longer than 76 characters. The
@@ -312,7 +314,27 @@ func sniffQP(r io.Reader, bufs *byteCache) (d decoder, sniffed bool) {
 	if !shape.looks() {
 		return body, false
 	}
-	return &sniffedQP{qpReader: newQPReader(body, bufs), body: body}, true
+	raw := &rawCopy{}
+	return &sniffedQP{qpReader: newQPReader(io.TeeReader(body, raw), bufs), body: body, raw: raw}, true
+}
+
+// maxSniffedRaw is how much of a sniffed quoted-printable body is kept to be read for links as
+// declared, after its decoding: text parts are small, and a cap keeps hostile ones bounded.
+const maxSniffedRaw = 1 << 20
+
+// rawCopy keeps the first maxSniffedRaw bytes written to it, and says whether it dropped more.
+type rawCopy struct {
+	b   []byte
+	cut bool
+}
+
+func (c *rawCopy) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := maxSniffedRaw - len(c.b); len(p) > room {
+		p, c.cut = p[:room], true
+	}
+	c.b = append(c.b, p...)
+	return n, nil
 }
 
 // sniffedQP is the quoted-printable decoding of a sniffed body. Escapes it cannot decode are
@@ -320,10 +342,12 @@ func sniffQP(r io.Reader, bufs *byteCache) (d decoder, sniffed bool) {
 type sniffedQP struct {
 	*qpReader
 	body *prefixed
+	raw  *rawCopy // the declared bytes, read for links too once the decoding has been
 }
 
 func (*sniffedQP) repairs() (int64, string) { return 0, "" }
 func (d *sniffedQP) release() {
 	d.qpReader.release()
 	d.body.release()
+	d.raw.b = nil
 }

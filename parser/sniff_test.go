@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -288,7 +289,9 @@ gin">here</a></p>
 	for _, u := range rec.URLs {
 		got = append(got, u.URL+" "+strings.Join(u.Sources, "+"))
 	}
-	want := "https://evil.example.com/path text\nhttps://html.example.com/login html"
+	// The declared bytes are read too, so the stump a client that honours 7bit would open is
+	// listed beside the whole link.
+	want := "https://evil.example.com/path text\nhttps://evil.exa= text\nhttps://html.example.com/login html"
 	if strings.Join(got, "\n") != want {
 		t.Errorf("urls:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
 	}
@@ -351,7 +354,42 @@ Content-Disposition: attachment; filename="notes.txt"
 	if got, want := rec.Attachments[0].SHA256, hex.EncodeToString(sum[:]); got != want {
 		t.Errorf("sha256 %s, want %s (the declared bytes)", got, want)
 	}
-	if len(rec.URLs) != 1 || rec.URLs[0].URL != "https://evil.example.com/path" {
-		t.Errorf("urls %+v, want the whole link", rec.URLs)
+	if len(rec.URLs) == 0 || rec.URLs[0].URL != "https://evil.example.com/path" {
+		t.Errorf("urls %+v, want the whole link first", rec.URLs)
+	}
+}
+
+// TestSniffedQuotedPrintableReadAsDeclaredToo: a 7bit HTML body that has the shape of
+// quoted-printable but whose decoding cuts its links (href= then a line break is HTML, and a
+// soft break to the decoder) was read decoded only, and lost both links a client shows.
+func TestSniffedQuotedPrintableReadAsDeclaredToo(t *testing.T) {
+	msg := crlf(`MIME-Version: 1.0
+Content-Type: text/html
+
+<html><body>Your invoice is ready. <a href=
+"https://evil.example/inv">Open invoice</a> <img src=
+"https://track.example/p.gif"></body></html>
+`)
+	rec := parseString(t, Options{}, msg)
+	var got []string
+	for _, u := range rec.URLs {
+		got = append(got, u.URL)
+	}
+	if want := "https://evil.example/inv https://track.example/p.gif"; strings.Join(got, " ") != want {
+		t.Errorf("urls %q, want %s", got, want)
+	}
+}
+
+// TestSniffedQuotedPrintableDeclaredCopyIsCapped: the declared bytes kept for the second
+// reading stop at maxSniffedRaw, and the record says so.
+func TestSniffedQuotedPrintableDeclaredCopyIsCapped(t *testing.T) {
+	body := strings.Repeat("some words in a line of text=3D=\r\n", maxSniffedRaw/30) + "https://late.example/x\r\n"
+	msg := "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n" + body
+	rec := parseString(t, Options{}, msg)
+	if !slices.Contains(rec.LimitsHit, "sniffed_text_bytes") {
+		t.Errorf("limits %q, want sniffed_text_bytes", rec.LimitsHit)
+	}
+	if len(rec.URLs) == 0 || !strings.HasPrefix(rec.URLs[len(rec.URLs)-1].URL, "https://late.example/") {
+		t.Errorf("urls %+v, want the decoded link", rec.URLs)
 	}
 }
