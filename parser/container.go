@@ -23,10 +23,12 @@ const maxContainerDepth = 4
 
 // content reads one attachment's decoded bytes into st.attachments[i]: size and hashes
 // in one pass, the type sniffed from the first 4 KiB, and, for a container (TNEF, zip),
-// the files inside as attachments of their own, listed after it. inspect, when set, reads
-// the bytes instead (text attachments are scanned for URLs). extra receives a copy of the
-// bytes (the blob in content mode). It always reads r to its end.
-func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspect func(io.Reader) error) error {
+// the files inside as attachments of their own, listed after it. inspector, when set, is
+// asked once the first bytes are read (a uuencoded file's name is on its begin line) for what
+// reads the bytes instead (text attachments are scanned for URLs); nil leaves them to the
+// container checks. extra receives a copy of the bytes (the blob in content mode). It always
+// reads r to its end.
+func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspector func() func(io.Reader) error) error {
 	h := newHashes()
 	h.mayFork = true
 	defer h.close()
@@ -52,6 +54,10 @@ func (st *state) content(r io.Reader, i int, extra io.Writer, depth int, inspect
 	head := st.sc.heads[k][:n]
 	st.attachments[i].DetectedType = sniff(head)
 	body := io.MultiReader(bytes.NewReader(head), tee)
+	var inspect func(io.Reader) error
+	if inspector != nil {
+		inspect = inspector()
+	}
 	switch {
 	case inspect != nil:
 		err = inspect(body)

@@ -910,7 +910,18 @@ func (st *state) attachment(p *walker.Part, ctx *msgCtx, a api.Attachment, dec i
 	}
 	i := len(st.attachments)
 	st.attachments = append(st.attachments, a)
-	if err := st.content(dec, i, extra, 0, inspect); err != nil {
+	inspector := func() func(io.Reader) error { return inspect }
+	if u, ok := dec.(*uuReader); ok && inspect == nil && a.Filename == "" && !st.opts.NoURLs {
+		// A uuencoded file's name, when its header gave none, is on its begin line, which
+		// the first bytes read have passed.
+		inspector = func() func(io.Reader) error {
+			if opensAsHTML(u.name) {
+				return st.scanHTMLFile
+			}
+			return nil
+		}
+	}
+	if err := st.content(dec, i, extra, 0, inspector); err != nil {
 		return err
 	}
 	if blob != nil {

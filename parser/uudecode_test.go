@@ -183,3 +183,19 @@ Content-Transfer-Encoding: x-uue
 		t.Errorf("names %q, want f.bin and header.pdf", names)
 	}
 }
+
+// TestUUEncodedHTMLNamedOnItsBeginLineIsScanned: an x-uuencode part whose only file name is
+// its begin line's (statement.html) was listed under that name but never read for links,
+// because what reads an attachment was chosen before the begin line was.
+func TestUUEncodedHTMLNamedOnItsBeginLineIsScanned(t *testing.T) {
+	body := strings.Replace(uuencodeForTest([]byte(`<a href="https://evil.example/phish">Sign in</a>`)), "f.bin", "statement.html", 1)
+	msg := crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n" +
+		"Content-Type: application/octet-stream\nContent-Transfer-Encoding: x-uuencode\n\n" + body + "\n--b--\n")
+	rec := parseString(t, Options{}, msg)
+	if len(rec.Attachments) != 1 || rec.Attachments[0].Filename != "statement.html" {
+		t.Fatalf("attachments %+v", rec.Attachments)
+	}
+	if len(rec.URLs) != 1 || rec.URLs[0].URL != "https://evil.example/phish" {
+		t.Errorf("urls %+v, want the page's link", rec.URLs)
+	}
+}
