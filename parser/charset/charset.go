@@ -120,7 +120,7 @@ var encodedWord = regexp.MustCompile(`(?i)=\?(utf-16(?:be|le)?)\?([bq])\?([^?]*)
 // came out as CJK noise with its extension hidden. Other words, and words that do not decode,
 // are left as they are.
 func UTF16Words(s string) string {
-	if !containsFold(s, "?utf-16") {
+	if !hasUTF16Word(s) {
 		return s
 	}
 	return encodedWord.ReplaceAllStringFunc(s, func(w string) string {
@@ -167,12 +167,18 @@ func qBytes(s string) ([]byte, error) {
 	return out, nil
 }
 
-// containsFold reports whether s contains the lower-case ASCII substr, in any case.
-func containsFold(s, substr string) bool {
-	for i := 0; i+len(substr) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(substr)], substr) {
+// hasUTF16Word reports whether s may hold an encoded word in a UTF-16 charset: "?utf-16" in
+// any case. Every header value and parameter passes here, so it looks only after each '?'.
+func hasUTF16Word(s string) bool {
+	const tag = "?utf-16"
+	for {
+		i := strings.IndexByte(s, '?')
+		if i < 0 || len(s)-i < len(tag) {
+			return false
+		}
+		if strings.EqualFold(s[i:i+len(tag)], tag) {
 			return true
 		}
+		s = s[i+1:]
 	}
-	return false
 }
