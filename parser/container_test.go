@@ -23,7 +23,7 @@ func TestTNEFFilesAreAttachments(t *testing.T) {
 	}
 	msg := crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee attached\n--b\n"+
 		"Content-Type: application/ms-tnef; name=winmail.dat\nContent-Transfer-Encoding: base64\n\n") +
-		wrap76(base64.StdEncoding.EncodeToString(data)) + crlf("--b--\n")
+		testkit.Wrap76(base64.StdEncoding.EncodeToString(data)) + crlf("--b--\n")
 	rec := parseString(t, Options{}, msg)
 	w := attachmentAt(t, rec, "2")
 	if w.Filename != "winmail.dat" || w.Size != int64(len(data)) || w.SHA256 != sha256Hex(data) {
@@ -98,7 +98,7 @@ func TestZipMembersAreAttachments(t *testing.T) {
 	doc := []byte("%PDF-1.7 invoice")
 	outer := zipOf(t, map[string][]byte{"invoice.pdf": doc, "more.zip": inner})
 	msg := crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/zip; name=files.zip\n"+
-		"Content-Transfer-Encoding: base64\n\n") + wrap76(base64.StdEncoding.EncodeToString(outer)) + crlf("--b--\n")
+		"Content-Transfer-Encoding: base64\n\n") + testkit.Wrap76(base64.StdEncoding.EncodeToString(outer)) + crlf("--b--\n")
 	rec := parseString(t, Options{}, msg)
 	byName := map[string]api.Attachment{}
 	for _, a := range rec.Attachments {

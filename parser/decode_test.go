@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 func decodeAll(t *testing.T, d decoder) (string, int64) {
@@ -18,17 +20,6 @@ func decodeAll(t *testing.T, d decoder) (string, int64) {
 	}
 	n, _ := d.repairs()
 	return string(out), n
-}
-
-// wrap76 breaks encoded text into 76-character CRLF lines, as MIME encoders do.
-func wrap76(s string) string {
-	var b strings.Builder
-	for len(s) > 76 {
-		b.WriteString(s[:76] + "\r\n")
-		s = s[76:]
-	}
-	b.WriteString(s + "\r\n")
-	return b.String()
 }
 
 func TestBase64(t *testing.T) {
@@ -43,9 +34,9 @@ func TestBase64(t *testing.T) {
 		name, in, want string
 		repairs        int64
 	}{
-		{"wrapped lines, large", wrap76(enc), string(payload), 0},
+		{"wrapped lines, large", testkit.Wrap76(enc), string(payload), 0},
 		{"one long line", enc, string(payload), 0},
-		{"LF lines and blanks", strings.ReplaceAll(wrap76(enc), "\r\n", "\n\n"), string(payload), 0},
+		{"LF lines and blanks", strings.ReplaceAll(testkit.Wrap76(enc), "\r\n", "\n\n"), string(payload), 0},
 		// QUIRK: garbage bytes inside the encoding are skipped and counted, as enmime does.
 		{"garbage bytes", "SGVs*bG8s!IHdv\r\ncmxk", "Hello, world", 2},
 		{"concatenated blobs", "SGk=\r\nSGk=\r\n", "HiHi", 0},

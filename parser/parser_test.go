@@ -16,6 +16,7 @@ import (
 	"testing/iotest"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 const secret = "The falcon lands at midnight behind the old mill"
@@ -52,7 +53,7 @@ Content-Type: application/pdf; name="invoice.pdf"
 Content-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf
 Content-Transfer-Encoding: base64
 
-` + wrap76(base64.StdEncoding.EncodeToString(pdf)) + `--outer
+` + testkit.Wrap76(base64.StdEncoding.EncodeToString(pdf)) + `--outer
 Content-Type: message/rfc822
 
 From: inner@example.com

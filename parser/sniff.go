@@ -154,18 +154,7 @@ func (d *sniffedBase64) broken() bool {
 // else a prefix with the shape of an encoder's output), else one that passes the body on
 // unchanged. The bytes read are always handed on first, so nothing is lost either way.
 func sniffBase64(r io.Reader, bufs *byteCache) (decoder, *sniffedBase64) {
-	buf := bufs.get(b64SniffBytes)
-	n, err := io.ReadFull(r, buf)
-	prefix := buf[:n]
-	var rest io.Reader
-	switch err {
-	case nil:
-		rest = r
-	case io.EOF, io.ErrUnexpectedEOF:
-		rest = eofReader{}
-	default:
-		rest = errReader{err}
-	}
+	buf, prefix, rest, err := readPrefix(r, bufs)
 	var shape b64Shape
 	shape.write(prefix)
 	var looks bool
@@ -181,6 +170,23 @@ func sniffBase64(r io.Reader, bufs *byteCache) (decoder, *sniffedBase64) {
 	d := &sniffedBase64{shape: shape, prefix: buf}
 	d.base64Reader = newBase64Reader(io.MultiReader(bytes.NewReader(prefix), sniffCheck{rest, &d.shape}), bufs)
 	return d, d
+}
+
+// readPrefix reads up to b64SniffBytes of r into a buffer from bufs, for a sniffer to look
+// at. rest is what follows the prefix: r itself, a reader at its end, or one that returns
+// the read's error again, so that the body handed on fails where r failed. err is the read's.
+func readPrefix(r io.Reader, bufs *byteCache) (buf, prefix []byte, rest io.Reader, err error) {
+	buf = bufs.get(b64SniffBytes)
+	n, err := io.ReadFull(r, buf)
+	switch err {
+	case nil:
+		rest = r
+	case io.EOF, io.ErrUnexpectedEOF:
+		rest = eofReader{}
+	default:
+		rest = errReader{err}
+	}
+	return buf, buf[:n], rest, err
 }
 
 // prefixed passes a body through after the bytes read to sniff it.
@@ -297,20 +303,10 @@ func qpSniffable(p *walker.Part) bool {
 // is. The bytes read are handed on first either way. The returned decoder is to be
 // released when the scanner is done.
 func sniffQP(r io.Reader, bufs *byteCache) (d decoder, sniffed bool) {
-	buf := bufs.get(b64SniffBytes)
-	n, err := io.ReadFull(r, buf)
-	var rest io.Reader
-	switch err {
-	case nil:
-		rest = r
-	case io.EOF, io.ErrUnexpectedEOF:
-		rest = eofReader{}
-	default:
-		rest = errReader{err}
-	}
+	buf, prefix, rest, _ := readPrefix(r, bufs)
 	var shape qpShape
-	shape.write(buf[:n])
-	body := &prefixed{Reader: io.MultiReader(bytes.NewReader(buf[:n]), rest), buf: buf, bufs: bufs}
+	shape.write(prefix)
+	body := &prefixed{Reader: io.MultiReader(bytes.NewReader(prefix), rest), buf: buf, bufs: bufs}
 	if !shape.looks() {
 		return body, false
 	}

@@ -13,6 +13,7 @@ import (
 	"testing/iotest"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 func randomBytes(n int, seed uint64) []byte {
@@ -60,12 +61,12 @@ func TestSniffBase64(t *testing.T) {
 		want    string // the bytes read; the input itself when not decoded
 		broken  bool
 	}{
-		{"76 columns CRLF", wrap76(enc(small)), true, string(small), false},
+		{"76 columns CRLF", testkit.Wrap76(enc(small)), true, string(small), false},
 		{"76 columns LF, trailing blank lines", wrapN(enc(small), 76, "\n") + "\n\n", true, string(small), false},
 		{"64 columns (PEM-style encoders)", wrapN(enc(small), 64, "\r\n"), true, string(small), false},
 		{"one short line", "PGh0bWw+Cg==", true, "<html>\n", false},
-		{"large, past the prefix", wrap76(enc(large)), true, string(large), false},
-		{"large, no final line break", strings.TrimSuffix(wrap76(enc(large)), "\r\n"), true, string(large), false},
+		{"large, past the prefix", testkit.Wrap76(enc(large)), true, string(large), false},
+		{"large, no final line break", strings.TrimSuffix(testkit.Wrap76(enc(large)), "\r\n"), true, string(large), false},
 
 		{"empty", "", false, "", false},
 		{"only blank lines", "\r\n\r\n", false, "\r\n\r\n", false},
@@ -78,11 +79,11 @@ func TestSniffBase64(t *testing.T) {
 		{"lines of 75 (not whole quanta)", wrapN(enc(small), 75, "\r\n"), false, wrapN(enc(small), 75, "\r\n"), false},
 		{"padding in the middle", "SGk=\r\nSGk=\r\n", false, "SGk=\r\nSGk=\r\n", false},
 		{"data after a blank line", "SGVsbG8s\r\n\r\nSGVsbG8s\r\n", false, "SGVsbG8s\r\n\r\nSGVsbG8s\r\n", false},
-		{"base64 for a few lines, then text", wrap76(enc(small)) + text, false, wrap76(enc(small)) + text, false},
+		{"base64 for a few lines, then text", testkit.Wrap76(enc(small)) + text, false, testkit.Wrap76(enc(small)) + text, false},
 		{"urlsafe alphabet", "SGk-SGk_", false, "SGk-SGk_", false},
 		// The prefix decides; a later line that breaks the shape is reported, and the
 		// lenient decoder skips what is not base64 (the stray text's letters still decode).
-		{"clean prefix, text later", wrap76(enc(large)) + "-- \r\nsent from my phone\r\n", true, "", true},
+		{"clean prefix, text later", testkit.Wrap76(enc(large)) + "-- \r\nsent from my phone\r\n", true, "", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,7 +121,7 @@ func TestSniffPassesReadErrors(t *testing.T) {
 		t.Errorf("got %q, %v; want the bytes read, then the error", out, err)
 	}
 	// A failure past the prefix reaches the reader of the decoded body too.
-	long := wrap76(base64.StdEncoding.EncodeToString(randomBytes(20_000, 3)))
+	long := testkit.Wrap76(base64.StdEncoding.EncodeToString(randomBytes(20_000, 3)))
 	d, s = sniffBase64(io.MultiReader(strings.NewReader(long), iotest.ErrReader(boom)), nil)
 	if s == nil {
 		t.Fatal("clean prefix not sniffed")
@@ -145,7 +146,7 @@ func TestSniffedAttachmentHash(t *testing.T) {
 	file := randomBytes(20_000, 4)
 	sum := sha256.Sum256(file)
 	want := hex.EncodeToString(sum[:])
-	body := wrap76(base64.StdEncoding.EncodeToString(file))
+	body := testkit.Wrap76(base64.StdEncoding.EncodeToString(file))
 	lookalike := "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\nMjM0NTY3ODk=\r\n"
 	longLines := strings.Repeat("0123456789", 12) + "\r\n" + strings.Repeat("abcdefghij", 9) + "\r\n"
 	rawSum := func(s string) string {
@@ -222,7 +223,7 @@ Content-Type: multipart/mixed; boundary=b
 --b
 Content-Type: application/zip; name="a.zip"
 
-`) + wrap76(base64.StdEncoding.EncodeToString(file)) + crlf(`not base64 at all!
+`) + testkit.Wrap76(base64.StdEncoding.EncodeToString(file)) + crlf(`not base64 at all!
 --b--
 `)
 	rec := parseString(t, Options{}, msg)

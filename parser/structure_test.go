@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 func sha256Hex(b []byte) string {
@@ -52,7 +53,7 @@ top
 Content-Type: multipart/mixed; boundary=in
 Content-Transfer-Encoding: base64
 
-`) + wrap76(base64.StdEncoding.EncodeToString([]byte(inner))) + crlf(`--out--
+`) + testkit.Wrap76(base64.StdEncoding.EncodeToString([]byte(inner))) + crlf(`--out--
 `)
 	rec := parseString(t, Options{}, msg)
 	a := attachmentAt(t, rec, "2.2")
@@ -75,7 +76,7 @@ Content-Transfer-Encoding: base64
 func TestEncodedTopLevelMultipart(t *testing.T) {
 	inner := crlf("--b\nContent-Type: application/octet-stream; name=x.bin\n\nxyz\n--b--\n")
 	msg := crlf("Content-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: base64\n\n") +
-		wrap76(base64.StdEncoding.EncodeToString([]byte(inner)))
+		testkit.Wrap76(base64.StdEncoding.EncodeToString([]byte(inner)))
 	rec := parseString(t, Options{}, msg)
 	if a := attachmentAt(t, rec, "1"); a.Filename != "x.bin" || a.Size != 3 {
 		t.Errorf("attachment 1 = %+v, want x.bin of 3 bytes", a)
@@ -114,7 +115,7 @@ hi
 Content-Type: message/rfc822
 Content-Transfer-Encoding: base64
 
-`) + wrap76(base64.StdEncoding.EncodeToString([]byte(innerMsg))) + crlf("--b--\n")
+`) + testkit.Wrap76(base64.StdEncoding.EncodeToString([]byte(innerMsg))) + crlf("--b--\n")
 	rec := parseString(t, Options{}, msg)
 	m := attachmentAt(t, rec, "2")
 	if m.Size != int64(len(innerMsg)) || m.SHA256 != sha256Hex([]byte(innerMsg)) {
@@ -187,7 +188,7 @@ func TestEncodedContainersNestWithinTheDepthCap(t *testing.T) {
 		body := crlf("--b\nContent-Type: application/octet-stream; name=deep.bin\n\nx\n--b--\n")
 		for range levels {
 			body = crlf("--b\nContent-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: base64\n\n") +
-				wrap76(base64.StdEncoding.EncodeToString([]byte(body))) + crlf("--b--\n")
+				testkit.Wrap76(base64.StdEncoding.EncodeToString([]byte(body))) + crlf("--b--\n")
 		}
 		return crlf("Content-Type: multipart/mixed; boundary=b\n\n") + body
 	}

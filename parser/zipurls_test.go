@@ -9,13 +9,14 @@ import (
 	"testing"
 
 	"github.com/journalsensor/sensor/api"
+	"github.com/journalsensor/sensor/internal/testkit"
 )
 
 // zipMessage is a message with data attached as docs.zip.
 func zipMessage(data []byte) string {
 	return crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nDocuments attached.\n"+
 		"--b\nContent-Type: application/zip; name=docs.zip\nContent-Transfer-Encoding: base64\n\n") +
-		wrap76(base64.StdEncoding.EncodeToString(data)) + crlf("\n--b--\n")
+		testkit.Wrap76(base64.StdEncoding.EncodeToString(data)) + crlf("\n--b--\n")
 }
 
 // urlSources maps each URL of the record to its sources.

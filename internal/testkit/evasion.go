@@ -91,7 +91,11 @@ func multipart(boundary string, parts ...string) string {
 
 // wrapBase64 encodes data as base64 in lines of 76 characters, as RFC 2045 §6.8 asks.
 func wrapBase64(data []byte) string {
-	s := base64.StdEncoding.EncodeToString(data)
+	return Wrap76(base64.StdEncoding.EncodeToString(data))
+}
+
+// Wrap76 breaks encoded text into 76-character CRLF lines, as MIME encoders do.
+func Wrap76(s string) string {
 	var b strings.Builder
 	for len(s) > 76 {
 		b.WriteString(s[:76] + "\r\n")
