@@ -59,7 +59,7 @@ const (
 	limitTraceFields       = "trace_fields"       // Received or Authentication-Results entries past the cap
 	limitStructure         = "structure"          // the structure string was cut at MaxStructureBytes
 	limitZipTextBytes      = "zip_text_bytes"     // zip members past maxZipTextBytes were read for links in part
-	limitSniffedTextBytes  = "sniffed_text_bytes" // a sniffed quoted-printable body's declared bytes read for links in part
+	limitSniffedTextBytes  = "sniffed_text_bytes" // the second reading of a text part (QP under 7bit, UTF-16 byte order) covered its first maxSniffedRaw bytes
 )
 
 // anomalyCodes returns every anomaly code a record can carry.

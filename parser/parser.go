@@ -26,6 +26,7 @@ import (
 
 	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/parser/archive"
+	"github.com/journalsensor/sensor/parser/charset"
 	"github.com/journalsensor/sensor/parser/smime"
 	"github.com/journalsensor/sensor/parser/textfile"
 	"github.com/journalsensor/sensor/parser/urls"
@@ -745,27 +746,40 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 		}
 		r = qp
 	}
-	if err := st.scanAs(r, p, source, true); err != nil {
+	label := p.Params["charset"]
+	var both *rawCopy // UTF-16 whose label leaves the byte order open: see OtherByteOrder
+	if _, open := charset.OtherByteOrder(label, nil); open && raw == nil {
+		both = &rawCopy{}
+		r = io.TeeReader(r, both)
+	}
+	if err := st.scanAs(r, p, source, label, true); err != nil {
 		return err
+	}
+	if both != nil {
+		if other, ok := charset.OtherByteOrder(label, both.b); ok {
+			raw, label = both, other
+		}
 	}
 	if raw == nil {
 		return nil
 	}
-	// The declared bytes too: a client that honours 7bit shows them, and a body can be
-	// written so that its decoding cuts a link its declared bytes hold whole (href= followed
-	// by a line break is HTML, and a soft break to the decoder).
+	// A second reading of the same bytes, which a client may show instead: the declared
+	// bytes of a body sniffed as quoted-printable (a client that honours 7bit shows them,
+	// and a body can be written so that its decoding cuts a link its declared bytes hold
+	// whole: href= and a line break is HTML, and a soft break to the decoder), or UTF-16 in
+	// the other byte order.
 	if raw.cut {
 		st.limit(limitSniffedTextBytes)
 	}
-	return st.scanAs(bytes.NewReader(raw.b), p, source, false)
+	return st.scanAs(bytes.NewReader(raw.b), p, source, label, false)
 }
 
-// scanAs reads the links of a text part's body r in its charset, with the scanner for its
-// media type. note says whether an unknown charset is to be reported (once per part).
-func (st *state) scanAs(r io.Reader, p *walker.Part, source string, note bool) error {
-	cr, ok := charsetReader(p.Params["charset"], r)
+// scanAs reads the links of a text part's body r in the charset label, with the scanner for
+// its media type. note says whether an unknown charset is to be reported (once per part).
+func (st *state) scanAs(r io.Reader, p *walker.Part, source, label string, note bool) error {
+	cr, ok := charsetReader(label, r)
 	if !ok && note {
-		st.anomaly(anomalyUnknownCharset, p.Path, p.Params["charset"])
+		st.anomaly(anomalyUnknownCharset, p.Path, label)
 	}
 	var err error
 	switch p.MediaType {

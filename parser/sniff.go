@@ -314,8 +314,9 @@ func sniffQP(r io.Reader, bufs *byteCache) (d decoder, sniffed bool) {
 	return &sniffedQP{qpReader: newQPReader(io.TeeReader(body, raw), bufs), body: body, raw: raw}, true
 }
 
-// maxSniffedRaw is how much of a sniffed quoted-printable body is kept to be read for links as
-// declared, after its decoding: text parts are small, and a cap keeps hostile ones bounded.
+// maxSniffedRaw is how much of a text part is kept for a second reading (a sniffed
+// quoted-printable body as declared, UTF-16 in its other byte order): text parts are small,
+// and a cap keeps hostile ones bounded.
 const maxSniffedRaw = 1 << 20
 
 // rawCopy keeps the first maxSniffedRaw bytes written to it, and says whether it dropped more.

@@ -116,13 +116,22 @@ URL:http://inner.example/i
 
 // TestUTF16PartByteOrder: a text/html part labelled utf-16 but written big-endian with a byte
 // order mark was decoded little-endian and its links lost, while clients that follow the
-// WHATWG decode algorithm (the mark wins over the label) showed them. Without a mark the
-// label's order holds; a guess from the text is the sender's to steer.
+// WHATWG decode algorithm (the mark wins over the label) showed them. Without a mark, an
+// explicit label's order holds, and the bare "utf-16" label is read in both orders (WHATWG
+// says little-endian, RFC 2781 and Rspamd big-endian): a guess from the text would be the
+// sender's to steer.
 func TestUTF16PartByteOrder(t *testing.T) {
 	be := func(s string) []byte {
 		var b []byte
 		for _, r := range s {
 			b = append(b, byte(r>>8), byte(r))
+		}
+		return b
+	}
+	le := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r), byte(r>>8))
 		}
 		return b
 	}
@@ -134,13 +143,18 @@ func TestUTF16PartByteOrder(t *testing.T) {
 		part("utf-16", append([]byte{0xFE, 0xFF}, be(`<a href="https://marked.example/">x</a>`)...)) +
 		part("utf-16be", be(`<a href="https://unmarked.example/">x</a>`)) +
 		part("utf-16le", append([]byte{0xFE, 0xFF}, be(`<a href="https://mislabelled.example/">x</a>`)...)) +
+		part("utf-16", be(`<a href="https://bare-be.example/">x</a>`)) +
+		part("utf-16", le(`<a href="https://bare-le.example/">x</a>`)) +
+		part("utf-16le", be(`<a href="https://explicit-le.example/">x</a>`)) +
 		"--b--\n")
 	rec := parseString(t, Options{}, msg)
 	var got []string
 	for _, u := range rec.URLs {
 		got = append(got, u.URL)
 	}
-	want := []string{"https://marked.example/", "https://unmarked.example/", "https://mislabelled.example/"}
+	// The explicit utf-16le label holds big-endian bytes: read as labelled, they are noise.
+	want := []string{"https://marked.example/", "https://unmarked.example/", "https://mislabelled.example/",
+		"https://bare-be.example/", "https://bare-le.example/"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("urls %q, want %q", got, want)
 	}

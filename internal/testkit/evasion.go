@@ -564,6 +564,17 @@ func evasions() []evasion {
 				body := multipart("a=b, c/d:e?f", textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 				c.Message = mimeMessage(body, `Content-Type: multipart/mixed; boundary="a=b, c/d:e?f"`)
 			}},
+		{"utf16-html-unmarked",
+			"An HTML part in charset utf-16, big-endian without a byte order mark. RFC 2781 §4.3 reads such text big-endian, as ICU-based readers (Rspamd among them) do; the WHATWG Standard reads the label as little-endian. A sender picks the order a scanner does not read.",
+			func(c *EvasionCase) {
+				var u []byte
+				for _, v := range utf16.Encode([]rune(`<html><body><a href="` + c.Link + `">Open</a></body></html>`)) {
+					u = append(u, byte(v>>8), byte(v))
+				}
+				part := entity(wrapBase64(u), "Content-Type: text/html; charset=utf-16", "Content-Transfer-Encoding: base64")
+				c.Message = mimeMessage(multipart("b1", part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")),
+					`Content-Type: multipart/mixed; boundary="b1"`)
+			}},
 	}
 }
 

@@ -92,6 +92,23 @@ func lookup(label string) (encoding.Encoding, bool) {
 	return enc, true
 }
 
+// OtherByteOrder returns the label for reading text in the byte order its UTF-16 label leaves
+// open: "utf-16" (and its aliases) without a byte order mark is little-endian to the WHATWG
+// Standard, Thunderbird and Python, but big-endian to RFC 2781 and to ICU-based readers such
+// as Rspamd. A sender picks whichever order the scanner does not read, so such text is read
+// both ways. ok is false for every other label, and for text whose mark settles it.
+func OtherByteOrder(label string, head []byte) (other string, ok bool) {
+	switch strings.Trim(strings.ToLower(strings.TrimSpace(label)), `"'`) {
+	case "utf-16", "utf16", "unicode", "ucs-2", "csunicode", "iso-10646-ucs-2":
+	default:
+		return "", false
+	}
+	if bytes.HasPrefix(head, []byte{0xFE, 0xFF}) || bytes.HasPrefix(head, []byte{0xFF, 0xFE}) {
+		return "", false
+	}
+	return "utf-16be", true
+}
+
 // isUTF16 reports whether an encoding from lookup is one of the UTF-16 ones.
 func isUTF16(enc encoding.Encoding) bool {
 	name, _ := htmlindex.Name(enc)

@@ -119,3 +119,25 @@ func TestUTF16Words(t *testing.T) {
 		}
 	}
 }
+
+func TestOtherByteOrder(t *testing.T) {
+	for _, tc := range []struct {
+		label string
+		head  []byte
+		ok    bool
+	}{
+		{"utf-16", []byte("\x00<"), true},
+		{`"UTF-16"`, nil, true},
+		{"unicode", nil, true},
+		{"utf-16", []byte{0xFE, 0xFF, 0, '<'}, false}, // the mark settles it
+		{"utf-16", []byte{0xFF, 0xFE, '<', 0}, false},
+		{"utf-16le", nil, false}, // the label does
+		{"utf-16be", nil, false},
+		{"utf-8", nil, false},
+	} {
+		other, ok := OtherByteOrder(tc.label, tc.head)
+		if ok != tc.ok || (ok && other != "utf-16be") {
+			t.Errorf("OtherByteOrder(%q, % x) = %q, %v; want ok %v", tc.label, tc.head, other, ok, tc.ok)
+		}
+	}
+}
