@@ -771,6 +771,8 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 	if raw.cut {
 		st.limit(limitSniffedTextBytes)
 	}
+	st.urls.Reread(true)
+	defer st.urls.Reread(false)
 	return st.scanAs(bytes.NewReader(raw.b), p, source, label, false)
 }
 

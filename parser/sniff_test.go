@@ -394,3 +394,17 @@ func TestSniffedQuotedPrintableDeclaredCopyIsCapped(t *testing.T) {
 		t.Errorf("urls %+v, want the decoded link", rec.URLs)
 	}
 }
+
+// TestSniffedQuotedPrintableCountsEachLinkOnce: a link that both readings of a sniffed body
+// find was counted twice.
+func TestSniffedQuotedPrintableCountsEachLinkOnce(t *testing.T) {
+	msg := "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n" +
+		"See https://same.example/x today,=\r\nor tomorrow=3D=\r\nlater.\r\n"
+	rec := parseString(t, Options{}, msg)
+	if !hasAnomaly(rec, "sniffed_quoted_printable") {
+		t.Fatalf("not sniffed: %+v", rec.Anomalies)
+	}
+	if len(rec.URLs) != 1 || rec.URLs[0].URL != "https://same.example/x" || rec.URLs[0].Count != 1 {
+		t.Errorf("urls %+v, want https://same.example/x counted once", rec.URLs)
+	}
+}

@@ -102,6 +102,9 @@ type Collector struct {
 	chunk int
 	// skipping is set while the text scanner passes over the rest of a URL it had to cut.
 	skipping bool
+	// rereading is set while a text is read a second way (Reread): links already listed are
+	// not counted again.
+	rereading bool
 	// base is the base URL of the HTML document being scanned, from its <base href>.
 	base *url.URL
 	// before is the byte of the text stream just before the buffer the text scanner looks at,
@@ -152,6 +155,11 @@ func (c *Collector) add(raw []byte, source string, obfuscated bool) {
 	c.record(ch, source, obfuscated)
 }
 
+// Reread says whether the scans that follow read a text already scanned, a second way (a
+// quoted-printable body as declared, UTF-16 in its other byte order): the links they find
+// that are listed already keep their counts, so one occurrence is not counted twice.
+func (c *Collector) Reread(on bool) { c.rereading = on }
+
 // record counts the link at the end of the chain unwrap left in c.w. Links are deduped on
 // their innermost target, so that differently wrapped copies of one link count as one; the
 // chain kept is the first one seen.
@@ -161,7 +169,9 @@ func (c *Collector) record(ch chainInfo, source string, obfuscated bool) {
 	// The map lookup with string(u) does not allocate; only a new URL pays for its key.
 	if i, ok := c.index[string(u)]; ok {
 		e := &c.urls[i]
-		e.Count++
+		if !c.rereading {
+			e.Count++
+		}
 		// Written de-fanged anywhere in the message is worth knowing.
 		e.Obfuscated = e.Obfuscated || obfuscated
 		for _, s := range e.Sources {
