@@ -38,6 +38,21 @@ type Findings struct {
 	// not hide an attachment it found.
 	RspamdURLs  []RspamdURL
 	RspamdParts []RspamdPart
+
+	// Python only: the parts behind Hashes, with what tells a miss from a different reading.
+	PythonParts []PythonPart
+}
+
+// PythonPart is one leaf part that Python's email package decoded.
+type PythonPart struct {
+	Type       string `json:"type"`
+	Filename   string `json:"filename"`
+	Size       int    `json:"size"`
+	SHA256     string `json:"sha256"`
+	CRLFSHA256 string `json:"crlf_sha256"` // of the bytes with every line break written CRLF
+	Undecoded  bool   `json:"undecoded"`   // Python did not decode it and kept the encoded text
+	// The defects Python noted on the part, by class name (MissingHeaderBodySeparatorDefect).
+	Defects []string `json:"defects"`
 }
 
 // RspamdURL is one link from task:get_urls(true, true).
@@ -179,10 +194,11 @@ func PythonEmail(tb testing.TB, files []string) map[string]Findings {
 	res := make(map[string]Findings, len(files))
 	err = eachJSONLine(out, func(raw []byte) error {
 		var l struct {
-			File   string   `json:"file"`
-			Error  string   `json:"error"`
-			Text   string   `json:"text"`
-			Hashes []string `json:"hashes"`
+			File   string       `json:"file"`
+			Error  string       `json:"error"`
+			Text   string       `json:"text"`
+			Hashes []string     `json:"hashes"`
+			Parts  []PythonPart `json:"parts"`
 		}
 		if err := json.Unmarshal(raw, &l); err != nil {
 			return fmt.Errorf("%.100s: %w", raw, err)
@@ -191,7 +207,7 @@ func PythonEmail(tb testing.TB, files []string) map[string]Findings {
 			// A message the oracle cannot read is one where it finds nothing.
 			tb.Logf("python email could not parse %s: %s", l.File, l.Error)
 		}
-		res[l.File] = Findings{Text: l.Text, Hashes: l.Hashes}
+		res[l.File] = Findings{Text: l.Text, Hashes: l.Hashes, PythonParts: l.Parts}
 		return nil
 	})
 	if err != nil {
