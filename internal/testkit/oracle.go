@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -41,7 +42,26 @@ type Findings struct {
 
 	// Python only: the parts behind Hashes, with what tells a miss from a different reading.
 	PythonParts []PythonPart
+	// enmime only: likewise.
+	EnmimeParts []EnmimePart
 }
+
+// EnmimePart is one part of enmime's Attachments, Inlines and OtherParts.
+type EnmimePart struct {
+	Type, Filename string
+	Size           int
+	SHA256         string
+	// Converted: enmime turned the text of the part into UTF-8 from another charset, so its
+	// bytes are not the part's.
+	Converted bool
+	// Base64Text: the content is base64 text, which enmime kept when it could not decode
+	// it or did not know to.
+	Base64Text bool
+	Errors     []string // what enmime noted while reading the part
+}
+
+// base64Text matches content that is nothing but base64 text and line breaks.
+var base64Text = regexp.MustCompile(`^[A-Za-z0-9+/=\r\n]{16,}$`)
 
 // PythonPart is one leaf part that Python's email package decoded.
 type PythonPart struct {
@@ -230,6 +250,19 @@ func Enmime(tb testing.TB, data []byte) Findings {
 	for _, parts := range [][]*enmime.Part{env.Attachments, env.Inlines, env.OtherParts} {
 		for _, p := range parts {
 			f.Hashes = append(f.Hashes, SHA256Hex(p.Content))
+			cs := strings.ToLower(p.Charset)
+			if p.OrigCharset != "" {
+				cs = strings.ToLower(p.OrigCharset)
+			}
+			ep := EnmimePart{
+				Type: p.ContentType, Filename: p.FileName, Size: len(p.Content), SHA256: SHA256Hex(p.Content),
+				Converted:  p.TextContent() && cs != "" && cs != "utf-8" && cs != "us-ascii" && cs != "ascii",
+				Base64Text: base64Text.Match(bytes.TrimSpace(p.Content)),
+			}
+			for _, e := range p.Errors {
+				ep.Errors = append(ep.Errors, e.Name)
+			}
+			f.EnmimeParts = append(f.EnmimeParts, ep)
 		}
 	}
 	return f
