@@ -123,10 +123,7 @@ func TestCorpusAgainstRspamd(t *testing.T) {
 // has.
 func checkAttachments(t *testing.T, rel string, parts []testkit.RspamdPart, rec *api.Record, tally *tally, used map[string]bool) {
 	t.Helper()
-	have := map[string]bool{}
-	for _, a := range rec.Attachments {
-		have[a.SHA256] = true
-	}
+	have := attachmentSet(rec)
 	for _, part := range parts {
 		if !part.Leaf() || !part.Attachment && (part.Len == 0 || strings.HasPrefix(part.Type, "text/")) {
 			continue
@@ -275,6 +272,30 @@ func dropToken(n string) string {
 	}
 	u.RawQuery = strings.Join(kept, "&")
 	return u.String()
+}
+
+// eachCorpusRecord parses every message of the shared corpus with the sensor and calls fn
+// with its path, its path inside the corpus, and its record.
+func eachCorpusRecord(t *testing.T, fn func(file, rel string, rec *api.Record)) {
+	t.Helper()
+	dir := testkit.CorpusDir(t)
+	p, err := parser.New(parser.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range testkit.CorpusMessages(t, dir) {
+		rel, _ := filepath.Rel(dir, file)
+		fn(file, rel, parseFile(t, p, file))
+	}
+}
+
+// attachmentSet holds the sha256 of every attachment of the record, at every depth.
+func attachmentSet(rec *api.Record) map[string]bool {
+	have := make(map[string]bool, len(rec.Attachments))
+	for _, a := range rec.Attachments {
+		have[a.SHA256] = true
+	}
+	return have
 }
 
 func parseFile(t *testing.T, p *parser.Parser, file string) *api.Record {

@@ -4,13 +4,12 @@ package oracle
 
 import (
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
-	"github.com/journalsensor/sensor/parser"
 )
 
 // enmimeMisreads are corpus messages whose structure enmime reads otherwise than the sensor
@@ -27,24 +26,13 @@ func undecodable(name string) bool { return name == "Malformed Base64" || name =
 // converts text parts to UTF-8, lists body texts among its parts, hands a journal report's
 // original on as a part, and keeps the base64 text of a part it cannot or will not decode.
 func TestCorpusAgainstEnmime(t *testing.T) {
-	dir := testkit.CorpusDir(t)
-	files := testkit.CorpusMessages(t, dir)
-	p, err := parser.New(parser.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tally := newTally()
-	for _, file := range files {
-		rec := parseFile(t, p, file)
+	eachCorpusRecord(t, func(file, rel string, rec *api.Record) {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rel, _ := filepath.Rel(dir, file)
-		have := map[string]bool{}
-		for _, a := range rec.Attachments {
-			have[a.SHA256] = true
-		}
+		have := attachmentSet(rec)
 		for _, part := range testkit.Enmime(t, data).EnmimeParts {
 			key := rel + " " + part.Type + " " + part.Filename + " " + part.SHA256 + " " + strings.Join(part.Errors, ",")
 			switch {
@@ -70,6 +58,6 @@ func TestCorpusAgainstEnmime(t *testing.T) {
 				tally.add("missed", key)
 			}
 		}
-	}
+	})
 	tally.log(t, "enmime's attachments")
 }

@@ -3,13 +3,12 @@
 package oracle
 
 import (
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/journalsensor/sensor/api"
 	"github.com/journalsensor/sensor/internal/testkit"
-	"github.com/journalsensor/sensor/parser"
 )
 
 // TestCorpusAgainstPython fails on a part of a corpus message that Python's email package
@@ -19,21 +18,10 @@ import (
 // decodes plain base64 under a missing or unknown encoding), ends a header at a line without
 // a colon, reads a multipart it cannot split as one part, and lists empty parts.
 func TestCorpusAgainstPython(t *testing.T) {
-	dir := testkit.CorpusDir(t)
-	files := testkit.CorpusMessages(t, dir)
-	oracle := testkit.PythonEmail(t, files)
-	p, err := parser.New(parser.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	oracle := testkit.PythonEmail(t, testkit.CorpusMessages(t, testkit.CorpusDir(t)))
 	tally := newTally()
-	for _, file := range files {
-		rec := parseFile(t, p, file)
-		rel, _ := filepath.Rel(dir, file)
-		have := map[string]bool{}
-		for _, a := range rec.Attachments {
-			have[a.SHA256] = true
-		}
+	eachCorpusRecord(t, func(file, rel string, rec *api.Record) {
+		have := attachmentSet(rec)
 		for _, part := range oracle[file].PythonParts {
 			key := rel + " " + part.Type + " " + part.Filename + " " + part.SHA256
 			switch {
@@ -57,6 +45,6 @@ func TestCorpusAgainstPython(t *testing.T) {
 				tally.add("missed", key)
 			}
 		}
-	}
+	})
 	tally.log(t, "Python's attachments")
 }
