@@ -164,6 +164,11 @@ func mixed(c *EvasionCase) string {
 	return multipart("b1", textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 }
 
+// mixedMessage is a message of one multipart/mixed with the given parts.
+func mixedMessage(parts ...string) []byte {
+	return mimeMessage(multipart("b1", parts...), `Content-Type: multipart/mixed; boundary="b1"`)
+}
+
 // linkOnlyHTML builds a link-only case whose HTML part holds html.
 func linkOnlyHTML(html func(link string) string) func(*EvasionCase) {
 	return func(c *EvasionCase) {
@@ -195,33 +200,28 @@ func evasions() []evasion {
 			"RFC 2045 §6.1 makes a part without Content-Transfer-Encoding 7bit, so strictly the attachment is the base64 text itself. " +
 				"Senders forget the header on base64 attachments; lenient parsers sniff a body that is all base64 lines and decode it.",
 			func(c *EvasionCase) {
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), pdfPart(c.Attachment, "")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), pdfPart(c.Attachment, ""))
 			}},
 		{"cte-x-base64",
 			"RFC 2045 §6.4 says a part with an unknown Content-Transfer-Encoding is to be treated as application/octet-stream, undecoded. " +
 				"An x- prefixed name of a known encoding is decoded as that encoding by lenient parsers.",
 			func(c *EvasionCase) {
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: x-base64")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: x-base64"))
 			}},
 		{"cte-base-hyphen-64",
 			"A misspelt Content-Transfer-Encoding ('base-64') is unknown under RFC 2045 §6.4; lenient parsers match it to base64 loosely or sniff the body.",
 			func(c *EvasionCase) {
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: base-64")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: base-64"))
 			}},
 		{"cte-bas64",
 			"A misspelt Content-Transfer-Encoding ('bas64') is unknown under RFC 2045 §6.4; lenient parsers sniff a body of base64 lines and decode it.",
 			func(c *EvasionCase) {
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: bas64")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: bas64"))
 			}},
 		{"cte-case-and-space",
 			"RFC 2045 §6.1 makes encoding names case-insensitive; an upper-case value padded with spaces is valid and clients decode it, but exact string matches miss it.",
 			func(c *EvasionCase) {
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding:  BASE64 ")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding:  BASE64 "))
 			}},
 		{"rfc2047-filename",
 			"RFC 2047 §5 forbids encoded-words in parameter values, yet Gmail's web interface and older Outlook write non-ASCII file names that way, and readers decode them to show the name.",
@@ -230,7 +230,7 @@ func evasions() []evasion {
 					`Content-Type: application/pdf; name="=?UTF-8?B?UmVjaG51bmcucGRm?="`,
 					`Content-Disposition: attachment; filename="=?UTF-8?B?UmVjaG51bmcucGRm?="`,
 					"Content-Transfer-Encoding: base64")
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), att), `Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), att)
 			}},
 		{"comment-after-boundary",
 			"RFC 2045 §5.1 allows RFC 822 comments between tokens of Content-Type, so a comment after the quoted boundary is legal; parsers that do not strip comments lose the boundary.",
@@ -256,8 +256,7 @@ func evasions() []evasion {
 				outer := entity(wrapBase64([]byte(inner)),
 					`Content-Type: multipart/mixed; boundary="inner"`,
 					"Content-Transfer-Encoding: base64")
-				c.Message = mimeMessage(multipart("b1", entity("Cover note.\r\n", "Content-Type: text/plain"), outer),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(entity("Cover note.\r\n", "Content-Type: text/plain"), outer)
 			}},
 		{"x-uuencode-attachment",
 			"x-uuencode is no registered Content-Transfer-Encoding (RFC 2045 §6.4 makes it unknown), yet Netscape and Eudora could send it, and Microsoft's MS-OXCMAIL says MIME readers should decode x-uuencode and x-uue parts, as Exchange does.",
@@ -266,7 +265,7 @@ func evasions() []evasion {
 					`Content-Type: application/pdf; name="invoice.pdf"`,
 					`Content-Disposition: attachment; filename="invoice.pdf"`,
 					"Content-Transfer-Encoding: x-uuencode")
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), att), `Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), att)
 			}},
 		{"inline-uuencode",
 			"A 'begin 644' uuencode block inside a text/plain body is no MIME attachment at all, but pre-MIME senders and Outlook 2000 produce it, and Thunderbird's mail code (libmime's untyped-text handler) shows such blocks as attachments.",
@@ -289,8 +288,7 @@ func evasions() []evasion {
 				a, b := splitAfter(c.Link, 20)
 				html := `<html><body><a href=3D"` + a + "=\r\n" + b + `">Open</a></body></html>` + "\r\n"
 				part := entity(html, "Content-Type: text/html; charset=us-ascii", "Content-Transfer-Encoding: quoted-printable")
-				c.Message = mimeMessage(multipart("b1", part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 			}},
 		{"qp-soft-break-7bit",
 			"The body is quoted-printable (href=3D, soft breaks, one inside the URL) but the part declares 7bit, as when a relay rewrites the header and not the body. RFC 2045 says not to decode it, and a client that honours 7bit shows the escapes; " +
@@ -347,8 +345,7 @@ func evasions() []evasion {
 			"A text/css part's @import names a stylesheet the renderer fetches when remote content is allowed; the link sits in a CSS part, not in HTML.",
 			func(c *EvasionCase) {
 				css := entity(`@import url("`+c.Link+`");`+"\r\nbody { color: black; }\r\n", "Content-Type: text/css; charset=us-ascii")
-				c.Message = mimeMessage(multipart("b1", htmlPart("<p>Styled</p>"), css, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(htmlPart("<p>Styled</p>"), css, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 			}},
 		{"css-url",
 			"A url() in CSS (here a background image in a text/css part) is fetched when remote content is allowed; the link is in CSS only.",
@@ -360,8 +357,8 @@ func evasions() []evasion {
 		{"calendar-url",
 			"Clients show text/calendar invitations as events and make the URL property (RFC 5545 §3.8.4.6) a clickable link.",
 			func(c *EvasionCase) {
-				c.Message = mimeMessage(multipart("b1", textPart("the invitation"), calendarPart("URL:"+c.Link),
-					pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")), `Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart("the invitation"), calendarPart("URL:"+c.Link),
+					pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 			}},
 		{"calendar-folded-description",
 			"RFC 5545 §3.1 folds long lines with CRLF and a space that readers remove; a link folded inside DESCRIPTION is whole in the event clients show but never whole in the raw part.",
@@ -400,7 +397,7 @@ func evasions() []evasion {
 		{"message-rfc822",
 			"A message/rfc822 part (RFC 2046 §5.2.1) is a whole forwarded message; clients show it inline with its own links and attachments.",
 			func(c *EvasionCase) {
-				inner := string(mimeMessage(mixed(c), `Content-Type: multipart/mixed; boundary="b1"`))
+				inner := string(mixedMessage(textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")))
 				c.Message = mimeMessage(multipart("outer", entity("Forwarded.\r\n", "Content-Type: text/plain"),
 					entity(inner, "Content-Type: message/rfc822", `Content-Disposition: attachment; filename="fwd.eml"`)),
 					`Content-Type: multipart/mixed; boundary="outer"`)
@@ -408,7 +405,7 @@ func evasions() []evasion {
 		{"message-rfc822-base64",
 			"RFC 2046 §5.2.1 forbids encodings other than 7bit, 8bit or binary on message/rfc822; senders base64 it anyway and lenient clients decode it and show the forwarded message.",
 			func(c *EvasionCase) {
-				inner := mimeMessage(mixed(c), `Content-Type: multipart/mixed; boundary="b1"`)
+				inner := mixedMessage(textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 				c.Message = mimeMessage(multipart("outer", entity("Forwarded.\r\n", "Content-Type: text/plain"),
 					entity(wrapBase64(inner), "Content-Type: message/rfc822", "Content-Transfer-Encoding: base64",
 						`Content-Disposition: attachment; filename="fwd.eml"`)),
@@ -421,7 +418,7 @@ func evasions() []evasion {
 					"Content-Type: application/pdf",
 					"Content-Disposition: attachment;\r\n filename*0*=utf-8''Rechnung%20Nr;\r\n filename*1*=%2042.pdf",
 					"Content-Transfer-Encoding: base64")
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), att), `Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), att)
 			}},
 		{"rfc2231-boundary-continuation",
 			"RFC 2231 continuations apply to any parameter, the boundary included (boundary*0=, boundary*1=); a parser that does not join them has no boundary.",
@@ -436,7 +433,7 @@ func evasions() []evasion {
 					"Content-Type: application/pdf; name*=iso-8859-1'de'%DCbersicht.pdf",
 					"Content-Disposition: attachment; filename*=iso-8859-1'de'%DCbersicht.pdf",
 					"Content-Transfer-Encoding: base64")
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), att), `Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), att)
 			}},
 		{"uppercase-multipart",
 			"RFC 2045 §5.1 makes type, subtype and parameter names case-insensitive; 'MULTIPART/MIXED; BOUNDARY=' is valid and clients accept it; exact matches miss it.",
@@ -453,7 +450,7 @@ func evasions() []evasion {
 		{"lf-line-endings",
 			"RFC 5322 requires CRLF, but messages stored or relayed on Unix have bare LF line ends, and clients read them.",
 			func(c *EvasionCase) {
-				m := mimeMessage(mixed(c), `Content-Type: multipart/mixed; boundary="b1"`)
+				m := mixedMessage(textPart(c.Link), pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 				c.Message = bytes.ReplaceAll(m, []byte("\r\n"), []byte("\n"))
 			}},
 		{"mixed-line-endings",
@@ -510,16 +507,14 @@ func evasions() []evasion {
 					}
 				}
 				part := entity(wrapBase64(u), "Content-Type: text/html; charset=utf-16", "Content-Transfer-Encoding: base64")
-				c.Message = mimeMessage(multipart("b1", part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 			}},
 		{"utf7-html",
 			"UTF-7 (RFC 2152) can spell the whole anchor in base64 runs, so no '<a' or 'https' is in the bytes. Browsers dropped UTF-7, but Thunderbird's mail charset decoding kept it because real mail still uses it; Python's email decodes it, and ICU, which Rspamd converts charsets with, has a UTF-7 converter.",
 			func(c *EvasionCase) {
 				html := "<html><body>Hello " + utf7Shift(`<a href="`+c.Link+`">Open</a>`) + "</body></html>\r\n"
 				part := entity(html, "Content-Type: text/html; charset=utf-7", "Content-Transfer-Encoding: 7bit")
-				c.Message = mimeMessage(multipart("b1", part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 			}},
 		{"disposition-attachment-text",
 			"Content-Disposition: attachment (RFC 2183) on a text/plain part makes clients offer it as a file rather than show it; the link is inside the attached text.",
@@ -527,8 +522,7 @@ func evasions() []evasion {
 				text := "Notes\r\nPortal: " + c.Link + "\r\n"
 				c.Attachment = []byte(text)
 				part := entity(text, "Content-Type: text/plain; charset=us-ascii", `Content-Disposition: attachment; filename="notes.txt"`)
-				c.Message = mimeMessage(multipart("b1", entity("See the notes.\r\n", "Content-Type: text/plain"), part),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(entity("See the notes.\r\n", "Content-Type: text/plain"), part)
 			}},
 		{"octet-stream-html",
 			"An application/octet-stream attachment named .html is opened by the desktop in a browser, by its file name; the link is in HTML that no client renders inline.",
@@ -537,8 +531,7 @@ func evasions() []evasion {
 				c.Attachment = []byte(html)
 				part := entity(wrapBase64(c.Attachment), `Content-Type: application/octet-stream; name="statement.html"`,
 					`Content-Disposition: attachment; filename="statement.html"`, "Content-Transfer-Encoding: base64")
-				c.Message = mimeMessage(multipart("b1", entity("Your statement is attached.\r\n", "Content-Type: text/plain"), part),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(entity("Your statement is attached.\r\n", "Content-Type: text/plain"), part)
 			}},
 		{"zip-text-link",
 			"A zip attachment opens in the desktop's archive tool; the link is in a text file inside it, out of reach of any scan that does not open archives.",
@@ -546,8 +539,7 @@ func evasions() []evasion {
 				c.Attachment = zipOf("readme.txt", "Download the full document at "+c.Link+"\r\n")
 				part := entity(wrapBase64(c.Attachment), `Content-Type: application/zip; name="docs.zip"`,
 					`Content-Disposition: attachment; filename="docs.zip"`, "Content-Transfer-Encoding: base64")
-				c.Message = mimeMessage(multipart("b1", entity("Documents attached.\r\n", "Content-Type: text/plain"), part),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(entity("Documents attached.\r\n", "Content-Type: text/plain"), part)
 			}},
 		{"base64-junk-chars",
 			"RFC 2045 §6.8 tells decoders to ignore characters outside the base64 alphabet; clients decode a body sprinkled with them, strict decoders fail on it.",
@@ -556,7 +548,7 @@ func evasions() []evasion {
 				enc = strings.ReplaceAll(enc, "\r\n", "!\r\n")
 				att := entity(enc, `Content-Type: application/pdf; name="invoice.pdf"`,
 					`Content-Disposition: attachment; filename="invoice.pdf"`, "Content-Transfer-Encoding: base64")
-				c.Message = mimeMessage(multipart("b1", textPart(c.Link), att), `Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(textPart(c.Link), att)
 			}},
 		{"boundary-with-specials",
 			"A quoted boundary may hold characters that are special in Content-Type ('=', ',', '/', ':', '?' and space are all bchars in RFC 2046 §5.1.1); a parser that tokenises parameters without honouring quotes cuts the boundary short.",
@@ -572,8 +564,7 @@ func evasions() []evasion {
 					u = append(u, byte(v>>8), byte(v))
 				}
 				part := entity(wrapBase64(u), "Content-Type: text/html; charset=utf-16", "Content-Transfer-Encoding: base64")
-				c.Message = mimeMessage(multipart("b1", part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64")),
-					`Content-Type: multipart/mixed; boundary="b1"`)
+				c.Message = mixedMessage(part, pdfPart(c.Attachment, "Content-Transfer-Encoding: base64"))
 			}},
 	}
 }
