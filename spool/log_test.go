@@ -223,6 +223,24 @@ func recordLine(id string, n int) string {
 	return fmt.Sprintf(`{"id":%q,"n":%d,"pad":"%s"}`, id, n, strings.Repeat("x", 40))
 }
 
+// commitConcurrently starts workers goroutines that each hand each new records (an id and its
+// recordLine, numbered across workers) to commit, in turn, until commit returns false. The
+// returned group is done when every worker is.
+func commitConcurrently(workers, each int, commit func(w int, id, line string) bool) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				id := ulid.Make().String()
+				if !commit(w, id, recordLine(id, w*each+i)) {
+					return
+				}
+			}
+		})
+	}
+	return &wg
+}
+
 // commitLines commits n records one after the other and returns their lines, "\n" included.
 func commitLines(t testing.TB, s *Spool, n int) []string {
 	t.Helper()
@@ -272,21 +290,14 @@ func TestCommitReturnsOnlyAfterAnFdatasyncThatFollowedItsWrite(t *testing.T) {
 		returned int64
 	}
 	results := make(chan result, workers*each)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range each {
-				id := ulid.Make().String()
-				line := recordLine(id, w*each+i)
-				if err := s.Commit(id, []byte(line)); err != nil {
-					t.Errorf("Commit: %v", err)
-					return
-				}
-				results <- result{line, fs.clock.Add(1)}
-			}
-		})
-	}
-	wg.Wait()
+	commitConcurrently(workers, each, func(_ int, id, line string) bool {
+		if err := s.Commit(id, []byte(line)); err != nil {
+			t.Errorf("Commit: %v", err)
+			return false
+		}
+		results <- result{line, fs.clock.Add(1)}
+		return true
+	}).Wait()
 	close(results)
 
 	fs.mu.Lock()
@@ -443,19 +454,12 @@ func TestConcurrentCommitFaultsInTheLog(t *testing.T) {
 				err        error
 			}
 			results := make([][]result, workers)
-			var wg sync.WaitGroup
-			for w := range workers {
-				wg.Go(func() {
-					for i := range each {
-						id := ulid.Make().String()
-						line := recordLine(id, w*each+i)
-						start := fs.clock.Add(1)
-						err := s.Commit(id, []byte(line))
-						results[w] = append(results[w], result{line + "\n", start, fs.clock.Add(1), err})
-					}
-				})
-			}
-			wg.Wait()
+			commitConcurrently(workers, each, func(w int, id, line string) bool {
+				start := fs.clock.Add(1)
+				err := s.Commit(id, []byte(line))
+				results[w] = append(results[w], result{line + "\n", start, fs.clock.Add(1), err})
+				return true
+			}).Wait()
 
 			attempted := map[string]bool{}
 			var acked []result
@@ -1140,20 +1144,14 @@ func TestBatchingWhileCommittingDeliversEachRecordOnce(t *testing.T) {
 	s, _ := openLogTest(t, dir, nil, 1024, 1024)
 	const workers, each = 4, 50
 	acked := make([][]string, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range each {
-				id := ulid.Make().String()
-				line := recordLine(id, w*each+i)
-				if err := s.Commit(id, []byte(line)); err != nil {
-					t.Errorf("Commit: %v", err)
-					return
-				}
-				acked[w] = append(acked[w], line+"\n")
-			}
-		})
-	}
+	wg := commitConcurrently(workers, each, func(w int, id, line string) bool {
+		if err := s.Commit(id, []byte(line)); err != nil {
+			t.Errorf("Commit: %v", err)
+			return false
+		}
+		acked[w] = append(acked[w], line+"\n")
+		return true
+	})
 	done := make(chan struct{})
 	go func() {
 		wg.Wait()
