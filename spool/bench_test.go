@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/journalsensor/sensor/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/journalsensor/sensor/internal/atomicfile"
 	"github.com/journalsensor/sensor/wal"
 )
 
