@@ -22,6 +22,28 @@ func decodeAll(t *testing.T, d decoder) (string, int64) {
 	return string(out), n
 }
 
+// checkDecoding decodes in with a decoder from newDec, whole and one byte at a time, and
+// checks the output and the count of repaired bytes against want and repairs.
+func checkDecoding(t *testing.T, newDec func(io.Reader) decoder, in, want string, repairs int64) {
+	t.Helper()
+	got, rep := decodeAll(t, newDec(strings.NewReader(in)))
+	if got != want {
+		if len(got) < 100 && len(want) < 100 {
+			t.Errorf("got %q, want %q", got, want)
+		} else {
+			t.Errorf("decoded %d bytes, want %d", len(got), len(want))
+		}
+	}
+	if rep != repairs {
+		t.Errorf("repairs %d, want %d", rep, repairs)
+	}
+	// Lines split across reads must decode the same way.
+	got1, rep1 := decodeAll(t, newDec(iotest.OneByteReader(strings.NewReader(in))))
+	if got1 != got || rep1 != rep {
+		t.Errorf("one-byte reads differ: %d bytes/%d repairs vs %d/%d", len(got1), rep1, len(got), rep)
+	}
+}
+
 func TestBase64(t *testing.T) {
 	payload := make([]byte, 200_000)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -47,21 +69,7 @@ func TestBase64(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, rep := decodeAll(t, newBase64Reader(strings.NewReader(tc.in), nil))
-			if got != tc.want {
-				t.Errorf("decoded %d bytes, want %d (first diff matters)", len(got), len(tc.want))
-				if len(got) < 100 {
-					t.Errorf("got %q want %q", got, tc.want)
-				}
-			}
-			if rep != tc.repairs {
-				t.Errorf("repairs %d, want %d", rep, tc.repairs)
-			}
-			// The same bytes one at a time must decode the same way.
-			got1, rep1 := decodeAll(t, newBase64Reader(iotest.OneByteReader(strings.NewReader(tc.in)), nil))
-			if got1 != got || rep1 != rep {
-				t.Errorf("one-byte reads differ: %d bytes/%d repairs vs %d/%d", len(got1), rep1, len(got), rep)
-			}
+			checkDecoding(t, func(r io.Reader) decoder { return newBase64Reader(r, nil) }, tc.in, tc.want, tc.repairs)
 		})
 	}
 }
@@ -82,17 +90,7 @@ func TestQuotedPrintable(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, rep := decodeAll(t, newQPReader(strings.NewReader(tc.in), nil))
-			if got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-			if rep != tc.repairs {
-				t.Errorf("repairs %d, want %d", rep, tc.repairs)
-			}
-			got1, _ := decodeAll(t, newQPReader(iotest.OneByteReader(strings.NewReader(tc.in)), nil))
-			if got1 != got {
-				t.Errorf("one-byte reads give %q", got1)
-			}
+			checkDecoding(t, func(r io.Reader) decoder { return newQPReader(r, nil) }, tc.in, tc.want, tc.repairs)
 		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
-	"testing/iotest"
 )
 
 // uuencodeForTest writes data as a uuencode block with LF line ends, zero as a backquote.
@@ -63,22 +62,7 @@ func TestUUDecode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, rep := decodeAll(t, newUUReader(strings.NewReader(tc.in), nil))
-			if got != tc.want {
-				if len(got) < 100 {
-					t.Errorf("got %q, want %q", got, tc.want)
-				} else {
-					t.Errorf("decoded %d bytes, want %d", len(got), len(tc.want))
-				}
-			}
-			if rep != tc.repairs {
-				t.Errorf("repairs %d, want %d", rep, tc.repairs)
-			}
-			// Lines split across reads must decode the same way.
-			got1, rep1 := decodeAll(t, newUUReader(iotest.OneByteReader(strings.NewReader(tc.in)), nil))
-			if got1 != got || rep1 != rep {
-				t.Errorf("one-byte reads differ: %d bytes/%d repairs vs %d/%d", len(got1), rep1, len(got), rep)
-			}
+			checkDecoding(t, func(r io.Reader) decoder { return newUUReader(r, nil) }, tc.in, tc.want, tc.repairs)
 		})
 	}
 }
