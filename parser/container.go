@@ -214,11 +214,11 @@ func (st *state) zip(r io.Reader, i int) error {
 			if texts == nil {
 				texts = map[string]*zipText{}
 			}
-			t := &zipText{st: st, name: m.Name}
 			st.zipTextBytes += zipScanCost
+			t := &zipText{boundedCopy{used: &st.zipTextBytes, max: maxZipTextBytes}, m.Name}
 			t.cut = st.zipTextBytes > maxZipTextBytes
 			texts[m.Path] = t
-			return t, nil
+			return &t.boundedCopy, nil
 		}
 	}
 	res, err := archive.List(r, st.budget, opts)
@@ -289,22 +289,11 @@ func readForLinks(name string) bool {
 	return opensAsHTML(name) || strings.EqualFold(path.Ext(name), ".txt")
 }
 
-// zipText keeps one zip member's bytes, within what is left of maxZipTextBytes.
+// zipText keeps one zip member's bytes, within what is left of maxZipTextBytes for the
+// message.
 type zipText struct {
-	st   *state
+	boundedCopy
 	name string // as List knew it when the bytes began: the local header's
-	b    []byte
-	cut  bool // the cap stopped the copy
-}
-
-func (t *zipText) Write(p []byte) (int, error) {
-	keep := p[:min(len(p), max(maxZipTextBytes-t.st.zipTextBytes, 0))]
-	if len(keep) < len(p) {
-		t.cut = true
-	}
-	t.b = append(t.b, keep...)
-	t.st.zipTextBytes += len(keep)
-	return len(p), nil // the rest is dropped, not refused: refusing would stop List
 }
 
 // scanZipText reads a kept member for links. name is the member's final name (the central
@@ -324,8 +313,7 @@ func (st *state) scanZipText(name string, t *zipText) error {
 	r := bytes.NewReader(b)
 	// Either name may be the one the recipient's tool shows; a mismatch is an anomaly of its own.
 	if opensAsHTML(name) || opensAsHTML(t.name) {
-		return readFailure(st.scanHTMLFile(r))
+		return st.scanHTMLFile(r)
 	}
-	cr, _ := charsetReader("", r)
-	return readFailure(st.urls.ScanText(cr, api.URLSourceAttachment))
+	return readFailure(st.urls.ScanText(r, api.URLSourceAttachment))
 }

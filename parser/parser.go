@@ -731,7 +731,7 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 		r = io.TeeReader(r, io.MultiWriter(tf, pgp))
 		defer st.drain(r) // the tee must see every byte, whatever the URL scanner read
 	}
-	var raw *rawCopy
+	var raw *boundedCopy
 	if qpSniffable(p) {
 		// After the tee: uuencoded and PGP blocks are read from the declared bytes.
 		qp, sniffed := sniffQP(r, st.decodeBufs())
@@ -747,9 +747,9 @@ func (st *state) scanText(r io.Reader, p *walker.Part, ctx *msgCtx, source strin
 		r = qp
 	}
 	label := p.Params["charset"]
-	var both *rawCopy // UTF-16 whose label leaves the byte order open: see OtherByteOrder
+	var both *boundedCopy // UTF-16 whose label leaves the byte order open: see OtherByteOrder
 	if _, open := charset.OtherByteOrder(label, nil); open && raw == nil {
-		both = &rawCopy{}
+		both = newBoundedCopy(maxSniffedRaw)
 		r = io.TeeReader(r, both)
 	}
 	if err := st.scanAs(r, p, source, label, true); err != nil {
@@ -823,8 +823,7 @@ func textSource(mediaType string) (source string, ok bool) {
 // scanHTMLFile reads the links of an attachment that opensAsHTML, whatever its declared type:
 // the desktop opens it by its name, in a browser.
 func (st *state) scanHTMLFile(r io.Reader) error {
-	cr, _ := charsetReader("", r)
-	return st.urls.ScanHTML(cr, api.URLSourceAttachment)
+	return readFailure(st.urls.ScanHTML(r, api.URLSourceAttachment))
 }
 
 // opensAsHTML reports whether a file of this name opens in a web browser when the recipient

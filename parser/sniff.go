@@ -310,7 +310,7 @@ func sniffQP(r io.Reader, bufs *byteCache) (d decoder, sniffed bool) {
 	if !shape.looks() {
 		return body, false
 	}
-	raw := &rawCopy{}
+	raw := newBoundedCopy(maxSniffedRaw)
 	return &sniffedQP{qpReader: newQPReader(io.TeeReader(body, raw), bufs), body: body, raw: raw}, true
 }
 
@@ -319,19 +319,32 @@ func sniffQP(r io.Reader, bufs *byteCache) (d decoder, sniffed bool) {
 // and a cap keeps hostile ones bounded.
 const maxSniffedRaw = 1 << 20
 
-// rawCopy keeps the first maxSniffedRaw bytes written to it, and says whether it dropped more.
-type rawCopy struct {
-	b   []byte
-	cut bool
+// boundedCopy keeps the bytes written to it while its budget lasts: a count of bytes kept
+// (used) against a maximum, its own or one that several copies share. It says whether it
+// dropped any, and never fails a write, so a tee or a zip listing goes on past its end.
+type boundedCopy struct {
+	b    []byte
+	cut  bool
+	used *int
+	max  int
+	own  int // used, when the budget is the copy's own
 }
 
-func (c *rawCopy) Write(p []byte) (int, error) {
-	n := len(p)
-	if room := maxSniffedRaw - len(c.b); len(p) > room {
-		p, c.cut = p[:room], true
+// newBoundedCopy returns a copy with a budget of its own of limit bytes.
+func newBoundedCopy(limit int) *boundedCopy {
+	c := &boundedCopy{max: limit}
+	c.used = &c.own
+	return c
+}
+
+func (c *boundedCopy) Write(p []byte) (int, error) {
+	keep := min(len(p), max(c.max-*c.used, 0))
+	if keep < len(p) {
+		c.cut = true
 	}
-	c.b = append(c.b, p...)
-	return n, nil
+	c.b = append(c.b, p[:keep]...)
+	*c.used += keep
+	return len(p), nil
 }
 
 // sniffedQP is the quoted-printable decoding of a sniffed body. Escapes it cannot decode are
@@ -339,7 +352,7 @@ func (c *rawCopy) Write(p []byte) (int, error) {
 type sniffedQP struct {
 	*qpReader
 	body *prefixed
-	raw  *rawCopy // the declared bytes, read for links too once the decoding has been
+	raw  *boundedCopy // the declared bytes, read for links too once the decoding has been
 }
 
 func (*sniffedQP) repairs() (int64, string) { return 0, "" }
