@@ -73,7 +73,7 @@ func String(label string, raw []byte) (string, bool) {
 
 // lookup resolves a charset label. A nil encoding means the text is UTF-8 (or ASCII) already.
 func lookup(label string) (encoding.Encoding, bool) {
-	label = strings.Trim(strings.ToLower(strings.TrimSpace(label)), `"'`)
+	label = normal(label)
 	switch label {
 	case "", "utf-8", "utf8", "us-ascii", "ascii":
 		return nil, true
@@ -98,15 +98,25 @@ func lookup(label string) (encoding.Encoding, bool) {
 // as Rspamd. A sender picks whichever order the scanner does not read, so such text is read
 // both ways. ok is false for every other label, and for text whose mark settles it.
 func OtherByteOrder(label string, head []byte) (other string, ok bool) {
-	switch strings.Trim(strings.ToLower(strings.TrimSpace(label)), `"'`) {
+	switch normal(label) {
 	case "utf-16", "utf16", "unicode", "ucs-2", "csunicode", "iso-10646-ucs-2":
 	default:
 		return "", false
 	}
-	if bytes.HasPrefix(head, []byte{0xFE, 0xFF}) || bytes.HasPrefix(head, []byte{0xFF, 0xFE}) {
+	if hasMark(head) {
 		return "", false
 	}
 	return "utf-16be", true
+}
+
+// hasMark reports whether text starts with a UTF-16 byte order mark.
+func hasMark(head []byte) bool {
+	return len(head) >= 2 && (head[0] == 0xFE && head[1] == 0xFF || head[0] == 0xFF && head[1] == 0xFE)
+}
+
+// normal is a charset label as written in a parameter, in the form the tables know.
+func normal(label string) string {
+	return strings.Trim(strings.ToLower(strings.TrimSpace(label)), `"'`)
 }
 
 // isUTF16 reports whether an encoding from lookup is one of the UTF-16 ones.
@@ -116,7 +126,7 @@ func isUTF16(enc encoding.Encoding) bool {
 }
 
 // byMark returns the UTF-16 decoding a text's byte order mark asks for, which drops the mark,
-// or the label's own when it has none.
+// or label when it has none.
 func byMark(label encoding.Encoding, head []byte) encoding.Encoding {
 	switch {
 	case bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
@@ -132,9 +142,9 @@ var encodedWord = regexp.MustCompile(`(?i)=\?(utf-16(?:be|le)?)\?([bq])\?([^?]*)
 
 // UTF16Words rewrites the RFC 2047 encoded words in s whose charset is UTF-16 as the same text
 // in UTF-8 words, read as a UTF-16 body is read here: a byte order mark wins over the label,
-// and without one the byte order is the one the text shows. The decoders underneath read every
-// "utf-16" word as little-endian and keep its mark as a character, so a big-endian file name
-// came out as CJK noise with its extension hidden. Other words, and words that do not decode,
+// and without one the label decides. The decoders underneath read every "utf-16" word as
+// little-endian and keep its mark as a character, so a big-endian file name with a mark came
+// out as CJK noise with its extension hidden. Other words, and words that do not decode,
 // are left as they are.
 func UTF16Words(s string) string {
 	if !hasUTF16Word(s) {
