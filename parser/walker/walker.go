@@ -813,12 +813,12 @@ func (w *Walker) readHeader(h *Header, path string, messageRoot bool) headerEnd 
 			}
 			line = bytes.Clone(line) // the peek may move the buffer it points into
 			li.data = line
-			if !w.nextIsField() {
+			if !w.nextIsMIMEField() {
 				return bodyStarts(li)
 			}
 			w.report(AnomalyBrokenFold, path, "a line with no colon between two fields read as a folded continuation")
 			if !dropping {
-				add(foldSpace)
+				add([]byte{' '}) // the folding whitespace the line lost
 				add(line)
 			}
 			continue
@@ -834,13 +834,10 @@ func (w *Walker) readHeader(h *Header, path string, messageRoot bool) headerEnd 
 
 const utf8BOM = "\xef\xbb\xbf"
 
-// foldSpace joins a continuation that lacked its leading whitespace to its field.
-var foldSpace = []byte{' '}
-
-// nextIsField reports whether the line after the one just read starts a MIME field
+// nextIsMIMEField reports whether the line after the one just read starts a MIME field
 // (Content-*, MIME-Version). It looks at the buffered input without consuming it; the peek
 // can move the buffer, so the current line's bytes must be copied first.
-func (w *Walker) nextIsField() bool {
+func (w *Walker) nextIsMIMEField() bool {
 	if w.hasPending {
 		return false
 	}
