@@ -865,7 +865,7 @@ func isAttrChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '*'
 }
 
-// maxFieldPeek is how far nextIsField looks for the end of the next line; a field name and
+// maxFieldPeek is how far nextIsMIMEField looks for the end of the next line; a field name and
 // its colon come well within it.
 const maxFieldPeek = 1 << 10
 
