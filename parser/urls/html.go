@@ -83,15 +83,13 @@ func (c *Collector) scanTag(z *html.Tokenizer, tt html.TokenType, source string)
 		var key, val []byte
 		key, val, more = z.TagAttr()
 		switch string(key) {
-		case "href", "xlink:href":
+		case "href", "xlink:href", "action", "formaction":
 			if tag == "base" && string(key) == "href" && c.base == nil {
 				c.setBase(val)
 			}
-			// The links a reader follows, mailto: among them (<a>, <area>, SVG's <a>).
-			c.addLink(c.resolve(val), source)
-		case "action", "formaction":
-			// A form that posts to mailto: opens the reader's mail client with the attacker's
-			// address filled in, as a mailto: href does.
+			// The links a reader follows, mailto: among them (<a>, <area>, SVG's <a>), and the
+			// forms a reader submits: one that posts to mailto: opens the reader's mail client
+			// with the attacker's address filled in, as a mailto: href does.
 			c.addLink(c.resolve(val), source)
 		case "src", "background", "poster":
 			c.add(c.resolve(val), source, false)
