@@ -53,9 +53,9 @@ var encodedWord = regexp.MustCompile(`=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=`)
 // §5), and base64 padded to whole quanta.
 func looseWord(w string) string {
 	m := encodedWord.FindStringSubmatch(w)
-	charset, enc, text := m[1], m[2], m[3]
-	if i := strings.IndexByte(charset, '*'); i > 0 {
-		charset = charset[:i]
+	cs, enc, text := m[1], m[2], m[3]
+	if i := strings.IndexByte(cs, '*'); i > 0 {
+		cs = cs[:i]
 	}
 	if enc == "b" || enc == "B" {
 		text = strings.TrimRight(strings.Join(strings.Fields(text), ""), "=")
@@ -64,7 +64,7 @@ func looseWord(w string) string {
 		}
 		text += strings.Repeat("=", (4-len(text)%4)%4)
 	}
-	return "=?" + charset + "?" + enc + "?" + text + "?="
+	return "=?" + cs + "?" + enc + "?" + text + "?="
 }
 
 func latin1ToUTF8(s string) string {
