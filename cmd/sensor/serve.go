@@ -99,7 +99,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9025", "address for /healthz, /readyz, /metrics and /status")
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "",
 		"file holding a bearer token that /metrics and /status then require (/healthz and /readyz stay open)")
-	fs.StringVar(&c.dataDir, "data-dir", "./sensor-data", "directory for the spool and the default outbox")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir, "directory for the spool and the default outbox")
 	fs.StringVar(&c.pipelineURL, "pipeline-url", "", "https://... scoring pipeline, or file://DIR (default file://<data-dir>/outbox)")
 	fs.StringVar(&c.pipelineTokenFile, "pipeline-token-file", "", "file holding the pipeline's bearer token")
 	fs.StringVar(&c.pipelineCAFile, "pipeline-ca-file", "", "PEM bundle of the CAs that sign the pipeline's certificate (default: system roots)")

@@ -26,6 +26,9 @@ zcat DIR/spool/deadletter/*.ndjson.gz.
 Flags:
 `
 
+// defaultDataDir is serve's --data-dir when none is given.
+const defaultDataDir = "./sensor-data"
+
 // spoolCmd is `sensor spool ls|cat`: the log's segments are framed binary, not text, so
 // these are how an operator reads what a spool holds.
 func spoolCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -44,7 +47,7 @@ func spoolCmd(args []string, stdout, stderr io.Writer, getenv func(string) strin
 		fmt.Fprint(stderr, spoolUsage)
 		fs.PrintDefaults()
 	}
-	def := "./sensor-data"
+	def := defaultDataDir
 	if v := getenv(envName("data-dir")); v != "" {
 		def = v
 	}
