@@ -112,21 +112,9 @@ func (p RspamdPart) Leaf() bool { return !p.Multipart && !p.Message }
 // its findings keyed by the path as given.
 func Rspamd(tb testing.TB, files []string) map[string]Findings {
 	tb.Helper()
-	if _, err := exec.LookPath("rspamadm"); err != nil {
-		tb.Fatalf("rspamadm not found: install the Debian package rspamd (apt-get install rspamd): %v", err)
-	}
-	dir := tb.TempDir()
-	script := writeOracleFile(tb, dir, "rspamd.lua", rspamdScript)
-	list := writeOracleFile(tb, dir, "files.txt", []byte(strings.Join(files, "\n")+"\n"))
-	// Rspamd writes parse complaints to stderr ("got empty text part"); they only matter
-	// when the run fails.
-	var stderr bytes.Buffer
-	cmd := exec.Command("rspamadm", "lua", "-b", script, "-a", list)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		tb.Fatalf("rspamadm lua: %v\n%s", err, LastLines(stderr.String(), 20))
-	}
+	out := runOracle(tb, "rspamadm", "rspamd", "rspamd.lua", rspamdScript, files, func(script, list string) []string {
+		return []string{"lua", "-b", script, "-a", list}
+	})
 	type line struct {
 		File  string `json:"file"`
 		Error string `json:"error"`
@@ -152,7 +140,7 @@ func Rspamd(tb testing.TB, files []string) map[string]Findings {
 		} `json:"parts"`
 	}
 	res := make(map[string]Findings, len(files))
-	err = eachJSONLine(out, func(raw []byte) error {
+	err := eachJSONLine(out, func(raw []byte) error {
 		var l line
 		if err := json.Unmarshal(raw, &l); err != nil {
 			return fmt.Errorf("%.100s: %w", raw, err)
@@ -198,21 +186,11 @@ func Rspamd(tb testing.TB, files []string) map[string]Findings {
 // process and returns its findings keyed by the path as given. It extracts no links.
 func PythonEmail(tb testing.TB, files []string) map[string]Findings {
 	tb.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		tb.Fatalf("python3 not found: install the Debian package python3 (apt-get install python3): %v", err)
-	}
-	dir := tb.TempDir()
-	script := writeOracleFile(tb, dir, "pyemail.py", pyEmailScript)
-	list := writeOracleFile(tb, dir, "files.txt", []byte(strings.Join(files, "\n")+"\n"))
-	var stderr bytes.Buffer
-	cmd := exec.Command("python3", script, list)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		tb.Fatalf("python3 %s: %v\n%s", script, err, LastLines(stderr.String(), 20))
-	}
+	out := runOracle(tb, "python3", "python3", "pyemail.py", pyEmailScript, files, func(script, list string) []string {
+		return []string{script, list}
+	})
 	res := make(map[string]Findings, len(files))
-	err = eachJSONLine(out, func(raw []byte) error {
+	err := eachJSONLine(out, func(raw []byte) error {
 		var l struct {
 			File   string       `json:"file"`
 			Error  string       `json:"error"`
@@ -275,6 +253,28 @@ func SHA256Hex(b []byte) string {
 }
 
 func isBodyType(t string) bool { return t == "text/plain" || t == "text/html" }
+
+// runOracle runs an oracle's script over files in one process of tool, with the arguments
+// args gives for the script's and the file list's paths, and returns what it printed. A
+// missing tool fails the test and names the Debian package that has it; what the tool writes
+// to stderr (Rspamd's parse complaints, "got empty text part") is shown only when it fails.
+func runOracle(tb testing.TB, tool, pkg, name string, script []byte, files []string, args func(script, list string) []string) []byte {
+	tb.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		tb.Fatalf("%s not found: install the Debian package %s (apt-get install %s): %v", tool, pkg, pkg, err)
+	}
+	dir := tb.TempDir()
+	path := writeOracleFile(tb, dir, name, script)
+	list := writeOracleFile(tb, dir, "files.txt", []byte(strings.Join(files, "\n")+"\n"))
+	var stderr bytes.Buffer
+	cmd := exec.Command(tool, args(path, list)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("%s %s: %v\n%s", tool, name, err, LastLines(stderr.String(), 20))
+	}
+	return out
+}
 
 func writeOracleFile(tb testing.TB, dir, name string, data []byte) string {
 	tb.Helper()
