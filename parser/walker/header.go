@@ -313,11 +313,17 @@ func attributeChars(s string) bool {
 			i += 2
 			continue
 		}
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("*'()<>@,;:\\\"/[]?={}", c) >= 0 {
+		if !isTokenChar(c) || c == '*' || c == '\'' || c == '{' || c == '}' {
 			return false
 		}
 	}
 	return true
+}
+
+// isTokenChar reports whether c may stand in an RFC 2045 token: printable ASCII but the
+// tspecials.
+func isTokenChar(c byte) bool {
+	return ' ' < c && c < 0x7f && strings.IndexByte(`()<>@,;:\"/[]?=`, c) < 0
 }
 
 // unquote undoes quoted-string escapes.

@@ -855,14 +855,10 @@ func (w *Walker) nextIsMIMEField() bool {
 func looksLikeParam(line []byte) bool {
 	line = bytes.TrimLeft(line, " \t;")
 	n := 0
-	for n < len(line) && isAttrChar(line[n]) {
+	for n < len(line) && isTokenChar(line[n]) {
 		n++
 	}
 	return n > 0 && bytes.HasPrefix(bytes.TrimLeft(line[n:], " \t"), []byte("="))
-}
-
-func isAttrChar(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '*'
 }
 
 // maxFieldPeek is how far nextIsMIMEField looks for the end of the next line; a field name and
