@@ -46,12 +46,7 @@ func hasMailtoScheme(raw []byte) bool {
 // none, of its to= header field ("mailto:?to=a@b.example"). The result lives in n.norm until
 // the next call; a URI longer than the limit is cut and n.cut set.
 func (n *normaliser) normaliseMailto(raw []byte) (u []byte, host span, ok bool) {
-	s := bytes.TrimFunc(raw, isURLSpace)
-	s = unenclose(s)
-	if bytes.ContainsAny(s, "\t\n\r") {
-		n.clean = appendWithout(n.clean[:0], s, "\t\n\r")
-		s = n.clean
-	}
+	s := n.prepare(raw)
 	if len(s) < len(mailtoScheme) || !equalFoldASCII(s[:len(mailtoScheme)-1], "mailto") || s[len(mailtoScheme)-1] != ':' {
 		return nil, span{}, false
 	}

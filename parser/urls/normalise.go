@@ -35,6 +35,20 @@ var idnaProfile = idna.New(
 	idna.BidiRule(),
 )
 
+// prepare trims a candidate, takes it out of <...> or quotes, and removes its tabs and line
+// breaks; the result may live in n.clean until the next call.
+func (n *normaliser) prepare(raw []byte) []byte {
+	s := unenclose(bytes.TrimFunc(raw, isURLSpace))
+	if bytes.ContainsAny(s, "\t\n\r") {
+		// QUIRK: WHATWG URL, basic URL parser: every tab and newline is removed before
+		// parsing, so href="ht&#10;tp://evil.example" still leads to evil.example. Header
+		// folding leaves the same marks in a URL handed to Add.
+		n.clean = appendWithout(n.clean[:0], s, "\t\n\r")
+		s = n.clean
+	}
+	return s
+}
+
 // normalise turns a candidate into the form URLs are deduped on: scheme and host lower-cased,
 // the host in IDNA ASCII form, a default port and an empty fragment dropped. Everything else
 // is kept as found, since the exact path and query are evidence. ok is false for anything
@@ -48,15 +62,7 @@ var idnaProfile = idna.New(
 // The result lives in n.norm until the next call. A URL longer than the limit is cut, and
 // n.cut set, rather than dropped: its start is the evidence.
 func (n *normaliser) normalise(raw []byte) (u []byte, host span, ok bool) {
-	s := bytes.TrimFunc(raw, isURLSpace)
-	s = unenclose(s)
-	if bytes.ContainsAny(s, "\t\n\r") {
-		// QUIRK: WHATWG URL, basic URL parser: every tab and newline is removed before
-		// parsing, so href="ht&#10;tp://evil.example" still leads to evil.example. Header
-		// folding leaves the same marks in a URL handed to Add.
-		n.clean = appendWithout(n.clean[:0], s, "\t\n\r")
-		s = n.clean
-	}
+	s := n.prepare(raw)
 
 	var scheme string
 	if len(s) >= 2 && isSlash(s[0]) && isSlash(s[1]) {
